@@ -1,0 +1,122 @@
+"""Queries and writes the backend processes need, one function per use.
+
+Every function takes a Session (or Connection) made by its caller: one per
+command or per message batch, never shared across threads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.orm import Session
+
+from db.tables import Alert, AlertAction, Child, Device, Event, Fix, Zone
+
+
+@dataclass(frozen=True, slots=True)
+class RosterEntry:
+    """One device the gateway accepts and the engine tracks."""
+
+    device_id: str
+    kind: str
+    child_id: int
+    token: str
+    zone_id: int | None
+
+
+class CommandRejected(Exception):
+    """An operator command that cannot be applied (unknown alert, wrong state)."""
+
+
+def roster(session: Session) -> list[RosterEntry]:
+    rows = session.execute(
+        select(Device.id, Device.kind, Child.id, Child.token, Child.zone_id)
+        .join(Child, Device.child_id == Child.id)
+        .order_by(Child.id, Device.id)
+    )
+    return [RosterEntry(*row) for row in rows]
+
+
+def registered_device_ids(session: Session) -> set[str]:
+    return set(session.scalars(select(Device.id).where(Device.child_id.is_not(None))))
+
+
+def devices(session: Session) -> list[tuple[str, str, str]]:
+    """(device id, kind, child token or '-') for ``childsafe devices list``."""
+    rows = session.execute(
+        select(Device.id, Device.kind, Child.token)
+        .outerjoin(Child, Device.child_id == Child.id)
+        .order_by(Device.id)
+    )
+    return [(d, k, t or "-") for d, k, t in rows]
+
+
+def zones(session: Session) -> list[Zone]:
+    return list(session.scalars(select(Zone).order_by(Zone.id)))
+
+
+def insert_fixes(conn: Connection, device_ids: list[str], cols: dict[str, np.ndarray]) -> int:
+    """Bulk-insert one batch of fixes (executemany, one round trip per batch)."""
+    if not device_ids:
+        return 0
+    names = ("t", "lat", "lon", "speed", "bearing", "accuracy", "battery", "flags")
+    lists = [cols[n].tolist() for n in names]
+    rows = [
+        dict(zip(("device_id", *names), values, strict=True))
+        for values in zip(device_ids, *lists, strict=True)
+    ]
+    conn.execute(insert(Fix), rows)
+    return len(rows)
+
+
+def append_events(conn: Connection, events: list[tuple[str, str, int, float, bytes]]) -> None:
+    """Append (topic, origin, seq, ts, body) rows to the event log."""
+    if events:
+        conn.execute(
+            insert(Event),
+            [dict(topic=a, origin=b, seq=c, ts=d, body=e) for a, b, c, d, e in events],
+        )
+
+
+def open_alert(session: Session, **fields: object) -> Alert:
+    """Insert a new alert and its 'opened' history row; the caller commits."""
+    alert = Alert(state="open", **fields)
+    session.add(alert)
+    session.flush()
+    session.add(AlertAction(alert_id=alert.id, action="open", actor="engine", at=alert.opened_at))
+    return alert
+
+
+def acknowledge(session: Session, alert_id: int, operator: str, at: float | None = None) -> Alert:
+    """Mark an open alert acknowledged; the caller commits."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise CommandRejected(f"no alert {alert_id}")
+    if alert.state != "open":
+        raise CommandRejected(f"alert {alert_id} is {alert.state}, not open")
+    if not operator:
+        raise CommandRejected("an acknowledgement needs an operator")
+    now = time.time() if at is None else at
+    alert.state = "acknowledged"
+    alert.acked_by = operator
+    alert.acked_at = now
+    session.add(AlertAction(alert_id=alert_id, action="ack", actor=operator, at=now))
+    return alert
+
+
+def unresolved_alerts(session: Session) -> list[Alert]:
+    return list(
+        session.scalars(select(Alert).where(Alert.state != "resolved").order_by(Alert.id))
+    )
+
+
+def alert_history(session: Session, alert_id: int) -> list[tuple[str, str]]:
+    rows = session.execute(
+        select(AlertAction.action, AlertAction.actor)
+        .where(AlertAction.alert_id == alert_id)
+        .order_by(AlertAction.id)
+    )
+    return [(a, b) for a, b in rows]

@@ -1,0 +1,89 @@
+"""The demo installation: three real safety zones and their children.
+
+Seeding is deterministic (fixed RNG seed) and idempotent, so the demo's
+children keep their tokens and devices across restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from db.tables import Child, Device, Zone
+from resources import path
+
+_FAMILY = "김이박최정강조윤장임한오서신권황안송류홍"
+_GIVEN = "민서준지우하윤도현예은시우수아주원지호서연하준채원유진건우"
+
+
+@dataclass(frozen=True)
+class DemoZone:
+    name: str
+    kind: str
+    lat: float
+    lon: float
+    radius_m: float
+    children: int
+
+
+def demo_zones() -> list[DemoZone]:
+    data = json.loads(path("demo", "zones.json").read_text(encoding="utf-8"))
+    return [DemoZone(**z) for z in data["zones"]]
+
+
+def split_children(total: int | None, zones: list[DemoZone]) -> list[int]:
+    """Children per zone: the pilot's numbers, or ``total`` spread in the same
+    proportions (every zone gets at least one child when total >= len(zones))."""
+    pilot = [z.children for z in zones]
+    if total is None:
+        return pilot
+    if total < 0:
+        raise ValueError("children must be >= 0")
+    weight = sum(pilot)
+    counts = [total * c // weight for c in pilot]
+    counts[0] += total - sum(counts)
+    return counts
+
+
+def seed_demo(session: Session, children: int | None = None) -> int:
+    """Create the demo zones, children and devices unless already present.
+    Returns the number of children created (0 when already seeded)."""
+    if session.scalar(select(func.count()).select_from(Child)):
+        return 0
+    rng = random.Random(20081001)  # u-Seoul's pilot started in 2008
+    now = time.time()
+    zones = demo_zones()
+    tokens: set[str] = set()
+    device_ids: set[str] = set()
+    created = 0
+    children_rows: list[dict[str, object]] = []
+    device_rows: list[dict[str, object]] = []
+    for z, count in zip(zones, split_children(children, zones), strict=True):
+        zone = Zone(name=z.name, kind=z.kind, lat=z.lat, lon=z.lon, radius_m=z.radius_m)
+        session.add(zone)
+        session.flush()
+        for _ in range(count):
+            token = f"C-{rng.getrandbits(28):07X}"
+            while token in tokens:
+                token = f"C-{rng.getrandbits(28):07X}"
+            tokens.add(token)
+            name = rng.choice(_FAMILY) + rng.choice(_GIVEN) + rng.choice(_GIVEN)
+            created += 1
+            children_rows.append(dict(id=created, token=token, name=name, zone_id=zone.id))
+            device_id = f"86{rng.randrange(10**12):012d}"
+            while device_id in device_ids:
+                device_id = f"86{rng.randrange(10**12):012d}"
+            device_ids.add(device_id)
+            device_rows.append(
+                dict(id=device_id, kind="phone", child_id=created, registered_at=now)
+            )
+    # Core bulk inserts: a city-scale seed (580k children) takes seconds, not minutes.
+    session.execute(insert(Child), children_rows)
+    session.execute(insert(Device), device_rows)
+    session.commit()
+    return created

@@ -1,0 +1,272 @@
+"""The bus contract: every message that crosses a ZeroMQ socket.
+
+Each kind is a msgspec Struct tagged by its ``schema`` name and carrying a
+``version``, so a receiver can reject what it does not understand instead of
+guessing (unknown fields are an error, never silently dropped). Bodies are
+MessagePack. Positions always travel as columnar batches (numpy arrays
+serialised as raw little-endian bytes) so that 100k fixes cost one message,
+not 100k.
+
+Topics are the first frame on the bus; the body's ``schema`` repeats the
+kind so a body can be validated on its own (e.g. in the event log).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+import numpy as np
+
+SCHEMA_VERSION = 1
+Source = Literal["live", "replay", "sim"]
+
+# Largest body a subscriber or the engine's command socket will decode; a
+# bigger frame is rejected (and counted) before msgspec sees it.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+# Per-fix flag bits (FixBatch.flags / PositionBatch.flags).
+FLAG_SOS = 1 << 0
+FLAG_BAD_POSITION = 1 << 1  # the device sent no usable position (e.g. SOS with 0,0)
+FLAG_LOW_BATTERY = 1 << 2
+
+
+class Message(
+    msgspec.Struct, tag_field="schema", forbid_unknown_fields=True, kw_only=True, frozen=True
+):
+    """Envelope shared by every bus body.
+
+    ``seq`` is per publisher (``origin``) and gap-free: a subscriber that sees
+    a jump knows it missed something and must resync from a snapshot.
+    """
+
+    version: int = SCHEMA_VERSION
+    source: Source = "live"
+    seq: int = 0
+    ts: float = 0.0
+    origin: str = ""
+
+
+# --------------------------------------------------------------------- positions
+
+
+class FixBatch(Message, tag="fix.batch"):
+    """Validated device fixes from the gateway, one column per field.
+
+    ``device_ids`` is a list (strings do not pack into an array); every other
+    column is an encoded numpy array of the same length (see ``Columns``).
+    """
+
+    device_ids: list[str]
+    t: bytes  # float64 epoch seconds (device time)
+    lat: bytes  # float64 WGS84
+    lon: bytes  # float64 WGS84
+    speed: bytes  # float32 m/s
+    bearing: bytes  # float32 degrees
+    accuracy: bytes  # float32 metres
+    battery: bytes  # int8 percent, -1 unknown
+    flags: bytes  # uint8 FLAG_* bits
+    protocol: str = "osmand"
+
+
+class PositionBatch(Message, tag="pos.batch"):
+    """The engine's live positions after filtering, by child slot.
+
+    Slots index the ``children`` list of the last snapshot; a slot beyond it
+    means the subscriber's roster is stale and it must resync.
+    """
+
+    slots: bytes  # uint32
+    t: bytes  # float64
+    lat: bytes  # float64
+    lon: bytes  # float64
+    inside: bytes  # uint8, 1 when the child is inside any safety zone
+    flags: bytes  # uint8
+
+
+# ----------------------------------------------------------------------- alerts
+
+AlertKind = Literal["sos", "zone_exit", "lost_signal", "not_arrived", "not_departed"]
+AlertState = Literal["open", "acknowledged", "resolved"]
+
+
+class AlertView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """What a console needs to show one alert: pseudonymous by design."""
+
+    id: int
+    kind: AlertKind
+    priority: int  # 1 = most urgent
+    state: AlertState
+    child_token: str
+    child_slot: int
+    device_id: str
+    lat: float
+    lon: float
+    place: str
+    opened_at: float
+    position_is_last_known: bool = False
+    zone: str = ""
+    acked_by: str = ""
+    acked_at: float = 0.0
+
+
+class AlertOpened(Message, tag="alert.opened"):
+    alert: AlertView
+
+
+class AlertUpdated(Message, tag="alert.updated"):
+    alert: AlertView
+    action: str
+    actor: str
+
+
+# ------------------------------------------------------------------ heartbeats
+
+
+class Heartbeat(Message, tag="sys.heartbeat"):
+    """Sent once a second by every publisher; carries its last ``seq`` so a
+    subscriber notices a gap even when the lost message was the last one."""
+
+    last_seq: int
+    stats: dict[str, float] = {}
+
+
+# ------------------------------------------------------------ request / reply
+
+
+class ZoneView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    id: int
+    name: str
+    kind: str
+    lat: float
+    lon: float
+    radius_m: float
+
+
+class SnapshotRequest(Message, tag="req.snapshot"):
+    pass
+
+
+class Snapshot(Message, tag="rep.snapshot"):
+    """The engine's whole live state; ``seq`` is the engine's publish sequence
+    at the moment it was taken, so the receiver drops updates with a lower or
+    equal seq and applies the rest (zguide's Clone pattern)."""
+
+    children: list[str]  # child token per slot
+    positions: PositionBatch
+    alerts: list[AlertView]
+    zones: list[ZoneView]
+
+
+class AckAlert(Message, tag="cmd.ack"):
+    alert_id: int
+    operator: str
+
+
+class CommandReply(Message, tag="rep.command"):
+    ok: bool
+    error: str = ""
+    alert: AlertView | None = None
+
+
+Published = FixBatch | PositionBatch | AlertOpened | AlertUpdated | Heartbeat
+Request = SnapshotRequest | AckAlert
+Reply = Snapshot | CommandReply
+AnyMessage = (
+    FixBatch
+    | PositionBatch
+    | AlertOpened
+    | AlertUpdated
+    | Heartbeat
+    | SnapshotRequest
+    | Snapshot
+    | AckAlert
+    | CommandReply
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyMessage)
+
+
+class BadMessage(ValueError):
+    """A body that is too large, not MessagePack, or not a known schema."""
+
+
+def encode(msg: AnyMessage) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode(body: bytes) -> AnyMessage:
+    if len(body) > MAX_BODY_BYTES:
+        raise BadMessage(f"body of {len(body)} bytes exceeds {MAX_BODY_BYTES}")
+    try:
+        msg = _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadMessage(str(exc)) from exc
+    if msg.version != SCHEMA_VERSION:
+        raise BadMessage(f"{type(msg).__name__} version {msg.version} not supported")
+    return msg
+
+
+def topic_of(msg: AnyMessage) -> bytes:
+    """The bus topic for a message: its schema tag."""
+    return type(msg).__struct_config__.tag.encode("ascii")  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------- column helpers
+
+_DTYPES = {
+    "t": "<f8",
+    "lat": "<f8",
+    "lon": "<f8",
+    "speed": "<f4",
+    "bearing": "<f4",
+    "accuracy": "<f4",
+    "battery": "i1",
+    "flags": "u1",
+    "slots": "<u4",
+    "inside": "u1",
+}
+
+
+def pack(name: str, values: np.ndarray | list[float] | list[int]) -> bytes:
+    """Encode one column with the dtype the contract fixes for ``name``."""
+    return np.ascontiguousarray(values, dtype=_DTYPES[name]).tobytes()
+
+
+def unpack(name: str, raw: bytes) -> np.ndarray:
+    """Decode one column (a read-only view, no copy)."""
+    return np.frombuffer(raw, dtype=_DTYPES[name])
+
+
+def fix_columns(batch: FixBatch) -> dict[str, np.ndarray]:
+    cols = {name: unpack(name, getattr(batch, name)) for name in
+            ("t", "lat", "lon", "speed", "bearing", "accuracy", "battery", "flags")}
+    n = len(batch.device_ids)
+    for name, arr in cols.items():
+        if len(arr) != n:
+            raise BadMessage(f"fix.batch column {name} has {len(arr)} values for {n} devices")
+    return cols
+
+
+def position_columns(batch: PositionBatch) -> dict[str, np.ndarray]:
+    cols = {name: unpack(name, getattr(batch, name)) for name in
+            ("slots", "t", "lat", "lon", "inside", "flags")}
+    n = len(cols["slots"])
+    for name, arr in cols.items():
+        if len(arr) != n:
+            raise BadMessage(f"pos.batch column {name} has {len(arr)} values for {n} slots")
+    return cols
+
+
+def to_jsonable(msg: AnyMessage) -> dict[str, object]:
+    """A JSON-friendly dict of a message, with columns expanded to lists (for
+    ``childsafe tap``)."""
+    out: dict[str, object] = {"schema": topic_of(msg).decode()}
+    out.update(msgspec.to_builtins(msg, builtin_types=(bytes,)))
+    for name, value in list(out.items()):
+        if isinstance(value, bytes) and name in _DTYPES:
+            out[name] = unpack(name, value).tolist()
+    if isinstance(msg, Snapshot):
+        out["positions"] = {"count": len(unpack("slots", msg.positions.slots))}
+    return out
