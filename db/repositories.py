@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.orm import Session
 
 from db.tables import Alert, AlertAction, Child, Device, Event, Fix, Zone
@@ -120,3 +120,10 @@ def alert_history(session: Session, alert_id: int) -> list[tuple[str, str]]:
         .order_by(AlertAction.id)
     )
     return [(a, b) for a, b in rows]
+
+
+def expire_fixes(conn: Connection, cutoff: float) -> int:
+    """Delete raw fixes older than ``cutoff`` (epoch s); incident data lives
+    in alerts and is not touched."""
+    result = conn.execute(delete(Fix).where(Fix.t < cutoff))
+    return int(result.rowcount or 0)

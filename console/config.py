@@ -1,0 +1,113 @@
+"""One installation's settings: where its files live and how its processes meet.
+
+Everything of an installation (store, ipc sockets, logs) lives under its
+``data_dir`` so two installations on one machine never collide. Settings
+come from defaults, then an optional TOML file, then command-line flags.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import platformdirs
+
+from db.store import sqlite_url
+
+# Unix socket paths are limited to 107 bytes; keep a margin for the file name.
+_IPC_PATH_LIMIT = 90
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("childsafe", appauthor=False))
+
+
+@dataclass
+class Config:
+    data_dir: Path = field(default_factory=default_data_dir)
+    db_url: str = ""  # empty: SQLite under data_dir
+    bus_transport: str = "ipc"  # ipc | tcp
+    bus_host: str = "127.0.0.1"
+    bus_pub_port: int = 5601  # tcp only: publishers connect here (XSUB)
+    bus_sub_port: int = 5602  # tcp only: subscribers connect here (XPUB)
+    engine_port: int = 5603  # tcp only: request/reply to the engine
+    osmand_host: str = "127.0.0.1"
+    osmand_port: int = 5055
+    children: int | None = None  # demo seed size; None = the pilot's 2,600
+    sim_interval_s: float = 10.0  # each simulated device reports this often
+    sim_first_incident_s: float = 15.0
+    sim_incident_every_s: float = 180.0
+    operator: str = "operator1"
+    fix_retention_days: float = 30.0
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if not self.db_url:
+            self.db_url = sqlite_url(self.data_dir)
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def _endpoint(self, name: str, port: int) -> str:
+        if self.bus_transport == "tcp":
+            return f"tcp://{self.bus_host}:{port}"
+        path = self.run_dir / f"{name}.sock"
+        if len(str(path)) > _IPC_PATH_LIMIT:
+            raise ValueError(
+                f"data dir {self.data_dir} is too long for ipc sockets; "
+                "use a shorter --data-dir or bus_transport = 'tcp'"
+            )
+        return f"ipc://{path}"
+
+    @property
+    def bus_pub(self) -> str:
+        return self._endpoint("bus-in", self.bus_pub_port)
+
+    @property
+    def bus_sub(self) -> str:
+        return self._endpoint("bus-out", self.bus_sub_port)
+
+    @property
+    def engine_rpc(self) -> str:
+        return self._endpoint("engine", self.engine_port)
+
+    def ipc_paths(self) -> list[Path]:
+        return [Path(e[len("ipc://"):]) for e in (self.bus_pub, self.bus_sub, self.engine_rpc)
+                if e.startswith("ipc://")]
+
+    def ensure_dirs(self) -> None:
+        for d in (self.data_dir, self.run_dir, self.log_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # --------------------------------------------------------- serialisation
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["data_dir"] = str(self.data_dir)
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, object]) -> Config:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+        return cls(**data)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, file: Path | None = None, **overrides: object) -> Config:
+        """Defaults, then ``file`` (TOML, or the JSON a supervisor wrote),
+        then non-None ``overrides``."""
+        data: dict[str, object] = {}
+        if file is not None:
+            text = Path(file).read_text(encoding="utf-8")
+            data = json.loads(text) if str(file).endswith(".json") else tomllib.loads(text)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_mapping(data)

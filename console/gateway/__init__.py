@@ -1,0 +1,1 @@
+"""Device protocols in, validated fix batches out (the gateway process)."""

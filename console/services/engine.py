@@ -1,0 +1,290 @@
+"""The engine: single writer of live state and alerts.
+
+It consumes ``fix.batch`` from the gateway, runs the tracking pipeline,
+opens alerts (committed to the store *before* they are published), and
+answers requests on a ROUTER socket: snapshots for late-joining consoles
+and operator commands, each with an explicit reply.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+from sqlalchemy.orm import Session, sessionmaker
+
+from console.bus import Publisher, SequenceTracker, Subscriber, socket
+from console.services.runtime import Runtime, start
+from db import repositories as repo
+from db.store import open_store
+from db.tables import Alert
+from models.geo import place_name
+from models.messages import (
+    AckAlert,
+    AlertOpened,
+    AlertUpdated,
+    AlertView,
+    BadMessage,
+    CommandReply,
+    FixBatch,
+    PositionBatch,
+    Snapshot,
+    SnapshotRequest,
+    ZoneView,
+    decode,
+    encode,
+    fix_columns,
+    pack,
+)
+from models.tracking import SosPress, Tracker
+
+PRIORITY = {"sos": 1, "zone_exit": 2}
+
+
+@dataclass
+class EngineState:
+    tracker: Tracker
+    alerts: dict[int, AlertView]  # unresolved alerts by id
+    zone_names: dict[int, str]  # zone index -> name
+
+
+def load_state(sessions: sessionmaker[Session]) -> EngineState:
+    with sessions() as s:
+        roster = repo.roster(s)
+        zones = [ZoneView(id=z.id, name=z.name, kind=z.kind, lat=z.lat, lon=z.lon,
+                          radius_m=z.radius_m) for z in repo.zones(s)]
+        open_rows = repo.unresolved_alerts(s)
+    # One slot per child, in roster order; a child may own several devices.
+    slot_of_child: dict[int, int] = {}
+    tokens: list[str] = []
+    home: list[int] = []
+    device_slots: dict[str, int] = {}
+    for r in roster:
+        if r.child_id not in slot_of_child:
+            slot_of_child[r.child_id] = len(tokens)
+            tokens.append(r.token)
+            home.append(r.zone_id if r.zone_id is not None else -1)
+        device_slots[r.device_id] = slot_of_child[r.child_id]
+    tracker = Tracker(tokens, device_slots, home, zones)
+    alerts = {a.id: view_of(a, slot_of_child.get(a.child_id, -1), tokens) for a in open_rows}
+    return EngineState(tracker, alerts, {i: z.name for i, z in enumerate(zones)})
+
+
+def view_of(a: Alert, slot: int, tokens: list[str]) -> AlertView:
+    return AlertView(
+        id=a.id, kind=a.kind, priority=a.priority, state=a.state,  # type: ignore[arg-type]
+        child_token=tokens[slot] if slot >= 0 else "?", child_slot=slot,
+        device_id=a.device_id, lat=a.lat, lon=a.lon, place=a.place, opened_at=a.opened_at,
+        position_is_last_known=a.position_is_last_known, zone=a.zone,
+        acked_by=a.acked_by or "", acked_at=a.acked_at or 0.0,
+    )
+
+
+class Engine:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        cfg = rt.config
+        _, self.sessions = open_store(cfg.db_url)
+        self.state = load_state(self.sessions)
+        self.child_ids = self._child_ids()
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.pub = Publisher(self.ctx, cfg.bus_pub, origin="engine")
+        self.sub = Subscriber(self.ctx, cfg.bus_sub, ("fix.batch",))
+        self.rpc = socket(self.ctx, zmq.ROUTER)
+        self.rpc.bind(cfg.engine_rpc)
+        self.seqs = SequenceTracker()
+        self.fixes_in = 0
+        self.bad_requests = 0
+
+    def _child_ids(self) -> list[int]:
+        with self.sessions() as s:
+            roster = repo.roster(s)
+        ids: list[int] = []
+        seen: set[int] = set()
+        for r in roster:
+            if r.child_id not in seen:
+                seen.add(r.child_id)
+                ids.append(r.child_id)
+        return ids
+
+    # ----------------------------------------------------------------- loop
+    def run(self) -> None:
+        tr = self.state.tracker
+        self.rt.log.info("tracking %d children, %d zones, %d unresolved alerts",
+                         len(tr), len(tr.zones), len(self.state.alerts))
+        poller = zmq.Poller()
+        poller.register(self.sub.sock, zmq.POLLIN)
+        poller.register(self.rpc, zmq.POLLIN)
+        next_beat = 0.0
+        window_start, window_fixes, rate = time.monotonic(), 0, 0.0
+        while not self.rt.should_stop():
+            events = dict(poller.poll(100))
+            if self.rpc in events:
+                self._serve_requests()
+            if self.sub.sock in events:
+                window_fixes += self._drain_fixes()
+            now = time.monotonic()
+            if now >= next_beat:
+                rate = window_fixes / max(now - window_start, 1e-6)
+                window_start, window_fixes = now, 0
+                self.pub.heartbeat({
+                    "children": len(tr), "fixes_per_s": rate, "fixes_in": self.fixes_in,
+                    "applied": tr.applied, "open_alerts": len(self.state.alerts),
+                    "rejected": sum(tr.rejected.values()) + sum(self.sub.rejected.values()),
+                    "gateway_gaps": self.seqs.gaps,
+                })
+                next_beat = now + 1.0
+        self.close()
+
+    def _drain_fixes(self) -> int:
+        """Apply every fix batch waiting now, then publish one position batch."""
+        moved: list[np.ndarray] = []
+        n = 0
+        while True:
+            try:
+                frames = self.sub.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            parsed = self.sub.parse(frames)
+            if parsed is None:
+                continue
+            _, msg = parsed
+            if not isinstance(msg, FixBatch):
+                continue
+            if not self.seqs.check(msg.origin, msg.seq):
+                self.rt.log.warning("gap in %s fixes before seq %d", msg.origin, msg.seq)
+            try:
+                cols = fix_columns(msg)
+            except BadMessage as exc:
+                self.sub.rejected["bad_columns"] += 1
+                self.rt.log.warning("rejected fix batch: %s", exc)
+                continue
+            n += len(msg.device_ids)
+            self.fixes_in += len(msg.device_ids)
+            result = self.state.tracker.step(msg.device_ids, cols)
+            moved.append(result.slots)
+            for press in result.sos:
+                self._open_sos(press)
+            for slot in result.exits:
+                self._open_zone_exit(slot)
+            if n >= 50_000:
+                break
+        if moved:
+            slots = np.unique(np.concatenate(moved))
+            if len(slots):
+                self.pub.send(self._positions(slots))
+        return n
+
+    def _positions(self, slots: np.ndarray) -> PositionBatch:
+        tr = self.state.tracker
+        return PositionBatch(
+            slots=pack("slots", slots), t=pack("t", tr.t[slots]), lat=pack("lat", tr.lat[slots]),
+            lon=pack("lon", tr.lon[slots]), inside=pack("inside", tr.inside[slots]),
+            flags=pack("flags", tr.flags[slots]),
+        )
+
+    # --------------------------------------------------------------- alerts
+    def _has_open(self, slot: int, kind: str) -> bool:
+        return any(a.child_slot == slot and a.kind == kind and a.state != "resolved"
+                   for a in self.state.alerts.values())
+
+    def _open_sos(self, press: SosPress) -> None:
+        if self._has_open(press.slot, "sos"):
+            return  # devices repeat alarms; one case per child until resolved
+        self._open_alert("sos", press.slot, press.device_id, press.lat, press.lon,
+                         press.position_is_last_known)
+
+    def _open_zone_exit(self, slot: int) -> None:
+        if self._has_open(slot, "zone_exit"):
+            return
+        tr = self.state.tracker
+        device = next((d for d, s in tr.device_slots.items() if s == slot), "")
+        self._open_alert("zone_exit", slot, device, float(tr.lat[slot]), float(tr.lon[slot]),
+                         False)
+
+    def _open_alert(self, kind: str, slot: int, device_id: str, lat: float, lon: float,
+                    last_known: bool) -> None:
+        tr = self.state.tracker
+        place = place_name(lat, lon) if np.isfinite(lat) and np.isfinite(lon) else "위치 미상"
+        home = int(tr.home[slot])
+        zone = self.state.zone_names.get(home, "")
+        with self.sessions() as s:
+            row = repo.open_alert(
+                s, kind=kind, priority=PRIORITY[kind], child_id=self.child_ids[slot],
+                device_id=device_id, lat=lat, lon=lon, place=place, zone=zone,
+                position_is_last_known=last_known, opened_at=time.time(),
+            )
+            s.commit()  # committed before it is published
+            view = view_of(row, slot, tr.tokens)
+        self.state.alerts[view.id] = view
+        self.pub.send(AlertOpened(alert=view))
+        self.rt.log.info("alert %d opened: %s %s at %s", view.id, kind, view.child_token, place)
+
+    # ------------------------------------------------------------- requests
+    def _serve_requests(self) -> None:
+        while True:
+            try:
+                frames = self.rpc.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) < 2:
+                self.bad_requests += 1
+                continue
+            ident, body = frames[0], frames[-1]
+            try:
+                req = decode(body)
+            except BadMessage as exc:
+                self.bad_requests += 1
+                reply: Snapshot | CommandReply = CommandReply(ok=False, error=f"bad request: {exc}")
+            else:
+                reply = self._handle(req)
+            self.rpc.send_multipart([ident, b"", encode(reply)])
+
+    def _handle(self, req: object) -> Snapshot | CommandReply:
+        if isinstance(req, SnapshotRequest):
+            return self._snapshot()
+        if isinstance(req, AckAlert):
+            return self._ack(req)
+        return CommandReply(ok=False, error=f"unsupported request {type(req).__name__}")
+
+    def _snapshot(self) -> Snapshot:
+        tr = self.state.tracker
+        return Snapshot(
+            seq=self.pub.seq, ts=time.time(), origin="engine",
+            children=tr.tokens, positions=self._positions(tr.known_slots()),
+            alerts=sorted(self.state.alerts.values(), key=lambda a: a.id), zones=tr.zones,
+        )
+
+    def _ack(self, cmd: AckAlert) -> CommandReply:
+        tr = self.state.tracker
+        with self.sessions() as s:
+            try:
+                row = repo.acknowledge(s, cmd.alert_id, cmd.operator)
+            except repo.CommandRejected as exc:
+                return CommandReply(ok=False, error=str(exc))
+            s.commit()
+            old = self.state.alerts.get(row.id)
+            view = view_of(row, old.child_slot if old else -1, tr.tokens)
+        self.state.alerts[view.id] = view
+        self.pub.send(AlertUpdated(alert=view, action="ack", actor=cmd.operator))
+        self.rt.log.info("alert %d acknowledged by %s", view.id, cmd.operator)
+        return CommandReply(ok=True, alert=view)
+
+    def close(self) -> None:
+        self.sub.close()
+        self.pub.close()
+        self.rpc.close(0)
+        self.ctx.term()
+
+
+def main(argv: list[str] | None = None) -> int:
+    rt = start("engine", argv)
+    Engine(rt).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
