@@ -1,0 +1,204 @@
+"""``childsafe`` — the command line operators, tests and scripts rely on.
+
+Every command takes ``--data-dir``: the store, the bus sockets and the logs
+of one installation live under it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from console.config import Config
+
+log = logging.getLogger("childsafe")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    cfg = Config.load(
+        getattr(args, "config", None),
+        data_dir=args.data_dir,
+        db_url=getattr(args, "db", None),
+        children=getattr(args, "children", None),
+    )
+    cfg.ensure_dirs()
+    return cfg
+
+
+def _prepare_store(cfg: Config) -> None:
+    from db.seed import seed_demo
+    from db.store import open_store
+
+    engine, sessions = open_store(cfg.db_url)
+    with sessions() as s:
+        created = seed_demo(s, cfg.children)
+    if created:
+        log.info("seeded the demo: %d children", created)
+    engine.dispose()
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def _run_backend(cfg: Config, services: tuple[str, ...], headless: bool) -> int:
+    from console.supervisor import Supervisor
+
+    sup = Supervisor(cfg, services)
+    sup.start()
+    try:
+        if headless:
+            log.info("backend running (%s); Ctrl+C stops it", ", ".join(services))
+            _wait_for_signal()
+            return 0
+        from console.app import run_console
+
+        return run_console(cfg)
+    finally:
+        sup.stop()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from console.supervisor import DEMO
+
+    cfg = _config(args)
+    _prepare_store(cfg)
+    return _run_backend(cfg, DEMO, args.headless)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from console.supervisor import BACKEND
+
+    cfg = _config(args)
+    _prepare_store(cfg)
+    return _run_backend(cfg, BACKEND, headless=True)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from console.app import run_console
+
+    return run_console(_config(args))
+
+
+def cmd_tap(args: argparse.Namespace) -> int:
+    """Bus traffic as JSON lines, one per message."""
+    import zmq
+
+    from console.bus import Subscriber
+    from models.messages import to_jsonable
+
+    cfg = _config(args)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub = Subscriber(ctx, cfg.bus_sub, (args.prefix,))
+    seen = 0
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.is_set() and (args.count is None or seen < args.count):
+            got = sub.recv(timeout_ms=200)
+            if got is None:
+                continue
+            _, msg = got
+            print(json.dumps(to_jsonable(msg), ensure_ascii=False), flush=True)
+            seen += 1
+    except BrokenPipeError:
+        pass
+    finally:
+        sub.close()
+        ctx.term()
+    return 0
+
+
+def cmd_devices_list(args: argparse.Namespace) -> int:
+    from db import repositories as repo
+    from db.store import open_store
+
+    _, sessions = open_store(_config(args).db_url)
+    with sessions() as s:
+        for device_id, kind, token in repo.devices(s):
+            print(f"{device_id}\t{kind}\t{token}")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from db.store import upgrade
+
+    cfg = _config(args)
+    upgrade(cfg.db_url)
+    print(f"store at {cfg.db_url.split('@')[-1]} is up to date")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tests.bench import run_benchmarks
+
+    return run_benchmarks(args.which, _config(args), args.seconds)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=None,
+                        help="installation folder (default: the platform's user data dir)")
+    common.add_argument("--config", type=Path, default=None, help="TOML settings file")
+    common.add_argument("-v", "--verbose", action="store_true")
+
+    p = argparse.ArgumentParser(prog="childsafe", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
+            parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
+            ) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, parents=[common], help=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    d = add("demo", cmd_demo, "run the whole system with simulated children")
+    d.add_argument("--headless", action="store_true", help="no console window")
+    d.add_argument("--children", type=int, default=None, help="children to simulate")
+    d.add_argument("--db", default=None, help="database URL (default: SQLite in the data dir)")
+    s = add("serve", cmd_serve, "run the backend processes only")
+    s.add_argument("--db", default=None)
+    add("console", cmd_console, "open the console against a running backend")
+    t = add("tap", cmd_tap, "print bus traffic as JSON lines")
+    t.add_argument("prefix", nargs="?", default="", help="topic prefix, e.g. alert.")
+    t.add_argument("--count", type=int, default=None, help="stop after N messages")
+
+    dev = sub.add_parser("devices", help="the device registry")
+    dev_sub = dev.add_subparsers(dest="devices_command", required=True)
+    dl = add("list", cmd_devices_list, "registered devices, id first", dev_sub)
+    dl.add_argument("--db", default=None)
+    dbp = sub.add_parser("db", help="the store")
+    db_sub = dbp.add_subparsers(dest="db_command", required=True)
+    du = add("upgrade", cmd_db_upgrade, "apply schema migrations", db_sub)
+    du.add_argument("--db", default=None)
+
+    b = add("bench", cmd_bench, "measure throughput (numbers, not pass/fail)")
+    b.add_argument("which", nargs="*", default=["pipeline", "map"],
+                   help="pipeline, map (default: both)")
+    b.add_argument("--seconds", type=float, default=10.0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.fn(args))
+    except (ValueError, RuntimeError) as exc:
+        log.error("%s", exc)
+        return 2
