@@ -1,0 +1,143 @@
+"""The operator console's window: live map, alert queue and status bar.
+
+The window owns no bus socket: ``LiveFeed`` does all I/O in its worker
+thread, and a timer on the GUI thread takes one coalesced frame per tick
+(30 per second) and hands it to the widgets.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QWidget
+
+from console.config import Config
+from console.feed import Frame, LiveFeed
+from console.theme import apply_theme
+from models.geo import to_map
+from models.messages import AckAlert, AlertView
+from widgets.alert_queue import AlertQueue
+from widgets.map_view import MapView
+from widgets.status_strip import StatusStrip
+
+FRAME_MS = 33
+
+
+class ConsoleWindow(QMainWindow):
+    def __init__(self, config: Config, feed: LiveFeed | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.config = config
+        self.feed = feed if feed is not None else LiveFeed(config)
+        self.setWindowTitle(f"Child Safety Control Console — {config.operator}")
+        self.map = MapView()
+        self.alerts = AlertQueue()
+        self.status = StatusStrip()
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.map)
+        split.addWidget(self.alerts)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([1000, 600])
+        self.setCentralWidget(split)
+        self.setStatusBar(self.status)
+        self.alerts.acknowledge_requested.connect(self.acknowledge)
+        self.alerts.locate_requested.connect(self.locate)
+        self.followed_slot = -1
+        self._x = np.empty(0)
+        self._y = np.empty(0)
+        self.open_alerts = 0
+        self.frames = 0
+        self.timer = QTimer(self)
+        self.timer.setInterval(FRAME_MS)
+        self.timer.timeout.connect(self.apply_frame)
+
+    def start(self) -> None:
+        self.feed.start()
+        self.timer.start()
+
+    # --------------------------------------------------------------- frames
+    def apply_frame(self) -> None:
+        frame: Frame = self.feed.take()
+        self.frames += 1
+        if frame.zones is not None:
+            self.map.set_zones([(z.name, z.lat, z.lon, z.radius_m) for z in frame.zones])
+        if frame.x is not None and frame.y is not None and frame.status is not None:
+            self._x, self._y = frame.x, frame.y
+            self.map.set_positions(frame.x, frame.y, frame.status)
+            self._follow()
+        if frame.alerts is not None:
+            rows: list[AlertView] = frame.alerts  # type: ignore[assignment]
+            self.alerts.set_alerts(rows)
+            self.open_alerts = sum(1 for a in rows if a.state == "open")
+        for reply in frame.replies:
+            if reply.ok and reply.alert is not None:
+                self.status.say(f"Alert {reply.alert.id} {reply.alert.state}")
+            elif not reply.ok:
+                self.status.say(f"Command refused: {reply.error}")
+        self.status.show_state(frame.state.value, frame.fixes_per_s, frame.children,
+                               self.open_alerts)
+
+    # ------------------------------------------------------------- commands
+    def acknowledge(self, alert_id: int) -> None:
+        self.feed.send(AckAlert(alert_id=alert_id, operator=self.config.operator))
+        self.status.say(f"Acknowledging alert {alert_id}…")
+
+    def locate(self, alert: AlertView) -> None:
+        """Centre on the alert's child — where it is now if we know, else
+        where the alert was raised — and keep it highlighted as it moves."""
+        self.followed_slot = alert.child_slot
+        x, y = self._child_xy(alert.child_slot)
+        if not np.isfinite(x):
+            ax, ay = to_map(np.array([alert.lat]), np.array([alert.lon]))
+            x, y = float(ax[0]), float(ay[0])
+        if np.isfinite(x):
+            self.map.center_on(x, y)
+            self.map.highlight(x, y)
+            self.status.say(f"Following {alert.child_token} ({alert.place})")
+
+    def _child_xy(self, slot: int) -> tuple[float, float]:
+        if 0 <= slot < len(self._x):
+            return float(self._x[slot]), float(self._y[slot])
+        return float("nan"), float("nan")
+
+    def _follow(self) -> None:
+        x, y = self._child_xy(self.followed_slot)
+        if np.isfinite(x):
+            self.map.highlight(x, y)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.timer.stop()
+        self.feed.stop()
+        super().closeEvent(event)
+
+
+def run_console(config: Config) -> int:
+    """Open the console window; returns when it is closed or on SIGINT/SIGTERM."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("childsafe")
+    apply_theme(app)
+    window = ConsoleWindow(config)
+    window.resize(1600, 960)
+    window.show()
+    window.map.fit_seoul()
+    window.start()
+
+    def _quit(*_: object) -> None:
+        window.close()
+        app.quit()
+
+    signal.signal(signal.SIGINT, _quit)
+    signal.signal(signal.SIGTERM, _quit)
+    # Let the interpreter run signal handlers while Qt's loop is in C++.
+    wake = QTimer()
+    wake.start(200)
+    wake.timeout.connect(lambda: None)
+    app.exec()
+    wake.stop()
+    return 0

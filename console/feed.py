@@ -1,0 +1,173 @@
+"""The console's bus worker: all ZeroMQ I/O of the GUI process, in one thread.
+
+The worker keeps the console's state in step with the engine (snapshot,
+then live updates, resync on a gap) and hands the GUI thread *coalesced*
+frames: the latest positions, the alert changes and the status, taken at
+the GUI's own frame rate. It never touches a widget and emits no Qt
+signals, so bursts on the bus cannot flood the GUI's event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from console.bus import Subscriber, socket
+from console.config import Config
+from models.console_state import BusState, ConsoleState
+from models.messages import (
+    AnyMessage,
+    BadMessage,
+    CommandReply,
+    Snapshot,
+    SnapshotRequest,
+    ZoneView,
+    decode,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_RETRY_S = 3.0
+TOPICS = ("pos.", "alert.", "sys.heartbeat")
+
+
+@dataclass
+class Frame:
+    """Everything the GUI needs to repaint, taken at once."""
+
+    state: BusState
+    children: int
+    fixes_per_s: float
+    zones: list[ZoneView] | None = None  # set after a (re)snapshot
+    x: np.ndarray | None = None  # positions, when they changed
+    y: np.ndarray | None = None
+    status: np.ndarray | None = None
+    alerts: list[object] | None = None  # the whole ordered queue, when it changed
+    replies: list[CommandReply] = field(default_factory=list)
+    resyncs: int = 0
+
+
+class LiveFeed:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.state = ConsoleState()
+        self._lock = threading.Lock()
+        self._commands: queue.SimpleQueue[AnyMessage] = queue.SimpleQueue()
+        self._replies: list[CommandReply] = []
+        self._zones_changed = False
+        self._stop = threading.Event()
+        self._asked_at = 0.0
+        self._thread = threading.Thread(target=self._run, name="bus-worker", daemon=True)
+        self.received = 0
+        self.rejected = 0
+
+    # ------------------------------------------------------ GUI-thread API
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def send(self, command: AnyMessage) -> None:
+        """Queue an operator command; its reply comes back in a later Frame."""
+        self._commands.put(command)
+
+    def take(self) -> Frame:
+        with self._lock:
+            st = self.state
+            frame = Frame(
+                state=st.bus_state(), children=len(st.tokens),
+                fixes_per_s=float(st.engine_stats.get("fixes_per_s", 0.0)), resyncs=st.resyncs,
+            )
+            if self._zones_changed:
+                frame.zones = list(st.zones)
+                self._zones_changed = False
+            if st.positions_dirty or st.alerts_dirty:
+                frame.x, frame.y, frame.status = st.x.copy(), st.y.copy(), st.marker_status()
+                st.positions_dirty = False
+            if st.alerts_dirty:
+                frame.alerts = list(st.alerts.rows)
+                st.alerts_dirty = False
+            frame.replies, self._replies = self._replies, []
+        return frame
+
+    # --------------------------------------------------------- the worker
+    def _run(self) -> None:
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        sub = Subscriber(ctx, self.config.bus_sub, TOPICS)
+        rpc = socket(ctx, zmq.DEALER)
+        rpc.connect(self.config.engine_rpc)
+        poller = zmq.Poller()
+        poller.register(sub.sock, zmq.POLLIN)
+        poller.register(rpc, zmq.POLLIN)
+        outstanding: deque[str] = deque()
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                if not self.state.synced and now - self._asked_at > SNAPSHOT_RETRY_S:
+                    rpc.send_multipart([b"", encode(SnapshotRequest())])
+                    self._asked_at = now
+                while not self._commands.empty():
+                    cmd = self._commands.get()
+                    rpc.send_multipart([b"", encode(cmd)])
+                    outstanding.append(type(cmd).__name__)
+                events = dict(poller.poll(50))
+                if sub.sock in events:
+                    self._drain_bus(sub)
+                if rpc in events:
+                    self._drain_replies(rpc, outstanding)
+        finally:
+            sub.close()
+            rpc.close(0)
+            ctx.term()
+
+    def _drain_bus(self, sub: Subscriber) -> None:
+        with self._lock:
+            for _ in range(1000):
+                try:
+                    frames = sub.sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                parsed = sub.parse(frames)
+                if parsed is None:
+                    self.rejected += 1
+                    continue
+                self.received += 1
+                if not self.state.apply(parsed[1]):
+                    log.warning("engine sequence gap at seq %d; resyncing", self.state.seq)
+                    self.state.begin_resync()
+                    self._asked_at = 0.0  # ask for a snapshot now, not at the next retry
+
+    def _drain_replies(self, rpc: zmq.Socket[bytes], outstanding: deque[str]) -> None:
+        while True:
+            try:
+                frames = rpc.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                reply = decode(frames[-1])
+            except BadMessage as exc:
+                log.warning("bad reply from the engine: %s", exc)
+                continue
+            with self._lock:
+                if isinstance(reply, Snapshot):
+                    if self.state.synced:
+                        continue  # an answer to a retried request; we have one
+                    if not self.state.apply_snapshot(reply):
+                        self.state.begin_resync()
+                    self._zones_changed = True
+                    log.info("snapshot at seq %d: %d children, %d alerts", reply.seq,
+                             len(reply.children), len(reply.alerts))
+                elif isinstance(reply, CommandReply):
+                    if outstanding:
+                        outstanding.popleft()
+                    self._replies.append(reply)

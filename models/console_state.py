@@ -1,0 +1,148 @@
+"""What one console knows of the live system, and how it stays in step.
+
+zguide's Clone pattern, Qt-free: subscribe first, then ask the engine for a
+snapshot stamped with its publish sequence; updates at or below that seq
+are already in the snapshot and are dropped, later ones are applied in
+order. A gap in the engine's sequence, or a heartbeat announcing a seq we
+never saw, means something was lost: the state turns STALE and a new
+snapshot is fetched. Nothing is applied twice and nothing is missed.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import Enum
+
+import numpy as np
+
+from models.alerts import AlertBook
+from models.geo import to_map
+from models.messages import (
+    AlertOpened,
+    AlertUpdated,
+    AnyMessage,
+    Heartbeat,
+    PositionBatch,
+    Snapshot,
+    ZoneView,
+    position_columns,
+)
+
+HEARTBEAT_STALE_S = 3.0
+HEARTBEAT_LOST_S = 10.0
+ENGINE = "engine"
+
+
+class BusState(Enum):
+    DISCONNECTED = "DISCONNECTED"
+    STALE = "STALE"
+    LIVE = "LIVE"
+
+
+class ConsoleState:
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+        self.zones: list[ZoneView] = []
+        self.alerts = AlertBook()
+        self.lat = np.empty(0)
+        self.lon = np.empty(0)
+        self.x = np.empty(0)
+        self.y = np.empty(0)
+        self.inside = np.empty(0, dtype=np.uint8)
+        self.seq = -1  # last engine seq applied; -1 = no snapshot yet
+        self.synced = False
+        self.pending: list[AnyMessage] = []  # engine updates seen while resyncing
+        self.last_heartbeat = 0.0
+        self.engine_stats: dict[str, float] = {}
+        self.resyncs = 0
+        self.dropped_old = 0
+        self.positions_dirty = False
+        self.alerts_dirty = False
+
+    # ------------------------------------------------------------- status
+    def bus_state(self, now: float | None = None) -> BusState:
+        now = time.monotonic() if now is None else now
+        age = now - self.last_heartbeat
+        if self.last_heartbeat == 0.0 or age > HEARTBEAT_LOST_S:
+            return BusState.DISCONNECTED
+        if not self.synced or age > HEARTBEAT_STALE_S:
+            return BusState.STALE
+        return BusState.LIVE
+
+    # ----------------------------------------------------------- snapshot
+    def apply_snapshot(self, snap: Snapshot) -> bool:
+        """Replace everything with ``snap``, then replay the updates that
+        arrived meanwhile. False if those reveal a further gap."""
+        n = len(snap.children)
+        self.tokens = list(snap.children)
+        self.zones = list(snap.zones)
+        self.lat = np.full(n, np.nan)
+        self.lon = np.full(n, np.nan)
+        self.x = np.full(n, np.nan)
+        self.y = np.full(n, np.nan)
+        self.inside = np.zeros(n, dtype=np.uint8)
+        self.alerts.reset(list(snap.alerts))
+        self.seq = snap.seq
+        self.synced = True
+        self._apply_positions(snap.positions)
+        self.alerts_dirty = True
+        pending, self.pending = self.pending, []
+        for i, msg in enumerate(pending):
+            if not self.apply(msg):
+                self.pending = pending[i + 1:]
+                return False
+        return True
+
+    def begin_resync(self) -> None:
+        self.synced = False
+        self.resyncs += 1
+
+    # ------------------------------------------------------------ updates
+    def apply(self, msg: AnyMessage, now: float | None = None) -> bool:
+        """Apply one engine message. False means a gap: call ``begin_resync``
+        and fetch a snapshot."""
+        if isinstance(msg, Heartbeat):
+            if msg.origin != ENGINE:
+                return True
+            self.last_heartbeat = time.monotonic() if now is None else now
+            self.engine_stats = dict(msg.stats)
+            return not (self.synced and msg.last_seq > self.seq)
+        if msg.origin != ENGINE:
+            return True
+        if not self.synced:
+            self.pending.append(msg)
+            return True
+        if msg.seq <= self.seq:
+            self.dropped_old += 1
+            return True
+        if msg.seq != self.seq + 1:
+            self.pending.append(msg)
+            return False
+        self.seq = msg.seq
+        if isinstance(msg, PositionBatch):
+            return self._apply_positions(msg)
+        if isinstance(msg, AlertOpened | AlertUpdated):
+            self.alerts.upsert(msg.alert)
+            self.alerts_dirty = True
+        return True
+
+    def _apply_positions(self, batch: PositionBatch) -> bool:
+        cols = position_columns(batch)
+        slots = cols["slots"].astype(np.int64)
+        if len(slots) and slots.max() >= len(self.tokens):
+            return False  # a child we do not know: the roster changed
+        x, y = to_map(cols["lat"], cols["lon"])
+        self.lat[slots] = cols["lat"]
+        self.lon[slots] = cols["lon"]
+        self.x[slots] = x
+        self.y[slots] = y
+        self.inside[slots] = cols["inside"]
+        self.positions_dirty = True
+        return True
+
+    def marker_status(self) -> np.ndarray:
+        """0 outside any zone, 1 inside, 2 the child of an unresolved alert."""
+        status = self.inside.copy()
+        slots = [s for s in self.alerts.unresolved_slots() if s < len(status)]
+        status[slots] = 2
+        return status
