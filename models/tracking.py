@@ -97,11 +97,11 @@ class Tracker:
         s_sorted = slots[order]
         last = np.ones(len(order), dtype=bool)
         last[:-1] = s_sorted[1:] != s_sorted[:-1]
-        pick = order[last]
-        newer = t[pick] > self.t[slots[pick]]
-        stale = len(order) - int(newer.sum())
+        stale = int((t[idx] <= self.t[slots[idx]]).sum())
         if stale:
             self.rejected["out_of_order_or_duplicate"] += stale
+        pick = order[last]
+        newer = t[pick] > self.t[slots[pick]]
         pick = pick[newer]
         s = slots[pick]
         self.t[s] = t[pick]

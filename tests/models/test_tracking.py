@@ -1,0 +1,108 @@
+"""The engine's fix pipeline: ordering, duplicates, SOS, zone hysteresis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models.messages import FLAG_BAD_POSITION, FLAG_SOS, ZoneView
+from models.tracking import INSIDE, OUTSIDE, Tracker
+
+ZONE = ZoneView(id=10, name="Sindorim Elementary", kind="school", lat=37.5085, lon=126.8875,
+                radius_m=300)
+M_LAT = 1 / 111_320  # degrees per metre northwards
+
+
+def tracker() -> Tracker:
+    return Tracker(["C-A", "C-B"], {"dA": 0, "dB": 1, "dB2": 1}, [10, 10], [ZONE])
+
+
+def cols(t: list[float], lat: list[float], lon: list[float] | None = None,
+         flags: list[int] | None = None, accuracy: float = 10.0) -> dict[str, np.ndarray]:
+    n = len(t)
+    return {
+        "t": np.array(t, float), "lat": np.array(lat, float),
+        "lon": np.array(lon if lon is not None else [ZONE.lon] * n, float),
+        "speed": np.zeros(n, np.float32), "bearing": np.zeros(n, np.float32),
+        "accuracy": np.full(n, accuracy, np.float32), "battery": np.full(n, 50, np.int8),
+        "flags": np.array(flags if flags is not None else [0] * n, np.uint8),
+    }
+
+
+def north(metres: float) -> float:
+    return ZONE.lat + metres * M_LAT
+
+
+def test_newest_fix_per_child_wins_and_old_ones_never_move_it() -> None:
+    tr = tracker()
+    res = tr.step(["dA", "dA", "dB"], cols([20, 10, 5], [north(10), north(50), north(0)]))
+    assert sorted(res.slots.tolist()) == [0, 1]
+    assert tr.lat[0] == pytest.approx(north(10))
+    # An older fix, and an exact duplicate, leave the live position alone.
+    res = tr.step(["dA", "dA"], cols([15, 20], [north(100), north(10)]))
+    assert len(res.slots) == 0
+    assert tr.lat[0] == pytest.approx(north(10))
+    assert tr.rejected["out_of_order_or_duplicate"] == 2
+
+
+def test_two_devices_of_one_child_share_its_slot() -> None:
+    tr = tracker()
+    tr.step(["dB"], cols([1], [north(0)]))
+    tr.step(["dB2"], cols([2], [north(20)]))
+    assert tr.lat[1] == pytest.approx(north(20))
+
+
+def test_unknown_devices_are_counted_not_applied() -> None:
+    tr = tracker()
+    res = tr.step(["nobody", "dA"], cols([1, 1], [north(0), north(0)]))
+    assert res.slots.tolist() == [0]
+    assert tr.rejected["unknown_device"] == 1
+
+
+def test_sos_with_bad_position_uses_last_known() -> None:
+    tr = tracker()
+    tr.step(["dA"], cols([1], [north(40)]))
+    res = tr.step(["dA"], cols([2], [math.nan], [math.nan], flags=[FLAG_SOS | FLAG_BAD_POSITION]))
+    assert len(res.sos) == 1
+    press = res.sos[0]
+    assert press.slot == 0 and press.position_is_last_known
+    assert press.lat == pytest.approx(north(40))
+    assert tr.lat[0] == pytest.approx(north(40))  # the live position did not move
+
+
+def test_sos_with_good_position() -> None:
+    tr = tracker()
+    res = tr.step(["dB"], cols([1], [north(5)], flags=[FLAG_SOS]))
+    assert res.sos[0].slot == 1 and not res.sos[0].position_is_last_known
+
+
+def test_zone_exit_needs_to_clear_the_hysteresis() -> None:
+    tr = tracker()
+    tr.step(["dA"], cols([1], [north(250)]))
+    assert tr.home_state[0] == INSIDE and tr.inside[0] == 1
+    res = tr.step(["dA"], cols([2], [north(310)]))  # past the edge but within 15 m
+    assert res.exits == [] and tr.home_state[0] == INSIDE
+    assert tr.inside[0] == 0  # the map shows it outside already
+    res = tr.step(["dA"], cols([3], [north(330)]))
+    assert res.exits == [0] and tr.home_state[0] == OUTSIDE
+    res = tr.step(["dA"], cols([4], [north(400)]))
+    assert res.exits == []  # one exit, not one per fix
+    res = tr.step(["dA"], cols([5], [north(200)]))
+    assert res.enters == [0]
+
+
+def test_poor_accuracy_widens_the_hysteresis() -> None:
+    tr = tracker()
+    tr.step(["dA"], cols([1], [north(250)]))
+    res = tr.step(["dA"], cols([2], [north(360)], accuracy=80.0))
+    assert res.exits == []
+    res = tr.step(["dA"], cols([3], [north(390)], accuracy=80.0))
+    assert res.exits == [0]
+
+
+def test_first_fix_outside_sets_state_without_alert() -> None:
+    tr = tracker()
+    res = tr.step(["dA"], cols([1], [north(900)]))
+    assert res.exits == [] and tr.home_state[0] == OUTSIDE
