@@ -1,0 +1,278 @@
+"""widgets.map_view: the live map, rendered offscreen and read back as pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor, QImage
+from pytestqt.qtbot import QtBot
+
+from models.basemap import Basemap, load_basemap
+from models.geo import to_map
+from widgets.map_view import DEFAULTS, DEMO_ZONES, MapView
+
+# Pure, distinct colours so pixels can be told apart exactly.
+TEST_QSS = """
+MapView {
+    qproperty-backgroundColor: #000000;
+    qproperty-dongColor: #000040;
+    qproperty-districtColor: #4080c0;
+    qproperty-outsideColor: #ff00ff;
+    qproperty-insideColor: #00ff00;
+    qproperty-alertColor: #ff0000;
+    qproperty-highlightColor: #ffff00;
+    qproperty-zoneColor: #00ffff;
+    qproperty-zoneFillColor: rgba(0, 0, 255, 255);
+    qproperty-markerSize: 5;
+    qproperty-alertMarkerSize: 9;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def seoul() -> Basemap:
+    return load_basemap()
+
+
+@pytest.fixture
+def view(qtbot: QtBot, seoul: Basemap) -> Iterator[MapView]:
+    w = MapView(basemap=seoul)
+    qtbot.addWidget(w)
+    w.setStyleSheet(TEST_QSS)
+    w.resize(800, 600)
+    w.show()
+    qtbot.waitExposed(w)
+    w.fit_seoul()
+    yield w
+
+
+def pixels(view: MapView, logical: bool = True) -> npt.NDArray[np.uint32]:
+    """The widget as (h, w) 0xRRGGBB values, one per logical pixel.
+
+    On a HiDPI screen (QT_SCALE_FACTOR=2) every other device pixel is kept,
+    which loses half of a 1-device-pixel line: count those with ``logical=False``.
+    """
+    pixmap = view.grab()
+    step = round(pixmap.devicePixelRatio()) if logical else 1
+    image = pixmap.toImage().convertToFormat(QImage.Format.Format_RGB32)
+    buf = np.frombuffer(image.constBits(), dtype=np.uint32, count=image.height() * image.width())
+    return (buf.reshape(image.height(), image.width())[::step, ::step] & 0xFFFFFF).copy()
+
+
+def rgb(name: str) -> int:
+    return QColor(name).rgb() & 0xFFFFFF
+
+
+def at(px: npt.NDArray[np.uint32], view: MapView, x: float, y: float) -> int:
+    p = view.to_widget(x, y)
+    return int(px[round(p.y()), round(p.x())])
+
+
+def grid_inside_seoul(seoul: Basemap, n: int) -> tuple[npt.NDArray[np.float64], ...]:
+    """Points on a grid over Seoul, clear of the district labels (drawn above markers)."""
+    min_x, min_y, max_x, max_y = seoul.bounds
+    gx, gy = np.meshgrid(
+        np.linspace(min_x + 8000, max_x - 8000, n), np.linspace(min_y + 6000, max_y - 6000, n)
+    )
+    gx, gy = gx.ravel(), gy.ravel()
+    labels = np.array([d.label_point for d in seoul.districts])
+    d2 = (gx[:, None] - labels[None, :, 0]) ** 2 + (gy[:, None] - labels[None, :, 1]) ** 2
+    clear = d2.min(axis=1) > 2000.0**2
+    return gx[clear], gy[clear]
+
+
+def test_qss_properties_set_colours(view: MapView) -> None:
+    assert view.insideColor == QColor("#00ff00")
+    assert view.outsideColor == QColor("#ff00ff")
+    assert view.zoneFillColor == QColor(0, 0, 255, 255)
+    assert view.markerSize == 5
+    assert view.alertMarkerSize == 9
+    view.insideColor = QColor("#123456")
+    assert view.property("insideColor") == QColor("#123456")
+
+
+def test_defaults_without_a_theme(qtbot: QtBot, seoul: Basemap) -> None:
+    w = MapView(basemap=seoul)
+    qtbot.addWidget(w)
+    for name, value in DEFAULTS.items():
+        assert w.property(name) == QColor(value), name
+
+
+def test_boundaries_are_drawn(view: MapView) -> None:
+    px = pixels(view, logical=False)
+    district = np.count_nonzero(px == rgb("#4080c0"))
+    dong = np.count_nonzero(px == rgb("#000040"))
+    assert district > 2000, district
+    assert dong > 2000, dong
+    assert np.count_nonzero(px == 0) > 0.3 * px.size  # background around the city
+
+
+@pytest.mark.parametrize("raster", [True, False], ids=["raster", "drawPoints"])
+def test_markers_are_drawn_where_the_children_are(
+    view: MapView, seoul: Basemap, raster: bool
+) -> None:
+    view.markers.raster = raster
+    x, y = grid_inside_seoul(seoul, 6)
+    status = (np.arange(len(x)) % 3).astype(np.uint8)
+    view.set_positions(x, y, status)
+    px = pixels(view)
+    expected = {0: rgb("#ff00ff"), 1: rgb("#00ff00"), 2: rgb("#ff0000")}
+    for xi, yi, s in zip(x, y, status, strict=True):
+        assert at(px, view, xi, yi) == expected[int(s)], (xi, yi, s)
+    # Fixed pixel size: a 5 px square, a 9 px disc.
+    n_outside, _, n_alert = view.markers.counts
+    assert len(x) >= 12 and n_alert >= 3
+    assert np.count_nonzero(px == expected[0]) == n_outside * 25
+    assert n_alert * 45 < np.count_nonzero(px == expected[2]) < n_alert * 81
+
+
+def test_markers_keep_their_pixel_size_when_zooming(view: MapView, qtbot: QtBot) -> None:
+    x0, y0 = to_map(37.5444, 127.0374)
+    view.set_positions(np.array([x0]), np.array([y0]), np.array([0], dtype=np.uint8))
+    before = np.count_nonzero(pixels(view) == rgb("#ff00ff"))
+    view.center_on(x0, y0, 300)
+    after = np.count_nonzero(pixels(view) == rgb("#ff00ff"))
+    assert before == after == 25
+
+
+def test_nan_positions_are_not_drawn(view: MapView, seoul: Basemap) -> None:
+    x, y = grid_inside_seoul(seoul, 4)
+    x[::2] = np.nan
+    y[1::4] = np.nan
+    status = np.zeros(len(x), dtype=np.uint8)
+    view.set_positions(x, y, status)
+    finite = np.isfinite(x) & np.isfinite(y)
+    assert view.markers.counts == (int(finite.sum()), 0, 0)
+    px = pixels(view)
+    assert np.count_nonzero(px == rgb("#ff00ff")) == 25 * int(finite.sum())
+    view.set_positions(np.full(5, np.nan), np.full(5, np.nan), np.zeros(5, dtype=np.uint8))
+    assert np.count_nonzero(pixels(view) == rgb("#ff00ff")) == 0
+    view.set_positions(np.empty(0), np.empty(0), np.empty(0, dtype=np.uint8))
+    pixels(view)
+
+
+def test_bad_marker_input_is_rejected(view: MapView) -> None:
+    with pytest.raises(ValueError):
+        view.set_positions(np.zeros(3), np.zeros(2), np.zeros(3, dtype=np.uint8))
+    with pytest.raises(ValueError):
+        view.set_positions(np.zeros(3), np.zeros(3), np.array([0, 1, 7], dtype=np.uint8))
+    with pytest.raises(ValueError):
+        view.set_positions(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2), dtype=np.uint8))
+
+
+def test_center_on_changes_the_view(view: MapView) -> None:
+    (ax, bx), _ = view.view_range()
+    assert bx - ax > 30_000  # the whole city
+    x, y = to_map(37.5085, 126.8875)
+    view.center_on(x, y)
+    (cx0, cx1), (cy0, cy1) = view.view_range()
+    assert (cx0 + cx1) / 2 == pytest.approx(x, abs=1)
+    assert (cy0 + cy1) / 2 == pytest.approx(y, abs=1)
+    assert 800 <= min(cx1 - cx0, cy1 - cy0) < 1000
+    with pytest.raises(ValueError):
+        view.center_on(np.nan, y)
+    view.fit_seoul()
+    (fx0, fx1), (fy0, fy1) = view.view_range()
+    min_x, min_y, max_x, max_y = view.basemap.bounds
+    assert fx0 <= min_x and fx1 >= max_x and fy0 <= min_y and fy1 >= max_y
+
+
+def test_zones_are_filled_circles(view: MapView) -> None:
+    view.set_zones(DEMO_ZONES)
+    x, y = to_map(37.5444, 127.0374)
+    view.center_on(x, y, 2000)
+    px = pixels(view)
+    assert at(px, view, x, y) == rgb("#0000ff")
+    assert np.count_nonzero(px == rgb("#0000ff")) > 10_000
+    full = pixels(view, logical=False)
+    r, g = (full >> 16) & 0xFF, (full >> 8) & 0xFF
+    assert np.count_nonzero((g > 150) & (r < 100)) > 200  # the (antialiased) cyan outline
+    # 500 m east of the centre is the edge; 600 m is outside.
+    assert at(px, view, x + 600, y) != rgb("#0000ff")
+    with pytest.raises(ValueError):
+        view.set_zones([("bad", 37.5, 127.0, -5.0)])
+    view.set_zones([])
+    assert at(pixels(view), view, x, y) != rgb("#0000ff")
+
+
+def yellowish(px: npt.NDArray[np.uint32]) -> npt.NDArray[np.bool_]:
+    """Pixels mostly of the (antialiased) yellow highlight."""
+    r, g, b = (px >> 16) & 0xFF, (px >> 8) & 0xFF, px & 0xFF
+    return (r > 160) & (g > 160) & (b < 90)
+
+
+def test_highlight_ring_keeps_its_size(view: MapView) -> None:
+    x, y = to_map(37.6655, 127.0420)
+    view.highlight(x, y)
+    n_city = np.count_nonzero(yellowish(pixels(view)))
+    view.center_on(x, y, 500)
+    px = pixels(view)
+    n_close = np.count_nonzero(yellowish(px))
+    assert n_city > 100
+    assert n_close == pytest.approx(n_city, rel=0.15)
+    p = view.to_widget(x, y)
+    ring = px[round(p.y()) - 25 : round(p.y()) + 26, round(p.x()) - 25 : round(p.x()) + 26]
+    assert np.count_nonzero(yellowish(ring)) == n_close  # all of it around the point
+    assert not yellowish(
+        px[round(p.y()) - 3 : round(p.y()) + 4, round(p.x()) - 3 : round(p.x()) + 4]
+    ).any()
+    view.clear_highlight()
+    assert np.count_nonzero(yellowish(pixels(view))) == 0
+
+
+def test_click_reports_map_metres(view: MapView, qtbot: QtBot) -> None:
+    x, y = to_map(37.5444, 127.0374)
+    p = view.to_widget(x, y)
+    with qtbot.waitSignal(view.clicked, timeout=2000) as blocker:
+        qtbot.mouseClick(view._gv.viewport(), Qt.MouseButton.LeftButton, pos=p.toPoint())
+    cx, cy = blocker.args
+    metres_per_px = view.view_box.viewPixelSize()[0]
+    assert abs(cx - x) < 2 * metres_per_px and abs(cy - y) < 2 * metres_per_px
+    assert view.from_widget(p) == pytest.approx((x, y), abs=2 * metres_per_px)
+
+
+def test_korean_labels_use_a_hangul_font(view: MapView) -> None:
+    from PySide6.QtGui import QFontDatabase
+
+    if "NanumGothic" in QFontDatabase.families():
+        assert view._font.family() == "NanumGothic"
+    names = [label.textItem.toPlainText() for label in view._district_labels]
+    assert "도봉구" in names and len(names) == 25
+
+
+def test_label_point(view: MapView) -> None:
+    d = view.basemap.district("성동구")
+    assert isinstance(view.to_widget(*d.label_point), QPointF)
+
+
+def test_many_zones_are_named_only_when_zoomed_in(view: MapView) -> None:
+    zones = [
+        (f"학교{i}", 37.45 + 0.01 * (i % 20), 126.9 + 0.01 * (i // 20), 300.0) for i in range(40)
+    ]
+    view.set_zones(zones)
+    labels = view._zone_labels
+    assert len(labels) == 40
+    assert not any(label.isVisible() for label in labels)  # 300 m is a few pixels city-wide
+    x, y = to_map(zones[0][1], zones[0][2])
+    view.center_on(x, y, 3000)
+    assert labels[0].isVisible()
+    view.set_zones(DEMO_ZONES)
+    view.fit_seoul()
+    assert all(label.isVisible() for label in view._zone_labels)  # a few: always named
+
+
+def test_a_city_of_markers(view: MapView, seoul: Basemap) -> None:
+    rng = np.random.default_rng(5)
+    min_x, min_y, max_x, max_y = seoul.bounds
+    n = 100_000
+    x, y = rng.uniform(min_x, max_x, n), rng.uniform(min_y, max_y, n)
+    status = rng.integers(0, 3, n).astype(np.uint8)
+    x[rng.choice(n, 1000, replace=False)] = np.nan
+    view.set_positions(x, y, status)
+    assert sum(view.markers.counts) == int(np.isfinite(x).sum())
+    px = pixels(view)
+    assert np.count_nonzero(px == rgb("#ff0000")) > 50_000  # big alert discs cover the map
