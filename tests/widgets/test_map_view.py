@@ -39,7 +39,7 @@ def seoul() -> Basemap:
 
 
 @pytest.fixture
-def view(qtbot: QtBot, seoul: Basemap) -> Iterator[MapView]:
+def view(qtbot: QtBot, seoul: Basemap, caplog: pytest.LogCaptureFixture) -> Iterator[MapView]:
     w = MapView(basemap=seoul)
     qtbot.addWidget(w)
     w.setStyleSheet(TEST_QSS)
@@ -48,6 +48,9 @@ def view(qtbot: QtBot, seoul: Basemap) -> Iterator[MapView]:
     qtbot.waitExposed(w)
     w.fit_seoul()
     yield w
+    # paint() logs instead of raising (an exception there would crash PySide6).
+    errors = [r for r in caplog.records if r.name == "widgets.map_view" and r.levelname == "ERROR"]
+    assert errors == []
 
 
 def pixels(view: MapView, logical: bool = True) -> npt.NDArray[np.uint32]:
