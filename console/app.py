@@ -93,7 +93,7 @@ class ConsoleWindow(QMainWindow):
         self.followed_slot = alert.child_slot
         x, y = self._child_xy(alert.child_slot)
         if not np.isfinite(x):
-            ax, ay = to_map(np.array([alert.lat]), np.array([alert.lon]))
+            ax, ay = to_map(np.array([alert.lat]), np.array([alert.lon]), allow_nan=True)
             x, y = float(ax[0]), float(ay[0])
         if np.isfinite(x):
             self.map.center_on(x, y)
@@ -110,7 +110,7 @@ class ConsoleWindow(QMainWindow):
         if np.isfinite(x):
             self.map.highlight(x, y)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
         self.feed.stop()
         super().closeEvent(event)

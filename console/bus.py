@@ -10,6 +10,7 @@ behind, and the measured default (1,000) lost 95% of a 50k-fix burst.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 
@@ -40,7 +41,9 @@ class Publisher:
                  source: str = "live") -> None:
         self.sock = socket(ctx, zmq.PUB)
         self.sock.connect(endpoint)
-        self.origin = origin
+        # The process id makes each incarnation distinct: a restarted
+        # publisher starts its seq at 1 again, and subscribers must notice.
+        self.origin = f"{origin}:{os.getpid()}"
         self.source = source
         self.seq = 0
 
@@ -106,6 +109,11 @@ class Subscriber:
 
     def close(self) -> None:
         self.sock.close(0)
+
+
+def role_of(origin: str) -> str:
+    """``engine:4242`` -> ``engine``."""
+    return origin.partition(":")[0]
 
 
 class SequenceTracker:

@@ -91,7 +91,12 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_tap(args: argparse.Namespace) -> int:
-    """Bus traffic as JSON lines, one per message."""
+    """Bus traffic as JSON lines, one per message.
+
+    It also listens to heartbeats (shown only if the prefix asks for them):
+    the first message through proves the subscription is live, which it
+    announces on stderr as "tap: listening", so scripts can wait for it.
+    """
     import zmq
 
     from console.bus import Subscriber
@@ -99,8 +104,9 @@ def cmd_tap(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sub = Subscriber(ctx, cfg.bus_sub, (args.prefix,))
+    sub = Subscriber(ctx, cfg.bus_sub, (args.prefix, "sys.heartbeat"))
     seen = 0
+    listening = False
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -109,7 +115,12 @@ def cmd_tap(args: argparse.Namespace) -> int:
             got = sub.recv(timeout_ms=200)
             if got is None:
                 continue
-            _, msg = got
+            topic, msg = got
+            if not listening:
+                listening = True
+                print("tap: listening", file=sys.stderr, flush=True)
+            if not topic.startswith(args.prefix):
+                continue
             print(json.dumps(to_jsonable(msg), ensure_ascii=False), flush=True)
             seen += 1
     except BrokenPipeError:

@@ -33,6 +33,10 @@ HEARTBEAT_LOST_S = 10.0
 ENGINE = "engine"
 
 
+def is_engine(origin: str) -> bool:
+    return origin.partition(":")[0] == ENGINE
+
+
 class BusState(Enum):
     DISCONNECTED = "DISCONNECTED"
     STALE = "STALE"
@@ -50,6 +54,7 @@ class ConsoleState:
         self.y = np.empty(0)
         self.inside = np.empty(0, dtype=np.uint8)
         self.seq = -1  # last engine seq applied; -1 = no snapshot yet
+        self.origin = ""  # the engine incarnation the snapshot came from
         self.synced = False
         self.pending: list[AnyMessage] = []  # engine updates seen while resyncing
         self.last_heartbeat = 0.0
@@ -83,11 +88,14 @@ class ConsoleState:
         self.inside = np.zeros(n, dtype=np.uint8)
         self.alerts.reset(list(snap.alerts))
         self.seq = snap.seq
+        self.origin = snap.origin
         self.synced = True
         self._apply_positions(snap.positions)
         self.alerts_dirty = True
         pending, self.pending = self.pending, []
         for i, msg in enumerate(pending):
+            if msg.origin != snap.origin:
+                continue  # from an engine incarnation before the snapshot's
             if not self.apply(msg):
                 self.pending = pending[i + 1:]
                 return False
@@ -101,17 +109,20 @@ class ConsoleState:
     def apply(self, msg: AnyMessage, now: float | None = None) -> bool:
         """Apply one engine message. False means a gap: call ``begin_resync``
         and fetch a snapshot."""
+        if not is_engine(msg.origin):
+            return True
         if isinstance(msg, Heartbeat):
-            if msg.origin != ENGINE:
-                return True
             self.last_heartbeat = time.monotonic() if now is None else now
             self.engine_stats = dict(msg.stats)
-            return not (self.synced and msg.last_seq > self.seq)
-        if msg.origin != ENGINE:
-            return True
+            if not self.synced:
+                return True
+            return msg.origin == self.origin and msg.last_seq <= self.seq
         if not self.synced:
             self.pending.append(msg)
             return True
+        if msg.origin != self.origin:
+            self.pending.append(msg)
+            return False  # a restarted engine: its seq means nothing to us
         if msg.seq <= self.seq:
             self.dropped_old += 1
             return True

@@ -140,7 +140,8 @@ class Population:
             return []
         self.next_report[due] += self.report_every[due]
         lat = self.clat[due] + self.pos[due, 1] / M_PER_DEG_LAT
-        lon = self.clon[due] + self.pos[due, 0] / (M_PER_DEG_LAT * np.cos(np.radians(self.clat[due])))
+        m_per_deg_lon = M_PER_DEG_LAT * np.cos(np.radians(self.clat[due]))
+        lon = self.clon[due] + self.pos[due, 0] / m_per_deg_lon
         moving = self.speed[due]
         out = [
             SimReport(int(i), now, float(a), float(o), float(s), float(self.heading[i]), 8.0,

@@ -36,7 +36,7 @@ class SeverityDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.palette = palette
 
-    def initStyleOption(self, option: QStyleOptionViewItem,  # noqa: N802
+    def initStyleOption(self, option: QStyleOptionViewItem,
                         index: QModelIndex | QPersistentModelIndex) -> None:
         super().initStyleOption(option, index)
         sev = index.data(SeverityRole)

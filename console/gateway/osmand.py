@@ -9,7 +9,7 @@ milliseconds or an ISO-8601 time; ``alarm=sos`` is the panic button.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 from models.fixes import Rejected, Report
@@ -44,7 +44,7 @@ def parse_time(raw: str) -> float:
     except ValueError:
         raise Rejected("bad_timestamp", f"timestamp={raw[:40]!r}") from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

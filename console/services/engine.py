@@ -253,7 +253,7 @@ class Engine:
     def _snapshot(self) -> Snapshot:
         tr = self.state.tracker
         return Snapshot(
-            seq=self.pub.seq, ts=time.time(), origin="engine",
+            seq=self.pub.seq, ts=time.time(), origin=self.pub.origin,
             children=tr.tokens, positions=self._positions(tr.known_slots()),
             alerts=sorted(self.state.alerts.values(), key=lambda a: a.id), zones=tr.zones,
         )

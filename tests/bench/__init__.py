@@ -1,0 +1,127 @@
+"""Benchmarks behind ``childsafe bench [pipeline] [map] --seconds S``.
+
+Numbers, not pass/fail: each benchmark prints what it measured next to
+DESIGN.md's "Performance budgets" as a ratio (1.00× = exactly the budget).
+Nothing here asserts; a benchmark that cannot run says why and the others
+still run.
+
+- ``pipeline`` (``tests/bench/bench_pipeline.py``): device frames → gateway
+  → engine → store, on SQLite in a fresh temp dir, and also on PostgreSQL
+  when the configuration's ``db_url`` (or ``CHILDSAFE_BENCH_PG_URL``) is a
+  PostgreSQL URL; plus SOS frame-in → console-alert latency under that load.
+- ``map`` (``tests/bench/bench_map.py``): 10,000 and 100,000 live markers
+  redrawn, frames per second.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from console.config import Config
+
+BUDGET_MAP_FPS = 30.0
+MAP_MARKERS = (10_000, 100_000)
+PG_URL_ENV = "CHILDSAFE_BENCH_PG_URL"
+CHILDREN_ENV = "CHILDSAFE_BENCH_CHILDREN"
+
+
+def _pipeline(cfg: Config, seconds: float) -> tuple[list[str], list[str]]:
+    """(headline lines, detail lines)."""
+    from tests.bench import bench_pipeline as bp
+
+    children = int(os.environ.get(CHILDREN_ENV, 0)) or bp.DEFAULT_CHILDREN
+    urls: list[str | None] = [None]  # SQLite, always on a fresh temp dir
+    pg = os.environ.get(PG_URL_ENV) or (cfg.db_url if cfg.db_url.startswith("postgresql")
+                                        else "")
+    if pg:
+        urls.append(pg)
+    heads: list[str] = []
+    out: list[str] = []
+    for url in urls:
+        label = bp.backend_of(url or "sqlite")
+        try:
+            r = bp.run(children=children, seconds=seconds, db_url=url)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            heads.append(f"pipeline {label}: could not run ({type(exc).__name__}: {exc})")
+            continue
+        heads += bp.headline(r)
+        out.append(bp.format_result(r))
+    if not pg:
+        heads.append(f"pipeline postgresql: not run (no PostgreSQL db_url in the configuration "
+                   f"and {PG_URL_ENV} unset); budget "
+                   f"{bp.BUDGET_FIXES_PER_S['postgresql']:,} fixes/s")
+    return heads, out
+
+
+def _fps_of(result: dict[str, Any]) -> float:
+    """The frames-per-second figure of a bench_map result, whatever its key."""
+    for key in ("fps", "frames_per_s", "redraw_fps", "fps_mean"):
+        v = result.get(key)
+        if isinstance(v, int | float):
+            return float(v)
+    for key, v in result.items():
+        if "fps" in key.lower() and isinstance(v, int | float):
+            return float(v)
+    return math.nan
+
+
+def _map(seconds: float) -> tuple[list[str], list[str]]:
+    """(headline lines, detail lines)."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        from tests.bench import bench_map
+    except ImportError as exc:
+        return [f"map: not run — tests/bench/bench_map.py is missing or broken ({exc})"], []
+    out: list[str] = []
+    for markers in MAP_MARKERS:
+        try:
+            r = bench_map.run(markers, seconds)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            out.append(f"map {markers:,} markers: could not run ({type(exc).__name__}: {exc})")
+            continue
+        fps = _fps_of(r) if isinstance(r, dict) else math.nan
+        extra = ", ".join(f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in (r.items() if isinstance(r, dict) else []))
+        if math.isfinite(fps):
+            verdict = "within" if fps >= BUDGET_MAP_FPS else "outside"
+            out.append(f"map {markers:,} markers: {fps:,.1f} fps = {fps / BUDGET_MAP_FPS:.2f}× "
+                       f"the {BUDGET_MAP_FPS:.0f} fps budget ({verdict}) [{extra}]")
+        else:
+            out.append(f"map {markers:,} markers: no fps figure in the result [{extra}]")
+    return out, []
+
+
+def run_benchmarks(which: list[str], cfg: Config, seconds: float) -> int:
+    """Run the named benchmarks (default: all), print a table; always 0."""
+    names = [w.lower() for w in which] or ["pipeline", "map"]
+    heads: list[str] = []
+    details: list[str] = []
+    started = time.monotonic()
+    for name in names:
+        if name == "pipeline":
+            h, d = _pipeline(cfg, seconds)
+        elif name == "map":
+            h, d = _map(seconds)
+        else:
+            h, d = [f"{name}: unknown benchmark (pipeline, map)"], []
+        heads += h
+        details += d
+    print(f"childsafe bench: {', '.join(names)}; {seconds:g} s per load phase; "
+          f"{os.cpu_count()} CPUs; {time.monotonic() - started:.0f} s in all")
+    print("against DESIGN.md 'Performance budgets' (1.00× = exactly the budget):")
+    for line in heads:
+        print(f"  {line}")
+    for block in details:
+        print()
+        print(block)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,109 @@
+"""A real backend for integration tests: bus, engine, recorder and gateway
+as separate processes on a seeded SQLite store, OsmAnd on a free port of
+127.0.0.1."""
+
+from __future__ import annotations
+
+import http.client
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import zmq
+
+from console.bus import socket
+from console.config import Config
+from console.supervisor import BACKEND, Supervisor
+from db import repositories as repo
+from db.repositories import RosterEntry
+from db.seed import seed_demo
+from db.store import open_store
+from models.messages import Snapshot, SnapshotRequest, decode, encode
+from tests.services import free_tcp_port
+
+SEOUL_FOREST = (37.5444, 127.0374)
+
+
+@dataclass
+class Backend:
+    config: Config
+    supervisor: Supervisor
+    roster: list[RosterEntry]
+
+    def send(self, **params: object) -> tuple[int, str]:
+        """One OsmAnd GET, as a phone app sends it."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.config.osmand_port, timeout=5)
+        try:
+            conn.request("GET", "/?" + urlencode(params))
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode()
+        finally:
+            conn.close()
+
+    def fix(self, device: str, lat: float, lon: float, t: float | None = None,
+            **extra: object) -> tuple[int, str]:
+        return self.send(id=device, lat=lat, lon=lon, timestamp=t or time.time(),
+                         accuracy=8, **extra)
+
+    def snapshot(self, timeout_s: float = 5.0) -> Snapshot:
+        """Ask the engine directly, as a console does."""
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        req = socket(ctx, zmq.REQ)
+        try:
+            req.connect(self.config.engine_rpc)
+            req.send(encode(SnapshotRequest()))
+            assert req.poll(int(timeout_s * 1000)), "engine did not answer"
+            snap = decode(req.recv())
+            assert isinstance(snap, Snapshot)
+            return snap
+        finally:
+            req.close(0)
+            ctx.term()
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0,
+             what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def make_config(data_dir: Path, **kw: object) -> Config:
+    cfg = Config(data_dir=data_dir, osmand_port=free_tcp_port(), **kw)  # type: ignore[arg-type]
+    cfg.ensure_dirs()
+    return cfg
+
+
+def _gateway_up(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+        conn.connect()
+        conn.close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def backend(data_dir: Path) -> Iterator[Backend]:
+    cfg = make_config(data_dir, children=30)
+    engine, sessions = open_store(cfg.db_url)
+    with sessions() as s:
+        seed_demo(s, cfg.children)
+        roster = repo.roster(s)
+    engine.dispose()
+    sup = Supervisor(cfg, BACKEND)
+    sup.start()
+    try:
+        b = Backend(cfg, sup, roster)
+        wait_for(lambda: _gateway_up(cfg.osmand_port), 15, "the gateway's port")
+        b.snapshot(timeout_s=15)
+        yield b
+    finally:
+        sup.stop()

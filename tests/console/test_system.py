@@ -1,0 +1,215 @@
+"""The whole backend, end to end over real sockets and processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+from sqlalchemy import select
+
+from console.app import ConsoleWindow
+from console.feed import LiveFeed
+from db.store import open_store
+from db.tables import AlertAction
+from models.console_state import BusState
+from models.messages import AckAlert
+from tests.console.conftest import SEOUL_FOREST, Backend, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def childsafe(*args: str) -> list[str]:
+    return [sys.executable, "-m", "console", *args]
+
+
+def start_tap(backend: Backend, prefix: str, count: int) -> subprocess.Popen[str]:
+    tap = subprocess.Popen(
+        childsafe("tap", prefix, "--count", str(count), "--data-dir",
+                  str(backend.config.data_dir)),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert tap.stderr is not None
+    for line in tap.stderr:  # blocks until the subscription has carried a message
+        if "tap: listening" in line:
+            return tap
+    raise AssertionError("tap never started listening")
+
+
+def open_window(qtbot: QtBot, backend: Backend) -> ConsoleWindow:
+    window = ConsoleWindow(backend.config)
+    qtbot.addWidget(window)
+    window.start()
+    qtbot.waitUntil(lambda: window.status.bus.text() == "LIVE", timeout=10_000)
+    return window
+
+
+def test_sos_request_becomes_alert_row_and_tap_line(backend: Backend, qtbot: QtBot) -> None:
+    window = open_window(qtbot, backend)
+    tap = start_tap(backend, "alert.", 1)
+    child = backend.roster[3]
+    status, _ = backend.fix(child.device_id, *SEOUL_FOREST, alarm="sos")
+    assert status == 200
+
+    out, _ = tap.communicate(timeout=10)
+    line = json.loads(out.strip())
+    assert line["schema"] == "alert.opened"
+    assert line["alert"]["kind"] == "sos"
+    assert line["alert"]["device_id"] == child.device_id
+
+    model = window.alerts.model
+    qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
+    cells = [model.index(0, c).data() for c in range(model.columnCount())]
+    assert cells[1:] == ["P1", "SOS", child.token, "성동구 성수동1가", child.device_id, "open"]
+    window.close()
+
+
+def test_late_joiner_state_equals_engine(backend: Backend) -> None:
+    devices = [r.device_id for r in backend.roster[:20]]
+    early = LiveFeed(backend.config)
+    early.start()
+    try:
+        wait_for(lambda: early.state.synced, what="early feed snapshot")
+        t0 = time.time() - 100
+        for i, d in enumerate(devices[:10]):
+            backend.fix(d, 37.5444 + i * 1e-4, 127.0374, t=t0 + i)
+        late = LiveFeed(backend.config)
+        late.start()
+        try:
+            for i, d in enumerate(devices[5:]):
+                backend.fix(d, 37.5085 + i * 1e-4, 126.8875, t=t0 + 50 + i)
+            backend.fix(devices[0], *SEOUL_FOREST, alarm="sos")
+
+            def all_agree() -> bool:
+                snap = backend.snapshot()
+                engine_lat = np.full(len(snap.children), np.nan)
+                from models.messages import position_columns
+
+                cols = position_columns(snap.positions)
+                engine_lat[cols["slots"]] = cols["lat"]
+                return all(
+                    f.state.synced
+                    and np.array_equal(f.state.lat, engine_lat, equal_nan=True)
+                    and [a.id for a in f.state.alerts.rows] == [a.id for a in snap.alerts]
+                    and len(snap.alerts) == 1
+                    for f in (early, late)
+                )
+
+            wait_for(all_agree, 10, "both feeds to equal the engine")
+            assert np.isfinite(late.state.lat).sum() == 20
+            assert late.state.resyncs == 0 and early.state.resyncs == 0
+        finally:
+            late.stop()
+    finally:
+        early.stop()
+
+
+def test_acknowledge_travels_to_engine_store_and_every_console(
+        backend: Backend, qtbot: QtBot) -> None:
+    first = open_window(qtbot, backend)
+    second = open_window(qtbot, backend)
+    child = backend.roster[5]
+    backend.fix(child.device_id, *SEOUL_FOREST, alarm="sos")
+    qtbot.waitUntil(lambda: first.alerts.model.rowCount() == 1, timeout=5000)
+    first.alerts.table.selectRow(0)
+    assert first.alerts.ack_button.isEnabled()
+    qtbot.mouseClick(first.alerts.ack_button, Qt.MouseButton.LeftButton)
+
+    for window in (first, second):
+        qtbot.waitUntil(lambda w=window: w.alerts.model.index(0, 6).data()
+                        == "acknowledged · operator1", timeout=5000)
+    assert "acknowledged" in first.status.message.text()
+
+    _, sessions = open_store(backend.config.db_url)
+    with sessions() as s:
+        actions = s.execute(select(AlertAction.action, AlertAction.actor)).all()
+    assert [tuple(a) for a in actions] == [("open", "engine"), ("ack", "operator1")]
+
+    # A second acknowledgement is refused with a reason, not applied twice.
+    feed = second.feed
+    feed.send(AckAlert(alert_id=first.alerts.model.alert_at(0).id,  # type: ignore[union-attr]
+                       operator="operator2"))
+    qtbot.waitUntil(lambda: "not open" in second.status.message.text(), timeout=5000)
+    first.close()
+    second.close()
+
+
+def test_bad_and_unregistered_requests_are_refused_and_counted(backend: Backend) -> None:
+    tap = start_tap(backend, "sys.heartbeat", 200)
+    assert backend.send(id="not-registered", lat=37.5, lon=127.0) == (403, "unregistered device")
+    assert backend.send(id=backend.roster[0].device_id, lat=0, lon=0) == (
+        400, "coordinate_null_island")
+    assert backend.send(id=backend.roster[0].device_id, lat="nan", lon=127) == (
+        400, "coordinate_not_finite")
+    assert backend.send(lat=37.5, lon=127.0) == (400, "missing_device_id")
+    # The gateway kept running and still accepts good input.
+    assert backend.fix(backend.roster[0].device_id, *SEOUL_FOREST)[0] == 200
+    assert tap.stdout is not None
+    for line in tap.stdout:
+        hb = json.loads(line)
+        stats = hb["stats"]
+        if hb["origin"].startswith("gateway:") and stats.get("accepted.osmand") == 1:
+            assert stats["rejected.osmand:unregistered_device"] == 1
+            assert stats["rejected.osmand:coordinate_null_island"] == 1
+            assert stats["rejected.osmand:coordinate_not_finite"] == 1
+            assert stats["rejected.osmand:missing_device_id"] == 1
+            break
+    else:
+        pytest.fail("no gateway heartbeat with the counts")
+    tap.terminate()
+    tap.wait(5)
+
+
+def test_supervisor_restarts_a_killed_process_and_console_recovers(backend: Backend) -> None:
+    feed = LiveFeed(backend.config)
+    feed.start()
+    try:
+        wait_for(lambda: feed.take().state is BusState.LIVE, 10, "LIVE")
+        old = backend.supervisor.pid("engine")
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: backend.supervisor.pid("engine") != old, 10, "engine restart")
+        assert backend.supervisor.status()["engine"] == "running"
+        # The new engine starts its sequence afresh; the console notices and
+        # resyncs instead of applying updates out of step.
+        wait_for(lambda: feed.state.resyncs >= 1 and feed.take().state is BusState.LIVE, 20,
+                 "resync after the engine restart")
+
+        def reported() -> bool:
+            # A device reports again and again; the first reports may reach
+            # the bus before the new engine's subscription does.
+            backend.fix(backend.roster[1].device_id, *SEOUL_FOREST)
+            return bool(np.isfinite(feed.state.lat[1]))
+
+        wait_for(reported, 10, "a fix through the restarted engine")
+    finally:
+        feed.stop()
+    pids = [c.proc.pid for c in backend.supervisor.children if c.proc]
+    backend.supervisor.stop()
+    for pid in [*pids, old]:
+        assert not Path(f"/proc/{pid}").exists() or _is_zombie_or_gone(pid)
+    assert not any(p.exists() for p in backend.config.ipc_paths())
+
+
+def _is_zombie_or_gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_devices_list_prints_ids_first(backend: Backend) -> None:
+    out = subprocess.run(childsafe("devices", "list", "--data-dir", str(backend.config.data_dir)),
+                         cwd=ROOT, capture_output=True, text=True, timeout=30, check=True)
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(backend.roster)
+    ids = {line.split()[0] for line in lines}
+    assert ids == {r.device_id for r in backend.roster}
+    assert all(line.split()[1] == "phone" for line in lines)
