@@ -21,7 +21,7 @@ from console.feed import LiveFeed
 from db.store import open_store
 from db.tables import AlertAction
 from models.console_state import BusState
-from models.messages import AckAlert
+from models.messages import AckAlert, position_columns
 from tests.console.conftest import SEOUL_FOREST, Backend, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,22 +88,28 @@ def test_late_joiner_state_equals_engine(backend: Backend) -> None:
                 backend.fix(d, 37.5085 + i * 1e-4, 126.8875, t=t0 + 50 + i)
             backend.fix(devices[0], *SEOUL_FOREST, alarm="sos")
 
+            seen: list[object] = []
+
             def all_agree() -> bool:
                 snap = backend.snapshot()
                 engine_lat = np.full(len(snap.children), np.nan)
-                from models.messages import position_columns
-
                 cols = position_columns(snap.positions)
                 engine_lat[cols["slots"]] = cols["lat"]
+                seen[:] = [snap.seq, len(snap.alerts), engine_lat.tolist()] + [
+                    (f.state.synced, f.state.seq, f.state.resyncs, len(f.state.alerts.rows),
+                     f.state.lat.tolist()) for f in (early, late)]
                 return all(
                     f.state.synced
                     and np.array_equal(f.state.lat, engine_lat, equal_nan=True)
                     and [a.id for a in f.state.alerts.rows] == [a.id for a in snap.alerts]
-                    and len(snap.alerts) == 1
+                    and any(a.kind == "sos" for a in snap.alerts)
                     for f in (early, late)
                 )
 
-            wait_for(all_agree, 10, "both feeds to equal the engine")
+            try:
+                wait_for(all_agree, 10, "both feeds to equal the engine")
+            except AssertionError:
+                raise AssertionError(f"engine vs feeds: {seen}") from None
             assert np.isfinite(late.state.lat).sum() == 20
             assert late.state.resyncs == 0 and early.state.resyncs == 0
         finally:

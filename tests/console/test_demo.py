@@ -1,0 +1,96 @@
+"""`childsafe demo` as a user runs it: whole system, simulated incidents,
+clean stop; and the window as it looks on a real (virtual) screen."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from tests.services import free_tcp_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmd:
+                pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_headless_demo_raises_simulated_incidents_and_stops_cleanly(data_dir: Path) -> None:
+    config = data_dir / "demo.toml"
+    config.write_text(f"osmand_port = {free_tcp_port()}\nsim_first_incident_s = 2.0\n"
+                      "sim_interval_s = 5.0\n")
+    common = ["--data-dir", str(data_dir), "--config", str(config)]
+    demo = subprocess.Popen([sys.executable, "-m", "console", "demo", "--headless",
+                             "--children", "260", *common], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        tap = subprocess.run([sys.executable, "-m", "console", "tap", "alert.opened",
+                              "--count", "2", *common], cwd=ROOT, capture_output=True,
+                             text=True, timeout=90)
+        alerts = [json.loads(line)["alert"] for line in tap.stdout.splitlines()]
+        assert {a["kind"] for a in alerts} == {"sos", "zone_exit"}
+        for a in alerts:
+            assert a["place"].split()[0] in {"성동구", "구로구", "도봉구"}
+            assert a["child_token"].startswith("C-")
+        assert _processes_mentioning(str(data_dir / "run" / "config.json"))
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        out, _ = demo.communicate(timeout=30)
+    assert demo.returncode == 0, out[-3000:]
+    assert "stopped bus" in out
+    assert _processes_mentioning(str(data_dir / "run" / "config.json")) == []
+    assert not list((data_dir / "run").glob("*.sock"))
+
+
+def _near(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 12) -> int:
+    diff = np.abs(img[:, :, :3].astype(int) - np.array(rgb)[None, None, :])
+    return int((diff.max(axis=2) <= tol).sum())
+
+
+@pytest.mark.xvfb
+@pytest.mark.slow
+def test_screenshot_under_xvfb_shows_districts_markers_and_alerts(
+        xvfb_display: str, tmp_path: Path) -> None:
+    env = {"DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb", "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "console.screenshots", "--out", str(tmp_path), "--children",
+         "600", "--osmand-port", str(free_tcp_port()), "--timeout", "90"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["bus"] == "LIVE"
+    assert summary["alert_kinds"] == ["sos", "zone_exit"]
+
+    image = QImage(str(tmp_path / "console.png")).convertToFormat(QImage.Format.Format_RGB888)
+    assert (image.width(), image.height()) == (1600, 960)
+    ptr = image.constBits()
+    rgb = np.frombuffer(ptr, np.uint8).reshape(image.height(), image.bytesPerLine())
+    rgb = rgb[:, : image.width() * 3].reshape(image.height(), image.width(), 3)
+    map_part = rgb[:900, :950]
+    # Colours from resources/theme.qss: district outlines, children inside
+    # zones, alert markers, and the severity rows of the queue.
+    assert _near(map_part, (0x5B, 0x72, 0x91), tol=20) > 3000, "district outlines missing"
+    assert _near(map_part, (0x3F, 0xBF, 0x7F), tol=30) > 30, "no child markers"
+    assert _near(map_part, (0xFF, 0x4D, 0x4F), tol=40) > 3, "no alert marker"
+    assert _near(rgb[:, 1000:], (0x78, 0x35, 0x0F), tol=10) > 500, "no P2 alert row"
+    # The map is not a blank canvas: many distinct colours are drawn.
+    assert len(np.unique(map_part.reshape(-1, 3)[::7], axis=0)) > 50
