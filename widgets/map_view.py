@@ -657,6 +657,11 @@ class MapView(QWidget):
     def clear_highlight(self) -> None:
         self._highlight.set_point(None)
 
+    def highlighted(self) -> tuple[float, float] | None:
+        """The ringed point in metres, if any."""
+        p = self._highlight.point
+        return None if p is None else (p.x(), p.y())
+
     def to_widget(self, x: float, y: float) -> QPointF:
         """Where map point (x, y) metres is, in this widget's pixel coordinates."""
         scene = self._vb.mapViewToScene(QPointF(float(x), float(y)))

@@ -21,6 +21,7 @@ from console.feed import LiveFeed
 from db.store import open_store
 from db.tables import AlertAction
 from models.console_state import BusState
+from models.geo import to_map
 from models.messages import AckAlert, position_columns
 from tests.console.conftest import SEOUL_FOREST, Backend, wait_for
 
@@ -69,6 +70,19 @@ def test_sos_request_becomes_alert_row_and_tap_line(backend: Backend, qtbot: QtB
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
     cells = [model.index(0, c).data() for c in range(model.columnCount())]
     assert cells[1:] == ["P1", "SOS", child.token, "성동구 성수동1가", child.device_id, "open"]
+
+    # Double-clicking the row centres the map on the child and rings it.
+    table = window.alerts.table
+    rect = table.visualRect(model.index(0, 3))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    x, y = to_map(*SEOUL_FOREST)
+    (x0, x1), (y0, y1) = window.map.view_range()
+    assert x0 < x < x1 and y0 < y < y1
+    assert min(x1 - x0, y1 - y0) < 1000  # street zoom, not the whole city
+    ring = window.map.highlighted()
+    assert ring is not None and abs(ring[0] - x) < 1 and abs(ring[1] - y) < 1
+    assert child.token in window.status.message.text()
     window.close()
 
 
