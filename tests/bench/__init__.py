@@ -8,7 +8,9 @@ still run.
 - ``pipeline`` (``tests/bench/bench_pipeline.py``): device frames → gateway
   → engine → store, on SQLite in a fresh temp dir, and also on PostgreSQL
   when the configuration's ``db_url`` (or ``CHILDSAFE_BENCH_PG_URL``) is a
-  PostgreSQL URL; plus SOS frame-in → console-alert latency under that load.
+  PostgreSQL URL (it writes fixes and SOS alerts there: use a throw-away
+  database); plus SOS frame-in → console-alert latency under that load.
+  ``CHILDSAFE_BENCH_CHILDREN`` overrides the 100,000 seeded children.
 - ``map`` (``tests/bench/bench_map.py``): 10,000 and 100,000 live markers
   redrawn, frames per second.
 """

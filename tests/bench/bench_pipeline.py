@@ -23,7 +23,10 @@ Rates are counter deltas over the same window (after a warm-up) on the
 system-wide monotonic clock. Nothing is asserted: these are numbers to
 compare with DESIGN.md's budgets, not a pass/fail test.
 
-``python -m tests.bench.bench_pipeline --help`` runs it standalone.
+``python -m tests.bench.bench_pipeline --help`` runs it standalone
+(``--private-pg`` starts a throw-away PostgreSQL server for the PostgreSQL
+run). A ``--db`` URL gets fixes and SOS alerts written into it: give it a
+throw-away database.
 """
 
 from __future__ import annotations
@@ -91,6 +94,22 @@ def _cpu_ticks(pid: int) -> int | None:
         return None
     fields = stat[stat.rfind(")") + 2:].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _postgres_ticks() -> dict[int, int]:
+    """CPU ticks of every local PostgreSQL server process (comm "postgres")."""
+    out: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                comm = Path(f"/proc/{entry}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm == "postgres":
+                ticks = _cpu_ticks(int(entry))
+                if ticks is not None:
+                    out[int(entry)] = ticks
+    return out
 
 
 def _machine_ticks() -> tuple[int, int]:
@@ -338,8 +357,7 @@ class SosProbe:
         """Per-stage durations of the SOS seen in a Frame since the last reset."""
         stages = {"gateway → engine opens": ("sent", "opened"),
                   "engine: place name + store commit": ("opened", "published"),
-                  "bus → a subscriber": ("published", "bus"),
-                  "subscriber → console Frame": ("bus", "console")}
+                  "bus + console feed + ≤5 ms poll": ("published", "console")}
         out: dict[str, list[float]] = {k: [] for k in stages}
         for m in self.marks.values():
             if "console" not in m:
@@ -657,6 +675,7 @@ class PipelineBench:
             cpu_pids = {**self.pids, "bench": os.getpid(),
                         **{f"loadgen{i}": p.pid for i, (p, _) in enumerate(gens) if p.pid}}
             cpu0: dict[str, int | None] = {}
+            pg0: dict[int, int] = {}
             machine0 = (0, 0)
             next_sos = t0 + 0.5
             spy_s = max(1, int(seconds - self.warmup))
@@ -664,6 +683,7 @@ class PipelineBench:
                 now = time.monotonic()
                 if not cpu0 and now >= win_start:
                     cpu0 = {k: _cpu_ticks(p) for k, p in cpu_pids.items()}
+                    pg0 = _postgres_ticks() if self.backend == "postgresql" else {}
                     machine0 = _machine_ticks()
                     spies = self._start_spies(name, spy_s)
                 if now >= win_end:
@@ -674,11 +694,15 @@ class PipelineBench:
                 self.poll_feed()
                 time.sleep(POLL_S)
             cpu1 = {k: _cpu_ticks(p) for k, p in cpu_pids.items()}
+            pg1 = _postgres_ticks() if self.backend == "postgresql" else {}
             machine1 = _machine_ticks()
             elapsed = time.monotonic() - win_start
             r["cpu_percent"] = {
                 k: 100.0 * (cpu1[k] - cpu0[k]) / _CLK_TCK / elapsed  # type: ignore[operator]
                 for k in cpu_pids if cpu0.get(k) is not None and cpu1.get(k) is not None}
+            if pg1:  # a local server (any on this machine, so ours if it is the only one)
+                r["cpu_percent"]["postgres (all local)"] = 100.0 * sum(
+                    t - pg0.get(pid, 0) for pid, t in pg1.items()) / _CLK_TCK / elapsed
             busy = machine1[0] - machine0[0]
             r["machine_busy_percent"] = 100.0 * busy / max(1, machine1[1] - machine0[1])
             # Everything else on the machine (other people's tests...), % of one core.
@@ -796,7 +820,14 @@ class PipelineBench:
     # ----------------------------------------------------------- tear-down
     def finish(self) -> dict[str, Any]:
         assert self.sampler is not None and self.probe is not None
-        self.drain_heartbeats()
+        # Totals from heartbeats sent after everything was stored (they are 1 s apart).
+        since = time.monotonic()
+        deadline = since + 3.0
+        while time.monotonic() < deadline and not all(
+                self.series[k].points and self.series[k].points[-1][0] > since + 0.05
+                for k in ("accepted", "fixes_in")):
+            self.drain_heartbeats()
+            time.sleep(0.05)
         return {
             **self.info,
             "stored_total": self.sampler.count(), "expected_rows": self.expected_rows,
@@ -855,7 +886,7 @@ def run(children: int = DEFAULT_CHILDREN, seconds: float = 20.0, db_url: str | N
     }
     try:
         bench.start(phases=2 if sos_load_fraction > 0 else 1)
-        first = bench.phase("saturation", target)
+        first = bench.phase("saturation" if rate is None else "fixed rate", target)
         result["phases"].append(first)
         capacity = first["end_to_end_per_s"]
         if sos_load_fraction > 0 and math.isfinite(capacity) and capacity > 0:
@@ -938,7 +969,7 @@ def format_result(r: dict[str, Any]) -> str:
         f"  totals: gateway accepted {_fmt(r['accepted_total'])}, engine in "
         f"{_fmt(r['fixes_in_total'])} / applied {_fmt(r['applied_total'])} / rejected "
         f"{_fmt(r['engine_rejected'])}; stored {r['stored_total']:,} of "
-        f"{r['expected_rows']:,} accepted")
+        f"{r['expected_rows']:,} accepted; console feed resyncs {r['feed_resyncs']}")
     return "\n".join(lines)
 
 
