@@ -39,8 +39,10 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, config: Config, services: tuple[str, ...] = DEMO) -> None:
+    def __init__(self, config: Config, services: tuple[str, ...] = DEMO,
+                 package: str = "console.services") -> None:
         self.config = config
+        self.package = package
         self.children = [Child(name) for name in services]
         self._stopping = threading.Event()
         self._watch: threading.Thread | None = None
@@ -51,7 +53,7 @@ class Supervisor:
     def _spawn(self, child: Child) -> None:
         out = open(self.config.log_dir / f"{child.name}.out", "ab")  # noqa: SIM115
         child.proc = subprocess.Popen(
-            [sys.executable, "-m", f"console.services.{child.name}",
+            [sys.executable, "-m", f"{self.package}.{child.name}",
              "--config", str(self.config_file)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             cwd=Path(__file__).resolve().parent.parent,

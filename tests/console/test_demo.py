@@ -94,3 +94,29 @@ def test_screenshot_under_xvfb_shows_districts_markers_and_alerts(
     assert _near(rgb[:, 1000:], (0x78, 0x35, 0x0F), tol=10) > 500, "no P2 alert row"
     # The map is not a blank canvas: many distinct colours are drawn.
     assert len(np.unique(map_part.reshape(-1, 3)[::7], axis=0)) > 50
+
+
+@pytest.mark.xvfb
+def test_demo_window_stops_everything_on_ctrl_c(xvfb_display: str, data_dir: Path) -> None:
+    config = data_dir / "demo.toml"
+    config.write_text(f"osmand_port = {free_tcp_port()}\n")
+    common = ["--data-dir", str(data_dir), "--config", str(config)]
+    env = {"DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb", "PATH": "/usr/bin:/bin",
+           "HOME": str(data_dir)}
+    demo = subprocess.Popen([sys.executable, "-m", "console", "demo", "--children", "50",
+                             *common], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # the window's bus worker got its snapshot
+            if "console.feed: snapshot" in line:
+                break
+        else:
+            pytest.fail("the console never synced")
+    finally:
+        demo.send_signal(signal.SIGINT)
+        out, _ = demo.communicate(timeout=30)
+    assert demo.returncode == 0, out[-3000:]
+    assert "stopped bus" in out
+    assert _processes_mentioning(str(data_dir / "run" / "config.json")) == []
+    assert not list((data_dir / "run").glob("*.sock"))
