@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.orm import Session
 
-from db.tables import Alert, AlertAction, Child, Device, Event, Fix, Zone
+from db.tables import Alert, AlertAction, Child, Device, Event, Fix, UnregisteredDevice, Zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +63,20 @@ def insert_fixes(conn: Connection, device_ids: list[str], cols: dict[str, np.nda
     if not device_ids:
         return 0
     names = ("t", "lat", "lon", "speed", "bearing", "accuracy", "battery", "flags")
-    lists = [cols[n].tolist() for n in names]
+    lists = [_nulls(cols[n]) for n in names]
     rows = [
         dict(zip(("device_id", *names), values, strict=True))
         for values in zip(device_ids, *lists, strict=True)
     ]
     conn.execute(insert(Fix), rows)
     return len(rows)
+
+
+def _nulls(column: np.ndarray) -> list[object]:
+    """A column as Python values, NaN as NULL (SQL has no NaN to compare)."""
+    if column.dtype.kind == "f" and np.isnan(column).any():
+        return [None if v != v else v for v in column.tolist()]
+    return column.tolist()
 
 
 def append_events(conn: Connection, events: list[tuple[str, str, int, float, bytes]]) -> None:
@@ -127,3 +134,15 @@ def expire_fixes(conn: Connection, cutoff: float) -> int:
     in alerts and is not touched."""
     result = conn.execute(delete(Fix).where(Fix.t < cutoff))
     return int(result.rowcount or 0)
+
+
+def record_unregistered(session: Session,
+                        seen: dict[str, tuple[str, float, float, int]]) -> None:
+    """Upsert (protocol, first seen, last seen, attempts) per refused id."""
+    for device_id, (protocol, first, last, attempts) in seen.items():
+        row = session.get(UnregisteredDevice, device_id)
+        if row is None:
+            session.add(UnregisteredDevice(id=device_id, protocol=protocol, first_seen=first,
+                                           last_seen=last, attempts=attempts))
+        else:
+            row.protocol, row.last_seen, row.attempts = protocol, last, attempts

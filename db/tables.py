@@ -73,11 +73,11 @@ class Fix(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(String(64))
     t: Mapped[float] = mapped_column(Float)
-    lat: Mapped[float] = mapped_column(Float)
-    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)  # NULL: an SOS with no position
+    lon: Mapped[float | None] = mapped_column(Float)
     speed: Mapped[float] = mapped_column(Float)
     bearing: Mapped[float] = mapped_column(Float)
-    accuracy: Mapped[float] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)  # NULL: the device did not say
     battery: Mapped[int] = mapped_column(SmallInteger)
     flags: Mapped[int] = mapped_column(SmallInteger)
 
@@ -91,8 +91,8 @@ class Alert(Base):
     state: Mapped[str] = mapped_column(String(16), index=True)
     child_id: Mapped[int] = mapped_column(ForeignKey("children.id"))
     device_id: Mapped[str] = mapped_column(String(64))
-    lat: Mapped[float] = mapped_column(Float)
-    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)  # NULL: no position known at all
+    lon: Mapped[float | None] = mapped_column(Float)
     place: Mapped[str] = mapped_column(String(80))
     zone: Mapped[str] = mapped_column(String(120), default="")
     position_is_last_known: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -125,3 +125,72 @@ class Event(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     ts: Mapped[float] = mapped_column(Float, index=True)
     body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Reader(Base):
+    """An electronic-tag reader in a safety zone: a tag read becomes a fix at
+    the reader's position, with the reader's range as its accuracy."""
+
+    __tablename__ = "readers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    range_m: Mapped[float] = mapped_column(Float)
+    zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id"))
+
+
+class UnregisteredDevice(Base):
+    """Device ids the gateway refused, for the admin to register or ignore."""
+
+    __tablename__ = "unregistered_devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    protocol: Mapped[str] = mapped_column(String(16))
+    first_seen: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer)
+
+
+class Camera(Base):
+    """A CCTV camera (the national CCTV standard data layout, plus what the
+    viewers and the ranking need)."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    agency: Mapped[str] = mapped_column(String(120), default="")
+    purpose: Mapped[str] = mapped_column(String(60), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    direction_deg: Mapped[float | None] = mapped_column(Float)  # None: unknown / 360° PTZ
+    fov_deg: Mapped[float] = mapped_column(Float, default=90.0)
+    range_m: Mapped[float] = mapped_column(Float, default=80.0)
+    ptz: Mapped[bool] = mapped_column(Boolean, default=False)
+    stream_url: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(16), default="unknown")
+    camera_count: Mapped[int] = mapped_column(Integer, default=1)
+    pixels: Mapped[str] = mapped_column(String(40), default="")
+    retention_days: Mapped[int | None] = mapped_column(Integer)
+    installed: Mapped[str] = mapped_column(String(20), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    data_date: Mapped[str] = mapped_column(String(20), default="")
+
+
+class Evidence(Base):
+    """A frame or clip saved from a camera, linked to the alert it documents."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # snapshot | clip
+    path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[float] = mapped_column(Float)
+    t_start: Mapped[float] = mapped_column(Float)
+    t_end: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(64))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from math import nan
 
 import numpy as np
 import zmq
@@ -77,7 +78,8 @@ def view_of(a: Alert, slot: int, tokens: list[str]) -> AlertView:
     return AlertView(
         id=a.id, kind=a.kind, priority=a.priority, state=a.state,  # type: ignore[arg-type]
         child_token=tokens[slot] if slot >= 0 else "?", child_slot=slot,
-        device_id=a.device_id, lat=a.lat, lon=a.lon, place=a.place, opened_at=a.opened_at,
+        device_id=a.device_id, lat=nan if a.lat is None else a.lat,
+        lon=nan if a.lon is None else a.lon, place=a.place, opened_at=a.opened_at,
         position_is_last_known=a.position_is_last_known, zone=a.zone,
         acked_by=a.acked_by or "", acked_at=a.acked_at or 0.0,
     )
@@ -98,6 +100,7 @@ class Engine:
         self.seqs = SequenceTracker()
         self.fixes_in = 0
         self.bad_requests = 0
+        self._unsaved: list[tuple[str, int, str, float, float, bool, float]] = []
 
     def _child_ids(self) -> list[int]:
         with self.sessions() as s:
@@ -126,6 +129,8 @@ class Engine:
                 self._serve_requests()
             if self.sub.sock in events:
                 window_fixes += self._drain_fixes()
+            if self._unsaved:
+                self._save_pending_alerts()
             now = time.monotonic()
             if now >= next_beat:
                 rate = window_fixes / max(now - window_start, 1e-6)
@@ -189,7 +194,8 @@ class Engine:
     # --------------------------------------------------------------- alerts
     def _has_open(self, slot: int, kind: str) -> bool:
         return any(a.child_slot == slot and a.kind == kind and a.state != "resolved"
-                   for a in self.state.alerts.values())
+                   for a in self.state.alerts.values()) or any(
+            u[0] == kind and u[1] == slot for u in self._unsaved)
 
     def _open_sos(self, press: SosPress) -> None:
         if self._has_open(press.slot, "sos"):
@@ -207,21 +213,40 @@ class Engine:
 
     def _open_alert(self, kind: str, slot: int, device_id: str, lat: float, lon: float,
                     last_known: bool) -> None:
+        """Commit, then publish. If the store refuses (e.g. locked past its busy
+        timeout) the alert is kept and retried on every loop, never dropped."""
+        self._unsaved.append((kind, slot, device_id, lat, lon, last_known, time.time()))
+        self._save_pending_alerts()
+
+    def _save_pending_alerts(self) -> None:
+        while self._unsaved:
+            kind, slot, device_id, lat, lon, last_known, opened_at = self._unsaved[0]
+            try:
+                view = self._commit_alert(kind, slot, device_id, lat, lon, last_known,
+                                          opened_at)
+            except Exception:
+                self.rt.log.exception("could not store a %s alert; will retry", kind)
+                return
+            self._unsaved.pop(0)
+            self.state.alerts[view.id] = view
+            self.pub.send(AlertOpened(alert=view))
+            self.rt.log.info("alert %d opened: %s %s at %s", view.id, kind, view.child_token,
+                             view.place)
+
+    def _commit_alert(self, kind: str, slot: int, device_id: str, lat: float, lon: float,
+                      last_known: bool, opened_at: float) -> AlertView:
         tr = self.state.tracker
-        place = place_name(lat, lon) if np.isfinite(lat) and np.isfinite(lon) else "위치 미상"
-        home = int(tr.home[slot])
-        zone = self.state.zone_names.get(home, "")
+        known = bool(np.isfinite(lat) and np.isfinite(lon))
+        place = place_name(lat, lon) if known else "위치 미상"
+        zone = self.state.zone_names.get(int(tr.home[slot]), "")
         with self.sessions() as s:
             row = repo.open_alert(
                 s, kind=kind, priority=PRIORITY[kind], child_id=self.child_ids[slot],
-                device_id=device_id, lat=lat, lon=lon, place=place, zone=zone,
-                position_is_last_known=last_known, opened_at=time.time(),
+                device_id=device_id, lat=lat if known else None, lon=lon if known else None,
+                place=place, zone=zone, position_is_last_known=last_known, opened_at=opened_at,
             )
             s.commit()  # committed before it is published
-            view = view_of(row, slot, tr.tokens)
-        self.state.alerts[view.id] = view
-        self.pub.send(AlertOpened(alert=view))
-        self.rt.log.info("alert %d opened: %s %s at %s", view.id, kind, view.child_token, place)
+            return view_of(row, slot, tr.tokens)
 
     # ------------------------------------------------------------- requests
     def _serve_requests(self) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 
 import zmq
+from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
 
 from console.bus import SequenceTracker, Subscriber
 from console.services.runtime import Runtime, start
@@ -31,6 +34,7 @@ class Recorder:
         self.seqs = SequenceTracker()
         self.fixes_written = 0
         self.events_written = 0
+        self.failed: Counter[str] = Counter()
 
     def run(self) -> None:
         next_retention = time.monotonic() + 5.0
@@ -58,26 +62,48 @@ class Recorder:
         return out
 
     def write(self, items: list[tuple[str, AnyMessage]]) -> None:
+        """One transaction for everything drained. A busy store is waited
+        for; if it still refuses, each message is written alone, so one bad
+        message loses only itself (logged and counted), never its neighbours."""
+        items = [(t, m) for t, m in items if not isinstance(m, Heartbeat)]
         if not items:
             return
-        fixes = events = 0
-        with self.engine.begin() as conn:
-            for topic, msg in items:
-                if isinstance(msg, Heartbeat):
-                    continue
-                if not self.seqs.check(msg.origin, msg.seq):
-                    self.rt.log.warning("gap in %s before seq %d", msg.origin, msg.seq)
-                if isinstance(msg, FixBatch):
-                    try:
-                        fixes += repo.insert_fixes(conn, msg.device_ids, fix_columns(msg))
-                    except BadMessage as exc:
-                        self.sub.rejected["bad_columns"] += 1
-                        self.rt.log.warning("rejected fix batch: %s", exc)
-                else:
-                    repo.append_events(conn, [(topic, msg.origin, msg.seq, msg.ts, encode(msg))])
-                    events += 1
-        self.fixes_written += fixes
-        self.events_written += events
+        for _, msg in items:
+            if not self.seqs.check(msg.origin, msg.seq):
+                self.rt.log.warning("gap in %s before seq %d", msg.origin, msg.seq)
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    for topic, msg in items:
+                        self._write_one(conn, topic, msg)
+                return
+            except OperationalError as exc:  # e.g. locked: worth waiting for
+                self.rt.log.warning("store busy (%s); retrying", exc.orig)
+                time.sleep(0.5 * (attempt + 1))
+            except Exception:
+                self.rt.log.exception("batch of %d messages refused", len(items))
+                break
+        for topic, msg in items:
+            try:
+                with self.engine.begin() as conn:
+                    self._write_one(conn, topic, msg)
+            except Exception as exc:
+                self.failed[type(msg).__name__] += 1
+                self.rt.log.error("could not store %s seq %d from %s: %s", topic, msg.seq,
+                                  msg.origin, exc)
+
+    def _write_one(self, conn: Connection, topic: str, msg: AnyMessage) -> None:
+        if isinstance(msg, FixBatch):
+            try:
+                cols = fix_columns(msg)
+            except BadMessage as exc:
+                self.sub.rejected["bad_columns"] += 1
+                self.rt.log.warning("rejected fix batch: %s", exc)
+                return
+            self.fixes_written += repo.insert_fixes(conn, msg.device_ids, cols)
+        else:
+            repo.append_events(conn, [(topic, msg.origin, msg.seq, msg.ts, encode(msg))])
+            self.events_written += 1
 
     def apply_retention(self) -> None:
         cutoff = time.time() - self.rt.config.fix_retention_days * 86400.0

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from console.app import ConsoleWindow
 from console.feed import LiveFeed
 from db.store import open_store
-from db.tables import AlertAction
+from db.tables import AlertAction, Fix
 from models.console_state import BusState
 from models.geo import to_map
 from models.messages import AckAlert, position_columns
@@ -233,3 +233,29 @@ def test_devices_list_prints_ids_first(backend: Backend) -> None:
     ids = {line.split()[0] for line in lines}
     assert ids == {r.device_id for r in backend.roster}
     assert all(line.split()[1] == "phone" for line in lines)
+
+
+def test_sos_from_a_child_never_seen_still_raises_and_is_stored(backend: Backend) -> None:
+    """No position at all and no accuracy: the alert opens '위치 미상', and the
+    recorder stores the fix with NULLs instead of dying."""
+    child = backend.roster[7]
+    status, _ = backend.send(id=child.device_id, alarm="sos", timestamp=time.time())
+    assert status == 200
+    wait_for(lambda: any(a.kind == "sos" for a in backend.snapshot().alerts), 10, "the SOS")
+    alert = next(a for a in backend.snapshot().alerts if a.kind == "sos")
+    assert alert.place == "위치 미상" and alert.position_is_last_known
+    assert np.isnan(alert.lat)
+    # A fix without accuracy right after: both end up in the store.
+    assert backend.send(id=child.device_id, lat=37.5444, lon=127.0374,
+                        timestamp=time.time() + 1)[0] == 200
+    engine, _ = open_store(backend.config.db_url)
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return len(conn.execute(select(Fix.lat).where(Fix.device_id == child.device_id))
+                       .all())
+
+    wait_for(lambda: stored() == 2, 10, "both fixes stored")
+    assert backend.supervisor.status() == dict.fromkeys(
+        ("bus", "engine", "recorder", "gateway"), "running")
+    engine.dispose()

@@ -1,0 +1,95 @@
+"""Where every protocol's decoded reports enter the system.
+
+Protocol servers (OsmAnd HTTP, watch TCP, tag readers, carrier feeds)
+decode their wire format into ``Report``s and hand each one here; this is
+the one place that validates, checks the registry, drops exact duplicates,
+counts every outcome by protocol and reason, and batches what it accepts
+into ``fix.batch`` messages. A decoder never decides what is accepted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from console.gateway.batcher import Batcher
+from models.fixes import Rejected, Report, validate
+from models.messages import FixBatch
+
+log = logging.getLogger(__name__)
+
+UNREGISTERED = "unregistered_device"
+DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    accepted: bool
+    reason: str = ""  # a counter key when refused
+
+    @property
+    def unregistered(self) -> bool:
+        return self.reason == UNREGISTERED
+
+
+ACCEPTED = Verdict(True)
+
+
+class Intake:
+    def __init__(self, publish: Callable[[FixBatch], object]) -> None:
+        self.publish = publish
+        self.registered: set[str] = set()
+        self.accepted: Counter[str] = Counter()  # protocol
+        self.rejected: Counter[str] = Counter()  # "protocol:reason"
+        self.unregistered_seen: dict[str, tuple[str, float, float, int]] = {}
+        self._last: dict[str, tuple[float, float, float, bool]] = {}
+        self._batchers: dict[str, Batcher] = {}
+
+    def reject(self, protocol: str, reason: str, detail: str = "") -> Verdict:
+        """Count and log a refusal (decoders call this for frames that never
+        became a report)."""
+        self.rejected[f"{protocol}:{reason}"] += 1
+        log.warning("rejected %s input (%s): %s", protocol, reason, detail[:200])
+        return Verdict(False, reason)
+
+    def accept(self, report: Report, protocol: str, now: float | None = None) -> Verdict:
+        now = time.time() if now is None else now
+        if report.device_id not in self.registered:
+            _, first, _, n = self.unregistered_seen.get(report.device_id, (protocol, now, now, 0))
+            self.unregistered_seen[report.device_id] = (protocol, first, now, n + 1)
+            return self.reject(protocol, UNREGISTERED, report.device_id)
+        try:
+            validate(report, now)
+        except Rejected as exc:
+            return self.reject(protocol, exc.reason, f"{report.device_id}: {exc.detail}")
+        key = (report.t, report.lat, report.lon, report.sos)
+        if self._last.get(report.device_id) == key:
+            return self.reject(protocol, DUPLICATE, report.device_id)
+        self._last[report.device_id] = key
+        batcher = self._batchers.get(protocol)
+        if batcher is None:
+            batcher = self._batchers[protocol] = Batcher(protocol)
+        batcher.add(report)
+        self.accepted[protocol] += 1
+        if report.sos or len(batcher) >= batcher.max_fixes:
+            self._flush(batcher)
+        return ACCEPTED
+
+    def flush(self) -> None:
+        """Publish whatever is waiting (called on a short timer)."""
+        for batcher in self._batchers.values():
+            self._flush(batcher)
+
+    def _flush(self, batcher: Batcher) -> None:
+        batch = batcher.take()
+        if batch is not None:
+            self.publish(batch)
+
+    def stats(self) -> dict[str, float]:
+        out: dict[str, float] = {f"accepted.{k}": v for k, v in self.accepted.items()}
+        out.update({f"rejected.{k}": v for k, v in self.rejected.items()})
+        out["unregistered_devices"] = len(self.unregistered_seen)
+        return out
