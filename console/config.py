@@ -33,8 +33,11 @@ class Config:
     bus_pub_port: int = 5601  # tcp only: publishers connect here (XSUB)
     bus_sub_port: int = 5602  # tcp only: subscribers connect here (XPUB)
     engine_port: int = 5603  # tcp only: request/reply to the engine
-    osmand_host: str = "127.0.0.1"
-    osmand_port: int = 5055
+    osmand_host: str = "127.0.0.1"  # where devices reach the gateway (all protocols)
+    osmand_port: int = 5055  # phones: OsmAnd HTTP (Traccar's port)
+    watch_port: int = 5093  # child GPS watches: "3G" text protocol over TCP
+    feeds_port: int = 5081  # tag readers and carrier LBS feeds: JSON over HTTP
+    relay_port: int = 8554  # media relay: MPEG-TS over HTTP to consoles
     children: int | None = None  # demo seed size; None = the pilot's 2,600
     sim_interval_s: float = 10.0  # each simulated device reports this often
     sim_first_incident_s: float = 15.0

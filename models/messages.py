@@ -120,6 +120,19 @@ class AlertUpdated(Message, tag="alert.updated"):
     actor: str
 
 
+# ---------------------------------------------------------------------- cameras
+
+CameraState = Literal["connecting", "live", "stalled", "offline"]
+
+
+class CamStatus(Message, tag="cam.status"):
+    """A camera's stream went up or down (debounced by the media relay)."""
+
+    camera_id: int
+    state: CameraState
+    detail: str = ""
+
+
 # ------------------------------------------------------------------ heartbeats
 
 
@@ -169,7 +182,7 @@ class CommandReply(Message, tag="rep.command"):
     alert: AlertView | None = None
 
 
-Published = FixBatch | PositionBatch | AlertOpened | AlertUpdated | Heartbeat
+Published = FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | Heartbeat
 Request = SnapshotRequest | AckAlert
 Reply = Snapshot | CommandReply
 AnyMessage = (
@@ -177,6 +190,7 @@ AnyMessage = (
     | PositionBatch
     | AlertOpened
     | AlertUpdated
+    | CamStatus
     | Heartbeat
     | SnapshotRequest
     | Snapshot

@@ -100,7 +100,7 @@ def test_late_joiner_state_equals_engine(backend: Backend) -> None:
         try:
             for i, d in enumerate(devices[5:]):
                 backend.fix(d, 37.5085 + i * 1e-4, 126.8875, t=t0 + 50 + i)
-            backend.fix(devices[0], *SEOUL_FOREST, alarm="sos")
+            assert backend.fix(devices[0], *SEOUL_FOREST, alarm="sos")[0] == 200
 
             seen: list[object] = []
 
@@ -123,7 +123,8 @@ def test_late_joiner_state_equals_engine(backend: Backend) -> None:
             try:
                 wait_for(all_agree, 10, "both feeds to equal the engine")
             except AssertionError:
-                raise AssertionError(f"engine vs feeds: {seen}") from None
+                logs = (backend.config.log_dir / "engine.log").read_text()[-3000:]
+                raise AssertionError(f"engine vs feeds: {seen}\n{logs}") from None
             assert np.isfinite(late.state.lat).sum() == 20
             assert late.state.resyncs == 0 and early.state.resyncs == 0
         finally:
