@@ -13,7 +13,7 @@ import sys
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QTabWidget, QWidget
 
 from console.config import Config
 from console.feed import Frame, LiveFeed
@@ -21,6 +21,7 @@ from console.theme import apply_theme
 from models.geo import to_map
 from models.messages import AckAlert, AlertView
 from widgets.alert_queue import AlertQueue
+from widgets.gateway_panel import GatewayPanel
 from widgets.map_view import MapView
 from widgets.status_strip import StatusStrip
 
@@ -36,10 +37,14 @@ class ConsoleWindow(QMainWindow):
         self.setWindowTitle(f"Child Safety Control Console — {config.operator}")
         self.map = MapView()
         self.alerts = AlertQueue()
+        self.gateway = GatewayPanel()
         self.status = StatusStrip()
+        self.side = QTabWidget()
+        self.side.addTab(self.alerts, "Alerts")
+        self.side.addTab(self.gateway, "Gateway")
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.map)
-        split.addWidget(self.alerts)
+        split.addWidget(self.side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([1000, 600])
@@ -74,6 +79,8 @@ class ConsoleWindow(QMainWindow):
             rows: list[AlertView] = frame.alerts  # type: ignore[assignment]
             self.alerts.set_alerts(rows)
             self.open_alerts = sum(1 for a in rows if a.state == "open")
+        if self.side.currentWidget() is self.gateway:
+            self.gateway.show_stats(frame.gateway_stats)
         for reply in frame.replies:
             if reply.ok and reply.alert is not None:
                 self.status.say(f"Alert {reply.alert.id} {reply.alert.state}")

@@ -12,10 +12,15 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.config import Config
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("childsafe")
 
@@ -131,15 +136,70 @@ def cmd_tap(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_devices_list(args: argparse.Namespace) -> int:
-    from db import repositories as repo
+def _sessions(args: argparse.Namespace) -> sessionmaker[Session]:
     from db.store import open_store
 
-    _, sessions = open_store(_config(args).db_url)
-    with sessions() as s:
+    return open_store(_config(args).db_url)[1]
+
+
+def cmd_devices_list(args: argparse.Namespace) -> int:
+    from db import repositories as repo
+    from db.registry import unregistered
+
+    with _sessions(args)() as s:
+        if args.unregistered:
+            for u in unregistered(s):
+                seen = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(u.last_seen))
+                print(f"{u.id}\t{u.protocol}\t{u.attempts} attempts\tlast {seen}")
+            return 0
         for device_id, kind, token in repo.devices(s):
             print(f"{device_id}\t{kind}\t{token}")
     return 0
+
+
+def cmd_devices_add(args: argparse.Namespace) -> int:
+    from db.registry import add_device
+
+    with _sessions(args)() as s:
+        add_device(s, args.device_id, args.kind, args.child)
+        s.commit()
+    print(f"registered {args.kind} {args.device_id} to {args.child}")
+    return 0
+
+
+def cmd_devices_remove(args: argparse.Namespace) -> int:
+    from db.registry import remove_device
+
+    with _sessions(args)() as s:
+        remove_device(s, args.device_id)
+        s.commit()
+    print(f"removed {args.device_id}")
+    return 0
+
+
+def cmd_gateway_stats(args: argparse.Namespace) -> int:
+    """The gateway's counters, from its next heartbeat on the bus."""
+    import zmq
+
+    from console.bus import Subscriber, role_of
+    from models.gateway_stats import GatewayCounters
+    from models.messages import Heartbeat
+
+    cfg = _config(args)
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",))
+    deadline = time.monotonic() + args.timeout
+    try:
+        while time.monotonic() < deadline:
+            got = sub.recv(timeout_ms=200)
+            if got and isinstance(got[1], Heartbeat) and role_of(got[1].origin) == "gateway":
+                print(GatewayCounters.from_stats(got[1].stats).table())
+                return 0
+    finally:
+        sub.close()
+        ctx.term()
+    log.error("no gateway heartbeat within %.0f s; is the backend running?", args.timeout)
+    return 1
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -189,6 +249,21 @@ def build_parser() -> argparse.ArgumentParser:
     dev_sub = dev.add_subparsers(dest="devices_command", required=True)
     dl = add("list", cmd_devices_list, "registered devices, id first", dev_sub)
     dl.add_argument("--db", default=None)
+    dl.add_argument("--unregistered", action="store_true",
+                    help="ids the gateway refused, most recent first")
+    da = add("add", cmd_devices_add, "register a device to a child", dev_sub)
+    da.add_argument("device_id")
+    da.add_argument("--kind", required=True, choices=("watch", "phone", "tag"))
+    da.add_argument("--child", required=True, help="the child's token, e.g. C-9D396A5")
+    da.add_argument("--db", default=None)
+    dr = add("remove", cmd_devices_remove, "unregister a device", dev_sub)
+    dr.add_argument("device_id")
+    dr.add_argument("--db", default=None)
+    gw = sub.add_parser("gateway", help="the device gateway")
+    gw_sub = gw.add_subparsers(dest="gateway_command", required=True)
+    gs = add("stats", cmd_gateway_stats, "accepted and rejected input by protocol and reason",
+             gw_sub)
+    gs.add_argument("--timeout", type=float, default=5.0)
     dbp = sub.add_parser("db", help="the store")
     db_sub = dbp.add_subparsers(dest="db_command", required=True)
     du = add("upgrade", cmd_db_upgrade, "apply schema migrations", db_sub)
@@ -210,6 +285,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.fn(args))
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError) as exc:  # RegistryError is a ValueError
         log.error("%s", exc)
         return 2

@@ -53,6 +53,7 @@ class Frame:
     alerts: list[object] | None = None  # the whole ordered queue, when it changed
     replies: list[CommandReply] = field(default_factory=list)
     resyncs: int = 0
+    gateway_stats: dict[str, float] = field(default_factory=dict)
 
 
 class LiveFeed:
@@ -87,6 +88,7 @@ class LiveFeed:
             frame = Frame(
                 state=st.bus_state(), children=len(st.tokens),
                 fixes_per_s=float(st.engine_stats.get("fixes_per_s", 0.0)), resyncs=st.resyncs,
+                gateway_stats=st.gateway_stats,
             )
             if self._zones_changed:
                 frame.zones = list(st.zones)

@@ -59,6 +59,7 @@ class ConsoleState:
         self.pending: list[AnyMessage] = []  # engine updates seen while resyncing
         self.last_heartbeat = 0.0
         self.engine_stats: dict[str, float] = {}
+        self.gateway_stats: dict[str, float] = {}
         self.resyncs = 0
         self.dropped_old = 0
         self.positions_dirty = False
@@ -109,6 +110,9 @@ class ConsoleState:
     def apply(self, msg: AnyMessage, now: float | None = None) -> bool:
         """Apply one engine message. False means a gap: call ``begin_resync``
         and fetch a snapshot."""
+        if isinstance(msg, Heartbeat) and msg.origin.partition(":")[0] == "gateway":
+            self.gateway_stats = dict(msg.stats)
+            return True
         if not is_engine(msg.origin):
             return True
         if isinstance(msg, Heartbeat):

@@ -1,0 +1,49 @@
+"""The gateway's counters as its heartbeat carries them (``accepted.<protocol>``,
+``rejected.<protocol>:<reason>``), parsed once for the CLI and the panel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class GatewayCounters:
+    accepted: dict[str, int] = field(default_factory=dict)
+    rejected: dict[tuple[str, str], int] = field(default_factory=dict)
+    connections: dict[str, int] = field(default_factory=dict)
+    unregistered_devices: int = 0
+
+    @classmethod
+    def from_stats(cls, stats: dict[str, float]) -> GatewayCounters:
+        c = cls()
+        for key, value in stats.items():
+            kind, _, rest = key.partition(".")
+            if kind == "accepted":
+                c.accepted[rest] = int(value)
+            elif kind == "rejected":
+                protocol, _, reason = rest.partition(":")
+                c.rejected[(protocol, reason)] = int(value)
+            elif kind == "connections":
+                c.connections[rest] = int(value)
+            elif key == "unregistered_devices":
+                c.unregistered_devices = int(value)
+        return c
+
+    def protocols(self) -> list[str]:
+        return sorted(set(self.accepted) | {p for p, _ in self.rejected})
+
+    def rejected_total(self, protocol: str) -> int:
+        return sum(n for (p, _), n in self.rejected.items() if p == protocol)
+
+    def table(self) -> str:
+        """A plain-text table for ``childsafe gateway stats``."""
+        lines = [f"{'protocol':<10} {'accepted':>10} {'rejected':>10}"]
+        for protocol in self.protocols():
+            lines.append(f"{protocol:<10} {self.accepted.get(protocol, 0):>10,} "
+                         f"{self.rejected_total(protocol):>10,}")
+        if self.rejected:
+            lines += ["", f"{'rejected by reason':<40} {'count':>8}"]
+            for (protocol, reason), n in sorted(self.rejected.items()):
+                lines.append(f"{protocol + ': ' + reason:<40} {n:>8,}")
+        lines += ["", f"unregistered devices seen: {self.unregistered_devices}"]
+        return "\n".join(lines)
