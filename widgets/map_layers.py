@@ -1,0 +1,415 @@
+"""The map's drawing layers: each one QGraphicsObject that paints a whole
+layer (all boundaries, all zones, all children) from numpy arrays, so the
+map stays fluid at city scale. `widgets.map_view.MapView` composes them."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import pyqtgraph as pg
+import pyqtgraph.functions as fn
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import (
+    QColor,
+    QImage,
+    QPaintEngine,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QTransform,
+)
+
+STATUS_OUTSIDE, STATUS_INSIDE, STATUS_ALERT = 0, 1, 2
+
+DEFAULT_MARKER_SIZE = 3
+DEFAULT_ALERT_MARKER_SIZE = 8
+
+_FONT_FAMILY = "NanumGothic"
+
+_log = logging.getLogger(__name__)
+
+_PaintFn = TypeVar("_PaintFn", bound=Callable[..., None])
+
+
+def _guarded(paint: _PaintFn) -> _PaintFn:
+    """Log an exception raised in paint(): escaping into Qt's paint event crashes PySide6."""
+
+    @functools.wraps(paint)
+    def wrapper(*args: object) -> None:
+        try:
+            paint(*args)
+        except Exception:
+            _log.exception("painting %s failed", type(args[0]).__name__)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# Z order of the layers, bottom to top.
+_Z_DONG, _Z_DISTRICT, _Z_ZONE, _Z_MARKER, _Z_LABEL, _Z_HIGHLIGHT = range(6)
+
+
+def _cosmetic_pen(
+    color: QColor, width: float, cap: Qt.PenCapStyle = Qt.PenCapStyle.SquareCap
+) -> QPen:
+    pen = QPen(color, width)
+    pen.setCosmetic(True)
+    pen.setCapStyle(cap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    return pen
+
+
+class _PixelPaddedItem(pg.GraphicsObject):
+    """A GraphicsObject whose bounding rect grows by a fixed number of pixels."""
+
+    _pad_px = 0.0
+
+    def _data_rect(self) -> QRectF:
+        raise NotImplementedError
+
+    def boundingRect(self) -> QRectF:
+        rect = self._data_rect()
+        if rect.isNull():
+            return rect
+        px, py = self.pixelVectors()
+        pad_x = 0.0 if px is None else px.length() * self._pad_px
+        pad_y = 0.0 if py is None else py.length() * self._pad_px
+        return rect.adjusted(-pad_x, -pad_y, pad_x, pad_y)
+
+    def viewTransformChanged(self) -> None:
+        self.prepareGeometryChange()
+        super().viewTransformChanged()
+
+
+class PathLayer(pg.GraphicsObject):
+    """One QPainterPath stroked with a cosmetic pen: a whole boundary layer.
+
+    Qt strokes wide pens slowly (an antialiased 1.6 px pen over the district
+    layer took ~160 ms a frame), so a bolder line is the 1 px stroke drawn
+    again shifted by fractions of a device pixel: ~1 ms a pass.
+    """
+
+    BOLD_OFFSETS = ((0.0, 0.0), (0.8, 0.0), (0.0, 0.8))
+
+    def __init__(self, xy: npt.NDArray[np.float64], antialias: bool, bold: bool = False) -> None:
+        super().__init__()
+        if len(xy):
+            self._path = fn.arrayToQPath(xy[:, 0], xy[:, 1], connect="finite")
+        else:
+            self._path = QPainterPath()
+        self._rect = self._path.boundingRect()
+        self._pen = QPen()
+        self._antialias = antialias
+        self._offsets = self.BOLD_OFFSETS if bold else ((0.0, 0.0),)
+
+    def set_pen(self, pen: QPen) -> None:
+        self._pen = pen
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    @_guarded
+    def paint(self, p: QPainter, *args: object) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, self._antialias)
+        p.setPen(self._pen)
+        transform = p.transform()
+        for dx, dy in self._offsets:
+            p.setTransform(transform * QTransform.fromTranslate(dx, dy))
+            p.drawPath(self._path)
+        p.setTransform(transform)
+
+
+class ZoneLayer(pg.GraphicsObject):
+    """All safety zones as one path of circles: translucent fill and outline."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._path = QPainterPath()
+        self._pen = QPen()
+        self._brush = pg.mkBrush(None)
+
+    def set_circles(
+        self, cx: npt.NDArray[np.float64], cy: npt.NDArray[np.float64], r: npt.NDArray[np.float64]
+    ) -> None:
+        self.prepareGeometryChange()
+        path = QPainterPath()
+        path.setFillRule(Qt.FillRule.WindingFill)
+        for x, y, radius in zip(cx.tolist(), cy.tolist(), r.tolist(), strict=True):
+            path.addEllipse(QPointF(x, y), radius, radius)
+        self._path = path
+        self.update()
+
+    def set_style(self, pen: QPen, fill: QColor) -> None:
+        self._pen = pen
+        self._brush = pg.mkBrush(fill)
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._path.boundingRect()
+
+    @_guarded
+    def paint(self, p: QPainter, *args: object) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.fillPath(self._path, self._brush)
+        p.strokePath(self._path, self._pen)
+
+
+def _stencil(size_px: int, round_: bool) -> npt.NDArray[np.int64]:
+    """(k, 2) pixel offsets covering a marker of ``size_px`` centred on 0."""
+    lo = -(size_px // 2)
+    d = np.arange(lo, lo + size_px)
+    dx, dy = (a.ravel() for a in np.meshgrid(d, d))
+    if round_ and size_px > 2:
+        c = (size_px - 1) / 2.0 + lo
+        keep = (dx - c) ** 2 + (dy - c) ** 2 <= (size_px / 2.0) ** 2
+        dx, dy = dx[keep], dy[keep]
+    return np.column_stack([dx, dy]).astype(np.int64)
+
+
+def _premultiplied_argb(color: QColor) -> np.uint32:
+    a = color.alpha()
+    r, g, b = (round(v * a / 255) for v in (color.red(), color.green(), color.blue()))
+    return np.uint32((a << 24) | (r << 16) | (g << 8) | b)
+
+
+class MarkerLayer(_PixelPaddedItem):
+    """Every child as a fixed-size point, in one item, with no per-child Python.
+
+    Two paint paths.  On screen (raster engine, no rotation) the points are
+    stamped into a numpy ARGB buffer the size of the view and drawn as one
+    image: about 9 ms for 100,000 3-px markers, where ``drawPoints`` with a
+    pen wider than 1 px costs ~25 ms (Qt strokes each wide point as a tiny
+    line).  Elsewhere (SVG/print export, rotated views) the points go to
+    ``QPainter.drawPoints`` from QPolygonF buffers filled through numpy views.
+    Either way alerts are drawn last, on top, and markers keep their pixel
+    size at any zoom.
+    """
+
+    N_STATUS = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        empty = np.empty(0, dtype=np.float64)
+        self._xy: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = [
+            (empty, empty) for _ in range(self.N_STATUS)
+        ]
+        self._colors = [QColor("white")] * self.N_STATUS
+        self._sizes = [3] * self.N_STATUS
+        self._round = [False, False, True]
+        self._rect = QRectF()
+        self._buffer = np.zeros(0, dtype=np.uint32)
+        self.raster = True  # False forces drawPoints (tests, comparisons)
+        self.frames_drawn = 0  # paints so far; benchmarks count frames with it
+
+    def set_style(self, colors: list[QColor], sizes_px: list[int], round_: list[bool]) -> None:
+        """Colour, size in pixels and round/square shape per status (outside, inside, alert)."""
+        self._colors = [QColor(c) for c in colors]
+        self._sizes = [max(1, int(s)) for s in sizes_px]
+        self._round = list(round_)
+        self._pad_px = max(self._sizes) / 2.0 + 2.0
+        self.prepareGeometryChange()
+        self.update()
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Points drawn per status (outside, inside, alert)."""
+        return tuple(len(x) for x, _ in self._xy)
+
+    def set_positions(self, x: npt.ArrayLike, y: npt.ArrayLike, status: npt.ArrayLike) -> None:
+        xs = np.asarray(x, dtype=np.float64)
+        ys = np.asarray(y, dtype=np.float64)
+        st = np.asarray(status)
+        if xs.ndim != 1 or xs.shape != ys.shape or xs.shape != st.shape:
+            raise ValueError(
+                f"x, y and status must be 1-D and of one length, got {xs.shape}, {ys.shape}, "
+                f"{st.shape}"
+            )
+        if st.size and (st.min() < 0 or st.max() >= self.N_STATUS):
+            raise ValueError(f"status must be 0 (outside), 1 (inside) or 2 (alert), got {st.max()}")
+        finite = np.isfinite(xs) & np.isfinite(ys)
+        for k in range(self.N_STATUS):
+            mask = finite & (st == k)
+            self._xy[k] = (xs[mask], ys[mask])
+        if finite.any():
+            fx, fy = xs[finite], ys[finite]
+            x0, x1, y0, y1 = (float(v) for v in (fx.min(), fx.max(), fy.min(), fy.max()))
+            # Widen by a metre so one point (or a line of them) still has an area.
+            rect = QRectF(x0 - 1.0, y0 - 1.0, x1 - x0 + 2.0, y1 - y0 + 2.0)
+        else:
+            rect = QRectF()
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = rect
+        self.update()
+
+    def _data_rect(self) -> QRectF:
+        return self._rect
+
+    @_guarded
+    def paint(self, p: QPainter, *args: object) -> None:
+        self.frames_drawn += 1
+        transform = p.transform()
+        engine = p.paintEngine()
+        if (
+            self.raster
+            and transform.type().value <= QTransform.TransformationType.TxScale.value
+            and engine is not None
+            and engine.type() == QPaintEngine.Type.Raster
+        ):
+            self._paint_raster(p, transform)
+        else:
+            self._paint_points(p)
+
+    def _paint_points(self, p: QPainter) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        # Cosmetic widths are device pixels; sizes are logical ones, as on the raster path.
+        dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
+        for (xs, ys), color, size, round_ in zip(
+            self._xy, self._colors, self._sizes, self._round, strict=True
+        ):
+            if not len(xs):
+                continue
+            cap = Qt.PenCapStyle.RoundCap if round_ else Qt.PenCapStyle.SquareCap
+            p.setPen(_cosmetic_pen(color, float(size) * dpr, cap))
+            poly = fn.create_qpolygonf(len(xs))
+            buf = fn.ndarray_from_qpolygonf(poly)
+            buf[:, 0] = xs
+            buf[:, 1] = ys
+            p.drawPoints(poly)
+
+    def _paint_raster(self, p: QPainter, transform: QTransform) -> None:
+        view = self.viewRect()
+        if view is None or not any(len(x) for x, _ in self._xy):
+            return
+        dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
+        target = transform.mapRect(view).toAlignedRect()
+        width = min(int(np.ceil(target.width() * dpr)), 16384)
+        height = min(int(np.ceil(target.height() * dpr)), 16384)
+        stencils = [
+            _stencil(max(1, round(s * dpr)), r)
+            for s, r in zip(self._sizes, self._round, strict=True)
+        ]
+        margin = int(max(np.abs(st).max() for st in stencils)) + 1
+        w, h = width + 2 * margin, height + 2 * margin
+        if w <= 0 or h <= 0:
+            return
+        if self._buffer.size < w * h:
+            self._buffer = np.zeros(w * h, dtype=np.uint32)
+        flat = self._buffer[: w * h]
+        flat.fill(0)
+        sx, sy = transform.m11() * dpr, transform.m22() * dpr
+        ox = (transform.dx() - target.left()) * dpr + margin
+        oy = (transform.dy() - target.top()) * dpr + margin
+        for (xs, ys), color, stencil in zip(self._xy, self._colors, stencils, strict=True):
+            if not len(xs):
+                continue
+            ix = np.rint(xs * sx + ox)
+            iy = np.rint(ys * sy + oy)
+            inside = (
+                (ix >= margin - 1) & (ix <= w - margin) & (iy >= margin - 1) & (iy <= h - margin)
+            )
+            idx = iy[inside].astype(np.int64) * w + ix[inside].astype(np.int64)
+            value = _premultiplied_argb(color)
+            for dx, dy in stencil.tolist():
+                flat[idx + (dy * w + dx)] = value
+        image = QImage(flat.data, w, h, w * 4, QImage.Format.Format_ARGB32_Premultiplied)
+        image.setDevicePixelRatio(dpr)
+        p.save()
+        p.resetTransform()
+        p.drawImage(QPointF(target.left() - margin / dpr, target.top() - margin / dpr), image)
+        p.restore()
+
+
+class HighlightRing(_PixelPaddedItem):
+    """A fixed-pixel-size ring around one point, dark halo under a bright ring."""
+
+    RADIUS_PX = 14.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pos: QPointF | None = None
+        self._color = QColor("white")
+        self._pad_px = self.RADIUS_PX + 6.0
+
+    def set_point(self, pos: QPointF | None) -> None:
+        self.prepareGeometryChange()
+        self._pos = pos
+        self.update()
+
+    def set_color(self, color: QColor) -> None:
+        self._color = QColor(color)
+        self.update()
+
+    @property
+    def point(self) -> QPointF | None:
+        return self._pos
+
+    def _data_rect(self) -> QRectF:
+        if self._pos is None:
+            return QRectF()
+        # Non-null rect around the point; the pixel padding does the rest.
+        return QRectF(self._pos.x() - 0.5, self._pos.y() - 0.5, 1.0, 1.0)
+
+    @_guarded
+    def paint(self, p: QPainter, *args: object) -> None:
+        if self._pos is None:
+            return
+        center = p.transform().map(self._pos)
+        p.save()
+        p.resetTransform()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        r = self.RADIUS_PX
+        p.setPen(_cosmetic_pen(QColor(0, 0, 0, 170), 6.0))
+        p.drawEllipse(center, r, r)
+        p.setPen(_cosmetic_pen(self._color, 2.5))
+        p.drawEllipse(center, r, r)
+        tick = 6.0
+        for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            a = QPointF(center.x() + dx * (r + 2), center.y() + dy * (r + 2))
+            b = QPointF(center.x() + dx * (r + 2 + tick), center.y() + dy * (r + 2 + tick))
+            p.drawLine(a, b)
+        p.restore()
+
+
+class MetricScaleBar(pg.ScaleBar):
+    """A scale bar that re-picks a round length (1, 2, 5 x 10^n m) as you zoom."""
+
+    TARGET_PX = 110.0
+
+    def __init__(self, color: QColor) -> None:
+        super().__init__(size=1000.0, width=4, brush=color, pen=None, suffix="m", offset=(16, -14))
+        self.set_color(color)
+
+    def set_color(self, color: QColor) -> None:
+        self.bar.setBrush(pg.mkBrush(color))
+        self.bar.setPen(pg.mkPen(None))
+        self.text.setColor(color)
+
+    @staticmethod
+    def nice_length(metres: float) -> float:
+        if not np.isfinite(metres) or metres <= 0:
+            return 1000.0
+        exp = np.floor(np.log10(metres))
+        for step in (5.0, 2.0, 1.0):
+            if step * 10**exp <= metres:
+                return float(step * 10**exp)
+        return float(10**exp)
+
+    def updateBar(self) -> None:
+        view = self.parentItem()
+        if view is None:
+            return
+        px_w, _ = view.viewPixelSize()
+        self.size = self.nice_length(px_w * self.TARGET_PX)
+        self.text.setText(f"{self.size / 1000:g} km" if self.size >= 1000 else f"{self.size:g} m")
+        p1 = view.mapFromViewToItem(self, QPointF(0, 0))
+        p2 = view.mapFromViewToItem(self, QPointF(self.size, 0))
+        w = (p2 - p1).x()
+        self.bar.setRect(QRectF(0, 0, w, self._width))
+        self.text.setPos(w / 2.0, 0)
