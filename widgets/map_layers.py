@@ -413,3 +413,73 @@ class MetricScaleBar(pg.ScaleBar):
         w = (p2 - p1).x()
         self.bar.setRect(QRectF(0, 0, w, self._width))
         self.text.setPos(w / 2.0, 0)
+
+
+class PolygonLayer(pg.GraphicsObject):
+    """Many small polygons (camera view cones) as one filled, stroked path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._path = QPainterPath()
+        self._pen = QPen()
+        self._brush = pg.mkBrush(None)
+
+    def set_rings(self, rings: list[npt.NDArray[np.float64]]) -> None:
+        """Each ring an (k, 2) array of metres; drawn closed."""
+        self.prepareGeometryChange()
+        path = QPainterPath()
+        for ring in rings:
+            if len(ring) >= 3:
+                path.addPolygon(fn.arrayToQPolygonF(ring[:, 0], ring[:, 1]))
+                path.closeSubpath()
+        self._path = path
+        self.update()
+
+    def set_style(self, pen: QPen, fill: QColor) -> None:
+        self._pen = pen
+        self._brush = pg.mkBrush(fill)
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._path.boundingRect()
+
+    @_guarded
+    def paint(self, p: QPainter, *args: object) -> None:
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.fillPath(self._path, self._brush)
+        p.strokePath(self._path, self._pen)
+
+
+class DensityLayer(pg.ImageItem):
+    """Cameras per cell at city zoom, where 6,600 cones would be noise."""
+
+    CELL_M = 250.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._color = QColor("#f59e0b")
+
+    def set_points(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
+                   bounds: tuple[float, float, float, float]) -> None:
+        x0, y0, x1, y1 = bounds
+        nx = max(1, int((x1 - x0) / self.CELL_M))
+        ny = max(1, int((y1 - y0) / self.CELL_M))
+        counts, _, _ = np.histogram2d(x, y, bins=(nx, ny), range=((x0, x1), (y0, y1)))
+        self._counts = counts
+        self._render()
+        self.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def set_color(self, color: QColor) -> None:
+        self._color = QColor(color)
+        if hasattr(self, "_counts"):
+            self._render()
+
+    def _render(self) -> None:
+        counts = self._counts
+        peak = max(float(counts.max()), 1.0)
+        rgba = np.zeros((*counts.shape, 4), dtype=np.uint8)
+        rgba[..., 0] = self._color.red()
+        rgba[..., 1] = self._color.green()
+        rgba[..., 2] = self._color.blue()
+        rgba[..., 3] = np.where(counts > 0, 60 + 180 * np.sqrt(counts / peak), 0).astype(np.uint8)
+        self.setImage(rgba, autoLevels=False)

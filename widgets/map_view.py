@@ -69,10 +69,12 @@ from widgets.map_layers import (
     STATUS_ALERT,
     STATUS_INSIDE,
     STATUS_OUTSIDE,
+    DensityLayer,
     HighlightRing,
     MarkerLayer,
     MetricScaleBar,
     PathLayer,
+    PolygonLayer,
     ZoneLayer,
     _cosmetic_pen,
 )
@@ -90,6 +92,11 @@ DEFAULTS: dict[str, str] = {
     "insideColor": "#3fd68a",
     "alertColor": "#ff4d4f",
     "highlightColor": "#ffffff",
+    "readerColor": "#a78bfa",
+    "readerFillColor": "#33a78bfa",
+    "cameraColor": "#f59e0b",
+    "cameraFillColor": "#40f59e0b",
+    "cameraOfflineColor": "#9ca3af",
 }
 def _color_property(key: str) -> Property:
     def getter(self: MapView) -> QColor:
@@ -119,6 +126,15 @@ class MapView(QWidget):
     insideColor = _color_property("insideColor")
     alertColor = _color_property("alertColor")
     highlightColor = _color_property("highlightColor")
+    readerColor = _color_property("readerColor")
+    readerFillColor = _color_property("readerFillColor")
+    cameraColor = _color_property("cameraColor")
+    cameraFillColor = _color_property("cameraFillColor")
+    cameraOfflineColor = _color_property("cameraOfflineColor")
+
+    #: Below this view width (metres) cameras show as view cones, above it
+    #: as a density layer.
+    STREET_ZOOM_M = 5000.0
 
     def __init__(self, parent: QWidget | None = None, *, basemap: Basemap | None = None) -> None:
         super().__init__(parent)
@@ -142,12 +158,20 @@ class MapView(QWidget):
         self._dong_layer = PathLayer(paths.dongs, antialias=False)
         self._district_layer = PathLayer(paths.districts, antialias=True, bold=True)
         self._zone_layer = ZoneLayer()
+        self._reader_layer = ZoneLayer()
+        self._cone_layer = PolygonLayer()
+        self._offline_cone_layer = PolygonLayer()
+        self._density_layer = DensityLayer()
         self._markers = MarkerLayer()
         self._highlight = HighlightRing()
         for item, z in (
             (self._dong_layer, _Z_DONG),
             (self._district_layer, _Z_DISTRICT),
             (self._zone_layer, _Z_ZONE),
+            (self._density_layer, _Z_ZONE),
+            (self._cone_layer, _Z_ZONE),
+            (self._offline_cone_layer, _Z_ZONE),
+            (self._reader_layer, _Z_ZONE),
             (self._markers, _Z_MARKER),
             (self._highlight, _Z_HIGHLIGHT),
         ):
@@ -183,6 +207,7 @@ class MapView(QWidget):
         )
         self._gv.scene().sigMouseClicked.connect(self._on_scene_click)
         self._vb.sigRangeChanged.connect(self._update_zone_labels)
+        self._vb.sigRangeChanged.connect(self._update_camera_layers)
         self._apply_style()
         self.fit_seoul()
 
@@ -251,6 +276,36 @@ class MapView(QWidget):
         self._apply_style()
         self._update_zone_labels()
 
+    def set_readers(self, readers: list[tuple[str, float, float, float]]) -> None:
+        """Tag readers: (name, lat, lon, range in metres), drawn as their range."""
+        lat = np.array([r[1] for r in readers], dtype=np.float64)
+        lon = np.array([r[2] for r in readers], dtype=np.float64)
+        rng = np.array([r[3] for r in readers], dtype=np.float64)
+        cx, cy = to_map(lat, lon)
+        self._reader_layer.set_circles(cx, cy, rng)
+
+    def set_cameras(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
+                    cones: list[npt.NDArray[np.float64]],
+                    offline: npt.NDArray[np.bool_]) -> None:
+        """Cameras at (x, y) metres with their view cones (one (k, 2) ring
+        each, metres); offline cameras are drawn in the offline colour."""
+        self._cone_layer.set_rings([c for c, off in zip(cones, offline, strict=True) if not off])
+        self._offline_cone_layer.set_rings(
+            [c for c, off in zip(cones, offline, strict=True) if off])
+        self._density_layer.set_points(np.asarray(x), np.asarray(y), self._basemap.bounds)
+        self._update_camera_layers()
+
+    def camera_mode(self) -> str:
+        """"cones" at street zoom, "density" at city zoom."""
+        return "cones" if self._cone_layer.isVisible() else "density"
+
+    def _update_camera_layers(self, *args: object) -> None:
+        (x0, x1), _ = self._vb.viewRange()
+        street = (x1 - x0) < self.STREET_ZOOM_M
+        self._cone_layer.setVisible(street)
+        self._offline_cone_layer.setVisible(street)
+        self._density_layer.setVisible(not street)
+
     def center_on(self, x: float, y: float, span_m: float = 800.0) -> None:
         """Centre the view on (x, y) metres, showing at least ``span_m`` each way."""
         if not (np.isfinite(x) and np.isfinite(y) and np.isfinite(span_m) and span_m > 0):
@@ -309,6 +364,13 @@ class MapView(QWidget):
         self._dong_layer.set_pen(_cosmetic_pen(c["dongColor"], 1.0))
         self._district_layer.set_pen(_cosmetic_pen(c["districtColor"], 1.0))
         self._zone_layer.set_style(_cosmetic_pen(c["zoneColor"], 1.0), c["zoneFillColor"])
+        self._reader_layer.set_style(_cosmetic_pen(c["readerColor"], 1.0), c["readerFillColor"])
+        self._cone_layer.set_style(_cosmetic_pen(c["cameraColor"], 1.0), c["cameraFillColor"])
+        offline_fill = QColor(c["cameraOfflineColor"])
+        offline_fill.setAlpha(50)
+        self._offline_cone_layer.set_style(_cosmetic_pen(c["cameraOfflineColor"], 1.0),
+                                           offline_fill)
+        self._density_layer.set_color(c["cameraColor"])
         self._markers.set_style(
             [c["outsideColor"], c["insideColor"], c["alertColor"]],
             [self._marker_size, self._marker_size, self._alert_marker_size],

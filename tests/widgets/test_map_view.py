@@ -279,3 +279,27 @@ def test_a_city_of_markers(view: MapView, seoul: Basemap) -> None:
     assert sum(view.markers.counts) == int(np.isfinite(x).sum())
     px = pixels(view)
     assert np.count_nonzero(px == rgb("#ff0000")) > 50_000  # big alert discs cover the map
+
+
+def test_readers_and_camera_cones_and_density(qtbot) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from models.geo import to_map
+    from widgets.map_view import MapView
+
+    view = MapView()
+    qtbot.addWidget(view)
+    view.resize(800, 600)
+    view.show()
+    view.set_readers([("gate", 37.5444, 127.0374, 50.0)])
+    cx, cy = to_map(np.array([37.5444, 37.5450]), np.array([127.0374, 127.0380]))
+    cone = np.array([[cx[0], cy[0]], [cx[0] + 60, cy[0] + 40], [cx[0] + 60, cy[0] - 40]])
+    view.set_cameras(cx, cy, [cone, cone + 5], np.array([False, True]))
+    view.fit_seoul()
+    assert view.camera_mode() == "density"
+    view.center_on(float(cx[0]), float(cy[0]), 300)
+    assert view.camera_mode() == "cones"
+    img = view.grab().toImage()
+    centre = view.to_widget(float(cx[0]) + 40, float(cy[0]))
+    colour = img.pixelColor(int(centre.x()), int(centre.y()))
+    assert colour.red() > colour.blue()  # the amber cone fill, not the navy background
