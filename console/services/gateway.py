@@ -44,7 +44,7 @@ class Gateway:
             s.commit()
             self.intake.registered = repo.registered_device_ids(s)
 
-    async def handle_osmand(self, req: Request) -> tuple[int, str]:
+    def handle_osmand(self, req: Request) -> tuple[int, str]:
         if req.method == "GET":
             query = req.target.partition("?")[2]
         elif req.method == "POST":
