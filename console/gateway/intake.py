@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 UNREGISTERED = "unregistered_device"
 DUPLICATE = "duplicate"
+MAX_UNREGISTERED_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class Intake:
         self.accepted: Counter[str] = Counter()  # protocol
         self.rejected: Counter[str] = Counter()  # "protocol:reason"
         self.unregistered_seen: dict[str, tuple[str, float, float, int]] = {}
+        self.unregistered_dirty: set[str] = set()
         self._last: dict[str, tuple[float, float, float, bool]] = {}
         self._batchers: dict[str, Batcher] = {}
 
@@ -58,8 +60,7 @@ class Intake:
     def accept(self, report: Report, protocol: str, now: float | None = None) -> Verdict:
         now = time.time() if now is None else now
         if report.device_id not in self.registered:
-            _, first, _, n = self.unregistered_seen.get(report.device_id, (protocol, now, now, 0))
-            self.unregistered_seen[report.device_id] = (protocol, first, now, n + 1)
+            self._note_unregistered(report.device_id, protocol, now)
             return self.reject(protocol, UNREGISTERED, report.device_id)
         try:
             validate(report, now)
@@ -77,6 +78,22 @@ class Intake:
         if report.sos or len(batcher) >= batcher.max_fixes:
             self._flush(batcher)
         return ACCEPTED
+
+    def _note_unregistered(self, device_id: str, protocol: str, now: float) -> None:
+        """Remember refused ids for the admin, but only so many: a client
+        inventing ids must not grow the gateway's memory."""
+        seen = self.unregistered_seen.get(device_id)
+        if seen is None and len(self.unregistered_seen) >= MAX_UNREGISTERED_KEPT:
+            self.rejected[f"{protocol}:unregistered_not_kept"] += 1
+            return
+        _, first, _, n = seen or (protocol, now, now, 0)
+        self.unregistered_seen[device_id] = (protocol, first, now, n + 1)
+        self.unregistered_dirty.add(device_id)
+
+    def take_unregistered(self) -> dict[str, tuple[str, float, float, int]]:
+        """The refused ids seen since the last call, for the store."""
+        dirty, self.unregistered_dirty = self.unregistered_dirty, set()
+        return {d: self.unregistered_seen[d] for d in dirty}
 
     def flush(self) -> None:
         """Publish whatever is waiting (called on a short timer)."""

@@ -21,6 +21,7 @@ from console.gateway.intake import Intake
 from console.gateway.osmand import decode_query
 from console.services.runtime import Runtime, start
 from db import repositories as repo
+from db.registry import registry_version
 from db.store import open_store
 from models.fixes import Rejected
 
@@ -35,14 +36,20 @@ class Gateway:
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="gateway")
         self.intake = Intake(self.pub.send)
+        self._registry_version = (-1, 0.0)
         self.osmand = HttpServer(self.handle_osmand)
 
     def sync_registry(self) -> None:
         """Reload registered ids; save the refused ones for the admin."""
         with self.sessions() as s:
-            repo.record_unregistered(s, self.intake.unregistered_seen)
-            s.commit()
-            self.intake.registered = repo.registered_device_ids(s)
+            refused = self.intake.take_unregistered()
+            if refused:
+                repo.record_unregistered(s, refused)
+                s.commit()
+            version = registry_version(s)
+            if version != self._registry_version:
+                self.intake.registered = repo.registered_device_ids(s)
+                self._registry_version = version
 
     def handle_osmand(self, req: Request) -> tuple[int, str]:
         if req.method == "GET":
