@@ -58,17 +58,30 @@ def zones(session: Session) -> list[Zone]:
     return list(session.scalars(select(Zone).order_by(Zone.id)))
 
 
+FIX_COLUMNS = ("t", "lat", "lon", "speed", "bearing", "accuracy", "battery", "flags")
+
+
 def insert_fixes(conn: Connection, device_ids: list[str], cols: dict[str, np.ndarray]) -> int:
-    """Bulk-insert one batch of fixes (executemany, one round trip per batch)."""
+    """Bulk-insert one batch of fixes in the caller's transaction.
+
+    This is the recorder's hot path, so it speaks to the driver directly:
+    PostgreSQL's COPY (4x executemany here), SQLite's executemany on tuples.
+    """
     if not device_ids:
         return 0
-    names = ("t", "lat", "lon", "speed", "bearing", "accuracy", "battery", "flags")
-    lists = [_nulls(cols[n]) for n in names]
-    rows = [
-        dict(zip(("device_id", *names), values, strict=True))
-        for values in zip(device_ids, *lists, strict=True)
-    ]
-    conn.execute(insert(Fix), rows)
+    rows = list(zip(device_ids, *(_nulls(cols[n]) for n in FIX_COLUMNS), strict=True))
+    names = ", ".join(("device_id", *FIX_COLUMNS))
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY fixes ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    elif conn.dialect.name == "sqlite":
+        marks = ", ".join("?" * (len(FIX_COLUMNS) + 1))
+        conn.exec_driver_sql(f"INSERT INTO fixes ({names}) VALUES ({marks})", rows)
+    else:
+        conn.execute(insert(Fix), [dict(zip(("device_id", *FIX_COLUMNS), r, strict=True))
+                                   for r in rows])
     return len(rows)
 
 
@@ -146,3 +159,14 @@ def record_unregistered(session: Session,
                                            last_seen=last, attempts=attempts))
         else:
             row.protocol, row.last_seen, row.attempts = protocol, last, attempts
+
+
+# ------------------------------------------------------- tag readers (device ingest)
+
+from db.tables import Reader  # noqa: E402  (kept with its section to ease merging)
+
+
+def readers(session: Session) -> list[Reader]:
+    """Every electronic-tag reader: the gateway's reader registry, and the
+    readers (with their range) the map draws."""
+    return list(session.scalars(select(Reader).order_by(Reader.id)))
