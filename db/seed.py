@@ -50,6 +50,23 @@ def split_children(total: int | None, zones: list[DemoZone]) -> list[int]:
     return counts
 
 
+def device_kind(n: int) -> str:
+    """Half the demo children wear a GPS watch, a third carry a phone, the
+    rest an electronic tag read in the safety zones (u-Seoul's mix today)."""
+    k = n % 20
+    return "watch" if k < 10 else "phone" if k < 17 else "tag"
+
+
+def new_device_id(rng: random.Random, kind: str) -> str:
+    """Ids shaped like the real ones: a watch's 10-digit id, a phone app's
+    IMEI-like number, a tag's EPC-like hex."""
+    if kind == "watch":
+        return f"88{rng.randrange(10**8):08d}"
+    if kind == "phone":
+        return f"86{rng.randrange(10**12):012d}"
+    return f"E200{rng.getrandbits(32):08X}"
+
+
 def seed_demo(session: Session, children: int | None = None) -> int:
     """Create the demo zones, children and devices unless already present.
     Returns the number of children created (0 when already seeded)."""
@@ -75,12 +92,13 @@ def seed_demo(session: Session, children: int | None = None) -> int:
             name = rng.choice(_FAMILY) + rng.choice(_GIVEN) + rng.choice(_GIVEN)
             created += 1
             children_rows.append(dict(id=created, token=token, name=name, zone_id=zone.id))
-            device_id = f"86{rng.randrange(10**12):012d}"
+            kind = device_kind(created)
+            device_id = new_device_id(rng, kind)
             while device_id in device_ids:
-                device_id = f"86{rng.randrange(10**12):012d}"
+                device_id = new_device_id(rng, kind)
             device_ids.add(device_id)
             device_rows.append(
-                dict(id=device_id, kind="phone", child_id=created, registered_at=now)
+                dict(id=device_id, kind=kind, child_id=created, registered_at=now)
             )
     # Core bulk inserts: a city-scale seed (580k children) takes seconds, not minutes.
     session.execute(insert(Child), children_rows)

@@ -233,7 +233,8 @@ def test_devices_list_prints_ids_first(backend: Backend) -> None:
     assert len(lines) == len(backend.roster)
     ids = {line.split()[0] for line in lines}
     assert ids == {r.device_id for r in backend.roster}
-    assert all(line.split()[1] == "phone" for line in lines)
+    kinds = {line.split()[1] for line in lines}
+    assert kinds == {"watch", "phone", "tag"}
 
 
 def test_sos_from_a_child_never_seen_still_raises_and_is_stored(backend: Backend) -> None:
