@@ -1,21 +1,47 @@
 """The OsmAnd HTTP protocol, as phone apps such as Traccar Client send it.
 
-``GET /?id=…&lat=…&lon=…&timestamp=…&speed=…&bearing=…&accuracy=…&batt=…``
-(the same fields may come as a form-encoded POST body). ``speed`` is in
-knots, as the apps send it; ``timestamp`` is epoch seconds, epoch
-milliseconds or an ISO-8601 time; ``alarm=sos`` is the panic button.
+Two body forms exist in the field, and both must keep working unchanged:
+
+- the classic form, ``GET /?id=…&lat=…&lon=…&timestamp=…&speed=…&bearing=…
+  &accuracy=…&batt=…`` (the same fields may come as a form-encoded POST
+  body): ``speed`` in knots, ``timestamp`` epoch seconds, epoch
+  milliseconds or ISO-8601, ``alarm=sos`` the panic button;
+- the JSON body of newer apps (Traccar Client 9+, built on a background
+  geolocation plugin), ``Content-Type: application/json``::
+
+    {"device_id": "…", "location": {"timestamp": "<ISO-8601>",
+      "coords": {"latitude", "longitude", "accuracy", "speed", "heading",
+                 "altitude"},
+      "is_moving": bool, "event": "…", "battery": {"level": 0..1},
+      "extras": {"alarm": "sos"}}}
+
+  Here ``speed`` is already m/s, and -1 means "unknown" for speed, heading,
+  accuracy and battery level. The SOS button sends an ordinary location with
+  ``extras.alarm = "sos"`` (some builds put ``alarm`` on the location).
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
+from console.gateway.fields import (
+    MAX_ID_LEN,
+    as_object,
+    epoch,
+    number,
+    parse_json,
+    parse_time,
+    text_id,
+)
 from models.fixes import Rejected, Report
 
+__all__ = ["KNOT_MS", "MAX_ID_LEN", "decode_json", "decode_query", "parse_time"]
+
 KNOT_MS = 0.514444
-MAX_ID_LEN = 64
+SOS_ALARMS = frozenset({"sos", "panic", "general"})
 
 
 def _float(params: dict[str, str], *names: str, default: float = math.nan) -> float:
@@ -30,24 +56,6 @@ def _float(params: dict[str, str], *names: str, default: float = math.nan) -> fl
     return default
 
 
-def parse_time(raw: str) -> float:
-    """Epoch seconds from the forms the apps send."""
-    raw = raw.strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        pass
-    else:
-        return value / 1000.0 if value > 1e11 else value
-    try:
-        dt = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
-    except ValueError:
-        raise Rejected("bad_timestamp", f"timestamp={raw[:40]!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
-
-
 def decode_query(query: str, now: float) -> Report:
     """One report from a query string or form body; raises ``Rejected``."""
     params = dict(parse_qsl(query, keep_blank_values=True, max_num_fields=64))
@@ -59,7 +67,7 @@ def decode_query(query: str, now: float) -> Report:
     if "location" in params and "lat" not in params:
         lat_s, _, lon_s = params["location"].partition(",")
         params["lat"], params["lon"] = lat_s, lon_s
-    sos = params.get("alarm", "").lower() in ("sos", "panic", "general")
+    sos = params.get("alarm", "").lower() in SOS_ALARMS
     if ("lat" not in params or "lon" not in params) and not sos:
         raise Rejected("missing_position", "no lat/lon")
     t = parse_time(params["timestamp"]) if params.get("timestamp") else now
@@ -76,3 +84,65 @@ def decode_query(query: str, now: float) -> Report:
         sos=sos,
         valid=params.get("valid", "true").lower() not in ("false", "0"),
     )
+
+
+def decode_json(body: bytes, now: float) -> Report:
+    """One report from the JSON body newer phone apps POST; raises ``Rejected``.
+
+    Only what locates the child is strict (device id, location, coordinates,
+    timestamp); a malformed extra such as ``battery`` or ``activity`` is
+    ignored rather than costing the fix.
+    """
+    root = as_object(parse_json(body), "body")
+    device_id = text_id(root.get("device_id"), "device_id")
+    raw_location = root.get("location")
+    if isinstance(raw_location, list):
+        # The plugin's optional batch mode; Traccar Client never enables it.
+        raise Rejected("location_list_unsupported", "send one location per request")
+    if raw_location is None:
+        raise Rejected("missing_location", "no location object")
+    location = as_object(raw_location, "location")
+    sos = _alarm(location) or _alarm(root)
+    raw_coords = location.get("coords")
+    if raw_coords is None:
+        if not sos:
+            raise Rejected("missing_position", "no location.coords")
+        coords: Mapping[str, Any] = {}
+    else:
+        coords = as_object(raw_coords, "location.coords")
+    ts = location.get("timestamp")
+    return Report(
+        device_id=device_id,
+        t=now if ts is None else epoch(ts, "location.timestamp"),
+        lat=number(coords, "latitude", math.nan if sos else None),
+        lon=number(coords, "longitude", math.nan if sos else None),
+        speed=_known(number(coords, "speed", -1.0), 0.0),
+        bearing=_known(number(coords, "heading", -1.0), 0.0),
+        accuracy=_known(number(coords, "accuracy", -1.0), math.nan),
+        battery=_battery_pct(location.get("battery")),
+        sos=sos,
+    )
+
+
+def _known(value: float, unknown: float) -> float:
+    """The apps send -1 for "not measured"; keep that out of the data."""
+    return value if value >= 0 else unknown
+
+
+def _battery_pct(battery: object) -> int:
+    level = battery.get("level") if isinstance(battery, dict) else None
+    if isinstance(level, bool) or not isinstance(level, int | float):
+        return -1
+    if 0 <= level <= 1:
+        return round(level * 100)
+    if 1 < level <= 100:  # a few apps send percent here
+        return round(level)
+    return -1
+
+
+def _alarm(obj: Mapping[str, Any]) -> bool:
+    extras = obj.get("extras")
+    for value in (obj.get("alarm"), extras.get("alarm") if isinstance(extras, dict) else None):
+        if isinstance(value, str) and value.lower() in SOS_ALARMS:
+            return True
+    return False
