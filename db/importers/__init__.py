@@ -1,0 +1,2 @@
+"""Importers: files an administrator brings (the national CCTV data, zones)
+into the store, checked row by row, all or nothing."""
