@@ -38,11 +38,13 @@ def _config(args: argparse.Namespace) -> Config:
 
 def _prepare_store(cfg: Config) -> None:
     from db.seed import seed_demo
+    from db.seed_readers import seed_readers
     from db.store import open_store
 
     engine, sessions = open_store(cfg.db_url)
     with sessions() as s:
         created = seed_demo(s, cfg.children)
+        seed_readers(s)
     if created:
         log.info("seeded the demo: %d children", created)
     engine.dispose()

@@ -281,8 +281,9 @@ def decode_osmand(req: Request, now: float) -> Report:
 
 
 def handle_osmand(intake: Intake, req: Request) -> tuple[int, str]:
-    """The OsmAnd port's handler: 200 when the fix is stored, 403 for an
-    unregistered phone, 405 for other methods, 400 with the reason otherwise.
+    """The OsmAnd port's handler: 200 when the fix is stored (or refused for
+    its content, with the reason), 403 for an unregistered phone, 405 for
+    other methods, 400 for a request that cannot be decoded.
     A plain function, so ``HttpServer`` answers pipelined requests inline.
 
     A duplicate answers 200: phones keep a position and resend it until they
@@ -300,4 +301,9 @@ def handle_osmand(intake: Intake, req: Request) -> tuple[int, str]:
         return 200, "OK"
     if verdict.reason == DUPLICATE:
         return 200, "OK (duplicate)"
-    return (403, "unregistered device") if verdict.unregistered else (400, verdict.reason)
+    if verdict.unregistered:
+        return 403, "unregistered device"
+    # A well-formed report whose content we refuse (0,0 before a GPS fix, a
+    # wrong phone clock) is answered 200 with the reason: the phone would
+    # otherwise resend it forever and never send the positions behind it.
+    return 200, f"refused: {verdict.reason}"

@@ -104,7 +104,7 @@ class _Connection(asyncio.Protocol):
                 self.queue.put_nowait(request)
                 continue
             status, text = self.server.handler(request)  # type: ignore[misc]
-            out.append(response(status, text, keep_alive))
+            out.append(response(status, text, keep_alive, self.server.content_type))
             if not keep_alive:
                 self.closing = True
         if out and self.transport is not None:
@@ -134,7 +134,7 @@ class _Connection(asyncio.Protocol):
         except ValueError:
             self._fail(out, 400, "malformed request")
             return None
-        if length < 0 or length > MAX_BODY:
+        if length < 0 or length > self.server.max_body:
             self._fail(out, 413, "body too large")
             return None
         total = end + 4 + length
@@ -162,7 +162,7 @@ class _Connection(asyncio.Protocol):
             status, text = await self.server.handler(request)  # type: ignore[misc]
             if self.transport is None or self.transport.is_closing():
                 return
-            self.transport.write(response(status, text, keep_alive))
+            self.transport.write(response(status, text, keep_alive, self.server.content_type))
             if not keep_alive:
                 self.transport.close()
                 return
@@ -172,8 +172,11 @@ class _Connection(asyncio.Protocol):
 
 class HttpServer:
     def __init__(self, handler: Handler, max_connections: int = 20_000,
-                 idle_timeout_s: float = 120.0) -> None:
+                 idle_timeout_s: float = 120.0, max_body: int = MAX_BODY,
+                 content_type: str = "text/plain; charset=utf-8") -> None:
         self.handler = handler
+        self.max_body = max_body
+        self.content_type = content_type
         self.is_async = inspect.iscoroutinefunction(handler)
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s

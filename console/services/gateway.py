@@ -10,23 +10,24 @@ raises it at the child's last known position.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import time
 
 import zmq
 
 from console.bus import Publisher
-from console.gateway.http import HttpServer, Request
+from console.gateway.feeds import FeedsHandler, handle_osmand, reader_positions
+from console.gateway.http import HttpServer
 from console.gateway.intake import Intake
-from console.gateway.osmand import decode_query
 from console.services.runtime import Runtime, start
 from db import repositories as repo
 from db.registry import registry_version
 from db.store import open_store
-from models.fixes import Rejected
 
 REGISTRY_REFRESH_S = 5.0
 FLUSH_EVERY_S = 0.05
+FEEDS_MAX_BODY = 2 * 1024 * 1024  # a reader's batch of up to 10,000 reads
 
 
 class Gateway:
@@ -37,7 +38,10 @@ class Gateway:
         self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="gateway")
         self.intake = Intake(self.pub.send)
         self._registry_version = (-1, 0.0)
-        self.osmand = HttpServer(self.handle_osmand)
+        self.osmand = HttpServer(functools.partial(handle_osmand, self.intake))
+        self.feeds = FeedsHandler(self.intake, {})
+        self.feeds_http = HttpServer(self.feeds.handle, max_body=FEEDS_MAX_BODY,
+                                     content_type="application/json")
 
     def sync_registry(self) -> None:
         """Reload registered ids; save the refused ones for the admin."""
@@ -46,34 +50,16 @@ class Gateway:
             if refused:
                 repo.record_unregistered(s, refused)
                 s.commit()
+            self.feeds.readers = reader_positions(repo.readers(s))
             version = registry_version(s)
             if version != self._registry_version:
                 self.intake.registered = repo.registered_device_ids(s)
                 self._registry_version = version
 
-    def handle_osmand(self, req: Request) -> tuple[int, str]:
-        if req.method == "GET":
-            query = req.target.partition("?")[2]
-        elif req.method == "POST":
-            query = req.body.decode("utf-8", "replace")
-            if "?" in req.target:
-                query = req.target.partition("?")[2] + "&" + query
-        else:
-            self.intake.reject("osmand", "bad_method", req.method)
-            return 405, "GET or POST"
-        try:
-            report = decode_query(query, time.time())
-        except Rejected as exc:
-            self.intake.reject("osmand", exc.reason, exc.detail)
-            return 400, exc.reason
-        verdict = self.intake.accept(report, "osmand")
-        if verdict.accepted:
-            return 200, "OK"
-        return (403, "unregistered device") if verdict.unregistered else (400, verdict.reason)
-
     def stats(self) -> dict[str, float]:
         out = self.intake.stats()
         out["connections.osmand"] = self.osmand.connections
+        out["connections.feeds"] = self.feeds_http.connections
         return out
 
     async def run(self) -> None:
@@ -82,6 +68,9 @@ class Gateway:
         port = await self.osmand.start(cfg.osmand_host, cfg.osmand_port)
         self.rt.log.info("OsmAnd HTTP on %s:%d, %d registered devices",
                          cfg.osmand_host, port, len(self.intake.registered))
+        fport = await self.feeds_http.start(cfg.osmand_host, cfg.feeds_port)
+        self.rt.log.info("tag-reader and carrier feeds on %s:%d, %d readers",
+                         cfg.osmand_host, fport, len(self.feeds.readers))
         next_refresh = time.monotonic() + REGISTRY_REFRESH_S
         next_beat = 0.0
         while not self.rt.should_stop():
@@ -98,6 +87,7 @@ class Gateway:
                     self.rt.log.exception("device registry refresh failed")
                 next_refresh = now + REGISTRY_REFRESH_S
         await self.osmand.close()
+        await self.feeds_http.close()
         self.intake.flush()
         await asyncio.to_thread(self.sync_registry)
         self.pub.close()

@@ -5,6 +5,7 @@ as separate processes on a seeded SQLite store, OsmAnd on a free port of
 from __future__ import annotations
 
 import http.client
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from console.supervisor import BACKEND, Supervisor
 from db import repositories as repo
 from db.repositories import RosterEntry
 from db.seed import seed_demo
+from db.seed_readers import seed_readers
 from db.store import open_store
 from models.messages import Snapshot, SnapshotRequest, decode, encode
 from tests.services import free_tcp_port
@@ -48,6 +50,16 @@ class Backend:
         return self.send(id=device, lat=lat, lon=lon, timestamp=t or time.time(),
                          accuracy=8, **extra)
 
+    def post_json(self, port: int, path: str, payload: object) -> tuple[int, object]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("POST", path, json.dumps(payload),
+                         {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+
     def snapshot(self, timeout_s: float = 5.0) -> Snapshot:
         """Ask the engine directly, as a console does."""
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -75,7 +87,9 @@ def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0,
 
 
 def make_config(data_dir: Path, **kw: object) -> Config:
-    cfg = Config(data_dir=data_dir, osmand_port=free_tcp_port(), **kw)  # type: ignore[arg-type]
+    ports = {name: free_tcp_port() for name in ("osmand_port", "watch_port", "feeds_port",
+                                                 "relay_port")}
+    cfg = Config(data_dir=data_dir, **ports, **kw)  # type: ignore[arg-type]
     cfg.ensure_dirs()
     return cfg
 
@@ -96,6 +110,7 @@ def backend(data_dir: Path) -> Iterator[Backend]:
     engine, sessions = open_store(cfg.db_url)
     with sessions() as s:
         seed_demo(s, cfg.children)
+        seed_readers(s)
         roster = repo.roster(s)
     engine.dispose()
     sup = Supervisor(cfg, BACKEND)

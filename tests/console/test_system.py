@@ -167,9 +167,9 @@ def test_bad_and_unregistered_requests_are_refused_and_counted(backend: Backend)
     tap = start_tap(backend, "sys.heartbeat", 200)
     assert backend.send(id="not-registered", lat=37.5, lon=127.0) == (403, "unregistered device")
     assert backend.send(id=backend.roster[0].device_id, lat=0, lon=0) == (
-        400, "coordinate_null_island")
+        200, "refused: coordinate_null_island")
     assert backend.send(id=backend.roster[0].device_id, lat="nan", lon=127) == (
-        400, "coordinate_not_finite")
+        200, "refused: coordinate_not_finite")
     assert backend.send(lat=37.5, lon=127.0) == (400, "missing_device_id")
     # The gateway kept running and still accepts good input.
     assert backend.fix(backend.roster[0].device_id, *SEOUL_FOREST)[0] == 200
@@ -261,3 +261,27 @@ def test_sos_from_a_child_never_seen_still_raises_and_is_stored(backend: Backend
     assert backend.supervisor.status() == dict.fromkeys(
         ("bus", "engine", "recorder", "gateway"), "running")
     engine.dispose()
+
+
+def test_a_tag_read_posted_to_the_gateway_becomes_a_fix_at_the_reader(backend: Backend) -> None:
+    from db import repositories as repo
+
+    _, sessions = open_store(backend.config.db_url)
+    with sessions() as s:
+        reader = repo.readers(s)[0]
+    tag = next(r for r in backend.roster if r.kind == "tag")
+    slot = [r.device_id for r in backend.roster].index(tag.device_id)
+    status, reply = backend.post_json(backend.config.feeds_port, "/v1/tag-reads", {"reads": [
+        {"reader_id": reader.id, "tag_id": tag.device_id, "rssi": -61, "t": time.time()},
+        {"reader_id": "NO-SUCH-READER", "tag_id": tag.device_id, "rssi": -70, "t": time.time()},
+    ]})
+    assert status == 200
+    assert reply["accepted"] == 1  # type: ignore[index]
+    assert reply["rejected"][0]["reason"] == "unknown_reader"  # type: ignore[index]
+
+    def at_reader() -> bool:
+        cols = position_columns(backend.snapshot().positions)
+        where = dict(zip(cols["slots"].tolist(), cols["lat"].tolist(), strict=True))
+        return where.get(slot) == pytest.approx(reader.lat)
+
+    wait_for(at_reader, 10, "the tag's fix at the reader")
