@@ -1,0 +1,234 @@
+"""The watch server over real sockets: replies, limits, and an SOS that
+travels from a watch's TCP frame to an alert in the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import zmq
+
+from console.bus import Publisher, Subscriber
+from console.gateway.intake import Intake
+from console.gateway.watch import encode
+from console.gateway.watch_server import READ_CHUNK, WatchServer
+from models.messages import FLAG_SOS, FixBatch, Heartbeat, unpack
+from tests.console.conftest import SEOUL_FOREST, Backend, wait_for
+
+WATCH = "3900512807"
+
+
+def now_fields() -> str:
+    return time.strftime("%d%m%y,%H%M%S", time.gmtime())
+
+
+def location(kind: str, status: str, lat: float = SEOUL_FOREST[0],
+             lon: float = SEOUL_FOREST[1], validity: str = "A") -> str:
+    return (f"{kind},{now_fields()},{validity},{lat:.6f},N,{lon:.6f},E,4.0,90.0,30.0,8,90,71,"
+            f"120,0,{status},1,1,450,5,8801,40561,150,0")
+
+
+@contextmanager
+def serving(intake: Intake, **kw: Any) -> Iterator[tuple[WatchServer, int]]:
+    """A WatchServer on its own event loop thread, as the gateway runs it."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = WatchServer(intake, **kw)
+    port = asyncio.run_coroutine_threadsafe(server.start("127.0.0.1", 0), loop).result(5)
+    try:
+        yield server, port
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def connect(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_until(s: socket.socket, expected: bytes, timeout_s: float = 5.0) -> bytes:
+    got = b""
+    deadline = time.monotonic() + timeout_s
+    while not got.endswith(expected) and time.monotonic() < deadline:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def closed_by_server(s: socket.socket, timeout_s: float = 5.0) -> bool:
+    s.settimeout(timeout_s)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def local_intake() -> tuple[Intake, list[FixBatch]]:
+    batches: list[FixBatch] = []
+    intake = Intake(batches.append)
+    intake.registered = {WATCH}
+    return intake, batches
+
+
+def test_replies_in_order_for_split_and_merged_writes() -> None:
+    intake, batches = local_intake()
+    with serving(intake) as (server, port), connect(port) as s:
+        lk = encode("3G", WATCH, "LK,50,1,71")
+        s.sendall(lk[:9])
+        time.sleep(0.05)  # two reads on the server
+        s.sendall(lk[9:])
+        assert read_until(s, b"LK]") == encode("3G", WATCH, "LK")
+        merged = (encode("3G", WATCH, location("UD", "00000000"))
+                  + encode("3G", WATCH, location("AL", "00010000"))
+                  + b"[CS*" + WATCH.encode() + b"*0008*TK,#!AMR]" + encode("3G", WATCH, "TKQ"))
+        s.sendall(merged)
+        expected = (encode("3G", WATCH, "AL") + encode("CS", WATCH, "TK,1")
+                    + encode("3G", WATCH, "TKQ"))
+        assert read_until(s, b"TKQ]") == expected
+        assert server.connections == 1 and server.frames == 5
+    assert intake.accepted["watch"] == 2
+    (batch,) = batches  # the SOS flushed at once, with the fix before it
+    assert list(unpack("flags", batch.flags)) == [0, FLAG_SOS] and batch.protocol == "watch"
+
+
+def test_index_is_mirrored_over_the_wire() -> None:
+    intake, _ = local_intake()
+    with serving(intake) as (_, port), connect(port) as s:
+        s.sendall(encode("ZJ", WATCH, "LK", index="0007"))
+        assert read_until(s, b"LK]") == f"[ZJ*{WATCH}*0007*0002*LK]".encode()
+
+
+def test_connection_cap() -> None:
+    intake, _ = local_intake()
+    with serving(intake, max_connections=2) as (server, port):
+        a, b = connect(port), connect(port)
+        wait_for(lambda: server.connections == 2, 5, "two connections")
+        c = connect(port)
+        assert closed_by_server(c)
+        assert intake.rejected["watch:too_many_connections"] == 1
+        a.close()
+        wait_for(lambda: server.connections == 1, 5, "the first to go")
+        with connect(port) as d:
+            d.sendall(encode("3G", WATCH, "LK"))
+            assert read_until(d, b"LK]").endswith(b"LK]")
+        for x in (b, c):
+            x.close()
+
+
+def test_idle_connection_is_closed() -> None:
+    intake, _ = local_intake()
+    with serving(intake, idle_timeout_s=0.3) as (server, port), connect(port) as s:
+        started = time.monotonic()
+        assert closed_by_server(s)
+        assert 0.25 < time.monotonic() - started < 3
+        wait_for(lambda: server.connections == 0, 5, "the connection to be dropped")
+        assert server.timed_out == 1
+
+
+def test_garbage_stream_is_cut_off() -> None:
+    intake, _ = local_intake()
+    rng = random.Random(3)
+    garbage = bytes(rng.choice(b"abc]*,0123\x00\xff") for _ in range(4096))
+    with serving(intake, max_frame=4096) as (server, port), connect(port) as s:
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                s.sendall(garbage)
+        except OSError:  # reset or broken pipe: the server hung up
+            pass
+        assert time.monotonic() < deadline, "the server kept reading garbage"
+        wait_for(lambda: server.cut_off == 1, 5, "the cut-off")
+        assert server.bytes_in <= server.max_garbage + READ_CHUNK  # it read no further
+    assert intake.rejected["watch:garbage_stream"] == 1
+
+
+def test_endless_undecodable_frames_are_cut_off() -> None:
+    intake, _ = local_intake()
+    with serving(intake, max_bad_frames=10) as (server, port), connect(port) as s:
+        try:
+            for _ in range(200):
+                s.sendall(encode("3G", WATCH, "UD,1,2,3"))
+                time.sleep(0.002)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert closed_by_server(s)
+        assert server.cut_off == 1
+    assert 10 < intake.rejected["watch:missing_fields"] < 200
+
+
+def test_oversized_frame_is_refused_and_the_next_frame_answered() -> None:
+    intake, _ = local_intake()
+    with serving(intake, max_frame=2048) as (_, port), connect(port) as s:
+        s.sendall(b"[3G*" + WATCH.encode() + b"*FFFF*UD," + b"1" * 1500)
+        time.sleep(0.05)
+        s.sendall(b"1" * 1000)
+        time.sleep(0.05)
+        s.sendall(encode("3G", WATCH, "LK"))
+        assert read_until(s, b"LK]").endswith(encode("3G", WATCH, "LK"))
+    assert intake.rejected["watch:frame_too_large"] == 1
+
+
+# --------------------------------------------------------------------- the whole way
+
+def bus_ready(pub: Publisher, endpoint: str) -> None:
+    """PUB drops until the proxy's subscription arrives: wait until our own
+    heartbeat comes back through the bus before sending anything that counts."""
+    ctx = zmq.Context.instance()
+    sub = Subscriber(ctx, endpoint, ("sys.heartbeat",))
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pub.heartbeat()
+            got = sub.recv(timeout_ms=100)
+            if got is not None and isinstance(got[1], Heartbeat) and got[1].origin == pub.origin:
+                return
+        raise AssertionError("our publisher never reached the bus")
+    finally:
+        sub.close()
+
+
+def test_watch_sos_becomes_an_alert(backend: Backend) -> None:
+    """A child's watch presses SOS (AL, status bit 16); another sends SOS with
+    no GPS fix ('V' at 0,0). Both become SOS alerts in the engine."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    pub = Publisher(ctx, backend.config.bus_pub, origin="watch-test")
+    try:
+        bus_ready(pub, backend.config.bus_sub)
+        intake = Intake(pub.send)
+        intake.registered = {r.device_id for r in backend.roster}
+        good, blind = backend.roster[2].device_id, backend.roster[5].device_id
+        with serving(intake) as (_, port), connect(port) as s:
+            sos = encode("3G", good, location("AL", "00010000"))
+            s.sendall(sos[:40])
+            time.sleep(0.05)
+            s.sendall(sos[40:] + encode("SG", blind, location("AL", "00010008", 0, 0, "V")))
+            replies = encode("3G", good, "AL") + encode("SG", blind, "AL")
+            assert read_until(s, replies) == replies
+
+            def sos_alerts() -> dict[str, Any]:
+                return {a.device_id: a for a in backend.snapshot().alerts if a.kind == "sos"}
+
+            wait_for(lambda: {good, blind} <= set(sos_alerts()), 10, "both SOS alerts")
+        alerts = sos_alerts()
+        assert math.isclose(alerts[good].lat, SEOUL_FOREST[0], abs_tol=1e-5)
+        assert math.isclose(alerts[good].lon, SEOUL_FOREST[1], abs_tol=1e-5)
+        assert not alerts[good].position_is_last_known
+        assert alerts[blind].position_is_last_known
+        assert intake.accepted["watch"] == 2
+    finally:
+        pub.close()
+        ctx.term()
