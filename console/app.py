@@ -71,6 +71,8 @@ class ConsoleWindow(QMainWindow):
         self.frames += 1
         if frame.zones is not None:
             self.map.set_zones([(z.name, z.lat, z.lon, z.radius_m) for z in frame.zones])
+        if frame.readers is not None:
+            self.map.set_readers([(r.name, r.lat, r.lon, r.range_m) for r in frame.readers])
         if frame.x is not None and frame.y is not None and frame.status is not None:
             self._x, self._y = frame.x, frame.y
             self.map.set_positions(frame.x, frame.y, frame.status)

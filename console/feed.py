@@ -26,6 +26,7 @@ from models.messages import (
     AnyMessage,
     BadMessage,
     CommandReply,
+    ReaderView,
     Snapshot,
     SnapshotRequest,
     ZoneView,
@@ -47,6 +48,7 @@ class Frame:
     children: int
     fixes_per_s: float
     zones: list[ZoneView] | None = None  # set after a (re)snapshot
+    readers: list[ReaderView] | None = None
     x: np.ndarray | None = None  # positions, when they changed
     y: np.ndarray | None = None
     status: np.ndarray | None = None
@@ -92,6 +94,7 @@ class LiveFeed:
             )
             if self._zones_changed:
                 frame.zones = list(st.zones)
+                frame.readers = list(st.readers)
                 self._zones_changed = False
             if st.positions_dirty or st.alerts_dirty:
                 frame.x, frame.y, frame.status = st.x.copy(), st.y.copy(), st.marker_status()

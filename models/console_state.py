@@ -23,6 +23,7 @@ from models.messages import (
     AnyMessage,
     Heartbeat,
     PositionBatch,
+    ReaderView,
     Snapshot,
     ZoneView,
     position_columns,
@@ -47,6 +48,7 @@ class ConsoleState:
     def __init__(self) -> None:
         self.tokens: list[str] = []
         self.zones: list[ZoneView] = []
+        self.readers: list[ReaderView] = []
         self.alerts = AlertBook()
         self.lat = np.empty(0)
         self.lon = np.empty(0)
@@ -82,6 +84,7 @@ class ConsoleState:
         n = len(snap.children)
         self.tokens = list(snap.children)
         self.zones = list(snap.zones)
+        self.readers = list(snap.readers)
         self.lat = np.full(n, np.nan)
         self.lon = np.full(n, np.nan)
         self.x = np.full(n, np.nan)

@@ -156,6 +156,16 @@ class ZoneView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=
     radius_m: float
 
 
+class ReaderView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """An electronic-tag reader, drawn on the map with its range."""
+
+    id: str
+    name: str
+    lat: float
+    lon: float
+    range_m: float
+
+
 class SnapshotRequest(Message, tag="req.snapshot"):
     pass
 
@@ -169,6 +179,7 @@ class Snapshot(Message, tag="rep.snapshot"):
     positions: PositionBatch
     alerts: list[AlertView]
     zones: list[ZoneView]
+    readers: list[ReaderView] = []
 
 
 class AckAlert(Message, tag="cmd.ack"):

@@ -32,6 +32,7 @@ from models.messages import (
     CommandReply,
     FixBatch,
     PositionBatch,
+    ReaderView,
     Snapshot,
     SnapshotRequest,
     ZoneView,
@@ -50,6 +51,7 @@ class EngineState:
     tracker: Tracker
     alerts: dict[int, AlertView]  # unresolved alerts by id
     zone_names: dict[int, str]  # zone index -> name
+    readers: list[ReaderView]
 
 
 def load_state(sessions: sessionmaker[Session]) -> EngineState:
@@ -58,6 +60,8 @@ def load_state(sessions: sessionmaker[Session]) -> EngineState:
         zones = [ZoneView(id=z.id, name=z.name, kind=z.kind, lat=z.lat, lon=z.lon,
                           radius_m=z.radius_m) for z in repo.zones(s)]
         open_rows = repo.unresolved_alerts(s)
+        readers = [ReaderView(id=r.id, name=r.name, lat=r.lat, lon=r.lon, range_m=r.range_m)
+                   for r in repo.readers(s)]
     # One slot per child, in roster order; a child may own several devices.
     slot_of_child: dict[int, int] = {}
     tokens: list[str] = []
@@ -71,7 +75,7 @@ def load_state(sessions: sessionmaker[Session]) -> EngineState:
         device_slots[r.device_id] = slot_of_child[r.child_id]
     tracker = Tracker(tokens, device_slots, home, zones)
     alerts = {a.id: view_of(a, slot_of_child.get(a.child_id, -1), tokens) for a in open_rows}
-    return EngineState(tracker, alerts, {i: z.name for i, z in enumerate(zones)})
+    return EngineState(tracker, alerts, {i: z.name for i, z in enumerate(zones)}, readers)
 
 
 def view_of(a: Alert, slot: int, tokens: list[str]) -> AlertView:
@@ -281,6 +285,7 @@ class Engine:
             seq=self.pub.seq, ts=time.time(), origin=self.pub.origin,
             children=tr.tokens, positions=self._positions(tr.known_slots()),
             alerts=sorted(self.state.alerts.values(), key=lambda a: a.id), zones=tr.zones,
+            readers=self.state.readers,
         )
 
     def _ack(self, cmd: AckAlert) -> CommandReply:
