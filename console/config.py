@@ -36,6 +36,7 @@ class Config:
     osmand_host: str = "127.0.0.1"  # where devices reach the gateway (all protocols)
     osmand_port: int = 5055  # phones: OsmAnd HTTP (Traccar's port)
     watch_port: int = 5093  # child GPS watches: "3G" text protocol over TCP
+    watch_utc_offset_s: float = 0.0  # watches that send local time: 32400 for KST
     feeds_port: int = 5081  # tag readers and carrier LBS feeds: JSON over HTTP
     relay_port: int = 8554  # media relay: MPEG-TS over HTTP to consoles
     children: int | None = None  # demo seed size; None = the pilot's 2,600

@@ -20,6 +20,7 @@ from console.bus import Publisher
 from console.gateway.feeds import FeedsHandler, handle_osmand, reader_positions
 from console.gateway.http import HttpServer
 from console.gateway.intake import Intake
+from console.gateway.watch_server import WatchServer
 from console.services.runtime import Runtime, start
 from db import repositories as repo
 from db.registry import registry_version
@@ -28,6 +29,7 @@ from db.store import open_store
 REGISTRY_REFRESH_S = 5.0
 FLUSH_EVERY_S = 0.05
 FEEDS_MAX_BODY = 2 * 1024 * 1024  # a reader's batch of up to 10,000 reads
+WATCH_IDLE_S = 600.0  # many watches send LK every 300 s
 
 
 class Gateway:
@@ -40,6 +42,8 @@ class Gateway:
         self._registry_version = (-1, 0.0)
         self.osmand = HttpServer(functools.partial(handle_osmand, self.intake))
         self.feeds = FeedsHandler(self.intake, {})
+        self.watch = WatchServer(self.intake, idle_timeout_s=WATCH_IDLE_S,
+                                 utc_offset_s=rt.config.watch_utc_offset_s)
         self.feeds_http = HttpServer(self.feeds.handle, max_body=FEEDS_MAX_BODY,
                                      content_type="application/json")
 
@@ -60,6 +64,7 @@ class Gateway:
         out = self.intake.stats()
         out["connections.osmand"] = self.osmand.connections
         out["connections.feeds"] = self.feeds_http.connections
+        out.update(self.watch.stats())
         return out
 
     async def run(self) -> None:
@@ -71,6 +76,8 @@ class Gateway:
         fport = await self.feeds_http.start(cfg.osmand_host, cfg.feeds_port)
         self.rt.log.info("tag-reader and carrier feeds on %s:%d, %d readers",
                          cfg.osmand_host, fport, len(self.feeds.readers))
+        wport = await self.watch.start(cfg.osmand_host, cfg.watch_port)
+        self.rt.log.info("child GPS watches (3G protocol) on %s:%d", cfg.osmand_host, wport)
         next_refresh = time.monotonic() + REGISTRY_REFRESH_S
         next_beat = 0.0
         while not self.rt.should_stop():
@@ -88,6 +95,7 @@ class Gateway:
                 next_refresh = now + REGISTRY_REFRESH_S
         await self.osmand.close()
         await self.feeds_http.close()
+        await self.watch.close()
         self.intake.flush()
         await asyncio.to_thread(self.sync_registry)
         self.pub.close()

@@ -285,3 +285,24 @@ def test_a_tag_read_posted_to_the_gateway_becomes_a_fix_at_the_reader(backend: B
         return where.get(slot) == pytest.approx(reader.lat)
 
     wait_for(at_reader, 10, "the tag's fix at the reader")
+
+
+def test_a_watch_sos_frame_to_the_gateway_raises_an_sos(backend: Backend) -> None:
+    """A child's watch over the real 3G TCP protocol: AL with status bit 16,
+    answered with AL as the watch expects."""
+    import socket as pysocket
+
+    from console.gateway.watch import encode
+
+    watch = next(r for r in backend.roster if r.kind == "watch")
+    when = time.gmtime()
+    content = (f"AL,{time.strftime('%d%m%y,%H%M%S', when)},A,37.544400,N,127.037400,E,"
+               "0.0,0.0,30.0,8,90,71,120,0,00010000,0")
+    with pysocket.create_connection(("127.0.0.1", backend.config.watch_port), 5) as s:
+        s.sendall(encode("3G", watch.device_id, content))
+        reply = s.recv(200)
+    assert reply == f"[3G*{watch.device_id}*0002*AL]".encode()
+    wait_for(lambda: any(a.kind == "sos" and a.device_id == watch.device_id
+                         for a in backend.snapshot().alerts), 10, "the watch's SOS")
+    alert = next(a for a in backend.snapshot().alerts if a.kind == "sos")
+    assert alert.place == "성동구 성수동1가" and not alert.position_is_last_known
