@@ -1,0 +1,156 @@
+"""Stand-in CCTV cameras: a GStreamer RTSP server with live test patterns.
+
+Why a separate script: the GStreamer RTSP server comes from Debian
+(``gir1.2-gst-rtsp-server-1.0`` with ``python3-gi``) and only imports under
+Debian's ``/usr/bin/python3``, not the project's venv. Tests run this file as
+a child process and talk to it over stdin/stdout:
+
+- stdout, one event per line (flushed), which the fixture parses:
+  ``READY <port>``, ``CONNECT <peer>``, ``PLAY /camN <peer>`` (one per RTSP
+  session that starts playing), ``CLOSED <peer>``, ``OK <command>``, where
+  ``<peer>`` is the client's ``ip:port``.
+- stdin, one command per line: ``kill camN`` (unmount and drop its clients,
+  as if that camera died), ``revive camN`` (mount it again), ``stall camN``
+  / ``unstall camN`` (keep the session but stop/restart sending frames).
+
+Usage: /usr/bin/python3 tests/media/rtsp_server.py --port P [--mounts N]
+[--width 320 --height 240 --fps 10 --kbps 300]. SIGTERM or SIGINT stops it.
+
+Each mount streams H.264 (x264, one keyframe a second, SPS/PPS in band)
+with a moving ball and a running clock, so a decoder sees real changing
+frames. Only 127.0.0.1 is served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+_say_lock = threading.Lock()
+
+
+def say(line: str) -> None:
+    """One whole line per event: GStreamer calls back from several threads."""
+    with _say_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class Cameras:
+    """The server, its mounts, and who is watching what (for ``kill``)."""
+
+    def __init__(self, port: int, mounts: int, width: int, height: int, fps: int,
+                 kbps: int) -> None:
+        self.server = GstRtspServer.RTSPServer()
+        self.server.set_address("127.0.0.1")
+        self.server.set_service(str(port))
+        self.launch = (
+            f"( videotestsrc is-live=true pattern=ball ! "
+            f"video/x-raw,width={width},height={height},framerate={fps}/1 ! "
+            f"clockoverlay font-desc=\"Sans 12\" ! valve name=gate drop=false ! "
+            f"x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} "
+            f"key-int-max={fps} ! video/x-h264,profile=baseline ! "
+            f"rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        )
+        self.names = [f"cam{i}" for i in range(1, mounts + 1)]
+        self.clients: dict[str, set[GstRtspServer.RTSPClient]] = {n: set() for n in self.names}
+        self.media: dict[str, GstRtspServer.RTSPMedia] = {}
+        for name in self.names:
+            self.mount(name)
+        self.server.connect("client-connected", self.on_client)
+        self.source_id = self.server.attach(None)
+        say(f"READY {port}")
+
+    def mount(self, name: str) -> None:
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(self.launch)
+        factory.set_shared(True)  # like a camera: one encoder whoever watches
+        factory.connect("media-configure", lambda _f, media: self.media.__setitem__(name, media))
+        self.server.get_mount_points().add_factory(f"/{name}", factory)
+
+    def on_client(self, _server: GstRtspServer.RTSPServer,
+                  client: GstRtspServer.RTSPClient) -> None:
+        addr = client.get_connection().get_read_socket().get_remote_address()
+        peer = f"{addr.get_address().to_string()}:{addr.get_port()}"
+        say(f"CONNECT {peer}")
+        client.connect("play-request", lambda c, ctx: self.on_play(c, ctx, peer))
+        client.connect("closed", lambda c: self.on_closed(c, peer))
+
+    def on_play(self, client: GstRtspServer.RTSPClient, ctx: GstRtspServer.RTSPContext,
+                peer: str) -> None:
+        path = ctx.uri.abspath if ctx.uri is not None else "?"
+        name = path.strip("/").split("/")[0]
+        if name in self.clients:
+            self.clients[name].add(client)
+        say(f"PLAY /{name} {peer}")
+
+    def on_closed(self, client: GstRtspServer.RTSPClient, peer: str) -> None:
+        for watchers in self.clients.values():
+            watchers.discard(client)
+        say(f"CLOSED {peer}")
+
+    def command(self, line: str) -> None:
+        verb, _, name = line.strip().partition(" ")
+        if name not in self.clients:
+            say(f"ERROR unknown mount {name!r}")
+            return
+        if verb == "kill":
+            self.server.get_mount_points().remove_factory(f"/{name}")
+            for client in list(self.clients[name]):
+                client.close()
+            self.clients[name].clear()
+            self.media.pop(name, None)
+        elif verb == "revive":
+            self.mount(name)
+        elif verb in ("stall", "unstall"):
+            media = self.media.get(name)
+            gate = media.get_element().get_by_name("gate") if media is not None else None
+            if gate is None:
+                say(f"ERROR {name} is not streaming")
+                return
+            gate.set_property("drop", verb == "stall")
+        else:
+            say(f"ERROR unknown command {verb!r}")
+            return
+        say(f"OK {verb} {name}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--mounts", type=int, default=2)
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--kbps", type=int, default=300)
+    args = parser.parse_args()
+    Gst.init(None)
+    loop = GLib.MainLoop()
+    cams = Cameras(args.port, args.mounts, args.width, args.height, args.fps, args.kbps)
+
+    def read_commands() -> None:
+        # stdin is read off the main loop; commands run on it (GStreamer's
+        # RTSP server objects belong to the main context).
+        for line in sys.stdin:
+            if line.strip():
+                GLib.idle_add(lambda cmd=line: cams.command(cmd) and False)
+        # stdin closed: the test process is gone, so are we.
+        GLib.idle_add(lambda: loop.quit() and False)
+
+    threading.Thread(target=read_commands, daemon=True).start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, lambda: loop.quit() or False)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
