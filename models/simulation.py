@@ -55,6 +55,7 @@ class Population:
     first_incident_s: float = 15.0
     incident_every_s: float = 180.0
     incidents: list[Incident] = field(default_factory=list)
+    can_alarm: np.ndarray | None = None  # False for children whose device has no SOS (tags)
 
     def __post_init__(self) -> None:
         n = len(self.device_ids)
@@ -112,7 +113,8 @@ class Population:
         if self.clock < self.next_incident or len(self) == 0:
             return
         self.next_incident += self.incident_every_s
-        calm = np.flatnonzero(~self.leaving & ~self.sos_pending)
+        able = np.ones(len(self), dtype=bool) if self.can_alarm is None else self.can_alarm
+        calm = np.flatnonzero(~self.leaving & ~self.sos_pending & able)
         if len(calm) < 2:
             return
         sos = int(self.rng.choice(calm))
