@@ -56,14 +56,15 @@ QT_XCB_PACKAGES: tuple[str, ...] = (
     "libfontconfig1",
     "libdbus-1-3",
 )
-# Hangul labels (zone and district names) need a Korean font; libvlc plays CCTV.
-DEMO_PACKAGES: tuple[str, ...] = (*QT_XCB_PACKAGES, "fonts-nanum", "libvlc5", "vlc-plugin-base")
-# Tests use real parts: Xvfb for GUI tests, a private PostgreSQL cluster, and a
-# GStreamer RTSP server as a stand-in camera.
-TEST_PACKAGES: tuple[str, ...] = (
-    *DEMO_PACKAGES,
-    "xvfb",
-    "postgresql",
+# Hangul labels (zone and district names) need a Korean font; libvlc plays
+# CCTV (its X11 video output is in vlc-plugin-video-output); the demo's
+# stand-in cameras are a GStreamer RTSP server run by Debian's python3.
+DEMO_PACKAGES: tuple[str, ...] = (
+    *QT_XCB_PACKAGES,
+    "fonts-nanum",
+    "libvlc5",
+    "vlc-plugin-base",
+    "vlc-plugin-video-output",
     "gir1.2-gst-rtsp-server-1.0",
     "python3-gi",
     "gstreamer1.0-plugins-base",
@@ -71,6 +72,8 @@ TEST_PACKAGES: tuple[str, ...] = (
     "gstreamer1.0-plugins-ugly",
     "gstreamer1.0-libav",
 )
+# Tests use real parts: Xvfb for GUI tests and a private PostgreSQL cluster.
+TEST_PACKAGES: tuple[str, ...] = (*DEMO_PACKAGES, "xvfb", "postgresql")
 
 PYTEST_NO_TESTS_COLLECTED = 5
 

@@ -37,7 +37,9 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _prepare_store(cfg: Config) -> None:
+    from console.services.democams import stream_url
     from db.seed import seed_demo
+    from db.seed_cameras import seed_cameras
     from db.seed_readers import seed_readers
     from db.store import open_store
 
@@ -45,6 +47,7 @@ def _prepare_store(cfg: Config) -> None:
     with sessions() as s:
         created = seed_demo(s, cfg.children)
         seed_readers(s)
+        seed_cameras(s, lambda camera_id: stream_url(cfg.demo_rtsp_port, camera_id))
     if created:
         log.info("seeded the demo: %d children", created)
     engine.dispose()
@@ -213,6 +216,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_cameras(args: argparse.Namespace) -> int:
+    from db.importers.cameras import run_import_cli
+
+    return run_import_cli(_config(args).db_url, args.file, allow_partial=args.partial)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from tests.bench import run_benchmarks
 
@@ -271,9 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     du = add("upgrade", cmd_db_upgrade, "apply schema migrations", db_sub)
     du.add_argument("--db", default=None)
 
+    imp = sub.add_parser("import", help="bring registry files into the store")
+    imp_sub = imp.add_subparsers(dest="import_command", required=True)
+    ic = add("cameras", cmd_import_cameras,
+             "national CCTV standard data CSV (UTF-8 or CP949), all or nothing", imp_sub)
+    ic.add_argument("file", type=Path)
+    ic.add_argument("--partial", action="store_true",
+                    help="write the valid rows even if some are rejected")
+    ic.add_argument("--db", default=None)
+
     b = add("bench", cmd_bench, "measure throughput (numbers, not pass/fail)")
-    b.add_argument("which", nargs="*", default=["pipeline", "map"],
-                   help="pipeline, map (default: both)")
+    b.add_argument("which", nargs="*", default=["pipeline", "map", "cameras"],
+                   help="pipeline, map, cameras, cctv (default: the first three)")
     b.add_argument("--seconds", type=float, default=10.0)
     return p
 

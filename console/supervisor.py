@@ -23,8 +23,8 @@ from console.config import Config
 
 log = logging.getLogger(__name__)
 
-BACKEND = ("bus", "engine", "recorder", "gateway")
-DEMO = (*BACKEND, "simulator")
+BACKEND = ("bus", "engine", "recorder", "gateway", "relay")
+DEMO = ("democams", *BACKEND, "simulator")
 RESTART_BUDGET = 5  # restarts ...
 RESTART_WINDOW_S = 60.0  # ... within this many seconds, then give up on it
 STOP_TIMEOUT_S = 8.0

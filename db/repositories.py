@@ -13,7 +13,18 @@ import numpy as np
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.orm import Session
 
-from db.tables import Alert, AlertAction, Child, Device, Event, Fix, UnregisteredDevice, Zone
+from db.tables import (
+    Alert,
+    AlertAction,
+    Camera,
+    Child,
+    Device,
+    Event,
+    Evidence,
+    Fix,
+    UnregisteredDevice,
+    Zone,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,3 +181,25 @@ def readers(session: Session) -> list[Reader]:
     """Every electronic-tag reader: the gateway's reader registry, and the
     readers (with their range) the map draws."""
     return list(session.scalars(select(Reader).order_by(Reader.id)))
+
+
+def cameras(session: Session) -> list[Camera]:
+    return list(session.scalars(select(Camera).order_by(Camera.id)))
+
+
+def record_evidence(session: Session, alert_id: int | None, camera_id: int, kind: str,
+                    path: str, actor: str, t_start: float | None = None,
+                    t_end: float | None = None) -> Evidence:
+    """An evidence file an operator (or the relay) saved; the caller commits."""
+    if session.get(Camera, camera_id) is None:
+        raise CommandRejected(f"no camera {camera_id}")
+    if alert_id is not None and session.get(Alert, alert_id) is None:
+        raise CommandRejected(f"no alert {alert_id}")
+    if not actor:
+        raise CommandRejected("evidence needs the operator who saved it")
+    now = time.time()
+    row = Evidence(alert_id=alert_id, camera_id=camera_id, kind=kind, path=path,
+                   created_at=now, t_start=now if t_start is None else t_start,
+                   t_end=now if t_end is None else t_end, actor=actor)
+    session.add(row)
+    return row

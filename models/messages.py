@@ -166,6 +166,20 @@ class ReaderView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froze
     range_m: float
 
 
+class CameraView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """A CCTV camera as consoles rank and show it (``models.cameras.CameraLike``)."""
+
+    id: int
+    name: str
+    lat: float
+    lon: float
+    direction_deg: float | None
+    fov_deg: float
+    range_m: float
+    ptz: bool
+    status: str = "unknown"
+
+
 class SnapshotRequest(Message, tag="req.snapshot"):
     pass
 
@@ -180,11 +194,22 @@ class Snapshot(Message, tag="rep.snapshot"):
     alerts: list[AlertView]
     zones: list[ZoneView]
     readers: list[ReaderView] = []
+    cameras: list[CameraView] = []
 
 
 class AckAlert(Message, tag="cmd.ack"):
     alert_id: int
     operator: str
+
+
+class RecordEvidence(Message, tag="cmd.evidence"):
+    """An operator saved a frame from a camera as evidence for an alert."""
+
+    alert_id: int | None
+    camera_id: int
+    path: str
+    operator: str
+    kind: Literal["snapshot", "clip"] = "snapshot"
 
 
 class CommandReply(Message, tag="rep.command"):
@@ -194,7 +219,7 @@ class CommandReply(Message, tag="rep.command"):
 
 
 Published = FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | Heartbeat
-Request = SnapshotRequest | AckAlert
+Request = SnapshotRequest | AckAlert | RecordEvidence
 Reply = Snapshot | CommandReply
 AnyMessage = (
     FixBatch
@@ -206,6 +231,7 @@ AnyMessage = (
     | SnapshotRequest
     | Snapshot
     | AckAlert
+    | RecordEvidence
     | CommandReply
 )
 

@@ -18,10 +18,12 @@ import zmq
 from sqlalchemy.orm import Session, sessionmaker
 
 from console.bus import Publisher, SequenceTracker, Subscriber, socket
+from console.media.control import RelayControl
 from console.services.runtime import Runtime, start
 from db import repositories as repo
 from db.store import open_store
 from db.tables import Alert
+from models.cameras import CameraIndex
 from models.geo import place_name
 from models.messages import (
     AckAlert,
@@ -29,10 +31,12 @@ from models.messages import (
     AlertUpdated,
     AlertView,
     BadMessage,
+    CameraView,
     CommandReply,
     FixBatch,
     PositionBatch,
     ReaderView,
+    RecordEvidence,
     Snapshot,
     SnapshotRequest,
     ZoneView,
@@ -44,6 +48,7 @@ from models.messages import (
 from models.tracking import SosPress, Tracker
 
 PRIORITY = {"sos": 1, "zone_exit": 2}
+PREALARM_CAMERAS = 4  # nearest cameras held (and, for an SOS, clipped) per alert
 
 
 @dataclass
@@ -52,6 +57,7 @@ class EngineState:
     alerts: dict[int, AlertView]  # unresolved alerts by id
     zone_names: dict[int, str]  # zone index -> name
     readers: list[ReaderView]
+    cameras: list[CameraView]
 
 
 def load_state(sessions: sessionmaker[Session]) -> EngineState:
@@ -62,6 +68,10 @@ def load_state(sessions: sessionmaker[Session]) -> EngineState:
         open_rows = repo.unresolved_alerts(s)
         readers = [ReaderView(id=r.id, name=r.name, lat=r.lat, lon=r.lon, range_m=r.range_m)
                    for r in repo.readers(s)]
+        cameras = [CameraView(id=c.id, name=c.name, lat=c.lat, lon=c.lon,
+                              direction_deg=c.direction_deg, fov_deg=c.fov_deg,
+                              range_m=c.range_m, ptz=c.ptz, status=c.status)
+                   for c in repo.cameras(s)]
     # One slot per child, in roster order; a child may own several devices.
     slot_of_child: dict[int, int] = {}
     tokens: list[str] = []
@@ -75,7 +85,8 @@ def load_state(sessions: sessionmaker[Session]) -> EngineState:
         device_slots[r.device_id] = slot_of_child[r.child_id]
     tracker = Tracker(tokens, device_slots, home, zones)
     alerts = {a.id: view_of(a, slot_of_child.get(a.child_id, -1), tokens) for a in open_rows}
-    return EngineState(tracker, alerts, {i: z.name for i, z in enumerate(zones)}, readers)
+    return EngineState(tracker, alerts, {i: z.name for i, z in enumerate(zones)}, readers,
+                       cameras)
 
 
 def view_of(a: Alert, slot: int, tokens: list[str]) -> AlertView:
@@ -105,6 +116,8 @@ class Engine:
         self.fixes_in = 0
         self.bad_requests = 0
         self._unsaved: list[tuple[str, int, str, float, float, bool, float]] = []
+        self.camera_index = CameraIndex.from_cameras(self.state.cameras)
+        self.relay = RelayControl(cfg.relay_host, cfg.relay_port)
 
     def _child_ids(self) -> list[int]:
         with self.sessions() as s:
@@ -234,6 +247,7 @@ class Engine:
             self._unsaved.pop(0)
             self.state.alerts[view.id] = view
             self.pub.send(AlertOpened(alert=view))
+            self._secure_video(view)
             self.rt.log.info("alert %d opened: %s %s at %s", view.id, kind, view.child_token,
                              view.place)
 
@@ -251,6 +265,17 @@ class Engine:
             )
             s.commit()  # committed before it is published
             return view_of(row, slot, tr.tokens)
+
+    def _secure_video(self, alert: AlertView) -> None:
+        """Hold the nearest cameras' pre-alarm video; for an SOS, save it."""
+        if not (len(self.camera_index) and np.isfinite(alert.lat) and np.isfinite(alert.lon)):
+            return
+        ranked = self.camera_index.rank(alert.lat, alert.lon, None, k=PREALARM_CAMERAS)
+        ids = [r.camera_id for r in ranked]
+        self.relay.hold(ids, alert.id)
+        if alert.kind == "sos":
+            for camera_id in ids:
+                self.relay.clip(camera_id, alert.id, "engine")
 
     # ------------------------------------------------------------- requests
     def _serve_requests(self) -> None:
@@ -277,6 +302,8 @@ class Engine:
             return self._snapshot()
         if isinstance(req, AckAlert):
             return self._ack(req)
+        if isinstance(req, RecordEvidence):
+            return self._record_evidence(req)
         return CommandReply(ok=False, error=f"unsupported request {type(req).__name__}")
 
     def _snapshot(self) -> Snapshot:
@@ -285,7 +312,7 @@ class Engine:
             seq=self.pub.seq, ts=time.time(), origin=self.pub.origin,
             children=tr.tokens, positions=self._positions(tr.known_slots()),
             alerts=sorted(self.state.alerts.values(), key=lambda a: a.id), zones=tr.zones,
-            readers=self.state.readers,
+            readers=self.state.readers, cameras=self.state.cameras,
         )
 
     def _ack(self, cmd: AckAlert) -> CommandReply:
@@ -303,7 +330,20 @@ class Engine:
         self.rt.log.info("alert %d acknowledged by %s", view.id, cmd.operator)
         return CommandReply(ok=True, alert=view)
 
+    def _record_evidence(self, cmd: RecordEvidence) -> CommandReply:
+        with self.sessions() as s:
+            try:
+                repo.record_evidence(s, cmd.alert_id, cmd.camera_id, cmd.kind, cmd.path,
+                                     cmd.operator)
+            except repo.CommandRejected as exc:
+                return CommandReply(ok=False, error=str(exc))
+            s.commit()
+        self.rt.log.info("evidence from camera %d for alert %s saved by %s", cmd.camera_id,
+                         cmd.alert_id, cmd.operator)
+        return CommandReply(ok=True)
+
     def close(self) -> None:
+        self.relay.close()
         self.sub.close()
         self.pub.close()
         self.rpc.close(0)

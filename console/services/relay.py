@@ -4,7 +4,7 @@ on the bus, pre-alarm clips into the evidence store.
 Why a process of its own: Debian's libvlc cannot open ``rtsp://`` (no
 live555), and a camera must see one session however many consoles watch
 it. HTTP (video and the control API, see ``console.media.http_ts``) listens
-on ``osmand_host:relay_port``; clips go to ``<data_dir>/evidence/``.
+on ``relay_host:relay_port``; clips go to ``<data_dir>/evidence/``.
 
 Threads: one puller per pulled camera, one per HTTP connection, one that
 writes Evidence rows, and this one, which alone owns the bus publisher.
@@ -31,14 +31,11 @@ TICK_S = 0.2
 
 
 def settings_from(cfg: Config) -> RelaySettings:
-    """Relay settings from the config; fields it does not have yet keep
-    their defaults (``relay_prealarm_s``, ``relay_debounce_s``,
-    ``relay_idle_s``)."""
-    base = RelaySettings()
+    """Relay settings from the installation's config."""
     return RelaySettings(
-        prealarm_s=float(getattr(cfg, "relay_prealarm_s", base.prealarm_s)),
-        debounce_s=float(getattr(cfg, "relay_debounce_s", base.debounce_s)),
-        idle_s=float(getattr(cfg, "relay_idle_s", base.idle_s)),
+        prealarm_s=cfg.relay_prealarm_s,
+        debounce_s=cfg.relay_debounce_s,
+        idle_s=cfg.relay_idle_s,
     )
 
 
@@ -57,7 +54,7 @@ class RelayService:
         )
         # Bind now, so a busy port fails the start and callers can connect
         # as soon as the constructor returns.
-        self.http = RelayServer((cfg.osmand_host, cfg.relay_port), self.relay)
+        self.http = RelayServer((cfg.relay_host, cfg.relay_port), self.relay)
         self._http_thread = threading.Thread(target=self.http.serve_forever,
                                              kwargs={"poll_interval": 0.2},
                                              name="relay-http", daemon=True)
@@ -86,7 +83,7 @@ class RelayService:
 def main(argv: list[str] | None = None) -> int:
     rt = start("relay", argv)
     service = RelayService(rt.config)
-    rt.log.info("serving on http://%s:%d", rt.config.osmand_host, rt.config.relay_port)
+    rt.log.info("serving on http://%s:%d", rt.config.relay_host, rt.config.relay_port)
 
     # Runtime.should_stop also notices a dead supervisor; poll it into the event.
     def watch_parent() -> None:

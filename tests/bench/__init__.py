@@ -113,8 +113,17 @@ def run_benchmarks(which: list[str], cfg: Config, seconds: float) -> int:
             h, d = _pipeline(cfg, seconds)
         elif name == "map":
             h, d = _map(seconds)
+        elif name == "cameras":
+            from tests.bench import bench_cameras as bc
+
+            h, d = [bc.headline(bc.run(n, seconds)) for n in bc.CAMERAS], []
+        elif name == "cctv":
+            from tests.bench import bench_cctv
+
+            r = bench_cctv.run(seconds, tiles=9)
+            h, d = [f"cctv 3x3 grid: {', '.join(f'{k}={v}' for k, v in r.items())}"], []
         else:
-            h, d = [f"{name}: unknown benchmark (pipeline, map)"], []
+            h, d = [f"{name}: unknown benchmark (pipeline, map, cameras, cctv)"], []
         heads += h
         details += d
     print(f"childsafe bench: {', '.join(names)}; {seconds:g} s per load phase; "

@@ -2,7 +2,7 @@
 
 Fixture ``rtsp_server`` (function scope): an ``RtspServer`` with mounts
 ``cam1``/``cam2`` on a free port of 127.0.0.1, already answering. It runs
-``tests/media/rtsp_server.py`` under Debian's ``/usr/bin/python3`` (the
+``console/media/rtsp_test_server.py`` under Debian's ``/usr/bin/python3`` (the
 GStreamer bindings are Debian packages, not in the venv) and records the
 events the script prints, so tests can count RTSP sessions (``plays``),
 kill or revive one mount, or stop and restart the whole server on the same
@@ -23,13 +23,13 @@ import pytest
 from tests.services import free_tcp_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-SCRIPT = Path(__file__).with_name("rtsp_server.py")
+SCRIPT = Path(__file__).resolve().parents[2] / "console" / "media" / "rtsp_test_server.py"
 DEBIAN_PACKAGES = ("gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base "
                    "gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly")
 
 
 class RtspServer:
-    """The stand-in camera server; see ``tests/media/rtsp_server.py``."""
+    """The stand-in camera server; see ``console/media/rtsp_test_server.py``."""
 
     def __init__(self, mounts: int = 2, fps: int = 10, size: tuple[int, int] = (320, 240),
                  kbps: int = 300) -> None:

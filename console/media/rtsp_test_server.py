@@ -3,7 +3,8 @@
 Why a separate script: the GStreamer RTSP server comes from Debian
 (``gir1.2-gst-rtsp-server-1.0`` with ``python3-gi``) and only imports under
 Debian's ``/usr/bin/python3``, not the project's venv. Tests run this file as
-a child process and talk to it over stdin/stdout:
+a child process and talk to it over stdin/stdout (the demo runs it too,
+through ``console.services.democams``):
 
 - stdout, one event per line (flushed), which the fixture parses:
   ``READY <port>``, ``CONNECT <peer>``, ``PLAY /camN <peer>`` (one per RTSP
@@ -13,7 +14,7 @@ a child process and talk to it over stdin/stdout:
   as if that camera died), ``revive camN`` (mount it again), ``stall camN``
   / ``unstall camN`` (keep the session but stop/restart sending frames).
 
-Usage: /usr/bin/python3 tests/media/rtsp_server.py --port P [--mounts N]
+Usage: /usr/bin/python3 console/media/rtsp_test_server.py --port P [--mounts N]
 [--width 320 --height 240 --fps 10 --kbps 300]. SIGTERM or SIGINT stops it.
 
 Each mount streams H.264 (x264, one keyframe a second, SPS/PPS in band)

@@ -1,0 +1,67 @@
+"""Asking the media relay to keep pre-alarm video and to cut clips.
+
+The engine calls this when it opens an alert. Requests go out from one
+background thread, so a slow or restarting relay never delays an alert;
+failures are logged and counted, and the alert stands without its video.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import queue
+import threading
+from collections import Counter
+
+log = logging.getLogger(__name__)
+
+
+class RelayControl:
+    def __init__(self, host: str, port: int, timeout_s: float = 3.0) -> None:
+        self.host, self.port, self.timeout_s = host, port, timeout_s
+        self.sent: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self._queue: queue.Queue[tuple[str, dict[str, object]] | None] = queue.Queue(1000)
+        self._thread = threading.Thread(target=self._run, name="relay-control", daemon=True)
+        self._thread.start()
+
+    def hold(self, camera_ids: list[int], alert_id: int) -> None:
+        """Keep these cameras' last seconds in memory for this alert."""
+        self._post("/hold", {"camera_ids": camera_ids, "alert_id": alert_id})
+
+    def clip(self, camera_id: int, alert_id: int, actor: str) -> None:
+        """Save the pre-alarm seconds plus as many after as evidence."""
+        self._post("/clip", {"camera_id": camera_id, "alert_id": alert_id, "actor": actor})
+
+    def release(self, alert_id: int) -> None:
+        self._post("/release", {"alert_id": alert_id})
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(5)
+
+    def _post(self, path: str, body: dict[str, object]) -> None:
+        try:
+            self._queue.put_nowait((path, body))
+        except queue.Full:
+            self.failed[path] += 1
+            log.error("relay control queue full; dropped %s %s", path, body)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            path, body = item
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+            try:
+                conn.request("POST", path, json.dumps(body),
+                             {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                reply = resp.read()[:300]
+                if resp.status >= 300:
+                    raise OSError(f"HTTP {resp.status}: {reply!r}")
+                self.sent[path] += 1
+            except (OSError, http.client.HTTPException) as exc:
+                self.failed[path] += 1
+                log.warning("relay %s %s failed: %s", path, body, exc)
+            finally:
+                conn.close()

@@ -1,0 +1,56 @@
+"""The demo's stand-in CCTV cameras: a GStreamer RTSP server on 127.0.0.1
+with a few live test-pattern mounts that the demo's cameras share.
+
+The RTSP server itself runs under Debian's ``/usr/bin/python3`` (its
+GStreamer bindings are a Debian package, not in the venv); this module is
+the supervised process that owns it, so the supervisor starts, restarts
+and stops it like any other. A mount encodes only while someone watches.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from console.services.runtime import start
+
+SCRIPT = Path(__file__).resolve().parent.parent / "media" / "rtsp_test_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+MOUNTS = 4
+
+
+def stream_url(port: int, camera_id: int) -> str:
+    """The demo stream of camera ``camera_id`` (cameras share the mounts)."""
+    return f"rtsp://127.0.0.1:{port}/cam{(camera_id - 1) % MOUNTS + 1}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    rt = start("democams", argv)
+    port = rt.config.demo_rtsp_port
+    server = subprocess.Popen(
+        [SYSTEM_PYTHON, str(SCRIPT), "--port", str(port), "--mounts", str(MOUNTS)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert server.stdout is not None
+    ready = server.stdout.readline().strip()
+    if not ready.startswith("READY"):
+        rt.log.error("the RTSP test server did not start: %s%s", ready,
+                     server.stdout.read()[-2000:] if server.poll() is not None else "")
+        server.kill()
+        return 1
+    rt.log.info("%d test-pattern cameras on rtsp://127.0.0.1:%d/cam1..cam%d", MOUNTS, port,
+                MOUNTS)
+    while not rt.should_stop() and server.poll() is None:
+        rt.stop.wait(0.5)
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return 0 if rt.stop.is_set() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
