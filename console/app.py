@@ -18,9 +18,11 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QTabWidget, 
 from console.config import Config
 from console.feed import Frame, LiveFeed
 from console.theme import apply_theme
+from models.cameras import CameraIndex
 from models.geo import to_map
-from models.messages import AckAlert, AlertView
+from models.messages import AckAlert, AlertView, CameraView, RecordEvidence
 from widgets.alert_queue import AlertQueue
+from widgets.cctv_grid import CctvGrid
 from widgets.gateway_panel import GatewayPanel
 from widgets.map_view import MapView
 from widgets.status_strip import StatusStrip
@@ -42,9 +44,14 @@ class ConsoleWindow(QMainWindow):
         self.side = QTabWidget()
         self.side.addTab(self.alerts, "Alerts")
         self.side.addTab(self.gateway, "Gateway")
+        self.cctv = CctvGrid(tiles=4, snapshot_dir=config.data_dir / "evidence" / "snapshots")
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.side)
+        right.addWidget(self.cctv)
+        right.setSizes([380, 560])
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.map)
-        split.addWidget(self.side)
+        split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([1000, 600])
@@ -52,6 +59,12 @@ class ConsoleWindow(QMainWindow):
         self.setStatusBar(self.status)
         self.alerts.acknowledge_requested.connect(self.acknowledge)
         self.alerts.locate_requested.connect(self.locate)
+        self.cctv.snapshot_taken.connect(self.file_snapshot)
+        self.cameras = CameraIndex.from_cameras([])
+        self.camera_names: dict[int, str] = {}
+        self._camera_states: dict[int, tuple[str, str]] = {}
+        self._camera_list: list[CameraView] = []
+        self._followed_xy: tuple[float, float] | None = None
         self.followed_slot = -1
         self._x = np.empty(0)
         self._y = np.empty(0)
@@ -73,6 +86,17 @@ class ConsoleWindow(QMainWindow):
             self.map.set_zones([(z.name, z.lat, z.lon, z.radius_m) for z in frame.zones])
         if frame.readers is not None:
             self.map.set_readers([(r.name, r.lat, r.lon, r.range_m) for r in frame.readers])
+        if frame.cameras is not None:
+            self._camera_list = frame.cameras
+            self.cameras = CameraIndex.from_cameras(frame.cameras)
+            self.camera_names = {c.id: c.name for c in frame.cameras}
+        if frame.camera_states is not None:
+            for camera_id, (state, detail) in frame.camera_states.items():
+                if self._camera_states.get(camera_id) != (state, detail):
+                    self.cctv.set_camera_state(camera_id, state, detail)
+            self._camera_states = frame.camera_states
+        if frame.cameras is not None or frame.camera_states is not None:
+            self._draw_cameras()
         if frame.x is not None and frame.y is not None and frame.status is not None:
             self._x, self._y = frame.x, frame.y
             self.map.set_positions(frame.x, frame.y, frame.status)
@@ -108,6 +132,8 @@ class ConsoleWindow(QMainWindow):
             self.map.center_on(x, y)
             self.map.highlight(x, y)
             self.status.say(f"Following {alert.child_token} ({alert.place})")
+            self._followed_xy = (x, y)
+            self.cctv.show_cameras(self._ranked_feeds(x, y, None), alert_id=alert.id)
 
     def _child_xy(self, slot: int) -> tuple[float, float]:
         if 0 <= slot < len(self._x):
@@ -115,9 +141,41 @@ class ConsoleWindow(QMainWindow):
         return float("nan"), float("nan")
 
     def _follow(self) -> None:
+        """Keep the followed child ringed, and its cameras re-ranked as it
+        moves, preferring cameras it walks toward (the grid hands over)."""
         x, y = self._child_xy(self.followed_slot)
-        if np.isfinite(x):
-            self.map.highlight(x, y)
+        if not np.isfinite(x):
+            return
+        self.map.highlight(x, y)
+        last = self._followed_xy
+        if last is not None and (x, y) != last:
+            heading = float(np.degrees(np.arctan2(x - last[0], y - last[1])) % 360)
+            self.cctv.follow_cameras(self._ranked_feeds(x, y, heading))
+        self._followed_xy = (x, y)
+
+    def _ranked_feeds(self, x: float, y: float,
+                      heading: float | None) -> list[tuple[int, str, str]]:
+        ranked = self.cameras.rank_xy(x, y, heading, k=self.cctv.tile_count)
+        return [(r.camera_id, self.camera_names.get(r.camera_id, str(r.camera_id)),
+                 self.relay_url(r.camera_id)) for r in ranked]
+
+    def relay_url(self, camera_id: int) -> str:
+        return f"http://{self.config.relay_host}:{self.config.relay_port}/cam/{camera_id}.ts"
+
+    def _draw_cameras(self) -> None:
+        if not self._camera_list:
+            return
+        x, y = to_map(np.array([c.lat for c in self._camera_list]),
+                      np.array([c.lon for c in self._camera_list]))
+        offline = np.array([self._camera_states.get(c.id, ("unknown", ""))[0] == "offline"
+                            for c in self._camera_list])
+        self.map.set_cameras(x, y, list(self.cameras.cone_rings()), offline)
+
+    def file_snapshot(self, camera_id: int, path: str) -> None:
+        """A frame the operator saved becomes evidence through the engine."""
+        self.feed.send(RecordEvidence(alert_id=self.cctv.alert_id, camera_id=camera_id,
+                                      path=path, operator=self.config.operator))
+        self.status.say(f"Snapshot of camera {camera_id} saved as evidence")
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()

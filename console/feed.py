@@ -25,6 +25,7 @@ from models.console_state import BusState, ConsoleState
 from models.messages import (
     AnyMessage,
     BadMessage,
+    CameraView,
     CommandReply,
     ReaderView,
     Snapshot,
@@ -37,7 +38,7 @@ from models.messages import (
 log = logging.getLogger(__name__)
 
 SNAPSHOT_RETRY_S = 3.0
-TOPICS = ("pos.", "alert.", "sys.heartbeat")
+TOPICS = ("pos.", "alert.", "cam.", "sys.heartbeat")
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Frame:
     fixes_per_s: float
     zones: list[ZoneView] | None = None  # set after a (re)snapshot
     readers: list[ReaderView] | None = None
+    cameras: list[CameraView] | None = None  # the registry, after a (re)snapshot
+    camera_states: dict[int, tuple[str, str]] | None = None  # when any changed
     x: np.ndarray | None = None  # positions, when they changed
     y: np.ndarray | None = None
     status: np.ndarray | None = None
@@ -95,10 +98,14 @@ class LiveFeed:
             if self._zones_changed:
                 frame.zones = list(st.zones)
                 frame.readers = list(st.readers)
+                frame.cameras = list(st.cameras)
                 self._zones_changed = False
             if st.positions_dirty or st.alerts_dirty:
                 frame.x, frame.y, frame.status = st.x.copy(), st.y.copy(), st.marker_status()
                 st.positions_dirty = False
+            if st.cameras_dirty:
+                frame.camera_states = dict(st.camera_states)
+                st.cameras_dirty = False
             if st.alerts_dirty:
                 frame.alerts = list(st.alerts.rows)
                 st.alerts_dirty = False

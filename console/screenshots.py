@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import tempfile
 import time
@@ -24,6 +25,13 @@ from console.app import ConsoleWindow
 from console.config import Config
 from console.supervisor import DEMO, Supervisor
 from console.theme import apply_theme
+
+
+def free_port() -> int:
+    """A free port on 127.0.0.1, so a run never collides with a live demo."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def pump(seconds: float) -> None:
@@ -46,7 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m console.screenshots", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("resources/screenshots"))
     p.add_argument("--children", type=int, default=None)
-    p.add_argument("--osmand-port", type=int, default=5055)
     p.add_argument("--timeout", type=float, default=90.0)
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -54,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     from console.cli import _prepare_store
 
     data_dir = Path(tempfile.mkdtemp(prefix="cs-shot-"))
-    cfg = Config(data_dir=data_dir, children=args.children, osmand_port=args.osmand_port,
-                 sim_first_incident_s=3.0, sim_incident_every_s=600.0)
+    ports = {name: free_port() for name in ("osmand_port", "watch_port", "feeds_port",
+                                             "relay_port", "demo_rtsp_port")}
+    cfg = Config(data_dir=data_dir, children=args.children, sim_first_incident_s=3.0,
+                 sim_incident_every_s=600.0, **ports)  # type: ignore[arg-type]
     cfg.ensure_dirs()
     _prepare_store(cfg)
     app = QApplication(sys.argv[:1])
@@ -83,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         alert = model.alert_at(sos_row)
         if alert is not None:
             window.locate(alert)
-        pump(1.5)
+        # The CCTV tiles of the alert's nearest cameras start playing.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(
+                t.state == "live" for t in window.cctv.visible_tiles()) < 2:
+            pump(0.2)
+        pump(2.0)
         shots.append(grab(window, args.out / "alert-located.png"))
         summary = {
             "shots": [str(s) for s in shots],
@@ -91,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             "alert_rows": model.rowCount(),
             "children": window.status.children.text(),
             "bus": window.status.bus.text(),
+            "tiles": [t.state for t in window.cctv.visible_tiles()],
         }
         window.close()
     print(json.dumps(summary, ensure_ascii=False))

@@ -21,6 +21,8 @@ from models.messages import (
     AlertOpened,
     AlertUpdated,
     AnyMessage,
+    CameraView,
+    CamStatus,
     Heartbeat,
     PositionBatch,
     ReaderView,
@@ -49,6 +51,9 @@ class ConsoleState:
         self.tokens: list[str] = []
         self.zones: list[ZoneView] = []
         self.readers: list[ReaderView] = []
+        self.cameras: list[CameraView] = []
+        self.camera_states: dict[int, tuple[str, str]] = {}  # id -> (state, detail)
+        self.cameras_dirty = False
         self.alerts = AlertBook()
         self.lat = np.empty(0)
         self.lon = np.empty(0)
@@ -85,6 +90,10 @@ class ConsoleState:
         self.tokens = list(snap.children)
         self.zones = list(snap.zones)
         self.readers = list(snap.readers)
+        self.cameras = list(snap.cameras)
+        self.camera_states.update({c.id: (c.status, "") for c in snap.cameras
+                                   if c.id not in self.camera_states})
+        self.cameras_dirty = True
         self.lat = np.full(n, np.nan)
         self.lon = np.full(n, np.nan)
         self.x = np.full(n, np.nan)
@@ -113,6 +122,10 @@ class ConsoleState:
     def apply(self, msg: AnyMessage, now: float | None = None) -> bool:
         """Apply one engine message. False means a gap: call ``begin_resync``
         and fetch a snapshot."""
+        if isinstance(msg, CamStatus):  # the relay's word; not part of the engine's state
+            self.camera_states[msg.camera_id] = (msg.state, msg.detail)
+            self.cameras_dirty = True
+            return True
         if isinstance(msg, Heartbeat) and msg.origin.partition(":")[0] == "gateway":
             self.gateway_stats = dict(msg.stats)
             return True

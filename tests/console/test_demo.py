@@ -18,6 +18,11 @@ from tests.services import free_tcp_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def free_ports_toml() -> str:
+    names = ("osmand_port", "watch_port", "feeds_port", "relay_port", "demo_rtsp_port")
+    return "".join(f"{name} = {free_tcp_port()}\n" for name in names)
+
+
 def _processes_mentioning(text: str) -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
@@ -34,8 +39,7 @@ def _processes_mentioning(text: str) -> list[int]:
 @pytest.mark.slow
 def test_headless_demo_raises_simulated_incidents_and_stops_cleanly(data_dir: Path) -> None:
     config = data_dir / "demo.toml"
-    config.write_text(f"osmand_port = {free_tcp_port()}\nsim_first_incident_s = 2.0\n"
-                      "sim_interval_s = 5.0\n")
+    config.write_text(free_ports_toml() + "sim_first_incident_s = 2.0\nsim_interval_s = 5.0\n")
     common = ["--data-dir", str(data_dir), "--config", str(config)]
     demo = subprocess.Popen([sys.executable, "-m", "console", "demo", "--headless",
                              "--children", "260", *common], cwd=ROOT,
@@ -72,7 +76,7 @@ def test_screenshot_under_xvfb_shows_districts_markers_and_alerts(
            "HOME": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-m", "console.screenshots", "--out", str(tmp_path), "--children",
-         "600", "--osmand-port", str(free_tcp_port()), "--timeout", "90"],
+         "600", "--timeout", "90"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -99,7 +103,7 @@ def test_screenshot_under_xvfb_shows_districts_markers_and_alerts(
 @pytest.mark.xvfb
 def test_demo_window_stops_everything_on_ctrl_c(xvfb_display: str, data_dir: Path) -> None:
     config = data_dir / "demo.toml"
-    config.write_text(f"osmand_port = {free_tcp_port()}\n")
+    config.write_text(free_ports_toml())
     common = ["--data-dir", str(data_dir), "--config", str(config)]
     env = {"DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb", "PATH": "/usr/bin:/bin",
            "HOME": str(data_dir)}

@@ -259,7 +259,7 @@ def test_sos_from_a_child_never_seen_still_raises_and_is_stored(backend: Backend
 
     wait_for(lambda: stored() == 2, 10, "both fixes stored")
     assert backend.supervisor.status() == dict.fromkeys(
-        ("bus", "engine", "recorder", "gateway"), "running")
+        ("bus", "engine", "recorder", "gateway", "relay"), "running")
     engine.dispose()
 
 
