@@ -98,11 +98,13 @@ class LiveFeed:
             if self._zones_changed:
                 frame.zones = list(st.zones)
                 frame.readers = list(st.readers)
-                frame.cameras = list(st.cameras)
                 self._zones_changed = False
             if st.positions_dirty or st.alerts_dirty:
                 frame.x, frame.y, frame.status = st.x.copy(), st.y.copy(), st.marker_status()
                 st.positions_dirty = False
+            if st.registry_dirty:
+                frame.cameras = list(st.cameras)
+                st.registry_dirty = False
             if st.cameras_dirty:
                 frame.camera_states = dict(st.camera_states)
                 st.cameras_dirty = False

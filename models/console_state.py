@@ -21,6 +21,7 @@ from models.messages import (
     AlertOpened,
     AlertUpdated,
     AnyMessage,
+    CameraRegistry,
     CameraView,
     CamStatus,
     Heartbeat,
@@ -54,6 +55,7 @@ class ConsoleState:
         self.cameras: list[CameraView] = []
         self.camera_states: dict[int, tuple[str, str]] = {}  # id -> (state, detail)
         self.cameras_dirty = False
+        self.registry_dirty = False  # the camera list itself changed
         self.alerts = AlertBook()
         self.lat = np.empty(0)
         self.lon = np.empty(0)
@@ -91,6 +93,7 @@ class ConsoleState:
         self.zones = list(snap.zones)
         self.readers = list(snap.readers)
         self.cameras = list(snap.cameras)
+        self.registry_dirty = True
         self.camera_states.update({c.id: (c.status, "") for c in snap.cameras
                                    if c.id not in self.camera_states})
         self.cameras_dirty = True
@@ -155,6 +158,9 @@ class ConsoleState:
         if isinstance(msg, AlertOpened | AlertUpdated):
             self.alerts.upsert(msg.alert)
             self.alerts_dirty = True
+        elif isinstance(msg, CameraRegistry):
+            self.cameras = list(msg.cameras)
+            self.registry_dirty = True
         return True
 
     def _apply_positions(self, batch: PositionBatch) -> bool:

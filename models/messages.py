@@ -212,14 +212,28 @@ class RecordEvidence(Message, tag="cmd.evidence"):
     kind: Literal["snapshot", "clip"] = "snapshot"
 
 
+class ReloadCameras(Message, tag="cmd.cameras"):
+    """The camera registry changed in the store (an import or an admin's
+    edit): the engine reloads it and tells every console."""
+
+    operator: str
+
+
+class CameraRegistry(Message, tag="cam.registry"):
+    """The whole camera registry, after a change (engine-published, in seq)."""
+
+    cameras: list[CameraView]
+
+
 class CommandReply(Message, tag="rep.command"):
     ok: bool
     error: str = ""
     alert: AlertView | None = None
 
 
-Published = FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | Heartbeat
-Request = SnapshotRequest | AckAlert | RecordEvidence
+Published = (FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | CameraRegistry
+             | Heartbeat)
+Request = SnapshotRequest | AckAlert | RecordEvidence | ReloadCameras
 Reply = Snapshot | CommandReply
 AnyMessage = (
     FixBatch
@@ -232,6 +246,8 @@ AnyMessage = (
     | Snapshot
     | AckAlert
     | RecordEvidence
+    | ReloadCameras
+    | CameraRegistry
     | CommandReply
 )
 

@@ -31,12 +31,14 @@ from models.messages import (
     AlertUpdated,
     AlertView,
     BadMessage,
+    CameraRegistry,
     CameraView,
     CommandReply,
     FixBatch,
     PositionBatch,
     ReaderView,
     RecordEvidence,
+    ReloadCameras,
     Snapshot,
     SnapshotRequest,
     ZoneView,
@@ -68,10 +70,7 @@ def load_state(sessions: sessionmaker[Session]) -> EngineState:
         open_rows = repo.unresolved_alerts(s)
         readers = [ReaderView(id=r.id, name=r.name, lat=r.lat, lon=r.lon, range_m=r.range_m)
                    for r in repo.readers(s)]
-        cameras = [CameraView(id=c.id, name=c.name, lat=c.lat, lon=c.lon,
-                              direction_deg=c.direction_deg, fov_deg=c.fov_deg,
-                              range_m=c.range_m, ptz=c.ptz, status=c.status)
-                   for c in repo.cameras(s)]
+        cameras = camera_views(s)
     # One slot per child, in roster order; a child may own several devices.
     slot_of_child: dict[int, int] = {}
     tokens: list[str] = []
@@ -87,6 +86,13 @@ def load_state(sessions: sessionmaker[Session]) -> EngineState:
     alerts = {a.id: view_of(a, slot_of_child.get(a.child_id, -1), tokens) for a in open_rows}
     return EngineState(tracker, alerts, {i: z.name for i, z in enumerate(zones)}, readers,
                        cameras)
+
+
+def camera_views(session: Session) -> list[CameraView]:
+    return [CameraView(id=c.id, name=c.name, lat=c.lat, lon=c.lon,
+                       direction_deg=c.direction_deg, fov_deg=c.fov_deg, range_m=c.range_m,
+                       ptz=c.ptz, status=c.status)
+            for c in repo.cameras(session)]
 
 
 def view_of(a: Alert, slot: int, tokens: list[str]) -> AlertView:
@@ -304,6 +310,8 @@ class Engine:
             return self._ack(req)
         if isinstance(req, RecordEvidence):
             return self._record_evidence(req)
+        if isinstance(req, ReloadCameras):
+            return self._reload_cameras(req)
         return CommandReply(ok=False, error=f"unsupported request {type(req).__name__}")
 
     def _snapshot(self) -> Snapshot:
@@ -329,6 +337,15 @@ class Engine:
         self.pub.send(AlertUpdated(alert=view, action="ack", actor=cmd.operator))
         self.rt.log.info("alert %d acknowledged by %s", view.id, cmd.operator)
         return CommandReply(ok=True, alert=view)
+
+    def _reload_cameras(self, cmd: ReloadCameras) -> CommandReply:
+        with self.sessions() as s:
+            self.state.cameras = camera_views(s)
+        self.camera_index = CameraIndex.from_cameras(self.state.cameras)
+        self.pub.send(CameraRegistry(cameras=self.state.cameras))
+        self.rt.log.info("camera registry reloaded for %s: %d cameras", cmd.operator,
+                         len(self.state.cameras))
+        return CommandReply(ok=True)
 
     def _record_evidence(self, cmd: RecordEvidence) -> CommandReply:
         with self.sessions() as s:
