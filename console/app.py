@@ -107,6 +107,7 @@ class ConsoleWindow(QMainWindow):
             self.open_alerts = sum(1 for a in rows if a.state == "open")
         if self.side.currentWidget() is self.gateway:
             self.gateway.show_stats(frame.gateway_stats)
+            self.gateway.show_unregistered(frame.unregistered)
         for reply in frame.replies:
             if reply.ok and reply.alert is not None:
                 self.status.say(f"Alert {reply.alert.id} {reply.alert.state}")

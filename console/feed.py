@@ -30,6 +30,7 @@ from models.messages import (
     ReaderView,
     Snapshot,
     SnapshotRequest,
+    UnregisteredView,
     ZoneView,
     decode,
     encode,
@@ -38,7 +39,7 @@ from models.messages import (
 log = logging.getLogger(__name__)
 
 SNAPSHOT_RETRY_S = 3.0
-TOPICS = ("pos.", "alert.", "cam.", "sys.heartbeat")
+TOPICS = ("pos.", "alert.", "cam.", "gw.", "sys.heartbeat")
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Frame:
     replies: list[CommandReply] = field(default_factory=list)
     resyncs: int = 0
     gateway_stats: dict[str, float] = field(default_factory=dict)
+    unregistered: list[UnregisteredView] = field(default_factory=list)
 
 
 class LiveFeed:
@@ -93,7 +95,7 @@ class LiveFeed:
             frame = Frame(
                 state=st.bus_state(), children=len(st.tokens),
                 fixes_per_s=float(st.engine_stats.get("fixes_per_s", 0.0)), resyncs=st.resyncs,
-                gateway_stats=st.gateway_stats,
+                gateway_stats=st.gateway_stats, unregistered=st.unregistered,
             )
             if self._zones_changed:
                 frame.zones = list(st.zones)

@@ -28,6 +28,8 @@ from models.messages import (
     PositionBatch,
     ReaderView,
     Snapshot,
+    UnregisteredSeen,
+    UnregisteredView,
     ZoneView,
     position_columns,
 )
@@ -69,6 +71,7 @@ class ConsoleState:
         self.last_heartbeat = 0.0
         self.engine_stats: dict[str, float] = {}
         self.gateway_stats: dict[str, float] = {}
+        self.unregistered: list[UnregisteredView] = []
         self.resyncs = 0
         self.dropped_old = 0
         self.positions_dirty = False
@@ -128,6 +131,9 @@ class ConsoleState:
         if isinstance(msg, CamStatus):  # the relay's word; not part of the engine's state
             self.camera_states[msg.camera_id] = (msg.state, msg.detail)
             self.cameras_dirty = True
+            return True
+        if isinstance(msg, UnregisteredSeen):
+            self.unregistered = list(msg.devices)
             return True
         if isinstance(msg, Heartbeat) and msg.origin.partition(":")[0] == "gateway":
             self.gateway_stats = dict(msg.stats)

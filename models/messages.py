@@ -133,6 +133,24 @@ class CamStatus(Message, tag="cam.status"):
     detail: str = ""
 
 
+# ---------------------------------------------------------------------- gateway
+
+
+class UnregisteredView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    device_id: str
+    protocol: str
+    first_seen: float
+    last_seen: float
+    attempts: int
+
+
+class UnregisteredSeen(Message, tag="gw.unregistered"):
+    """Device ids the gateway refused lately, most recent first, for the
+    admin to register (or to chase)."""
+
+    devices: list[UnregisteredView]
+
+
 # ------------------------------------------------------------------ heartbeats
 
 
@@ -232,7 +250,7 @@ class CommandReply(Message, tag="rep.command"):
 
 
 Published = (FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | CameraRegistry
-             | Heartbeat)
+             | UnregisteredSeen | Heartbeat)
 Request = SnapshotRequest | AckAlert | RecordEvidence | ReloadCameras
 Reply = Snapshot | CommandReply
 AnyMessage = (
@@ -241,6 +259,7 @@ AnyMessage = (
     | AlertOpened
     | AlertUpdated
     | CamStatus
+    | UnregisteredSeen
     | Heartbeat
     | SnapshotRequest
     | Snapshot

@@ -4,6 +4,7 @@ was refused, by reason — the admin's first stop when a device "vanishes"."""
 from __future__ import annotations
 
 import sys
+import time
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from models.gateway_stats import GatewayCounters
+from models.messages import UnregisteredView
 
 
 def _table(headers: list[str]) -> QTableWidget:
@@ -46,6 +48,7 @@ class GatewayPanel(QWidget):
         self.protocols = _table(["Protocol", "Accepted", "Rejected", "Connections"])
         self.reasons = _table(["Protocol", "Reason", "Count"])
         self.unregistered = QLabel("Unregistered devices seen: 0")
+        self.unregistered_table = _table(["Device id", "Protocol", "Attempts", "Last seen"])
         self.empty = QLabel("Waiting for the gateway's heartbeat…")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -59,7 +62,9 @@ class GatewayPanel(QWidget):
         layout.addWidget(reasons_title)
         layout.addWidget(self.reasons, 2)
         layout.addWidget(self.unregistered)
+        layout.addWidget(self.unregistered_table, 2)
         self._last: dict[str, float] | None = None
+        self._last_unregistered: list[UnregisteredView] | None = None
 
     def show_stats(self, stats: dict[str, float]) -> None:
         if stats is self._last or not stats:
@@ -73,6 +78,17 @@ class GatewayPanel(QWidget):
         _fill(self.reasons, [[p, reason, f"{n:,}"] for (p, reason), n in
                              sorted(c.rejected.items(), key=lambda kv: -kv[1])])
         self.unregistered.setText(f"Unregistered devices seen: {c.unregistered_devices:,}")
+
+
+    def show_unregistered(self, devices: list[UnregisteredView]) -> None:
+        """Refused ids, most recent first: register them with
+        ``childsafe devices add`` or find out who is sending them."""
+        if devices is self._last_unregistered:
+            return
+        self._last_unregistered = devices
+        _fill(self.unregistered_table, [
+            [d.device_id, d.protocol, f"{d.attempts:,}",
+             time.strftime("%H:%M:%S", time.localtime(d.last_seen))] for d in devices])
 
 
 def main() -> int:
@@ -89,6 +105,9 @@ def main() -> int:
         "rejected.osmand:coordinate_null_island": 41, "connections.osmand": 4,
         "connections.watch": 1_840, "unregistered_devices": 2,
     })
+    panel.show_unregistered([UnregisteredView(device_id="8800000015", protocol="watch",
+                                              first_seen=time.time() - 60,
+                                              last_seen=time.time(), attempts=4)])
     panel.resize(600, 500)
     panel.show()
     return app.exec()

@@ -25,11 +25,13 @@ from console.services.runtime import Runtime, start
 from db import repositories as repo
 from db.registry import registry_version
 from db.store import open_store
+from models.messages import UnregisteredSeen, UnregisteredView
 
 REGISTRY_REFRESH_S = 5.0
 FLUSH_EVERY_S = 0.05
 FEEDS_MAX_BODY = 2 * 1024 * 1024  # a reader's batch of up to 10,000 reads
-WATCH_IDLE_S = 600.0  # many watches send LK every 300 s
+WATCH_IDLE_S = 600.0
+UNREGISTERED_SHOWN = 50  # many watches send LK every 300 s
 
 
 class Gateway:
@@ -54,11 +56,19 @@ class Gateway:
             if refused:
                 repo.record_unregistered(s, refused)
                 s.commit()
+                self._publish_unregistered()
             self.feeds.readers = reader_positions(repo.readers(s))
             version = registry_version(s)
             if version != self._registry_version:
                 self.intake.registered = repo.registered_device_ids(s)
                 self._registry_version = version
+
+    def _publish_unregistered(self) -> None:
+        latest = sorted(self.intake.unregistered_seen.items(), key=lambda kv: -kv[1][2])
+        self.pub.send(UnregisteredSeen(devices=[
+            UnregisteredView(device_id=d, protocol=p, first_seen=first, last_seen=last,
+                             attempts=n)
+            for d, (p, first, last, n) in latest[:UNREGISTERED_SHOWN]]))
 
     def stats(self) -> dict[str, float]:
         out = self.intake.stats()

@@ -53,4 +53,9 @@ def test_gateway_stats_command_and_panel(backend: Backend, qtbot: QtBot) -> None
     cells = [window.gateway.reasons.item(0, c).text() for c in range(3)]
     assert cells == ["osmand", "coordinate_null_island", "1"]
     assert window.gateway.protocols.item(0, 1).text() == "1"
+    # A refused id reaches the panel's list within one registry sync (5 s).
+    backend.fix("STRANGER-1", *SEOUL_FOREST)
+    table = window.gateway.unregistered_table
+    qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=12_000)
+    assert [table.item(0, c).text() for c in range(3)] == ["STRANGER-1", "osmand", "1"]
     window.close()
