@@ -124,8 +124,8 @@ class PathLayer(pg.GraphicsObject):
         p.setTransform(transform)
 
 
-class ZoneLayer(pg.GraphicsObject):
-    """All safety zones as one path of circles: translucent fill and outline."""
+class FilledPathLayer(pg.GraphicsObject):
+    """One filled and stroked QPainterPath: a whole layer of areas."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -133,14 +133,8 @@ class ZoneLayer(pg.GraphicsObject):
         self._pen = QPen()
         self._brush = pg.mkBrush(None)
 
-    def set_circles(
-        self, cx: npt.NDArray[np.float64], cy: npt.NDArray[np.float64], r: npt.NDArray[np.float64]
-    ) -> None:
+    def _set_path(self, path: QPainterPath) -> None:
         self.prepareGeometryChange()
-        path = QPainterPath()
-        path.setFillRule(Qt.FillRule.WindingFill)
-        for x, y, radius in zip(cx.tolist(), cy.tolist(), r.tolist(), strict=True):
-            path.addEllipse(QPointF(x, y), radius, radius)
         self._path = path
         self.update()
 
@@ -157,6 +151,32 @@ class ZoneLayer(pg.GraphicsObject):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         p.fillPath(self._path, self._brush)
         p.strokePath(self._path, self._pen)
+
+
+class ZoneLayer(FilledPathLayer):
+    """Circles (safety zones, reader ranges): translucent fill and outline."""
+
+    def set_circles(
+        self, cx: npt.NDArray[np.float64], cy: npt.NDArray[np.float64], r: npt.NDArray[np.float64]
+    ) -> None:
+        path = QPainterPath()
+        path.setFillRule(Qt.FillRule.WindingFill)
+        for x, y, radius in zip(cx.tolist(), cy.tolist(), r.tolist(), strict=True):
+            path.addEllipse(QPointF(x, y), radius, radius)
+        self._set_path(path)
+
+
+class PolygonLayer(FilledPathLayer):
+    """Many small polygons (camera view cones) as one path."""
+
+    def set_rings(self, rings: list[npt.NDArray[np.float64]]) -> None:
+        """Each ring an (k, 2) array of metres; drawn closed."""
+        path = QPainterPath()
+        for ring in rings:
+            if len(ring) >= 3:
+                path.addPolygon(fn.arrayToQPolygonF(ring[:, 0], ring[:, 1]))
+                path.closeSubpath()
+        self._set_path(path)
 
 
 def _stencil(size_px: int, round_: bool) -> npt.NDArray[np.int64]:
@@ -413,41 +433,6 @@ class MetricScaleBar(pg.ScaleBar):
         w = (p2 - p1).x()
         self.bar.setRect(QRectF(0, 0, w, self._width))
         self.text.setPos(w / 2.0, 0)
-
-
-class PolygonLayer(pg.GraphicsObject):
-    """Many small polygons (camera view cones) as one filled, stroked path."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._path = QPainterPath()
-        self._pen = QPen()
-        self._brush = pg.mkBrush(None)
-
-    def set_rings(self, rings: list[npt.NDArray[np.float64]]) -> None:
-        """Each ring an (k, 2) array of metres; drawn closed."""
-        self.prepareGeometryChange()
-        path = QPainterPath()
-        for ring in rings:
-            if len(ring) >= 3:
-                path.addPolygon(fn.arrayToQPolygonF(ring[:, 0], ring[:, 1]))
-                path.closeSubpath()
-        self._path = path
-        self.update()
-
-    def set_style(self, pen: QPen, fill: QColor) -> None:
-        self._pen = pen
-        self._brush = pg.mkBrush(fill)
-        self.update()
-
-    def boundingRect(self) -> QRectF:
-        return self._path.boundingRect()
-
-    @_guarded
-    def paint(self, p: QPainter, *args: object) -> None:
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        p.fillPath(self._path, self._brush)
-        p.strokePath(self._path, self._pen)
 
 
 class DensityLayer(pg.ImageItem):
