@@ -26,8 +26,9 @@ from PySide6.QtCore import QEvent, QObject, Qt, Signal
 
 from console import camera_admin as jobs
 from db.importers.cameras import CameraCsvError, ImportReport
+from models.camera_admin import CameraEdit, CameraRow
 from models.messages import AnyMessage, ReloadCameras
-from widgets.camera_admin import CameraAdminPanel, CameraEdit, CameraRow
+from widgets.camera_admin import CameraAdminPanel
 from widgets.import_dialog import ImportDialog
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QTabWidget, QWidget
 
+from console.admin_controller import CameraAdmin
 from console.config import Config
 from console.feed import Frame, LiveFeed
 from console.theme import apply_theme
@@ -22,8 +23,10 @@ from models.cameras import CameraIndex
 from models.geo import to_map
 from models.messages import AckAlert, AlertView, CameraView, RecordEvidence
 from widgets.alert_queue import AlertQueue
+from widgets.camera_admin import CameraAdminPanel
 from widgets.cctv_grid import CctvGrid
 from widgets.gateway_panel import GatewayPanel
+from widgets.import_dialog import ImportDialog
 from widgets.map_view import MapView
 from widgets.status_strip import StatusStrip
 
@@ -44,6 +47,10 @@ class ConsoleWindow(QMainWindow):
         self.side = QTabWidget()
         self.side.addTab(self.alerts, "Alerts")
         self.side.addTab(self.gateway, "Gateway")
+        self.camera_panel = CameraAdminPanel()
+        self.side.addTab(self.camera_panel, "Cameras")
+        self.camera_admin = CameraAdmin(self.feed, config, self.camera_panel, ImportDialog(self),
+                                        parent=self)
         self.cctv = CctvGrid(tiles=4, snapshot_dir=config.data_dir / "evidence" / "snapshots")
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.side)
@@ -90,6 +97,7 @@ class ConsoleWindow(QMainWindow):
             self._camera_list = frame.cameras
             self.cameras = CameraIndex.from_cameras(frame.cameras)
             self.camera_names = {c.id: c.name for c in frame.cameras}
+            self.camera_admin.registry_changed()
         if frame.camera_states is not None:
             for camera_id, (state, detail) in frame.camera_states.items():
                 if self._camera_states.get(camera_id) != (state, detail):

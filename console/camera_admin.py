@@ -28,7 +28,7 @@ from db import repositories as repo
 from db.importers.cameras import KOREA_LAT, KOREA_LON, ImportReport, import_cameras
 from db.store import make_engine, session_factory
 from db.tables import Camera
-from widgets.camera_admin import CAMERA_STATUSES, CameraEdit, CameraRow
+from models.camera_admin import CAMERA_STATUSES, CameraEdit, CameraRow
 
 __all__ = ["CameraEditError", "import_file", "load_cameras", "save_camera", "validate"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -47,58 +47,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-# What an admin says about a camera; the relay's live states (live, offline…)
-# travel separately as cam.status.
-CAMERA_STATUSES = ("unknown", "active", "maintenance", "retired")
+from models.camera_admin import CAMERA_STATUSES, CameraEdit, CameraRow
+
 COLUMNS = ("ID", "Name", "Agency", "Purpose", "Direction", "FOV", "Range", "PTZ", "Status",
            "Stream URL")
 SortRole = Qt.ItemDataRole.UserRole + 1
 Index = QModelIndex | QPersistentModelIndex
 
 
-@dataclass(frozen=True, slots=True)
-class CameraEdit:
-    """What the admin wants a camera to be; ``id`` None adds a camera."""
-
-    id: int | None
-    name: str
-    lat: float
-    lon: float
-    agency: str
-    purpose: str
-    address: str
-    direction_deg: float | None  # None: unknown, ranked as omnidirectional
-    fov_deg: float
-    range_m: float
-    ptz: bool
-    stream_url: str
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class CameraRow:
-    """A camera as stored."""
-
-    id: int
-    name: str
-    lat: float
-    lon: float
-    agency: str
-    purpose: str
-    address: str
-    direction_deg: float | None
-    fov_deg: float
-    range_m: float
-    ptz: bool
-    stream_url: str
-    status: str
-
-    def as_edit(self) -> CameraEdit:
-        return CameraEdit(self.id, self.name, self.lat, self.lon, self.agency, self.purpose,
-                          self.address, self.direction_deg, self.fov_deg, self.range_m,
-                          self.ptz, self.stream_url, self.status)
-
-
+# What an admin says about a camera; the relay's live states (live, offline…)
+# travel separately as cam.status.
 def _num(value: float) -> str:
     return f"{value:g}"
 

@@ -22,7 +22,7 @@ from db.seed import seed_demo
 from db.seed_cameras import seed_cameras
 from db.store import open_store, sqlite_url
 from db.tables import Camera
-from widgets.camera_admin import CameraEdit
+from models.camera_admin import CameraEdit
 
 HEADER = ("관리기관명,소재지도로명주소,소재지지번주소,설치목적구분,카메라대수,카메라화소수,"
           "촬영방면정보,보관일수,설치연월,관리기관전화번호,WGS84위도,WGS84경도,데이터기준일자")
