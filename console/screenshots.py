@@ -94,18 +94,27 @@ def main(argv: list[str] | None = None) -> int:
             window.locate(alert)
         # The CCTV tiles of the alert's nearest cameras start playing.
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum(
-                t.state == "live" for t in window.cctv.visible_tiles()) < 2:
+        while time.monotonic() < deadline and any(
+                t.state != "live" for t in window.cctv.visible_tiles() if t.feed is not None):
             pump(0.2)
         pump(2.0)
         shots.append(grab(window, args.out / "alert-located.png"))
+        tiles = [t.state for t in window.cctv.visible_tiles()]
+        window.side.setCurrentWidget(window.gateway)
+        pump(2.5)
+        shots.append(grab(window, args.out / "gateway.png"))
+        window.side.setCurrentWidget(window.camera_panel)
+        pump(3.0)
+        shots.append(grab(window, args.out / "cameras.png"))
         summary = {
             "shots": [str(s) for s in shots],
             "alert_kinds": sorted(kinds),
             "alert_rows": model.rowCount(),
             "children": window.status.children.text(),
             "bus": window.status.bus.text(),
-            "tiles": [t.state for t in window.cctv.visible_tiles()],
+            "tiles": tiles,
+            "camera_states": {k: v[0] for k, v in window._camera_states.items()},
+            "shown": window.cctv.cameras_shown(),
         }
         window.close()
     print(json.dumps(summary, ensure_ascii=False))

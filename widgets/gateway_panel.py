@@ -56,7 +56,10 @@ class GatewayPanel(QWidget):
         title.setObjectName("panelTitle")
         layout.addWidget(title)
         layout.addWidget(self.empty)
-        layout.addWidget(self.protocols, 1)
+        # Room for every protocol (watch, osmand, tag, carrier) without scrolling.
+        self.protocols.setMinimumHeight(self.protocols.horizontalHeader().sizeHint().height()
+                                        + 5 * self.protocols.verticalHeader().defaultSectionSize())
+        layout.addWidget(self.protocols, 0)
         reasons_title = QLabel("Refused input by reason")
         reasons_title.setObjectName("panelTitle")
         layout.addWidget(reasons_title)

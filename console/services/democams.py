@@ -1,5 +1,5 @@
 """The demo's stand-in CCTV cameras: a GStreamer RTSP server on 127.0.0.1
-with a few live test-pattern mounts that the demo's cameras share.
+with a live test-pattern mount per demo camera.
 
 The RTSP server itself runs under Debian's ``/usr/bin/python3`` (its
 GStreamer bindings are a Debian package, not in the venv); this module is
@@ -17,11 +17,14 @@ from console.services.runtime import start
 
 SCRIPT = Path(__file__).resolve().parent.parent / "media" / "rtsp_test_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
-MOUNTS = 4
+# One mount per demo camera (24 in resources/demo/cameras.csv, with room to
+# spare): a GStreamer mount shared by two RTSP sessions stalls the first one
+# when the second joins. A mount encodes only while someone pulls it.
+MOUNTS = 32
 
 
 def stream_url(port: int, camera_id: int) -> str:
-    """The demo stream of camera ``camera_id`` (cameras share the mounts)."""
+    """The demo stream of camera ``camera_id``."""
     return f"rtsp://127.0.0.1:{port}/cam{(camera_id - 1) % MOUNTS + 1}"
 
 
