@@ -83,7 +83,8 @@ class LiveFeed:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
 
     def send(self, command: AnyMessage) -> None:
         """Queue an operator command; its reply comes back in a later Frame."""
