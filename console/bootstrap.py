@@ -68,6 +68,7 @@ DEMO_PACKAGES: tuple[str, ...] = (
     "gir1.2-gst-rtsp-server-1.0",
     "python3-gi",
     "gstreamer1.0-plugins-base",
+    "gstreamer1.0-x",  # Pango's clockoverlay, a Recommends that --no-install-recommends skips
     "gstreamer1.0-plugins-good",
     "gstreamer1.0-plugins-ugly",
     "gstreamer1.0-libav",

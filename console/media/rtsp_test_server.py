@@ -16,6 +16,8 @@ through ``console.services.democams``):
 
 Usage: /usr/bin/python3 console/media/rtsp_test_server.py --port P [--mounts N]
 [--width 320 --height 240 --fps 10 --kbps 300]. SIGTERM or SIGINT stops it.
+``--check`` only checks that every element it needs is installed (exit 2 and
+the missing ones with their Debian packages on stderr otherwise).
 
 Each mount streams H.264 (x264, one keyframe a second, SPS/PPS in band)
 with a moving ball and a running clock, so a decoder sees real changing
@@ -37,6 +39,17 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 _say_lock = threading.Lock()
 
+# Every element of the launch line, with the Debian package that ships it.
+# A missing one only shows up as "503" to RTSP clients, so it is checked at
+# start and the server refuses to run without it.
+ELEMENTS: dict[str, str] = {
+    "videotestsrc": "gstreamer1.0-plugins-base",
+    "clockoverlay": "gstreamer1.0-x",  # the Pango plugin lives there, not in -base
+    "valve": "libgstreamer1.0-0",
+    "x264enc": "gstreamer1.0-plugins-ugly",
+    "rtph264pay": "gstreamer1.0-plugins-good",
+}
+
 
 def say(line: str) -> None:
     """One whole line per event: GStreamer calls back from several threads."""
@@ -53,13 +66,19 @@ class Cameras:
         self.server = GstRtspServer.RTSPServer()
         self.server.set_address("127.0.0.1")
         self.server.set_service(str(port))
+        # config-interval=0: x264 already repeats SPS/PPS in band before each
+        # keyframe. With -1 the payloader inserts them again before *every*
+        # IDR slice, and zerolatency encodes two slices a frame, so parameter
+        # sets land between the slices of one picture; that starts a new
+        # access unit (H.264 7.4.1.2.3), so FFmpeg and libvlc decode half a
+        # keyframe and conceal the other half until the next one.
         self.launch = (
             f"( videotestsrc is-live=true pattern=ball ! "
             f"video/x-raw,width={width},height={height},framerate={fps}/1 ! "
             f"clockoverlay font-desc=\"Sans 12\" ! valve name=gate drop=false ! "
             f"x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} "
             f"key-int-max={fps} ! video/x-h264,profile=baseline ! "
-            f"rtph264pay name=pay0 pt=96 config-interval=-1 )"
+            f"rtph264pay name=pay0 pt=96 config-interval=0 )"
         )
         self.names = [f"cam{i}" for i in range(1, mounts + 1)]
         self.clients: dict[str, set[GstRtspServer.RTSPClient]] = {n: set() for n in self.names}
@@ -126,7 +145,9 @@ class Cameras:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--check", action="store_true",
+                        help="only check that every GStreamer element is installed")
     parser.add_argument("--mounts", type=int, default=2)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
@@ -134,6 +155,14 @@ def main() -> int:
     parser.add_argument("--kbps", type=int, default=300)
     args = parser.parse_args()
     Gst.init(None)
+    missing = [f"{e} ({pkg})" for e, pkg in ELEMENTS.items() if Gst.ElementFactory.find(e) is None]
+    if missing:
+        print(f"missing GStreamer elements: {', '.join(missing)}", file=sys.stderr, flush=True)
+        return 2
+    if args.check:
+        return 0
+    if args.port is None:
+        parser.error("--port is required")
     loop = GLib.MainLoop()
     cams = Cameras(args.port, args.mounts, args.width, args.height, args.fps, args.kbps)
 

@@ -13,6 +13,9 @@ still run.
   ``CHILDSAFE_BENCH_CHILDREN`` overrides the 100,000 seeded children.
 - ``map`` (``tests/bench/bench_map.py``): 10,000 and 100,000 live markers
   redrawn, frames per second.
+- ``ingest`` (``tests/bench/bench_ingest.py``): decoded frames/s per
+  protocol on one core, and watch fixes/s delivered to the bus by a real
+  gateway holding 10,000 concurrent watch connections.
 """
 
 from __future__ import annotations
@@ -122,8 +125,13 @@ def run_benchmarks(which: list[str], cfg: Config, seconds: float) -> int:
 
             r = bench_cctv.run(seconds, tiles=9)
             h, d = [f"cctv 3x3 grid: {', '.join(f'{k}={v}' for k, v in r.items())}"], []
+        elif name == "ingest":
+            from tests.bench import bench_ingest as bi
+
+            r = bi.run(seconds)
+            h, d = bi.headline(r), [bi.format_result(r)]
         else:
-            h, d = [f"{name}: unknown benchmark (pipeline, map, cameras, cctv)"], []
+            h, d = [f"{name}: unknown benchmark (pipeline, map, cameras, cctv, ingest)"], []
         heads += h
         details += d
     print(f"childsafe bench: {', '.join(names)}; {seconds:g} s per load phase; "

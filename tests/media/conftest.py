@@ -25,7 +25,7 @@ from tests.services import free_tcp_port
 SYSTEM_PYTHON = "/usr/bin/python3"
 SCRIPT = Path(__file__).resolve().parents[2] / "console" / "media" / "rtsp_test_server.py"
 DEBIAN_PACKAGES = ("gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base "
-                   "gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly")
+                   "gstreamer1.0-x gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly")
 
 
 class RtspServer:
@@ -140,13 +140,10 @@ class RtspServer:
 
 
 def _check_gstreamer() -> None:
-    probe = subprocess.run(
-        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
-         "from gi.repository import GstRtspServer"],
-        capture_output=True, text=True, check=False,
-    )
+    probe = subprocess.run([SYSTEM_PYTHON, str(SCRIPT), "--check"],
+                           capture_output=True, text=True, check=False)
     if probe.returncode != 0:
-        pytest.fail(f"the GStreamer RTSP server is not importable by {SYSTEM_PYTHON}; "
+        pytest.fail(f"the GStreamer RTSP test server cannot run under {SYSTEM_PYTHON}; "
                     f"apt-get install {DEBIAN_PACKAGES} (or run "
                     f"'python3 -m console.bootstrap test')\n{probe.stderr[-500:]}",
                     pytrace=False)
