@@ -20,10 +20,8 @@ import sys
 from dataclasses import asdict
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelectionModel,
     QModelIndex,
-    QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
     Signal,
@@ -48,104 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from models.camera_admin import CAMERA_STATUSES, CameraEdit, CameraRow
-
-COLUMNS = ("ID", "Name", "Agency", "Purpose", "Direction", "FOV", "Range", "PTZ", "Status",
-           "Stream URL")
-SortRole = Qt.ItemDataRole.UserRole + 1
-Index = QModelIndex | QPersistentModelIndex
-
-
-# What an admin says about a camera; the relay's live states (live, offline…)
-# travel separately as cam.status.
-def _num(value: float) -> str:
-    return f"{value:g}"
-
-
-def _cell(r: CameraRow, column: int) -> str:
-    match column:
-        case 0:
-            return str(r.id)
-        case 1:
-            return r.name
-        case 2:
-            return r.agency
-        case 3:
-            return r.purpose
-        case 4:
-            return "unknown" if r.direction_deg is None else f"{_num(r.direction_deg)}°"
-        case 5:
-            return f"{_num(r.fov_deg)}°"
-        case 6:
-            return f"{_num(r.range_m)} m"
-        case 7:
-            return "PTZ" if r.ptz else ""
-        case 8:
-            return r.status
-        case 9:
-            return r.stream_url
-    return ""
-
-
-def _sort_key(r: CameraRow, column: int) -> object:
-    numbers = {0: r.id, 4: -1.0 if r.direction_deg is None else r.direction_deg,
-               5: r.fov_deg, 6: r.range_m, 7: int(r.ptz)}
-    return numbers.get(column, _cell(r, column))
-
-
-class CameraTableModel(QAbstractTableModel):
-    """Rows of ``CameraRow``; a model, not items, because a city has 6,600+ cameras."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._rows: list[CameraRow] = []
-
-    def set_rows(self, rows: list[CameraRow]) -> None:
-        self.beginResetModel()
-        self._rows = list(rows)
-        self.endResetModel()
-
-    def row_at(self, row: int) -> CameraRow | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
-
-    def row_of(self, camera_id: int) -> int:
-        return next((i for i, r in enumerate(self._rows) if r.id == camera_id), -1)
-
-    def put(self, camera: CameraRow) -> int:
-        """Replace the camera with the same id, or append it; returns its row."""
-        i = self.row_of(camera.id)
-        if i < 0:
-            i = len(self._rows)
-            self.beginInsertRows(QModelIndex(), i, i)
-            self._rows.append(camera)
-            self.endInsertRows()
-        else:
-            self._rows[i] = camera
-            self.dataChanged.emit(self.index(i, 0), self.index(i, len(COLUMNS) - 1))
-        return i
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        r = self.row_at(index.row())
-        if r is None:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return _cell(r, index.column())
-        if role == SortRole:
-            return _sort_key(r, index.column())
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{r.name}\n{r.address}\n{r.lat:.6f}, {r.lon:.6f}"
-        return None
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+from models.qt.camera_table import CameraTableModel, SortRole, number_text
 
 
 class CameraForm(QGroupBox):
@@ -195,8 +96,8 @@ class CameraForm(QGroupBox):
             return
         values = [edit.name, edit.agency, edit.purpose, edit.address, f"{edit.lat:.6f}",
                   f"{edit.lon:.6f}",
-                  "" if edit.direction_deg is None else _num(edit.direction_deg),
-                  _num(edit.fov_deg), _num(edit.range_m), edit.stream_url]
+                  "" if edit.direction_deg is None else number_text(edit.direction_deg),
+                  number_text(edit.fov_deg), number_text(edit.range_m), edit.stream_url]
         for w, text in zip(self._texts(), values, strict=True):
             w.setText(text)
             w.setCursorPosition(0)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import Qt
 
 from models.messages import AlertView
+from models.qt.row_table import RowTableModel
 
 SeverityRole = Qt.ItemDataRole.UserRole + 1
 AlertIdRole = Qt.ItemDataRole.UserRole + 2
@@ -18,8 +19,6 @@ AlertIdRole = Qt.ItemDataRole.UserRole + 2
 KIND_LABEL = {"sos": "SOS", "zone_exit": "Zone exit", "lost_signal": "Lost signal",
               "not_arrived": "Not arrived", "not_departed": "Not departed"}
 COLUMNS = ("Time", "Priority", "Kind", "Child", "Place", "Device", "State")
-
-Index = QModelIndex | QPersistentModelIndex
 
 
 def severity(a: AlertView) -> str:
@@ -49,45 +48,21 @@ def cell(a: AlertView, column: int) -> str:
     return ""
 
 
-class AlertTableModel(QAbstractTableModel):
-    def __init__(self) -> None:
-        super().__init__()
-        self._rows: list[AlertView] = []
-
-    def set_rows(self, rows: list[AlertView]) -> None:
-        self.beginResetModel()
-        self._rows = list(rows)
-        self.endResetModel()
+class AlertTableModel(RowTableModel[AlertView]):
+    COLUMNS = COLUMNS
 
     def alert_at(self, row: int) -> AlertView | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        return self.row_at(row)
 
-    def row_of(self, alert_id: int) -> int:
-        return next((i for i, a in enumerate(self._rows) if a.id == alert_id), -1)
+    def cell(self, row: AlertView, column: int) -> str:
+        return cell(row, column)
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        a = self.alert_at(index.row())
-        if a is None:
-            return None
-        if role == Qt.ItemDataRole.DisplayRole:
-            return cell(a, index.column())
+    def role_data(self, row: AlertView, column: int, role: int) -> object:
         if role == SeverityRole:
-            return severity(a)
+            return severity(row)
         if role == AlertIdRole:
-            return a.id
+            return row.id
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"Alert {a.id} · {KIND_LABEL.get(a.kind, a.kind)} · {a.zone}\n"
-                    f"{a.lat:.5f}, {a.lon:.5f}")
-        return None
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
+            return (f"Alert {row.id} · {KIND_LABEL.get(row.kind, row.kind)} · {row.zone}\n"
+                    f"{row.lat:.5f}, {row.lon:.5f}")
         return None

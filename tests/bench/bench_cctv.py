@@ -30,15 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.bench.measure import CLK_TCK, cpu_ticks
+
 ROOT = Path(__file__).resolve().parents[2]
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process from /proc (what psutil would read)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return (cpu_ticks(pid) or 0) / CLK_TCK
 
 
 def run(seconds: float = 10.0, *, tiles: int = 9, size: str = "320x240", fps: int = 10,

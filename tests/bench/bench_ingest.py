@@ -55,6 +55,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.bench.measure import (
+    CLK_TCK,
+    cpu_ticks,
+    fmt,
+    machine_ticks,
+    ratio_line,
+)
+from tests.services import free_tcp_port
+
 # Only the standard library at module level: the load processes are spawned
 # and import this module; they should start fast and lean.
 
@@ -69,7 +78,6 @@ GO_TIMEOUT_S = 120.0  # a load process whose parent never says "go" gives up
 READY_TIMEOUT_S = 60.0
 DRAIN_MAX_S = 10.0  # after the load: the gateway works off what the kernel buffered
 SPY_RATE = 50
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # A UD frame as the test suite's watch sends it: after date, time, validity
 # and position come km/h, course, altitude, satellites, rssi, battery, steps,
@@ -442,38 +450,6 @@ def _micro(min_s: float) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- the gateway
-def _cpu_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def _machine_ticks() -> tuple[int, int]:
-    parts = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = parts[3] + parts[4]
-    total = sum(parts[:8])
-    return total - idle, total
-
-
-def _rate(points: list[tuple[float, float]], start: float, end: float) -> float:
-    inside = [p for p in points if start <= p[0] <= end]
-    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
-        return math.nan
-    (t0, v0), (t1, v1) = inside[0], inside[-1]
-    return (v1 - v0) / (t1 - t0)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 class GatewayBench:
     def __init__(self, connections: int, children: int, say: Any) -> None:
         from console.config import Config
@@ -482,8 +458,8 @@ class GatewayBench:
         self.connections = connections
         self.children = max(children, 2 * connections + 20)
         self.data_dir = Path(tempfile.mkdtemp(prefix="csi-", dir="/tmp"))
-        self.cfg = Config(data_dir=self.data_dir, osmand_port=_free_port(),
-                          watch_port=_free_port(), feeds_port=_free_port())
+        self.cfg = Config(data_dir=self.data_dir, osmand_port=free_tcp_port(),
+                          watch_port=free_tcp_port(), feeds_port=free_tcp_port())
         self.cfg.ensure_dirs()
         self.sup: Any = None
         self.ctx: Any = None
@@ -632,24 +608,24 @@ class GatewayBench:
             while True:
                 now = time.monotonic()
                 if not cpu0 and now >= win_start:
-                    cpu0 = {k: _cpu_ticks(p) for k, p in cpu_pids.items()}
-                    machine0 = _machine_ticks()
+                    cpu0 = {k: cpu_ticks(p) for k, p in cpu_pids.items()}
+                    machine0 = machine_ticks()
                     spy = self._start_spy(profile_dir, max(1, int(win_end - now)))
                 if now >= win_end:
                     break
                 self.drain(0.02)
                 if cpu0 and "connections.watch" in self.last_stats:
                     hb_conn_min = min(hb_conn_min, self.last_stats["connections.watch"])
-            cpu1 = {k: _cpu_ticks(p) for k, p in cpu_pids.items()}
-            machine1 = _machine_ticks()
+            cpu1 = {k: cpu_ticks(p) for k, p in cpu_pids.items()}
+            machine1 = machine_ticks()
             elapsed = time.monotonic() - win_start
-            r["cpu_percent"] = {k: 100.0 * (cpu1[k] - cpu0[k]) / _CLK_TCK / elapsed  # type: ignore[operator]
+            r["cpu_percent"] = {k: 100.0 * (cpu1[k] - cpu0[k]) / CLK_TCK / elapsed  # type: ignore[operator]
                                 for k in cpu_pids
                                 if cpu0.get(k) is not None and cpu1.get(k) is not None}
             busy = machine1[0] - machine0[0]
             r["machine_busy_percent"] = 100.0 * busy / max(1, machine1[1] - machine0[1])
             r["other_cpu_percent"] = max(
-                0.0, 100.0 * busy / _CLK_TCK / elapsed - sum(r["cpu_percent"].values()))
+                0.0, 100.0 * busy / CLK_TCK / elapsed - sum(r["cpu_percent"].values()))
             r["gateway_rss_mb_load"] = _rss_mb(self.pids["gateway"])
 
             results: list[dict[str, Any]] = []
@@ -691,7 +667,7 @@ class GatewayBench:
                 self.drain(0.05)
             beat_times = [t for t, _ in self.hb.get("frames.watch", [])
                           if win_start <= t <= win_end + 1.0]
-            offered = sum(_rate([(t, float(s)) for t, s in g.get("timeline", [])],
+            offered = sum(rate([(t, float(s)) for t, s in g.get("timeline", [])],
                                 win_start, win_end) for g in results if g.get("timeline"))
             r.update(
                 window_s=min(win_end, load_end) - win_start,
@@ -705,14 +681,14 @@ class GatewayBench:
                 load_errors=[g["error"] for g in results if "error" in g],
                 load_results=len(results),
                 offered_per_s=offered,
-                gateway_frames_per_s=_rate(self.hb.get("frames.watch", []), win_start,
+                gateway_frames_per_s=rate(self.hb.get("frames.watch", []), win_start,
                                            win_end + 1.0),
-                gateway_accepted_per_s=_rate(self.hb.get("accepted.watch", []), win_start,
+                gateway_accepted_per_s=rate(self.hb.get("accepted.watch", []), win_start,
                                              win_end + 1.0),
-                bus_fixes_per_s=_rate(self.bus_series, win_start, win_end),
+                bus_fixes_per_s=rate(self.bus_series, win_start, win_end),
                 backlog_at_load_end=sent - on_bus_at_end,
                 caught_up_s=caught_up,
-                drain_per_s=_rate(self.bus_series, load_end + 0.3, drained_until),
+                drain_per_s=rate(self.bus_series, load_end + 0.3, drained_until),
                 drain_s=drained_until - load_end,
                 heartbeat_max_gap_s=max((b - a for a, b in itertools.pairwise(beat_times)),
                                         default=math.nan),
@@ -831,18 +807,6 @@ def run(seconds: float, connections: int = DEFAULT_CONNECTIONS, rate: float | No
 
 
 # ------------------------------------------------------------------- reporting
-def _fmt(v: Any, unit: str = "") -> str:
-    return "n/a" if not isinstance(v, int | float) or not math.isfinite(v) else f"{v:,.0f}{unit}"
-
-
-def _ratio_line(label: str, value: float, budget: float, unit: str) -> str:
-    if not math.isfinite(value):
-        return f"{label}: n/a (budget {budget:,.0f}{unit})"
-    ratio = value / budget
-    return (f"{label}: {value:,.0f}{unit} = {ratio:.2f}× the {budget:,.0f}{unit} budget "
-            f"({'within' if ratio >= 1.0 else 'outside'})")
-
-
 def headline(r: dict[str, Any]) -> list[str]:
     """One line per figure for ``childsafe bench``'s summary."""
     out: list[str] = []
@@ -865,11 +829,11 @@ def headline(r: dict[str, Any]) -> list[str]:
         out.append(f"ingest decode: could not run ({r['micro_error']})")
     g = r.get("gateway")
     if g:
-        out.append(_ratio_line(
+        out.append(ratio_line(
             f"ingest watch TCP, {g['alive_at_end']:,} of {g['connections_target']:,} "
             f"connections held, fix.batch on the bus", g["bus_fixes_per_s"],
             BUDGET_FIXES_PER_S, " fixes/s")
-            + f" [offered {_fmt(g['offered_per_s'])}/s, gateway CPU "
+            + f" [offered {fmt(g['offered_per_s'])}/s, gateway CPU "
               f"{g['cpu_percent'].get('gateway', math.nan):.0f}%]")
     elif r.get("gateway_error"):
         out.append(f"ingest watch TCP: could not run ({r['gateway_error']})")
@@ -906,14 +870,14 @@ def format_result(r: dict[str, Any]) -> str:
             f"  connections: {g['connected']:,} of {g['connections_target']:,} opened in "
             f"{g['connect_s']:.1f} s from {g['load_procs']} load processes "
             f"(errors {g['connect_errors'] or 'none'}); gateway counted "
-            f"{_fmt(g['gateway_connections_before'])}, {_fmt(g['gateway_fds'])} fds, "
+            f"{fmt(g['gateway_connections_before'])}, {fmt(g['gateway_fds'])} fds, "
             f"RSS {g['gateway_rss_mb_idle']:.0f} MB idle / {g['gateway_rss_mb_load']:.0f} MB "
             f"under load")
         lines.append(
             f"  held: {g['alive_at_end']:,} open at the end of the load (lost "
             f"{g['lost_connections']}); gateway's count during the window min "
-            f"{_fmt(g['gateway_connections_min'])} (after the load processes hung up: "
-            f"{_fmt(g['gateway_connections_end'])})")
+            f"{fmt(g['gateway_connections_min'])} (after the load processes hung up: "
+            f"{fmt(g['gateway_connections_end'])})")
         lines.append(f"  load: {g['per_connection_per_s']:.2f} UD frames/s per connection "
                      f"(target {g['offered_target_per_s']:,.0f}/s in all), "
                      f"{g['window_s']:.1f} s measured after warm-up")
@@ -924,22 +888,22 @@ def format_result(r: dict[str, Any]) -> str:
                           ("fix.batch on the bus (watch)", "bus_fixes_per_s")):
             v = g[key]
             ratio = f"{v / budget:5.2f}×" if math.isfinite(v) else "  n/a"
-            lines.append(f"    {name:<34} {_fmt(v, '/s'):>12}  {ratio} of {budget:,.0f}/s")
-        lines.append("  " + _ratio_line("watch fixes delivered to the bus", g["bus_fixes_per_s"],
+            lines.append(f"    {name:<34} {fmt(v, '/s'):>12}  {ratio} of {budget:,.0f}/s")
+        lines.append("  " + ratio_line("watch fixes delivered to the bus", g["bus_fixes_per_s"],
                                         budget, " fixes/s"))
         caught = g["caught_up_s"]
         lines.append(
-            f"  backlog when the load stopped: {_fmt(g['backlog_at_load_end'])} frames sent but "
+            f"  backlog when the load stopped: {fmt(g['backlog_at_load_end'])} frames sent but "
             f"not yet on the bus (in socket buffers); "
             + (f"all on the bus {caught:.1f} s later" if math.isfinite(caught) else
                f"not worked off within {g['drain_s']:.1f} s")
             + f"; the gateway alone (load processes idle) delivered "
-              f"{_fmt(g['drain_per_s'], ' fixes/s')} meanwhile")
+              f"{fmt(g['drain_per_s'], ' fixes/s')} meanwhile")
         lines.append(f"  gateway timers under load: longest gap between its 1 s heartbeats "
                      f"{g['heartbeat_max_gap_s']:.1f} s (the 50 ms batch flush shares that loop)")
         lines.append(
-            f"  totals: sent {g['sent']:,} frames; gateway read {_fmt(g['gateway_frames_total'])}"
-            f", accepted {_fmt(g['gateway_accepted_total'])}, refused "
+            f"  totals: sent {g['sent']:,} frames; gateway read {fmt(g['gateway_frames_total'])}"
+            f", accepted {fmt(g['gateway_accepted_total'])}, refused "
             f"{g['gateway_rejected'] or 'none'}; bus got {g['bus_fixes_total']:,} watch fixes "
             f"in {g['bus_batches']:,} batches; not sent: {g['skipped_backpressure']:,} "
             f"(connection's send buffer > {MAX_WRITE_BUFFER // 1024} KiB) + {g['lagged']:,} "

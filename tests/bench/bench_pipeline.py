@@ -50,6 +50,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.bench.measure import (
+    CLK_TCK,
+    cpu_ticks,
+    fmt,
+    machine_ticks,
+    ratio_line,
+)
+from tests.services import free_tcp_port
+
 # Only the standard library at module level: the load generator runs in a
 # spawned process that imports this module and should start fast and lean.
 
@@ -64,16 +73,9 @@ READY_TIMEOUT_S = 90.0
 DRAIN_TIMEOUT_S = 20.0
 HOST = "127.0.0.1"
 SPY_RATE = 50  # py-spy samples/s (low: the profiler shares the 2 cores)
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------ small helpers
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (with 20-40 samples the p99 is the maximum)."""
     if not values:
@@ -87,15 +89,6 @@ def backend_of(url: str) -> str:
     return "postgresql" if url.startswith("postgresql") else "sqlite"
 
 
-def _cpu_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
 def _postgres_ticks() -> dict[int, int]:
     """CPU ticks of every local PostgreSQL server process (comm "postgres")."""
     out: dict[int, int] = {}
@@ -106,18 +99,10 @@ def _postgres_ticks() -> dict[int, int]:
             except OSError:
                 continue
             if comm == "postgres":
-                ticks = _cpu_ticks(int(entry))
+                ticks = cpu_ticks(int(entry))
                 if ticks is not None:
                     out[int(entry)] = ticks
     return out
-
-
-def _machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies over all cores."""
-    parts = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = parts[3] + parts[4]
-    total = sum(parts[:8])
-    return total - idle, total
 
 
 @dataclass
@@ -682,9 +667,9 @@ class PipelineBench:
             while True:
                 now = time.monotonic()
                 if not cpu0 and now >= win_start:
-                    cpu0 = {k: _cpu_ticks(p) for k, p in cpu_pids.items()}
+                    cpu0 = {k: cpu_ticks(p) for k, p in cpu_pids.items()}
                     pg0 = _postgres_ticks() if self.backend == "postgresql" else {}
-                    machine0 = _machine_ticks()
+                    machine0 = machine_ticks()
                     spies = self._start_spies(name, spy_s)
                 if now >= win_end:
                     break
@@ -693,21 +678,21 @@ class PipelineBench:
                     next_sos = now + self.sos_interval
                 self.poll_feed()
                 time.sleep(POLL_S)
-            cpu1 = {k: _cpu_ticks(p) for k, p in cpu_pids.items()}
+            cpu1 = {k: cpu_ticks(p) for k, p in cpu_pids.items()}
             pg1 = _postgres_ticks() if self.backend == "postgresql" else {}
-            machine1 = _machine_ticks()
+            machine1 = machine_ticks()
             elapsed = time.monotonic() - win_start
             r["cpu_percent"] = {
-                k: 100.0 * (cpu1[k] - cpu0[k]) / _CLK_TCK / elapsed  # type: ignore[operator]
+                k: 100.0 * (cpu1[k] - cpu0[k]) / CLK_TCK / elapsed  # type: ignore[operator]
                 for k in cpu_pids if cpu0.get(k) is not None and cpu1.get(k) is not None}
             if pg1:  # a local server (any on this machine, so ours if it is the only one)
                 r["cpu_percent"]["postgres (all local)"] = 100.0 * sum(
-                    t - pg0.get(pid, 0) for pid, t in pg1.items()) / _CLK_TCK / elapsed
+                    t - pg0.get(pid, 0) for pid, t in pg1.items()) / CLK_TCK / elapsed
             busy = machine1[0] - machine0[0]
             r["machine_busy_percent"] = 100.0 * busy / max(1, machine1[1] - machine0[1])
             # Everything else on the machine (other people's tests...), % of one core.
             r["other_cpu_percent"] = max(
-                0.0, 100.0 * busy / _CLK_TCK / elapsed - sum(r["cpu_percent"].values()))
+                0.0, 100.0 * busy / CLK_TCK / elapsed - sum(r["cpu_percent"].values()))
 
             gen_results: list[dict[str, Any]] = []
             for p, rx in gens:
@@ -898,19 +883,6 @@ def run(children: int = DEFAULT_CHILDREN, seconds: float = 20.0, db_url: str | N
 
 
 # ------------------------------------------------------------------- reporting
-def _fmt(v: float, unit: str = "") -> str:
-    return "n/a" if not isinstance(v, int | float) or not math.isfinite(v) else f"{v:,.0f}{unit}"
-
-
-def ratio_line(label: str, value: float, budget: float, unit: str, higher_is_better: bool) -> str:
-    if not math.isfinite(value):
-        return f"{label}: n/a (budget {budget:,.0f}{unit})"
-    ratio = value / budget
-    verdict = ("within" if (ratio >= 1.0) == higher_is_better else "outside")
-    return (f"{label}: {value:,.0f}{unit} = {ratio:.2f}× the {budget:,.0f}{unit} budget "
-            f"({verdict})")
-
-
 def _format_phase(r: dict[str, Any], budget: float, backend: str) -> list[str]:
     lines = [f"  phase '{r['name']}': target {r['target_rate']:,.0f}/s, "
              f"{r['window_s']:.1f} s measured after warm-up"]
@@ -921,12 +893,12 @@ def _format_phase(r: dict[str, Any], budget: float, backend: str) -> list[str]:
                       ("stored (recorder → fixes)", "stored_per_s")):
         v = r[key]
         ratio = f"{v / budget:5.2f}×" if math.isfinite(v) else "  n/a"
-        lines.append(f"    {name:<28} {_fmt(v, '/s'):>12}  {ratio} of {budget:,.0f}/s")
+        lines.append(f"    {name:<28} {fmt(v, '/s'):>12}  {ratio} of {budget:,.0f}/s")
     lines.append("    " + ratio_line(f"pipeline {backend} end-to-end", r["end_to_end_per_s"],
                                       budget, " fixes/s", True))
     lines.append(f"    load: sent {r['sent']:,}, HTTP 200 {r['ok']:,}, refused {r['refused']:,}")
     caught = r["recorder_catch_up_s"]
-    lines.append(f"    recorder lag: backlog {_fmt(r['recorder_backlog_at_stop'])} rows when the "
+    lines.append(f"    recorder lag: backlog {fmt(r['recorder_backlog_at_stop'])} rows when the "
                  f"load stopped; " + (f"all stored {caught:.1f} s later" if math.isfinite(caught)
                                       else f"not caught up {DRAIN_TIMEOUT_S:.0f} s later"))
     lines.append(
@@ -966,9 +938,9 @@ def format_result(r: dict[str, Any]) -> str:
     for phase in r["phases"]:
         lines += _format_phase(phase, budget, b)
     lines.append(
-        f"  totals: gateway accepted {_fmt(r['accepted_total'])}, engine in "
-        f"{_fmt(r['fixes_in_total'])} / applied {_fmt(r['applied_total'])} / rejected "
-        f"{_fmt(r['engine_rejected'])}; stored {r['stored_total']:,} of "
+        f"  totals: gateway accepted {fmt(r['accepted_total'])}, engine in "
+        f"{fmt(r['fixes_in_total'])} / applied {fmt(r['applied_total'])} / rejected "
+        f"{fmt(r['engine_rejected'])}; stored {r['stored_total']:,} of "
         f"{r['expected_rows']:,} accepted; console feed resyncs {r['feed_resyncs']}")
     return "\n".join(lines)
 

@@ -24,8 +24,8 @@ from db.seed import seed_demo
 from db.seed_cameras import seed_cameras
 from db.store import open_store, sqlite_url
 from models.messages import AnyMessage, ReloadCameras
+from models.qt.camera_table import COLUMNS
 from widgets.camera_admin import (
-    COLUMNS,
     CameraAdminPanel,
     CameraEdit,
     CameraRow,
