@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
-from PySide6.QtCore import Property, QPointF, Qt, Signal
+from PySide6.QtCore import Property, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -189,6 +189,7 @@ class MapView(QWidget):
             self._district_labels.append(label)
         self._zone_labels: list[pg.TextItem] = []
         self._zone_radii = np.empty(0)
+        self._zone_centres = np.empty((0, 2))
 
         self._scale_bar = MetricScaleBar(self._colors["labelColor"])
         self._scale_bar.setParentItem(self._vb)
@@ -273,6 +274,7 @@ class MapView(QWidget):
             self._vb.addItem(label, ignoreBounds=True)
             self._zone_labels.append(label)
         self._zone_radii = radius
+        self._zone_centres = np.column_stack([cx, cy]) if len(cx) else np.empty((0, 2))
         self._apply_style()
         self._update_zone_labels()
 
@@ -401,6 +403,37 @@ class MapView(QWidget):
             visible = (self._zone_radii / metres_per_px >= self.ZONE_LABEL_MIN_RADIUS_PX).tolist()
         for label, show in zip(self._zone_labels, visible, strict=True):
             label.setVisible(show)
+        self._place_zone_labels()
+
+    # Where a zone's name may go, in order of preference: above, below, right
+    # and left of its circle, then at its four diagonals, as (anchor, direction
+    # from the centre in radii).
+    _ZONE_LABEL_SPOTS = (((0.5, 1.0), (0.0, 1.0)), ((0.5, 0.0), (0.0, -1.0)),
+                         ((0.0, 0.5), (1.0, 0.0)), ((1.0, 0.5), (-1.0, 0.0)),
+                         ((1.0, 1.0), (-0.7, 0.7)), ((0.0, 1.0), (0.7, 0.7)),
+                         ((1.0, 0.0), (-0.7, -0.7)), ((0.0, 0.0), (0.7, -0.7)))
+
+    def _place_zone_labels(self) -> None:
+        """Put each shown zone name beside its circle where it hides no district
+        name nor another zone's (Seoul Forest sits on 성동구's label point)."""
+        pw, ph = self._vb.viewPixelSize()
+        if not pw or not ph:
+            return
+        taken = [_text_rect_px(label, label.pos().x(), label.pos().y(), (0.5, 0.5), pw, ph)
+                 for label in self._district_labels if label.isVisible()]
+        for label, (x, y), r in zip(self._zone_labels, self._zone_centres.tolist(),
+                                    self._zone_radii.tolist(), strict=True):
+            if not label.isVisible():
+                continue
+            spots = [(anchor, x + dx * r, y + dy * r)
+                     for anchor, (dx, dy) in self._ZONE_LABEL_SPOTS]
+            rects = [_text_rect_px(label, px, py, anchor, pw, ph) for anchor, px, py in spots]
+            covered = [sum(_area(rect.intersected(t)) for t in taken) for rect in rects]
+            best = covered.index(min(covered))  # the first free spot, or the least covering
+            anchor, px, py = spots[best]
+            label.setAnchor(anchor)
+            label.setPos(px, py)
+            taken.append(rects[best])
 
     def _on_scene_click(self, event: object) -> None:
         if getattr(event, "button", lambda: None)() != Qt.MouseButton.LeftButton:
@@ -522,3 +555,18 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _area(rect: QRectF) -> float:
+    return max(0.0, rect.width()) * max(0.0, rect.height())
+
+
+def _text_rect_px(label: pg.TextItem, x: float, y: float, anchor: tuple[float, float],
+                  pw: float, ph: float) -> QRectF:
+    """The screen rectangle a label would cover at map point (x, y) with
+    ``anchor``, in pixels (y up, like the map), with a small margin."""
+    size = label.textItem.boundingRect().size()  # the text with its document margin
+    w, h = size.width() + 4.0, size.height() + 2.0
+    left = x / pw - anchor[0] * w
+    bottom = y / ph - (1.0 - anchor[1]) * h
+    return QRectF(left, bottom, w, h)

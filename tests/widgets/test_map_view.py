@@ -303,3 +303,23 @@ def test_readers_and_camera_cones_and_density(qtbot) -> None:  # type: ignore[no
     centre = view.to_widget(float(cx[0]) + 40, float(cy[0]))
     colour = img.pixelColor(int(centre.x()), int(centre.y()))
     assert colour.red() > colour.blue()  # the amber cone fill, not the navy background
+
+
+def test_zone_names_hide_no_district_name(view: MapView, qtbot: QtBot) -> None:
+    """City-wide, Seoul Forest Park sits on 성동구's label point and the other
+    two zones beside 노원구 and 양천구: each zone's name moves beside its
+    circle to where it covers no district name."""
+    view.set_zones(DEMO_ZONES)
+    view.fit_seoul()
+    qtbot.wait(50)
+    districts = [lb.sceneBoundingRect() for lb in view._district_labels]
+    zones = [lb.sceneBoundingRect() for lb in view._zone_labels]
+    assert len(zones) == 3 and all(z.width() > 20 for z in zones)
+    overlaps = [(view._zone_labels[i].toPlainText(), view._district_labels[j].toPlainText())
+                for i, z in enumerate(zones) for j, d in enumerate(districts) if z.intersects(d)]
+    assert overlaps == []
+    # Zoomed in, the preferred spot (above the circle) is free again.
+    x, y = to_map(DEMO_ZONES[0][1], DEMO_ZONES[0][2])
+    view.center_on(x, y, 3000)
+    qtbot.wait(50)
+    assert tuple(view._zone_labels[0].anchor) == (0.5, 1.0)
