@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import socket
 import sys
 import tempfile
@@ -61,62 +62,65 @@ def main(argv: list[str] | None = None) -> int:
     from console.cli import _prepare_store
 
     data_dir = Path(tempfile.mkdtemp(prefix="cs-shot-"))
-    ports = {name: free_port() for name in ("osmand_port", "watch_port", "feeds_port",
-                                             "relay_port", "demo_rtsp_port")}
-    cfg = Config(data_dir=data_dir, children=args.children, sim_first_incident_s=3.0,
-                 sim_incident_every_s=600.0, **ports)  # type: ignore[arg-type]
-    cfg.ensure_dirs()
-    _prepare_store(cfg)
-    app = QApplication(sys.argv[:1])
-    apply_theme(app)
-    summary: dict[str, object] = {}
-    with Supervisor(cfg, DEMO):
-        window = ConsoleWindow(cfg)
-        window.resize(1600, 960)
-        window.move(0, 0)
-        window.show()
-        window.map.fit_seoul()
-        window.start()
-        deadline = time.monotonic() + args.timeout
-        kinds: set[str] = set()
-        while time.monotonic() < deadline and not {"sos", "zone_exit"} <= kinds:
-            pump(0.2)
+    try:
+        ports = {name: free_port() for name in ("osmand_port", "watch_port", "feeds_port",
+                                                 "relay_port", "demo_rtsp_port")}
+        cfg = Config(data_dir=data_dir, children=args.children, sim_first_incident_s=3.0,
+                     sim_incident_every_s=600.0, **ports)  # type: ignore[arg-type]
+        cfg.ensure_dirs()
+        _prepare_store(cfg)
+        app = QApplication(sys.argv[:1])
+        apply_theme(app)
+        summary: dict[str, object] = {}
+        with Supervisor(cfg, DEMO):
+            window = ConsoleWindow(cfg)
+            window.resize(1600, 960)
+            window.move(0, 0)
+            window.show()
+            window.map.fit_seoul()
+            window.start()
+            deadline = time.monotonic() + args.timeout
+            kinds: set[str] = set()
+            while time.monotonic() < deadline and not {"sos", "zone_exit"} <= kinds:
+                pump(0.2)
+                model = window.alerts.model
+                kinds = {a.kind for r in range(model.rowCount()) if (a := model.alert_at(r))}
+            pump(1.0)
+            shots = [grab(window, args.out / "console.png")]
             model = window.alerts.model
-            kinds = {a.kind for r in range(model.rowCount()) if (a := model.alert_at(r))}
-        pump(1.0)
-        shots = [grab(window, args.out / "console.png")]
-        model = window.alerts.model
-        sos_row = next((r for r in range(model.rowCount())
-                        if (a := model.alert_at(r)) and a.kind == "sos"), 0)
-        window.alerts.table.selectRow(sos_row)
-        alert = model.alert_at(sos_row)
-        if alert is not None:
-            window.locate(alert)
-        # The CCTV tiles of the alert's nearest cameras start playing.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(
-                t.state != "live" for t in window.cctv.visible_tiles() if t.feed is not None):
-            pump(0.2)
-        pump(2.0)
-        shots.append(grab(window, args.out / "alert-located.png"))
-        tiles = [t.state for t in window.cctv.visible_tiles()]
-        window.side.setCurrentWidget(window.gateway)
-        pump(2.5)
-        shots.append(grab(window, args.out / "gateway.png"))
-        window.side.setCurrentWidget(window.camera_panel)
-        pump(3.0)
-        shots.append(grab(window, args.out / "cameras.png"))
-        summary = {
-            "shots": [str(s) for s in shots],
-            "alert_kinds": sorted(kinds),
-            "alert_rows": model.rowCount(),
-            "children": window.status.children.text(),
-            "bus": window.status.bus.text(),
-            "tiles": tiles,
-            "camera_states": {k: v[0] for k, v in window._camera_states.items()},
-            "shown": window.cctv.cameras_shown(),
-        }
-        window.close()
+            sos_row = next((r for r in range(model.rowCount())
+                            if (a := model.alert_at(r)) and a.kind == "sos"), 0)
+            window.alerts.table.selectRow(sos_row)
+            alert = model.alert_at(sos_row)
+            if alert is not None:
+                window.locate(alert)
+            # The CCTV tiles of the alert's nearest cameras start playing.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and any(
+                    t.state != "live" for t in window.cctv.visible_tiles() if t.feed is not None):
+                pump(0.2)
+            pump(2.0)
+            shots.append(grab(window, args.out / "alert-located.png"))
+            tiles = [t.state for t in window.cctv.visible_tiles()]
+            window.side.setCurrentWidget(window.gateway)
+            pump(2.5)
+            shots.append(grab(window, args.out / "gateway.png"))
+            window.side.setCurrentWidget(window.camera_panel)
+            pump(3.0)
+            shots.append(grab(window, args.out / "cameras.png"))
+            summary = {
+                "shots": [str(s) for s in shots],
+                "alert_kinds": sorted(kinds),
+                "alert_rows": model.rowCount(),
+                "children": window.status.children.text(),
+                "bus": window.status.bus.text(),
+                "tiles": tiles,
+                "camera_states": {k: v[0] for k, v in window._camera_states.items()},
+                "shown": window.cctv.cameras_shown(),
+            }
+            window.close()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)  # the run's store, sockets and logs
     print(json.dumps(summary, ensure_ascii=False))
     return 0 if {"sos", "zone_exit"} <= kinds else 1
 

@@ -7,13 +7,17 @@ from __future__ import annotations
 import http.client
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 import zmq
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from console.bus import socket
 from console.config import Config
@@ -60,20 +64,27 @@ class Backend:
         finally:
             conn.close()
 
-    def snapshot(self, timeout_s: float = 5.0) -> Snapshot:
-        """Ask the engine directly, as a console does."""
+    def request(self, body: object, timeout_s: float = 5.0) -> object:
+        """One request to the engine over its REQ/ROUTER socket, as a console
+        sends it; returns the decoded reply."""
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         req = socket(ctx, zmq.REQ)
         try:
             req.connect(self.config.engine_rpc)
-            req.send(encode(SnapshotRequest()))
+            req.send(encode(body))  # type: ignore[arg-type]
             assert req.poll(int(timeout_s * 1000)), "engine did not answer"
-            snap = decode(req.recv())
-            assert isinstance(snap, Snapshot)
-            return snap
+            return decode(req.recv())
         finally:
             req.close(0)
             ctx.term()
+
+    def snapshot(self, timeout_s: float = 5.0) -> Snapshot:
+        snap = self.request(SnapshotRequest(), timeout_s)
+        assert isinstance(snap, Snapshot)
+        return snap
+
+    def command(self, cmd: object, timeout_s: float = 5.0) -> object:
+        return self.request(cmd, timeout_s)
 
 
 def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0,
@@ -104,9 +115,10 @@ def _gateway_up(port: int) -> bool:
         return False
 
 
-@pytest.fixture
-def backend(data_dir: Path) -> Iterator[Backend]:
-    cfg = make_config(data_dir, children=30)
+@contextmanager
+def running_backend(cfg: Config) -> Iterator[Backend]:
+    """Seed the store at ``cfg.db_url``, start the backend processes, and
+    yield once the gateway listens and the engine answers a snapshot."""
     engine, sessions = open_store(cfg.db_url)
     with sessions() as s:
         seed_demo(s, cfg.children)
@@ -122,3 +134,27 @@ def backend(data_dir: Path) -> Iterator[Backend]:
         yield b
     finally:
         sup.stop()
+
+
+@pytest.fixture
+def backend(data_dir: Path) -> Iterator[Backend]:
+    with running_backend(make_config(data_dir, children=30)) as b:
+        yield b
+
+
+@pytest.fixture
+def pg_backend(data_dir: Path, postgres_url: str) -> Iterator[Backend]:
+    """The same backend on the session's PostgreSQL server, in a database of
+    its own that is dropped afterwards."""
+    name = f"backend_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        with running_backend(make_config(data_dir, children=30, db_url=url)) as b:
+            yield b
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

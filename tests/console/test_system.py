@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import select as io_select
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,7 +21,7 @@ from sqlalchemy import select
 from console.app import ConsoleWindow
 from console.feed import LiveFeed
 from db.store import open_store
-from db.tables import AlertAction, Fix
+from db.tables import Alert, AlertAction, Fix
 from models.console_state import BusState
 from models.geo import to_map
 from models.messages import AckAlert, position_columns
@@ -106,16 +108,25 @@ def test_late_joiner_state_equals_engine(backend: Backend) -> None:
 
             def all_agree() -> bool:
                 snap = backend.snapshot()
-                engine_lat = np.full(len(snap.children), np.nan)
+                n = len(snap.children)
                 cols = position_columns(snap.positions)
-                engine_lat[cols["slots"]] = cols["lat"]
-                seen[:] = [snap.seq, len(snap.alerts), engine_lat.tolist()] + [
+                engine: dict[str, np.ndarray] = {}
+                for name in ("lat", "lon"):
+                    engine[name] = np.full(n, np.nan)
+                    engine[name][cols["slots"]] = cols[name]
+                engine["inside"] = np.zeros(n, dtype=np.uint8)
+                engine["inside"][cols["slots"]] = cols["inside"]
+                seen[:] = [snap.seq, len(snap.alerts), engine["lat"].tolist()] + [
                     (f.state.synced, f.state.seq, f.state.resyncs, len(f.state.alerts.rows),
                      f.state.lat.tolist()) for f in (early, late)]
                 return all(
                     f.state.synced
-                    and np.array_equal(f.state.lat, engine_lat, equal_nan=True)
+                    and f.state.tokens == list(snap.children)
+                    and [z.name for z in f.state.zones] == [z.name for z in snap.zones]
+                    and all(np.array_equal(getattr(f.state, name), column, equal_nan=True)
+                            for name, column in engine.items())
                     and sorted(a.id for a in f.state.alerts.rows) == [a.id for a in snap.alerts]
+                    and sorted(f.state.alerts.rows, key=lambda a: a.id) == list(snap.alerts)
                     and any(a.kind == "sos" for a in snap.alerts)
                     for f in (early, late)
                 )
@@ -306,3 +317,45 @@ def test_a_watch_sos_frame_to_the_gateway_raises_an_sos(backend: Backend) -> Non
                          for a in backend.snapshot().alerts), 10, "the watch's SOS")
     alert = next(a for a in backend.snapshot().alerts if a.kind == "sos")
     assert alert.place == "성동구 성수동1가" and not alert.position_is_last_known
+
+
+def test_f4_acknowledges_the_selected_alert(backend: Backend, qtbot: QtBot) -> None:
+    """The keyboard path an operator uses with eyes on the map: select, F4."""
+    window = open_window(qtbot, backend)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    backend.fix(backend.roster[6].device_id, *SEOUL_FOREST, alarm="sos")
+    model = window.alerts.model
+    qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
+    window.alerts.table.selectRow(0)
+    window.alerts.table.setFocus()
+    qtbot.keyClick(window.alerts.table, Qt.Key.Key_F4)
+    qtbot.waitUntil(lambda: model.index(0, 6).data() == "acknowledged · operator1",
+                    timeout=5000)
+    window.close()
+
+
+def test_an_alert_is_in_the_store_before_it_is_on_the_bus(backend: Backend) -> None:
+    """While another writer holds the store locked, the engine cannot commit
+    the SOS, so nothing may be published; once the lock goes, the alert is
+    published and its row is already there."""
+    db_file = backend.config.db_url.removeprefix("sqlite:///")
+    lock = sqlite3.connect(db_file, timeout=10, isolation_level=None)
+    tap = start_tap(backend, "alert.opened", 1)
+    assert tap.stdout is not None
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        assert backend.fix(backend.roster[8].device_id, *SEOUL_FOREST, alarm="sos")[0] == 200
+        ready, _, _ = io_select.select([tap.stdout], [], [], 3.0)
+        assert ready == [], "an alert reached the bus while the store could not commit it"
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    out, _ = tap.communicate(timeout=20)
+    published = json.loads(out.strip())["alert"]
+    _, sessions = open_store(backend.config.db_url)
+    with sessions() as s:
+        row = s.get(Alert, published["id"])
+        assert row is not None and row.kind == "sos"
+        assert row.device_id == backend.roster[8].device_id

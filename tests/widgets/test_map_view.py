@@ -239,10 +239,12 @@ def test_click_reports_map_metres(view: MapView, qtbot: QtBot) -> None:
 
 
 def test_korean_labels_use_a_hangul_font(view: MapView) -> None:
-    from PySide6.QtGui import QFontDatabase
+    from PySide6.QtGui import QFontDatabase, QFontMetrics
 
-    if "NanumGothic" in QFontDatabase.families():
-        assert view._font.family() == "NanumGothic"
+    # The bootstrap installs fonts-nanum; without a Hangul font the labels are boxes.
+    assert "NanumGothic" in QFontDatabase.families(), "no Hangul font: apt-get install fonts-nanum"
+    assert view._font.family() == "NanumGothic"
+    assert QFontMetrics(view._font).inFontUcs4(ord("도"))
     names = [label.textItem.toPlainText() for label in view._district_labels]
     assert "도봉구" in names and len(names) == 25
 
