@@ -319,7 +319,7 @@ def test_a_watch_sos_frame_to_the_gateway_raises_an_sos(backend: Backend) -> Non
     assert alert.place == "성동구 성수동1가" and not alert.position_is_last_known
 
 
-def test_f4_acknowledges_the_selected_alert(backend: Backend, qtbot: QtBot) -> None:
+def test_f4_acknowledges_and_the_status_bar_counts(backend: Backend, qtbot: QtBot) -> None:
     """The keyboard path an operator uses with eyes on the map: select, F4."""
     window = open_window(qtbot, backend)
     window.show()
@@ -333,6 +333,15 @@ def test_f4_acknowledges_the_selected_alert(backend: Backend, qtbot: QtBot) -> N
     qtbot.keyClick(window.alerts.table, Qt.Key.Key_F4)
     qtbot.waitUntil(lambda: model.index(0, 6).data() == "acknowledged · operator1",
                     timeout=5000)
+    # The status bar counts what the engine reports: children, fix rate, alerts.
+    assert window.status.children.text() == f"{len(backend.roster)} children"
+    assert window.status.alerts.text() == "0 open alerts"
+
+    def reporting() -> bool:
+        backend.fix(backend.roster[9].device_id, *SEOUL_FOREST)
+        return window.status.rate.text() != "0 fixes/s"
+
+    qtbot.waitUntil(reporting, timeout=10_000)
     window.close()
 
 

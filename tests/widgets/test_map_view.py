@@ -325,3 +325,43 @@ def test_zone_names_hide_no_district_name(view: MapView, qtbot: QtBot) -> None:
     view.center_on(x, y, 3000)
     qtbot.wait(50)
     assert tuple(view._zone_labels[0].anchor) == (0.5, 1.0)
+
+
+def _wheel(view: MapView, steps: int) -> None:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    vp = view._gv.viewport()
+    pos = QPointF(vp.width() / 2, vp.height() / 2)
+    event = QWheelEvent(pos, vp.mapToGlobal(pos), QPoint(0, 0), QPoint(0, 120 * steps),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(vp, event)
+
+
+def test_mouse_wheel_zooms_drag_pans_and_the_scale_bar_follows(view: MapView,
+                                                               qtbot: QtBot) -> None:
+    (x0, x1), (y0, y1) = view.view_range()
+    city_bar = view._scale_bar.text.toPlainText()
+    assert city_bar.endswith("km")
+    for _ in range(6):
+        _wheel(view, 1)
+    qtbot.wait(50)
+    (zx0, zx1), (zy0, zy1) = view.view_range()
+    assert (zx1 - zx0) < 0.5 * (x1 - x0)  # zoomed in around the cursor
+    assert x0 < (zx0 + zx1) / 2 < x1 and y0 < (zy0 + zy1) / 2 < y1
+    street_bar = view._scale_bar.text.toPlainText()
+    assert street_bar != city_bar
+
+    vp = view._gv.viewport()
+    start = vp.rect().center()
+    end = start + QPointF(200, 0).toPoint()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=start)
+    for i in range(1, 11):
+        qtbot.mouseMove(vp, start + QPointF(20 * i, 0).toPoint())
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=end)
+    qtbot.wait(50)
+    (px0, px1), _ = view.view_range()
+    assert px0 < zx0 and px1 < zx1  # dragging right shows what lies west
+    assert px1 - px0 == pytest.approx(zx1 - zx0, rel=1e-6)
