@@ -38,6 +38,15 @@ and the registry's ``direction_deg``.  They are measured on the EPSG:5179
 grid, whose north differs from true north by under half a degree in Seoul:
 far below a camera's field of view.
 
+Only cameras that can show a picture are ranked: a camera whose status is
+``retired`` or ``maintenance``, or that has no stream URL (every imported
+camera starts without one), stays on the map but never takes a tile, where
+it could only ever say "offline".  Among the rest, a camera reported
+offline right now loses ``OFFLINE_PENALTY``: a live camera wins when the
+two are close, but an offline camera that sees the point still beats a
+live one down the street (it may come back any second, and the operator
+should know it is there).
+
 `CameraIndex` projects the registry once and keeps it sorted by x; a
 ranking takes the cameras in a square around the point (binary search on
 x, a mask on y), scores them with a few numpy operations, and widens the
@@ -56,7 +65,7 @@ import functools
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -72,6 +81,7 @@ __all__ = [
     "ViewDirection",
     "cone_polygons",
     "cone_rings",
+    "is_playable",
     "parse_view_direction",
 ]
 
@@ -86,6 +96,21 @@ VIEW_PTZ_ELSEWHERE = 0.8
 VIEW_FIXED_360 = 0.9
 VIEW_UNKNOWN = 0.4
 MIN_SEARCH_M = 500.0
+# What an offline camera loses: about one camera's worth of "nearer", far
+# less than "sees the point" (0.6), so it only reorders close calls.
+OFFLINE_PENALTY = 0.15
+# Store statuses (``models.camera_admin.CAMERA_STATUSES``) of cameras that
+# cannot show anything, whatever their stream says.
+UNPLAYABLE_STATUSES = frozenset({"retired", "maintenance"})
+
+
+def is_playable(status: str | None, stream_url: str | None = None) -> bool:
+    """Can this camera show a picture?  Not when retired or in maintenance,
+    nor with an empty stream URL.  ``stream_url`` None means "not known
+    here" (a bus ``CameraView`` carries no URL): the status decides alone."""
+    if (status or "").strip().lower() in UNPLAYABLE_STATUSES:
+        return False
+    return stream_url is None or bool(stream_url.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +121,8 @@ class Ranked:
     range (for 360-degree and direction-less PTZ cameras: within range; for
     a camera whose direction is unknown: never, as nobody can promise it).
     ``bearing_deg``: compass bearing from the camera to the point, where to
-    aim a PTZ camera.
+    aim a PTZ camera.  ``offline``: it was in the ranking's ``offline`` set,
+    and ``score`` already has ``OFFLINE_PENALTY`` taken off.
     """
 
     camera_id: int
@@ -104,6 +130,7 @@ class Ranked:
     distance_m: float
     in_view: bool
     bearing_deg: float
+    offline: bool = False
 
 
 class CameraLike(Protocol):
@@ -123,6 +150,8 @@ class CameraLike(Protocol):
     def range_m(self) -> float: ...
     @property
     def ptz(self) -> bool: ...
+    @property
+    def status(self) -> str: ...
 
 
 def _floats(values: npt.ArrayLike | Sequence[float | None], n: int, name: str) -> FloatArray:
@@ -140,7 +169,9 @@ class CameraIndex:
     66,000 cameras) and rank from any thread: ranking never mutates it.
     ``direction_deg`` may hold None/NaN for "unknown"; ``fov_deg >= 360``
     marks a 360-degree camera; ``ptz`` (default all False) marks cameras an
-    operator can turn.
+    operator can turn; ``playable`` (default all True, see `is_playable`)
+    False keeps a camera in the index (its cone is still drawn) but out of
+    every ranking.
     """
 
     def __init__(
@@ -152,6 +183,7 @@ class CameraIndex:
         fov_deg: npt.ArrayLike,
         range_m: npt.ArrayLike,
         ptz: npt.ArrayLike | None = None,
+        playable: npt.ArrayLike | None = None,
     ) -> None:
         id_arr = np.asarray(ids, dtype=np.int64).reshape(-1)
         n = id_arr.shape[0]
@@ -166,6 +198,10 @@ class CameraIndex:
                    else np.asarray(ptz, dtype=bool).reshape(-1))
         if ptz_arr.shape[0] != n:
             raise ValueError(f"ptz has {ptz_arr.shape[0]} values for {n} cameras")
+        play_arr = (np.ones(n, dtype=bool) if playable is None
+                    else np.asarray(playable, dtype=bool).reshape(-1))
+        if play_arr.shape[0] != n:
+            raise ValueError(f"playable has {play_arr.shape[0]} values for {n} cameras")
         x, y = to_map(la, lo) if n else (np.empty(0), np.empty(0))
 
         # Original order, for cone_rings() and callers that zip with their rows.
@@ -173,9 +209,12 @@ class CameraIndex:
         self.lat, self.lon = la, lo
         self.x, self.y = x, y
         self.direction_deg, self.fov_deg, self.range_m, self.ptz = direction, fov, rng, ptz_arr
+        self.playable = play_arr
 
-        # Sorted by x for the window search; everything the scorer reads, pre-derived.
-        order = np.argsort(x, kind="stable")
+        # Only playable cameras are searched and scored, sorted by x for the
+        # window search; everything the scorer reads, pre-derived.
+        keep = np.flatnonzero(play_arr)
+        order = keep[np.argsort(x[keep], kind="stable")]
         self._ids = id_arr[order]
         self._x = x[order]
         self._y = y[order]
@@ -193,12 +232,20 @@ class CameraIndex:
             self._ptz, VIEW_PTZ_ELSEWHERE,
             np.where(f >= 360.0, VIEW_FIXED_360, np.where(np.isfinite(d), 0.0, VIEW_UNKNOWN)),
         )
-        self._search_m = max(MIN_SEARCH_M, 2.0 * float(rng.max())) if n else MIN_SEARCH_M
+        self._search_m = (max(MIN_SEARCH_M, 2.0 * float(self._range.max()))
+                          if len(order) else MIN_SEARCH_M)
 
     @classmethod
-    def from_cameras(cls, cameras: Iterable[CameraLike]) -> CameraIndex:
-        """An index over store rows (``db.tables.Camera``) or anything shaped like them."""
+    def from_cameras(cls, cameras: Iterable[CameraLike], *,
+                     no_stream: Collection[int] = ()) -> CameraIndex:
+        """An index over store rows (``db.tables.Camera``) or anything shaped like them.
+
+        Playability comes from each camera's ``status`` and, when it has one,
+        its ``stream_url`` (store rows do; a bus ``CameraView`` does not, so a
+        console passes the ids it knows have no stream as ``no_stream``).
+        """
         rows = list(cameras)
+        missing = set(no_stream)
         return cls(
             [c.id for c in rows],
             [c.lat for c in rows],
@@ -207,30 +254,43 @@ class CameraIndex:
             [c.fov_deg for c in rows],
             [c.range_m for c in rows],
             [c.ptz for c in rows],
+            [c.id not in missing and is_playable(getattr(c, "status", None),
+                                                 getattr(c, "stream_url", None))
+             for c in rows],
         )
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
+    @property
+    def playable_count(self) -> int:
+        """How many cameras a ranking can return at most."""
+        return int(self._ids.shape[0])
+
     def rank(
-        self, lat: float, lon: float, heading_deg: float | None = None, k: int = 9
+        self, lat: float, lon: float, heading_deg: float | None = None, k: int = 9,
+        offline: Collection[int] = (),
     ) -> list[Ranked]:
-        """The ``k`` best cameras for a WGS84 point, best first (see the module doc).
+        """The ``k`` best playable cameras for a WGS84 point, best first (see
+        the module doc).
 
         ``heading_deg``: the child's compass heading, or None when it stands
-        still or is unknown.  Fewer than ``k`` results only if the registry
-        is smaller than ``k``.
+        still or is unknown.  ``offline``: ids of cameras reported offline
+        now (they lose ``OFFLINE_PENALTY``).  Fewer than ``k`` results only
+        if fewer than ``k`` cameras are playable.
         """
         x, y = to_map(float(lat), float(lon))
-        return self.rank_xy(x, y, heading_deg, k)
+        return self.rank_xy(x, y, heading_deg, k, offline)
 
     def rank_xy(
-        self, x: float, y: float, heading_deg: float | None = None, k: int = 9
+        self, x: float, y: float, heading_deg: float | None = None, k: int = 9,
+        offline: Collection[int] = (),
     ) -> list[Ranked]:
         """`rank` for a point already in EPSG:5179 metres (the map's coordinates)."""
-        n = len(self)
+        n = self.playable_count
         if n == 0 or k <= 0:
             return []
+        down = np.fromiter(offline, dtype=np.int64) if offline else None
         if heading_deg is not None and not math.isfinite(heading_deg):
             heading_deg = None
         k = min(k, n)
@@ -242,6 +302,9 @@ class CameraIndex:
             everything = sel.shape[0] == n
             if sel.shape[0] >= k or everything:
                 score, dist, in_view, bearing = self._score(sel, x, y, heading_deg)
+                is_down = (np.isin(self._ids[sel], down) if down is not None
+                           else np.zeros(sel.shape[0], dtype=bool))
+                score = score - OFFLINE_PENALTY * is_down  # only lowers: the bound holds
                 top = np.lexsort((self._ids[sel], dist, -score))[:k]
                 # Exact once the k-th score beats anything a camera outside the
                 # square could reach (view is 0 there, as radius >= 2 * range).
@@ -252,7 +315,7 @@ class CameraIndex:
             radius *= 2.0
         return [
             Ranked(int(self._ids[sel[i]]), float(score[i]), float(dist[i]), bool(in_view[i]),
-                   float(bearing[i]))
+                   float(bearing[i]), bool(is_down[i]))
             for i in top
         ]
 

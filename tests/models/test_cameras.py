@@ -133,6 +133,82 @@ def test_from_cameras_reads_store_shaped_rows() -> None:
     assert list(idx.ids) == [7, 9]
 
 
+def test_unplayable_cameras_never_rank_but_stay_in_the_index() -> None:
+    """A retired camera, one in maintenance and one without a stream URL
+    (how every imported camera starts) sit right at the point, looking at
+    it: they still have cones for the map, but no tile."""
+    lat, lon = to_wgs84(PX, PY - 20)
+    far_lat, far_lon = to_wgs84(PX, PY - 300)
+
+    def cam(cid: int, status: str, url: str, south: bool = False) -> SimpleNamespace:
+        return SimpleNamespace(id=cid, lat=far_lat if south else lat,
+                               lon=far_lon if south else lon, direction_deg=0.0, fov_deg=90.0,
+                               range_m=80.0, ptz=False, status=status, stream_url=url)
+
+    rows = [cam(1, "retired", "rtsp://cam/1"), cam(2, "maintenance", "rtsp://cam/2"),
+            cam(3, "unknown", ""), cam(4, "active", "rtsp://cam/4", south=True),
+            cam(5, "Retired ", "rtsp://cam/5"), cam(6, "unknown", "  ")]
+    idx = CameraIndex.from_cameras(rows)
+    assert len(idx) == 6 and idx.playable_count == 1
+    assert list(idx.playable) == [False, False, False, True, False, False]
+    assert idx.cone_rings().shape[0] == 6  # all of them drawn
+    assert ids(idx.rank(*POINT, k=9)) == [4]  # the far one, since it is the only one that plays
+    # A bus CameraView has no stream URL: the console names the stream-less ids.
+    views = [SimpleNamespace(**{k: v for k, v in vars(r).items() if k != "stream_url"})
+             for r in rows]
+    seen = CameraIndex.from_cameras(views, no_stream={3, 6})
+    assert list(seen.playable) == list(idx.playable)
+    assert ids(CameraIndex.from_cameras(views).rank(*POINT, k=9)) == [3, 6, 4]
+    nothing = CameraIndex([1], [lat], [lon], [0.0], [90.0], [80.0], playable=[False])
+    assert nothing.rank(*POINT) == [] and len(nothing) == 1
+
+
+def test_is_playable() -> None:
+    assert mc.is_playable("active", "rtsp://x") and mc.is_playable("unknown", "http://x")
+    assert mc.is_playable("unknown", None)  # URL not known here: trust the status
+    assert not mc.is_playable("unknown", "")
+    assert not mc.is_playable("retired", "rtsp://x")
+    assert not mc.is_playable("maintenance", None)
+
+
+def test_live_beats_offline_when_close_but_not_a_camera_that_sees_the_point() -> None:
+    idx = index_at([
+        (0, -40, 0.0, 90, 80, False),   # 1: 40 m south, looking at the point
+        (0, -45, 0.0, 90, 80, False),   # 2: 45 m south, looking at it too
+        (0, 60, 0.0, 90, 80, False),    # 3: 60 m north, facing away
+    ])
+    assert ids(idx.rank(*POINT)) == [1, 2, 3]
+    ranked = idx.rank(*POINT, offline={1})
+    assert ids(ranked) == [2, 1, 3]  # a close call: the live one first
+    assert ranked[1].offline and not ranked[0].offline
+    assert ranked[1].score == pytest.approx(idx.rank(*POINT)[0].score - mc.OFFLINE_PENALTY)
+    # Both facing-the-point cameras offline: they still beat one that cannot see it.
+    assert ids(idx.rank(*POINT, offline={1, 2})) == [1, 2, 3]
+    # The search widens correctly when the penalty applies (same as brute force).
+    assert ids(idx.rank(*POINT, offline=[1, 2, 3], k=2)) == [1, 2]
+
+
+def test_ranking_with_offline_cameras_equals_scoring_every_camera(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(11)
+    n = 2000
+    args = (np.arange(n), rng.uniform(37.5, 37.6, n), rng.uniform(126.95, 127.05, n),
+            np.where(rng.random(n) < 0.2, np.nan, rng.uniform(0, 360, n)),
+            rng.choice([60.0, 90.0, 360.0], n), rng.uniform(30, 150, n), rng.random(n) < 0.1,
+            rng.random(n) < 0.8)
+    down = set(rng.choice(n, 300, replace=False).tolist())
+    fast = CameraIndex(*args)
+    monkeypatch.setattr(mc, "MIN_SEARCH_M", 1e8)
+    brute = CameraIndex(*args)
+    playable = set(np.flatnonzero(args[-1]).tolist())
+    for _ in range(30):
+        p_lat, p_lon = rng.uniform(37.5, 37.6), rng.uniform(126.95, 127.05)
+        got = fast.rank(p_lat, p_lon, None, 9, offline=down)
+        assert got == brute.rank(p_lat, p_lon, None, 9, offline=down)
+        assert {r.camera_id for r in got} <= playable
+        assert all(r.offline == (r.camera_id in down) for r in got)
+
+
 def test_bad_registry_input_is_refused() -> None:
     with pytest.raises(ValueError, match="lon has 1 values for 2 cameras"):
         CameraIndex([1, 2], [37.5, 37.5], [127.0], [0, 0], [90, 90], [80, 80])
