@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -43,6 +44,8 @@ from console.gateway.intake import DUPLICATE, Intake
 from console.gateway.osmand import decode_json, decode_query
 from models.fixes import Rejected, Report
 
+log = logging.getLogger(__name__)
+
 TAG = "tag"
 CARRIER = "carrier"
 OSMAND = "osmand"
@@ -53,6 +56,7 @@ MAX_ITEMS = 10_000
 METHODS = frozenset({"gps", "cell", "wifi"})
 YIELD_EVERY = 1_000  # let the other protocols' connections run during a big batch
 MAX_DETAIL = 120
+DECODER_ERROR = "decoder_error"  # counted; the fuzz tests prove it never happens
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +300,10 @@ def handle_osmand(intake: Intake, req: Request) -> tuple[int, str]:
     except Rejected as exc:
         intake.reject(OSMAND, exc.reason, exc.detail)
         return (405, "GET or POST") if exc.reason == "bad_method" else (400, exc.reason)
+    except Exception:  # a decoder bug: answer and count it, never drop the connection
+        log.exception("OsmAnd decoder failed on %s %s", req.method, req.target[:120])
+        intake.reject(OSMAND, DECODER_ERROR, req.target[:120])
+        return 400, DECODER_ERROR
     verdict = intake.accept(report, OSMAND, now)
     if verdict.accepted:
         return 200, "OK"

@@ -33,6 +33,8 @@ def parse_time(raw: str) -> float:
     except ValueError:
         pass
     else:
+        if not math.isfinite(value):  # "nan", "inf", "1e400"
+            raise Rejected("bad_timestamp", f"timestamp={raw[:40]!r}")
         return value / 1000.0 if value > 1e11 else value
     try:
         dt = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))

@@ -23,8 +23,8 @@ Two body forms exist in the field, and both must keep working unchanged:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from console.gateway.fields import (
@@ -42,23 +42,65 @@ __all__ = ["KNOT_MS", "MAX_ID_LEN", "decode_json", "decode_query", "parse_time"]
 
 KNOT_MS = 0.514444
 SOS_ALARMS = frozenset({"sos", "panic", "general"})
+MAX_FIELDS = 64
+T = TypeVar("T")
 
 
-def _float(params: dict[str, str], *names: str, default: float = math.nan) -> float:
+def _float(params: dict[str, str], *names: str, default: float = math.nan,
+           finite: bool = True) -> float:
+    """The first of ``names`` present, as a float, or ``default``.
+
+    Text that is no number is refused, and so (unless ``finite`` is False)
+    are NaN and the infinities (``batt=nan``, ``speed=1e400``): a phone that
+    sends them is broken, and saying so beats storing a made-up value.
+    Coordinates pass ``finite=False`` so the intake's validation names them
+    (``coordinate_not_finite``) like every other protocol's.
+    """
     for name in names:
         raw = params.get(name)
         if raw is None or raw == "":
             continue
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             raise Rejected("bad_number", f"{name}={raw[:32]!r}") from None
+        if finite and not math.isfinite(value):
+            raise Rejected("bad_number", f"{name}={raw[:32]!r} is not finite")
+        return value
     return default
 
 
+def _params(query: str) -> dict[str, str]:
+    """The query's fields. More than ``MAX_FIELDS`` is refused (``parse_qsl``
+    raises a bare ValueError for it): no app sends that many."""
+    try:
+        return dict(parse_qsl(query, keep_blank_values=True, max_num_fields=MAX_FIELDS))
+    except ValueError:
+        raise Rejected("too_many_fields", f"more than {MAX_FIELDS} fields") from None
+
+
+def _battery(params: dict[str, str]) -> int:
+    """Battery percent, -1 when not sent; a number outside 0..100 means unknown."""
+    pct = round(_float(params, "batt", "battery", default=-1.0))
+    return pct if 0 <= pct <= 100 else -1
+
+
+def _sos_safe(sos: bool, default: T, read: Callable[[], T]) -> T:
+    """``read()``, except that a bad field in an SOS yields ``default``: an
+    SOS is never lost to a broken timestamp or speed (the engine raises it
+    at the last known position)."""
+    try:
+        return read()
+    except Rejected:
+        if not sos:
+            raise
+        return default
+
+
 def decode_query(query: str, now: float) -> Report:
-    """One report from a query string or form body; raises ``Rejected``."""
-    params = dict(parse_qsl(query, keep_blank_values=True, max_num_fields=64))
+    """One report from a query string or form body; raises ``Rejected``
+    (and nothing else, whatever the text)."""
+    params = _params(query)
     device_id = (params.get("id") or params.get("deviceid") or "").strip()
     if not device_id:
         raise Rejected("missing_device_id", "no id or deviceid parameter")
@@ -70,17 +112,16 @@ def decode_query(query: str, now: float) -> Report:
     sos = params.get("alarm", "").lower() in SOS_ALARMS
     if ("lat" not in params or "lon" not in params) and not sos:
         raise Rejected("missing_position", "no lat/lon")
-    t = parse_time(params["timestamp"]) if params.get("timestamp") else now
-    speed_kn = _float(params, "speed", default=0.0)
+    raw_t = params.get("timestamp")
     return Report(
         device_id=device_id,
-        t=t,
-        lat=_float(params, "lat"),
-        lon=_float(params, "lon"),
-        speed=speed_kn * KNOT_MS,
-        bearing=_float(params, "bearing", "heading", default=0.0),
-        accuracy=_float(params, "accuracy", "hdop"),
-        battery=int(_float(params, "batt", "battery", default=-1.0)),
+        t=_sos_safe(sos, now, lambda: parse_time(raw_t) if raw_t else now),
+        lat=_sos_safe(sos, math.nan, lambda: _float(params, "lat", finite=False)),
+        lon=_sos_safe(sos, math.nan, lambda: _float(params, "lon", finite=False)),
+        speed=_sos_safe(sos, 0.0, lambda: _float(params, "speed", default=0.0)) * KNOT_MS,
+        bearing=_sos_safe(sos, 0.0, lambda: _float(params, "bearing", "heading", default=0.0)),
+        accuracy=_sos_safe(sos, math.nan, lambda: _float(params, "accuracy", "hdop")),
+        battery=_sos_safe(sos, -1, lambda: _battery(params)),
         sos=sos,
         valid=params.get("valid", "true").lower() not in ("false", "0"),
     )

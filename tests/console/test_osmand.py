@@ -3,13 +3,22 @@ form and the JSON body of newer apps)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import math
+import time
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from console.gateway.feeds import handle_osmand
+from console.gateway.http import HttpServer, Request
+from console.gateway.intake import Intake
 from console.gateway.osmand import KNOT_MS, decode_json, decode_query, parse_time
-from models.fixes import Rejected
+from models.fixes import Rejected, Report
 
 NOW = 1_790_000_000.0
 
@@ -130,3 +139,152 @@ def test_malformed_json(body: bytes, reason: str) -> None:
     with pytest.raises(Rejected) as exc:
         decode_json(body, NOW)
     assert exc.value.reason == reason
+
+
+# ----------------------------------------- numbers that are not numbers (audit)
+
+@pytest.mark.parametrize("field", ["batt", "battery", "speed", "bearing", "heading",
+                                   "accuracy", "hdop"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "-1e400", "NaN", "Infinity"])
+def test_non_finite_numbers_are_refused_with_a_reason(field: str, value: str) -> None:
+    with pytest.raises(Rejected) as exc:
+        decode_query(f"id=1&lat=37.5&lon=127.0&{field}={value}", NOW)
+    assert exc.value.reason == "bad_number"
+    assert field in exc.value.detail and "not finite" in exc.value.detail
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e400", "-inf"])
+def test_non_finite_timestamps_are_bad_timestamps(value: str) -> None:
+    with pytest.raises(Rejected) as exc:
+        decode_query(f"id=1&lat=37.5&lon=127.0&timestamp={value}", NOW)
+    assert exc.value.reason == "bad_timestamp"
+
+
+def test_non_finite_coordinates_are_left_to_the_intake_to_name() -> None:
+    r = decode_query("id=1&lat=nan&lon=1e400", NOW)
+    assert math.isnan(r.lat) and r.lon == math.inf  # validate() says coordinate_not_finite
+
+
+@pytest.mark.parametrize(("batt", "expected"), [("77.6", 78), ("-5", -1), ("250", -1),
+                                                 ("1e18", -1), ("", -1)])
+def test_battery_out_of_range_means_unknown(batt: str, expected: int) -> None:
+    assert decode_query(f"id=1&lat=37.5&lon=127.0&batt={batt}", NOW).battery == expected
+
+
+def test_more_than_64_fields_is_refused() -> None:
+    query = "id=1&lat=37.5&lon=127.0&" + "&".join(f"x{i}=1" for i in range(61))
+    assert decode_query(query, NOW).device_id == "1"  # 64 fields: the most allowed
+    with pytest.raises(Rejected) as exc:
+        decode_query(query + "&x=1", NOW)
+    assert exc.value.reason == "too_many_fields"
+    with pytest.raises(Rejected) as exc:
+        decode_query("&" * 100, NOW)
+    assert exc.value.reason == "too_many_fields"
+
+
+def test_an_sos_survives_every_broken_field() -> None:
+    r = decode_query("id=7&alarm=sos&lat=north&lon=1e400&timestamp=yesterday&speed=nan"
+                     "&bearing=x&accuracy=inf&batt=nan", NOW)
+    assert r.sos and r.t == NOW and math.isnan(r.lat)
+    assert (r.speed, r.bearing, r.battery) == (0.0, 0.0, -1) and math.isnan(r.accuracy)
+
+
+# ----------------------------------------------------------------- fuzzing
+
+FUZZ = settings(max_examples=400, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+NAMES = ["id", "deviceid", "lat", "lon", "location", "timestamp", "speed", "bearing",
+         "heading", "accuracy", "hdop", "batt", "battery", "alarm", "valid", "altitude"]
+nasty_numbers = st.sampled_from(["nan", "inf", "-inf", "1e400", "-1e400", "1e18", "-0", "0x1p3",
+                                 "1_000", "٣", "", " ", "37.5", "127.0", "1790000000",
+                                 "1790000000000", "2026-09-21T14:13:20Z", "9" * 400, "sos",
+                                 "\x00", "%00", "%ff", "\ud800"])
+values = nasty_numbers | st.floats().map(repr) | st.integers().map(str) | st.text(max_size=30)
+any_fields = st.lists(st.tuples(st.sampled_from(NAMES) | st.text(max_size=8), values),
+                     max_size=80)
+GOOD = [("id", "7"), ("lat", "37.5444"), ("lon", "127.0374"), ("timestamp", f"{time.time():.0f}")]
+# Half the examples are a good report with fields added or overridden, so the
+# accepting path (and the intake behind the handler) runs too.
+fields = any_fields | any_fields.map(lambda extra: GOOD + extra[:60])
+
+
+def _query(pairs: list[tuple[str, str]], raw_tail: str) -> str:
+    def q(x: str) -> str:
+        return quote(x, safe="", errors="surrogatepass")
+
+    # Two in three pairs percent-encoded, as apps send them; the rest raw.
+    text = "&".join(f"{q(k)}={q(v)}" if i % 3 else f"{k}={v}" for i, (k, v) in enumerate(pairs))
+    return text + raw_tail
+
+
+def _check_report(r: Report) -> None:
+    assert isinstance(r.device_id, str) and 0 < len(r.device_id) <= 64
+    assert -1 <= r.battery <= 100
+    assert math.isfinite(r.speed) and math.isfinite(r.bearing) and math.isfinite(r.t)
+
+
+@FUZZ
+@given(fields, st.text(max_size=40))
+def test_fuzz_decode_query_raises_only_rejected(pairs: list[tuple[str, str]],
+                                                tail: str) -> None:
+    try:
+        r = decode_query(_query(pairs, tail), NOW)
+    except Rejected as exc:
+        assert exc.reason and " " not in exc.reason
+        return
+    _check_report(r)
+
+
+@FUZZ
+@given(st.sampled_from(["GET", "POST"]), fields, st.text(max_size=40),
+       st.sampled_from(["", "application/x-www-form-urlencoded", "text/plain"]),
+       st.binary(max_size=40))
+def test_fuzz_forms_through_the_handler_always_answer(
+        method: str, pairs: list[tuple[str, str]], tail: str, content_type: str,
+        junk: bytes) -> None:
+    intake = Intake(lambda batch: None)
+    intake.registered = {"1", "7", "123456"}
+    query = _query(pairs, tail)
+    if method == "GET":
+        req = Request("GET", "/?" + query, {}, b"", "fuzz")
+    else:
+        body = query.encode("utf-8", "surrogatepass") + junk
+        headers = {"content-type": content_type} if content_type else {}
+        req = Request("POST", "/?id=7" if junk[:1] == b"?" else "/", headers, body, "fuzz")
+    status, text = handle_osmand(intake, req)
+    assert status in (200, 400, 403) and text
+    assert not any(key.endswith(":decoder_error") for key in intake.rejected)
+    assert sum(intake.accepted.values()) + sum(intake.rejected.values()) == 1  # counted once
+
+
+# ------------------------------------------------- over a real keep-alive socket
+
+@pytest.mark.parametrize("query", ["id=1&lat=37.5&lon=127&batt=nan",
+                                   "id=1&lat=37.5&lon=127&batt=1e400",
+                                   "id=1&lat=37.5&lon=127&speed=inf",
+                                   "&".join(["id=1", *(f"f{i}=1" for i in range(70))])])
+def test_bad_numbers_get_an_answer_and_keep_the_connection(query: str) -> None:
+    intake = Intake(lambda batch: None)
+    intake.registered = {"1"}
+    good = f"id=1&lat=37.5&lon=127.0&timestamp={time.time():.0f}"
+
+    async def main() -> list[bytes]:
+        server = HttpServer(functools.partial(handle_osmand, intake))
+        port = await server.start("127.0.0.1", 0)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET /?{query} HTTP/1.1\r\n\r\nGET /?{good} HTTP/1.1\r\n\r\n".encode())
+            replies = []
+            for _ in "ab":
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                replies.append(head + await reader.readexactly(length))
+            writer.close()
+            return replies
+        finally:
+            await server.close()
+
+    bad_reply, good_reply = asyncio.run(main())
+    assert bad_reply.startswith(b"HTTP/1.1 400") and good_reply.startswith(b"HTTP/1.1 200")
+    assert sum(intake.rejected.values()) == 1
+    assert set(intake.rejected) <= {"osmand:bad_number", "osmand:too_many_fields"}
+    assert intake.accepted["osmand"] == 1
