@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from console.gateway.batcher import Batcher
+from console.gateway.dedup import RecentFixes
 from models.fixes import Rejected, Report, validate
 from models.messages import FixBatch
 
@@ -47,7 +48,7 @@ class Intake:
         self.rejected: Counter[str] = Counter()  # "protocol:reason"
         self.unregistered_seen: dict[str, tuple[str, float, float, int]] = {}
         self.unregistered_dirty: set[str] = set()
-        self._last: dict[str, tuple[float, float, float, bool]] = {}
+        self.recent = RecentFixes()  # exact duplicates, per device, bounded
         self._batchers: dict[str, Batcher] = {}
 
     def reject(self, protocol: str, reason: str, detail: str = "") -> Verdict:
@@ -66,10 +67,8 @@ class Intake:
             validate(report, now)
         except Rejected as exc:
             return self.reject(protocol, exc.reason, f"{report.device_id}: {exc.detail}")
-        key = (report.t, report.lat, report.lon, report.sos)
-        if self._last.get(report.device_id) == key:
+        if self.recent.seen(report.device_id, report.t, report.lat, report.lon, report.sos):
             return self.reject(protocol, DUPLICATE, report.device_id)
-        self._last[report.device_id] = key
         batcher = self._batchers.get(protocol)
         if batcher is None:
             batcher = self._batchers[protocol] = Batcher(protocol)

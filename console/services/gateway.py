@@ -60,7 +60,9 @@ class Gateway:
             self.feeds.readers = reader_positions(repo.readers(s))
             version = registry_version(s)
             if version != self._registry_version:
-                self.intake.registered = repo.registered_device_ids(s)
+                registered = repo.registered_device_ids(s)
+                self.intake.recent.forget(self.intake.registered - registered)
+                self.intake.registered = registered
                 self._registry_version = version
 
     def _publish_unregistered(self) -> None:

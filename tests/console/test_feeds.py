@@ -184,6 +184,26 @@ def test_a_resent_batch_is_answered_item_by_item_as_duplicates() -> None:
     assert (status, reply["accepted"], reply["rejected"][0]["reason"]) == (200, 0, "duplicate")
 
 
+def test_a_resent_batch_with_two_reads_of_one_tag_is_stored_once() -> None:
+    """The child passed the gate, then the crossing; the reader's upload is
+    resent whole (its 200 was lost). Neither read may be stored twice, though
+    neither is the tag's last report when its copy arrives."""
+    rig = Rig({"TAG-1", "TAG-2"})
+    batch = {"reads": [_read("SD-gate", "TAG-1", t=T0), _read("SD-gate", "TAG-2", t=T0),
+                       _read("SD-crossing", "TAG-1", t=T0 + 30)]}
+    assert rig.post(TAG_PATH, batch)[1]["accepted"] == 3
+    first = rig.fixes()
+    status, reply = rig.post(TAG_PATH, batch)
+    assert (status, reply["accepted"]) == (200, 0)
+    assert [(r["index"], r["reason"]) for r in reply["rejected"]] == [
+        (0, "duplicate"), (1, "duplicate"), (2, "duplicate")]
+    assert rig.fixes() == []
+    assert sorted(first) == sorted([("TAG-1", GATE.lat, GATE.lon, 40.0),
+                                    ("TAG-2", GATE.lat, GATE.lon, 40.0),
+                                    ("TAG-1", CROSSING.lat, CROSSING.lon, 30.0)])
+    assert rig.intake.stats()["rejected.tag:duplicate"] == 3
+
+
 def test_carrier_fixes_through_the_handler() -> None:
     rig = Rig({"8610"})
     status, reply = rig.post(CARRIER_PATH, {"fixes": [_fix("8610"), _fix("8610", lat=0, lon=0,

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from console.gateway import intake as intake_mod
+from console.gateway.dedup import RecentFixes
 from console.gateway.intake import Intake
 from models.fixes import Report
 from models.messages import FixBatch, fix_columns
@@ -58,3 +59,60 @@ def test_invented_ids_do_not_grow_memory(monkeypatch: pytest.MonkeyPatch) -> Non
         i.accept(Report(f"x{n}", NOW, 37.5, 127.0), "watch", NOW)
     assert len(i.unregistered_seen) == 100
     assert i.rejected["watch:unregistered_not_kept"] == 900
+
+
+# ------------------------------------------------------- duplicates (audit)
+
+def test_a_resend_of_an_older_fix_is_a_duplicate() -> None:
+    """A, B, A: the second A is not the device's last report, and still a copy."""
+    i, sent = make()
+    a, b = Report("a", NOW, 37.5, 127.0), Report("a", NOW + 10, 37.51, 127.01)
+    assert i.accept(a, "osmand", NOW).accepted
+    assert i.accept(b, "osmand", NOW).accepted
+    again = Report("a", NOW, 37.5, 127.0)
+    assert i.accept(again, "osmand", NOW).reason == "duplicate"
+    # Same time elsewhere, or the same place at another time, is no copy.
+    assert i.accept(Report("a", NOW, 37.52, 127.0), "osmand", NOW).accepted
+    assert i.accept(Report("a", NOW - 10, 37.5, 127.0), "osmand", NOW).accepted
+    # Another device's identical fix is its own.
+    assert i.accept(Report("b", NOW, 37.5, 127.0), "osmand", NOW).accepted
+    i.flush()
+    assert sum(len(batch.device_ids) for batch in sent) == 5
+    assert i.rejected == {"osmand:duplicate": 1}
+
+
+def test_duplicates_are_caught_across_protocols_and_for_position_less_sos() -> None:
+    i, _ = make()
+    assert i.accept(Report("a", NOW, 37.5, 127.0), "watch", NOW).accepted
+    assert i.accept(Report("a", NOW, 37.5, 127.0), "carrier", NOW).reason == "duplicate"
+    sos = Report("a", NOW + 5, math.nan, math.nan, sos=True)
+    assert i.accept(sos, "osmand", NOW).accepted
+    assert i.accept(Report("a", NOW + 5, 0.0, 0.0, sos=True), "osmand", NOW).reason == (
+        "duplicate")  # the same press, with no position both times
+    # The SOS press at a fix's time and place is not that fix's copy.
+    assert i.accept(Report("a", NOW, 37.5, 127.0, sos=True), "osmand", NOW).accepted
+
+
+def test_the_window_is_the_last_32_fixes_of_each_device() -> None:
+    i, _ = make()
+    fixes = [Report("a", NOW + n, 37.5 + n * 1e-4, 127.0) for n in range(40)]
+    for r in fixes:
+        assert i.accept(Report(r.device_id, r.t, r.lat, r.lon), "watch", NOW).accepted
+    recent, forgotten = fixes[-32], fixes[-33]
+    assert i.accept(recent, "watch", NOW).reason == "duplicate"
+    assert i.accept(forgotten, "watch", NOW).accepted  # older than the window: stored again
+
+
+def test_the_windows_memory_is_bounded_overall() -> None:
+    i, _ = make()
+    i.recent = RecentFixes(window=4, max_devices=100)
+    i.registered = {f"d{n}" for n in range(1000)}
+    for n in range(1000):
+        for k in range(10):
+            i.accept(Report(f"d{n}", NOW + k, 37.5, 127.0), "watch", NOW)
+    assert len(i.recent) <= 100 and i.recent.evicted >= 900
+    assert all(len(w.keys) <= 4 for w in i.recent._windows.values())
+    # A device still tracked keeps catching its copies.
+    assert i.accept(Report("d999", NOW + 9, 37.5, 127.0), "watch", NOW).reason == "duplicate"
+    i.recent.forget({"d999"})
+    assert len(i.recent) <= 99
