@@ -58,11 +58,27 @@ class Intake:
         log.warning("rejected %s input (%s): %s", protocol, reason, detail[:200])
         return Verdict(False, reason)
 
+    def check_device(self, device_id: str, protocol: str, now: float | None = None) -> Verdict:
+        """Is the id registered? An unknown one is counted and noted for the
+        admin. Protocols call this for frames that carry no report (a watch's
+        ``LK`` heartbeat), so a device that only ever says hello still shows
+        up in "unregistered devices seen"."""
+        if device_id in self.registered:
+            return ACCEPTED
+        self._note_unregistered(device_id, protocol, time.time() if now is None else now)
+        return self.reject(protocol, UNREGISTERED, device_id)
+
+    def note_if_unregistered(self, device_id: str, protocol: str,
+                             now: float | None = None) -> None:
+        """Note an unknown id from input already refused (and counted) for
+        another reason, e.g. a watch frame that did not decode."""
+        if device_id not in self.registered:
+            self._note_unregistered(device_id, protocol, time.time() if now is None else now)
+
     def accept(self, report: Report, protocol: str, now: float | None = None) -> Verdict:
         now = time.time() if now is None else now
         if report.device_id not in self.registered:
-            self._note_unregistered(report.device_id, protocol, now)
-            return self.reject(protocol, UNREGISTERED, report.device_id)
+            return self.check_device(report.device_id, protocol, now)
         try:
             validate(report, now)
         except Rejected as exc:

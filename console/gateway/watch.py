@@ -282,6 +282,13 @@ def encode(manufacturer: str, device_id: str, content: str, index: str | None = 
                                    idx.encode("ascii"), len(body), body)
 
 
+def frame_device_id(frame: bytes) -> str | None:
+    """The device id in a frame's header, if it has a valid one (a frame that
+    fails to decode still says who sent it)."""
+    m = _HEADER.match(frame)
+    return m.group(2).decode("ascii") if m else None
+
+
 def decode(frame: bytes, now: float, utc_offset_s: float = 0.0) -> WatchMessage:
     """One frame from ``FrameSplitter``; raises ``Rejected`` with a reason.
 

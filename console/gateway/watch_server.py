@@ -19,7 +19,7 @@ import time
 from collections import Counter
 
 from console.gateway.intake import Intake
-from console.gateway.watch import MAX_FRAME, FrameSplitter, decode
+from console.gateway.watch import MAX_FRAME, FrameSplitter, decode, frame_device_id
 from models.fixes import Rejected
 
 log = logging.getLogger(__name__)
@@ -138,13 +138,20 @@ class WatchServer:
         """Decode one frame and hand its reports to the intake; returns the
         reply to send and whether the frame was decodable."""
         self.frames += 1
+        now = time.time()
         try:
-            msg = decode(frame, time.time(), self.utc_offset_s)
+            msg = decode(frame, now, self.utc_offset_s)
         except Rejected as exc:
             self.intake.reject(PROTOCOL, exc.reason, exc.detail)
+            device_id = frame_device_id(frame)
+            if device_id is not None:
+                self.intake.note_if_unregistered(device_id, PROTOCOL, now)
             return getattr(exc, "reply", None), False
         for report in msg.reports:
-            self.intake.accept(report, PROTOCOL)
-        if not msg.reports and msg.reply is None:
-            self.ignored[msg.type] += 1
+            self.intake.accept(report, PROTOCOL, now)
+        if not msg.reports:
+            # LK, INIT, TKQ, voice…: no report, but an unknown id is still seen.
+            self.intake.check_device(msg.device_id, PROTOCOL, now)
+            if msg.reply is None:
+                self.ignored[msg.type] += 1
         return msg.reply, True

@@ -116,3 +116,15 @@ def test_the_windows_memory_is_bounded_overall() -> None:
     assert i.accept(Report("d999", NOW + 9, 37.5, 127.0), "watch", NOW).reason == "duplicate"
     i.recent.forget({"d999"})
     assert len(i.recent) <= 99
+
+
+def test_check_device_counts_and_notes_ids_that_sent_no_report() -> None:
+    i, _ = make()
+    assert i.check_device("a", "watch", NOW).accepted
+    assert i.check_device("w1", "watch", NOW).unregistered
+    assert i.check_device("w1", "watch", NOW + 300).unregistered
+    i.note_if_unregistered("w2", "watch", NOW)  # already counted for its own reason
+    i.note_if_unregistered("a", "watch", NOW)
+    assert i.rejected == {"watch:unregistered_device": 2}
+    assert i.take_unregistered() == {"w1": ("watch", NOW, NOW + 300, 2),
+                                     "w2": ("watch", NOW, NOW, 1)}

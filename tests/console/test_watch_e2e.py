@@ -105,6 +105,28 @@ def test_replies_in_order_for_split_and_merged_writes() -> None:
     assert list(unpack("flags", batch.flags)) == [0, FLAG_SOS] and batch.protocol == "watch"
 
 
+def test_an_unregistered_watch_that_only_says_hello_is_seen() -> None:
+    """LK heartbeats carry no report, yet the admin must see the watch in
+    "unregistered devices seen"; so must one whose frames do not decode."""
+    intake, batches = local_intake()
+    stranger, garbled = "8800000777", "8800000778"
+    with serving(intake) as (_, port), connect(port) as s:
+        s.sendall(encode("3G", stranger, "LK,0,0,80") + encode("3G", stranger, "LK"))
+        hello = encode("3G", stranger, "LK") * 2
+        assert read_until(s, hello) == hello
+        s.sendall(encode("3G", garbled, "UD,1,2,3") + encode("3G", WATCH, "LK"))
+        assert read_until(s, b"LK]") == encode("3G", WATCH, "LK")
+    seen = intake.take_unregistered()
+    assert set(seen) == {stranger, garbled}
+    protocol, first, last, attempts = seen[stranger]
+    assert (protocol, attempts) == ("watch", 2) and first <= last
+    assert seen[garbled][0] == "watch"
+    assert intake.rejected["watch:unregistered_device"] == 2  # the two hellos
+    assert intake.rejected["watch:missing_fields"] == 1  # counted once, for what it is
+    assert intake.stats()["unregistered_devices"] == 2
+    assert batches == [] and intake.accepted["watch"] == 0  # the registered LK is no fix
+
+
 def test_index_is_mirrored_over_the_wire() -> None:
     intake, _ = local_intake()
     with serving(intake) as (_, port), connect(port) as s:
