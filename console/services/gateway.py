@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import resource
 import sys
 import time
 
@@ -32,6 +34,29 @@ FLUSH_EVERY_S = 0.05
 FEEDS_MAX_BODY = 2 * 1024 * 1024  # a reader's batch of up to 10,000 reads
 WATCH_IDLE_S = 600.0
 UNREGISTERED_SHOWN = 50  # many watches send LK every 300 s
+NOFILE_CAP = 1 << 20  # Linux's default fs.nr_open: the most a soft limit may be
+FD_HEADROOM = 256  # listeners, bus sockets, the store, logs
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit, and return
+    the (soft, hard) limits in force afterwards.
+
+    Every device connection is a file descriptor, and the soft limit (often
+    1,024) is what the kernel enforces: without this, ``max_connections``
+    of 20,000 per port is never reached and accept() fails with EMFILE
+    instead. An unlimited hard limit is capped at ``NOFILE_CAP``; a kernel
+    that refuses the raise leaves the limit as it was (never lowered).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = NOFILE_CAP if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            logging.getLogger(__name__).warning(
+                "could not raise the open-files limit from %d to %d: %s", soft, target, exc)
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 class Gateway:
@@ -79,8 +104,19 @@ class Gateway:
         out.update(self.watch.stats())
         return out
 
+    def open_files_limit(self) -> int:
+        """Raise the open-files limit and say whether the connection caps fit."""
+        soft, hard = raise_open_files_limit()
+        wanted = (self.osmand.max_connections + self.feeds_http.max_connections
+                  + self.watch.max_connections + FD_HEADROOM)
+        log = self.rt.log.info if soft >= wanted else self.rt.log.warning
+        log("open files limit %d (hard %d) for up to %d device connections", soft, hard,
+            wanted - FD_HEADROOM)
+        return soft
+
     async def run(self) -> None:
         cfg = self.rt.config
+        self.open_files_limit()
         await asyncio.to_thread(self.sync_registry)
         port = await self.osmand.start(cfg.osmand_host, cfg.osmand_port)
         self.rt.log.info("OsmAnd HTTP on %s:%d, %d registered devices",
