@@ -19,7 +19,7 @@ import time
 import zmq
 
 from console.bus import Publisher
-from console.gateway.feeds import FeedsHandler, handle_osmand, reader_positions
+from console.gateway.feeds import FEEDS, OSMAND, FeedsHandler, handle_osmand, reader_positions
 from console.gateway.http import HttpServer
 from console.gateway.intake import Intake
 from console.gateway.watch_server import WatchServer
@@ -67,12 +67,16 @@ class Gateway:
         self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="gateway")
         self.intake = Intake(self.pub.send)
         self._registry_version = (-1, 0.0)
-        self.osmand = HttpServer(functools.partial(handle_osmand, self.intake))
+        # HTTP-level refusals (chunked bodies, oversized headers…) are counted
+        # with each port's other rejections, so the gateway panel shows them.
+        self.osmand = HttpServer(functools.partial(handle_osmand, self.intake),
+                                 on_error=functools.partial(self.intake.reject, OSMAND))
         self.feeds = FeedsHandler(self.intake, {})
         self.watch = WatchServer(self.intake, idle_timeout_s=WATCH_IDLE_S,
                                  utc_offset_s=rt.config.watch_utc_offset_s)
         self.feeds_http = HttpServer(self.feeds.handle, max_body=FEEDS_MAX_BODY,
-                                     content_type="application/json")
+                                     content_type="application/json",
+                                     on_error=functools.partial(self.intake.reject, FEEDS))
 
     def sync_registry(self) -> None:
         """Reload registered ids; save the refused ones for the admin."""

@@ -115,3 +115,54 @@ def test_idle_and_surplus_connections_are_closed() -> None:
     serve(test, max_connections=1, idle_timeout_s=0.5)
 
 
+
+
+@pytest.mark.parametrize(("coding", "status", "reason"), [
+    ("chunked", "411", "http_chunked_unsupported"),
+    ("gzip, chunked", "411", "http_chunked_unsupported"),
+    ("Chunked", "411", "http_chunked_unsupported"),
+    ("gzip", "501", "http_transfer_encoding_unsupported"),
+])
+def test_transfer_encoding_is_refused_not_misparsed(coding: str, status: str,
+                                                    reason: str) -> None:
+    """A chunked body must not be read as the next request: the chunk below
+    is itself a well-formed GET, which must never reach the handler."""
+    seen: list[str] = []
+    errors: list[tuple[str, str]] = []
+
+    def handler(req: Request) -> tuple[int, str]:
+        seen.append(req.target)
+        return 200, "OK"
+
+    smuggled = b"GET /smuggled HTTP/1.1\r\n\r\n"
+    chunk = b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
+
+    async def test(port: int, server: HttpServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST /x HTTP/1.1\r\nTransfer-Encoding: {coding}\r\n"
+                     f"Content-Length: 4\r\n\r\n".encode() + chunk)
+        reply = await reader.read()  # until the server closes
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.split(b" ")[1].decode() == status
+        assert b"Connection: close" in head
+        assert (b"Content-Length" in body) if status == "411" else (b"not supported" in body)
+        assert server.protocol_errors == 1 and server.errors == {reason: 1}
+        writer.close()
+
+    serve(test, handler, on_error=lambda r, d: errors.append((r, d)))
+    assert seen == []
+    assert [r for r, _ in errors] == [reason]
+
+
+def test_every_protocol_error_is_counted_by_reason() -> None:
+    async def test(port: int, server: HttpServer) -> None:
+        for payload in (b"GARBAGE\r\n\r\n", b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+                        b"GET /" + b"a" * (MAX_HEAD + 10)):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(payload)
+            await reader.read()
+            writer.close()
+        assert server.errors == {"http_malformed": 1, "http_body_too_large": 1,
+                                 "http_header_too_large": 1}
+
+    serve(test)
