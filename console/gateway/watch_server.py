@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOL = "watch"
 READ_CHUNK = 16 * 1024
-MAX_BAD_FRAMES = 32  # undecodable frames in a row before a client is cut off
+MAX_BAD_FRAMES = 32  # undecodable frames in a row tolerated; the next one cuts a client off
 
 
 class WatchServer:
@@ -121,6 +121,8 @@ class WatchServer:
                     bad_in_row, garbage_mark = 0, splitter.garbage
                 else:
                     bad_in_row += 1
+                    if bad_in_row > self.max_bad_frames:
+                        break  # cut off now: the rest of the read is not decoded
             for _ in range(splitter.oversized - oversized):
                 self.intake.reject(PROTOCOL, "frame_too_large", peer)
             if replies:
