@@ -7,6 +7,7 @@ command or per message batch, never shared across threads.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,27 +73,35 @@ def zones(session: Session) -> list[Zone]:
 FIX_COLUMNS = ("t", "lat", "lon", "speed", "bearing", "accuracy", "battery", "flags")
 
 
-def insert_fixes(conn: Connection, device_ids: list[str], cols: dict[str, np.ndarray]) -> int:
+def insert_fixes(conn: Connection, device_ids: list[str], cols: dict[str, np.ndarray],
+                 readers: list[str] | None = None) -> int:
     """Bulk-insert one batch of fixes in the caller's transaction.
 
     This is the recorder's hot path, so it speaks to the driver directly:
     PostgreSQL's COPY (4x executemany here), SQLite's executemany on tuples.
+    ``readers`` (``FixBatch.readers``: empty, or a tag reader id per fix, ""
+    for none) fills ``reader_id``; a batch without tag reads leaves it NULL
+    and does not name the column at all.
     """
     if not device_ids:
         return 0
-    rows = list(zip(device_ids, *(_nulls(cols[n]) for n in FIX_COLUMNS), strict=True))
-    names = ", ".join(("device_id", *FIX_COLUMNS))
+    columns: list[Sequence[object]] = [device_ids, *(_nulls(cols[n]) for n in FIX_COLUMNS)]
+    names_t: tuple[str, ...] = ("device_id", *FIX_COLUMNS)
+    if readers:
+        columns.append([r or None for r in readers])
+        names_t += ("reader_id",)
+    rows = list(zip(*columns, strict=True))
+    names = ", ".join(names_t)
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         with raw.cursor() as cur, cur.copy(f"COPY fixes ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
     elif conn.dialect.name == "sqlite":
-        marks = ", ".join("?" * (len(FIX_COLUMNS) + 1))
+        marks = ", ".join("?" * len(names_t))
         conn.exec_driver_sql(f"INSERT INTO fixes ({names}) VALUES ({marks})", rows)
     else:
-        conn.execute(insert(Fix), [dict(zip(("device_id", *FIX_COLUMNS), r, strict=True))
-                                   for r in rows])
+        conn.execute(insert(Fix), [dict(zip(names_t, r, strict=True)) for r in rows])
     return len(rows)
 
 

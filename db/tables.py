@@ -20,6 +20,7 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     String,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -80,6 +81,10 @@ class Fix(Base):
     accuracy: Mapped[float | None] = mapped_column(Float)  # NULL: the device did not say
     battery: Mapped[int] = mapped_column(SmallInteger)
     flags: Mapped[int] = mapped_column(SmallInteger)
+    # The tag reader a tag read came through (the child's breadcrumb); NULL
+    # for every fix from GPS or the carrier. No foreign key: a reader removed
+    # from the registry must not take its history with it.
+    reader_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Alert(Base):
@@ -99,6 +104,12 @@ class Alert(Base):
     opened_at: Mapped[float] = mapped_column(Float)
     acked_by: Mapped[str | None] = mapped_column(String(64))
     acked_at: Mapped[float | None] = mapped_column(Float)
+    # The breadcrumb when the alert opened (incident data: it stays with the
+    # case after raw fixes expire).
+    last_reader: Mapped[str | None] = mapped_column(String(64))
+    last_reader_at: Mapped[float | None] = mapped_column(Float)
+    position_from_reader: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
 
 
 class AlertAction(Base):

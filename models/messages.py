@@ -55,6 +55,9 @@ class FixBatch(Message, tag="fix.batch"):
 
     ``device_ids`` is a list (strings do not pack into an array); every other
     column is an encoded numpy array of the same length (see ``Columns``).
+    ``readers`` names the tag reader behind each fix ("" for a fix from GPS or
+    the carrier); a batch without tag reads leaves it empty, so it costs
+    nothing, and bodies from before it existed still decode.
     """
 
     device_ids: list[str]
@@ -67,6 +70,7 @@ class FixBatch(Message, tag="fix.batch"):
     battery: bytes  # int8 percent, -1 unknown
     flags: bytes  # uint8 FLAG_* bits
     protocol: str = "osmand"
+    readers: list[str] = []  # empty, or one reader id ("" for none) per fix
 
 
 class PositionBatch(Message, tag="pos.batch"):
@@ -108,6 +112,12 @@ class AlertView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
     zone: str = ""
     acked_by: str = ""
     acked_at: float = 0.0
+    # The child's breadcrumb: the tag reader that last saw them before the
+    # alert, and when; ``position_from_reader`` when the alert's position is
+    # that reader's (the child's latest fix was the tag read).
+    last_reader: str = ""
+    last_reader_at: float = 0.0
+    position_from_reader: bool = False
 
 
 class AlertOpened(Message, tag="alert.opened"):
@@ -213,6 +223,7 @@ class Snapshot(Message, tag="rep.snapshot"):
     zones: list[ZoneView]
     readers: list[ReaderView] = []
     cameras: list[CameraView] = []
+    last_readers: dict[int, str] = {}  # child slot -> the tag reader that last saw them
 
 
 class AckAlert(Message, tag="cmd.ack"):
@@ -332,6 +343,8 @@ def fix_columns(batch: FixBatch) -> dict[str, np.ndarray]:
     for name, arr in cols.items():
         if len(arr) != n:
             raise BadMessage(f"fix.batch column {name} has {len(arr)} values for {n} devices")
+    if batch.readers and len(batch.readers) != n:
+        raise BadMessage(f"fix.batch readers has {len(batch.readers)} values for {n} devices")
     return cols
 
 

@@ -10,7 +10,10 @@ The engine's fix pipeline, one ordered list of stages over a whole batch
 4. keep the newest fix per child and apply it;
 5. diff each child's old and new home-zone state into enter/exit, with
    accuracy-aware hysteresis so a fix jittering on the boundary does not
-   flap.
+   flap;
+6. keep each child's breadcrumb: the tag reader that last saw them (by read
+   time, even when a GPS fix has moved them since), and whether their live
+   position is that reader's.
 """
 
 from __future__ import annotations
@@ -70,13 +73,18 @@ class Tracker:
         self.inside = np.zeros(n, dtype=np.uint8)  # inside any zone (for the map)
         self.home_state = np.full(n, UNKNOWN, dtype=np.int8)
         self.flags = np.zeros(n, dtype=np.uint8)
+        self.at_reader = np.zeros(n, dtype=bool)  # the live position is a tag read's
+        self.breadcrumbs: dict[int, tuple[str, float]] = {}  # slot -> (reader, read time)
         self.rejected: Counter[str] = Counter()
         self.applied = 0
 
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def step(self, device_ids: list[str], cols: dict[str, np.ndarray]) -> StepResult:
+    def step(self, device_ids: list[str], cols: dict[str, np.ndarray],
+             readers: list[str] | None = None) -> StepResult:
+        """Apply one batch; ``readers`` is ``FixBatch.readers`` (empty, or the
+        tag reader per fix, "" for fixes from anything else)."""
         slots = np.fromiter((self.device_slots.get(d, -1) for d in device_ids),
                             dtype=np.int64, count=len(device_ids))
         known = slots >= 0
@@ -112,8 +120,41 @@ class Tracker:
         self.y[s] = y
         self.flags[s] = flags[pick]
         self.applied += len(s)
+        self._breadcrumbs(idx, slots, t, pick, readers or None)
         exits, enters = self._zones(s, x, y, cols["accuracy"][pick])
         return StepResult(slots=s, sos=sos, exits=exits, enters=enters)
+
+    def _breadcrumbs(self, usable: np.ndarray, slots: np.ndarray, t: np.ndarray,
+                     applied: np.ndarray, readers: list[str] | None) -> None:
+        """Mark which applied positions are tag reads, and move each child's
+        breadcrumb to its newest read (a late, older read never moves it back)."""
+        if readers is None:
+            self.at_reader[slots[applied]] = False
+            return
+        from_reader = np.array([readers[i] != "" for i in applied.tolist()], dtype=bool)
+        self.at_reader[slots[applied]] = from_reader
+        for i in usable.tolist():
+            reader = readers[i]
+            if not reader:
+                continue
+            slot, when = int(slots[i]), float(t[i])
+            crumb = self.breadcrumbs.get(slot)
+            if crumb is None or when >= crumb[1]:
+                self.breadcrumbs[slot] = (reader, when)
+
+    def breadcrumb(self, slot: int) -> tuple[str, float] | None:
+        """(reader id, read time) of the tag reader that last saw the child."""
+        return self.breadcrumbs.get(slot)
+
+    def located_by_reader(self, slot: int, lat: float, lon: float) -> bool:
+        """Is (lat, lon) the child's live position, and that position a tag
+        read's? (An SOS at its own GPS fix is not; one raised at the last
+        known position, which a reader gave, is.)"""
+        return bool(self.at_reader[slot]) and lat == self.lat[slot] and lon == self.lon[slot]
+
+    def last_readers(self) -> dict[int, str]:
+        """Slot -> breadcrumb reader, for the snapshot."""
+        return {slot: reader for slot, (reader, _) in self.breadcrumbs.items()}
 
     def _sos(self, slot: int, device_id: str, lat: float, lon: float, flags: int) -> SosPress:
         bad = bool(flags & FLAG_BAD_POSITION) or not (np.isfinite(lat) and np.isfinite(lon))

@@ -20,7 +20,8 @@ the reply names every refused item by its index and reason::
 
 A tag read has no position of its own: it becomes a fix at the reader's
 position with the reader's range as its accuracy, and the reader that last
-saw each tag is kept as the child's breadcrumb. When two overlapping
+saw each tag is kept as the child's breadcrumb (and travels with the fix, in
+``FixBatch.readers``, to the engine and the store). When two overlapping
 readers report the same tag at the same second, the stronger read wins
 (the child is nearer to it).
 
@@ -250,7 +251,8 @@ class FeedsHandler:
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
                 now = time.time()
-            verdict = self.intake.accept(item.report, protocol, now)
+            reader = item.via if protocol == TAG else ""
+            verdict = self.intake.accept(item.report, protocol, now, reader)
             if not verdict.accepted:
                 rejects.append(ItemRejection(item.index, verdict.reason))
             elif protocol == TAG:

@@ -75,7 +75,10 @@ class Intake:
         if device_id not in self.registered:
             self._note_unregistered(device_id, protocol, time.time() if now is None else now)
 
-    def accept(self, report: Report, protocol: str, now: float | None = None) -> Verdict:
+    def accept(self, report: Report, protocol: str, now: float | None = None,
+               reader: str = "") -> Verdict:
+        """Validate, dedupe, count and batch one report; ``reader`` names the
+        tag reader a tag read came through (it travels with the fix)."""
         now = time.time() if now is None else now
         if report.device_id not in self.registered:
             return self.check_device(report.device_id, protocol, now)
@@ -88,7 +91,7 @@ class Intake:
         batcher = self._batchers.get(protocol)
         if batcher is None:
             batcher = self._batchers[protocol] = Batcher(protocol)
-        batcher.add(report)
+        batcher.add(report, reader)
         self.accepted[protocol] += 1
         if report.sos or len(batcher) >= batcher.max_fixes:
             self._flush(batcher)

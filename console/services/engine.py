@@ -103,6 +103,8 @@ def view_of(a: Alert, slot: int, tokens: list[str]) -> AlertView:
         lon=nan if a.lon is None else a.lon, place=a.place, opened_at=a.opened_at,
         position_is_last_known=a.position_is_last_known, zone=a.zone,
         acked_by=a.acked_by or "", acked_at=a.acked_at or 0.0,
+        last_reader=a.last_reader or "", last_reader_at=a.last_reader_at or 0.0,
+        position_from_reader=bool(a.position_from_reader),
     )
 
 
@@ -192,7 +194,7 @@ class Engine:
                 continue
             n += len(msg.device_ids)
             self.fixes_in += len(msg.device_ids)
-            result = self.state.tracker.step(msg.device_ids, cols)
+            result = self.state.tracker.step(msg.device_ids, cols, msg.readers)
             moved.append(result.slots)
             for press in result.sos:
                 self._open_sos(press)
@@ -263,11 +265,14 @@ class Engine:
         known = bool(np.isfinite(lat) and np.isfinite(lon))
         place = place_name(lat, lon) if known else "위치 미상"
         zone = self.state.zone_names.get(int(tr.home[slot]), "")
+        reader, read_at = tr.breadcrumb(slot) or (None, None)  # the tag reader that last saw them
         with self.sessions() as s:
             row = repo.open_alert(
                 s, kind=kind, priority=PRIORITY[kind], child_id=self.child_ids[slot],
                 device_id=device_id, lat=lat if known else None, lon=lon if known else None,
                 place=place, zone=zone, position_is_last_known=last_known, opened_at=opened_at,
+                last_reader=reader, last_reader_at=read_at,
+                position_from_reader=known and tr.located_by_reader(slot, lat, lon),
             )
             s.commit()  # committed before it is published
             return view_of(row, slot, tr.tokens)
@@ -321,6 +326,7 @@ class Engine:
             children=tr.tokens, positions=self._positions(tr.known_slots()),
             alerts=sorted(self.state.alerts.values(), key=lambda a: a.id), zones=tr.zones,
             readers=self.state.readers, cameras=self.state.cameras,
+            last_readers=tr.last_readers(),
         )
 
     def _ack(self, cmd: AckAlert) -> CommandReply:

@@ -100,7 +100,8 @@ class Recorder:
                 self.sub.rejected["bad_columns"] += 1
                 self.rt.log.warning("rejected fix batch: %s", exc)
                 return
-            self.fixes_written += repo.insert_fixes(conn, msg.device_ids, cols)
+            # readers: the tag reader behind each fix (fix_columns checked its length)
+            self.fixes_written += repo.insert_fixes(conn, msg.device_ids, cols, msg.readers)
         else:
             repo.append_events(conn, [(topic, msg.origin, msg.seq, msg.ts, encode(msg))])
             self.events_written += 1

@@ -1,7 +1,9 @@
 """The alert queue as a Qt table model: presents ``AlertView`` rows.
 
 It exposes a *severity name* (``SeverityRole``), never a colour: the view
-maps severities to colours taken from the QSS theme.
+maps severities to colours taken from the QSS theme. When a child's latest
+fix was a tag read, the place names the reader: it is where to start
+looking (a reader's range is tens of metres, a district is kilometres).
 """
 
 from __future__ import annotations
@@ -29,6 +31,24 @@ def severity(a: AlertView) -> str:
     return "critical" if a.priority <= 1 else "high"
 
 
+def place_text(a: AlertView) -> str:
+    """The Place column, e.g. "성동구 성수동1가 · reader R001-1 (last known)":
+    the reader only when the alert's position is that reader's."""
+    text = a.place
+    if a.position_from_reader and a.last_reader:
+        text += f" · reader {a.last_reader}"
+    return f"{text} (last known)" if a.position_is_last_known else text
+
+
+def tooltip(a: AlertView) -> str:
+    lines = [f"Alert {a.id} · {KIND_LABEL.get(a.kind, a.kind)} · {a.zone}",
+             f"{a.lat:.5f}, {a.lon:.5f}"]
+    if a.last_reader:
+        seen = datetime.fromtimestamp(a.last_reader_at).strftime("%H:%M:%S")
+        lines.append(f"last seen by reader {a.last_reader} at {seen}")
+    return "\n".join(lines)
+
+
 def cell(a: AlertView, column: int) -> str:
     match column:
         case 0:
@@ -40,7 +60,7 @@ def cell(a: AlertView, column: int) -> str:
         case 3:
             return a.child_token
         case 4:
-            return f"{a.place} (last known)" if a.position_is_last_known else a.place
+            return place_text(a)
         case 5:
             return a.device_id
         case 6:
@@ -63,6 +83,5 @@ class AlertTableModel(RowTableModel[AlertView]):
         if role == AlertIdRole:
             return row.id
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"Alert {row.id} · {KIND_LABEL.get(row.kind, row.kind)} · {row.zone}\n"
-                    f"{row.lat:.5f}, {row.lon:.5f}")
+            return tooltip(row)
         return None

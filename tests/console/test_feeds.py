@@ -177,6 +177,17 @@ def test_tag_reads_become_fixes_and_the_breadcrumb_follows_the_child() -> None:
     assert stats["rejected.tag:unknown_reader"] == stats["rejected.tag:time_before_2000"] == 1
 
 
+def test_each_tag_fix_names_its_reader_on_the_bus() -> None:
+    rig = Rig({"TAG-1", "8610"})
+    reads = [_read("SD-gate", "TAG-1", t=T0), _read("SD-crossing", "TAG-1", t=T0 + 30)]
+    assert rig.post(TAG_PATH, {"reads": reads})[1]["accepted"] == 2
+    assert rig.post(CARRIER_PATH, {"fixes": [_fix("8610")]})[1]["accepted"] == 1
+    rig.intake.flush()
+    by_protocol = {b.protocol: b for b in rig.batches}
+    assert by_protocol["tag"].readers == ["SD-gate", "SD-crossing"]
+    assert by_protocol["carrier"].readers == []
+
+
 def test_a_resent_batch_is_answered_item_by_item_as_duplicates() -> None:
     rig = Rig({"TAG-1"})
     assert rig.post(TAG_PATH, [_read("SD-gate", "TAG-1")])[1]["accepted"] == 1

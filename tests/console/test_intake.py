@@ -128,3 +128,20 @@ def test_check_device_counts_and_notes_ids_that_sent_no_report() -> None:
     assert i.rejected == {"watch:unregistered_device": 2}
     assert i.take_unregistered() == {"w1": ("watch", NOW, NOW + 300, 2),
                                      "w2": ("watch", NOW, NOW, 1)}
+
+
+def test_the_reader_behind_a_tag_read_travels_with_its_fix() -> None:
+    i, sent = make()
+    assert i.accept(Report("a", NOW, 37.5, 127.0), "tag", NOW, reader="R001-1").accepted
+    assert i.accept(Report("b", NOW, 37.6, 127.1), "tag", NOW, reader="R001-2").accepted
+    assert i.accept(Report("a", NOW + 1, 37.5, 127.0), "osmand", NOW).accepted
+    i.flush()
+    by_protocol = {b.protocol: b for b in sent}
+    assert by_protocol["tag"].readers == ["R001-1", "R001-2"]
+    assert by_protocol["osmand"].readers == []  # no tag read in it: nothing to carry
+    for b in sent:
+        fix_columns(b)  # lengths agree
+    i.accept(Report("b", NOW + 2, 37.6, 127.1), "tag", NOW)  # a read without its reader
+    i.accept(Report("a", NOW + 2, 37.6, 127.1), "tag", NOW, reader="R001-3")
+    i.flush()
+    assert sent[-1].readers == ["", "R001-3"]

@@ -9,7 +9,7 @@ from sqlalchemy import func, inspect, select, text
 from db import repositories as repo
 from db.seed import seed_demo, split_children
 from db.store import make_engine, open_store, upgrade
-from db.tables import AlertAction, Event, Fix
+from db.tables import Alert, AlertAction, Event, Fix
 
 
 def test_migration_creates_every_table_and_is_idempotent(store_url: str) -> None:
@@ -97,4 +97,55 @@ def test_fix_batches_and_retention(store_url: str) -> None:
         assert conn.scalar(select(func.count()).select_from(Fix)) == 500
         assert conn.scalar(select(func.min(Fix.t))) == 5000.0
         assert conn.scalar(select(Event.body)) == b"\x80"
+    engine.dispose()
+
+
+def _fix_cols(n: int) -> dict[str, np.ndarray]:
+    return {
+        "t": np.arange(n, dtype=float) + 1.79e9, "lat": np.full(n, 37.5),
+        "lon": np.full(n, 127.0), "speed": np.zeros(n, np.float32),
+        "bearing": np.zeros(n, np.float32), "accuracy": np.full(n, 40, np.float32),
+        "battery": np.full(n, -1, np.int8), "flags": np.zeros(n, np.uint8),
+    }
+
+
+def test_fixes_keep_the_tag_reader_that_saw_them(store_url: str) -> None:
+    """Through the driver path of each store (SQLite's executemany, PostgreSQL's
+    COPY): a tag batch names its readers, other batches leave reader_id NULL."""
+    engine, _ = open_store(store_url)
+    assert "reader_id" in {c["name"] for c in inspect(engine).get_columns("fixes")}
+    with engine.begin() as conn:
+        assert repo.insert_fixes(conn, ["E1", "E2", "E1"], _fix_cols(3),
+                                 ["R001-1", "", "R001-2"]) == 3
+        assert repo.insert_fixes(conn, ["861"], _fix_cols(1)) == 1
+        assert repo.insert_fixes(conn, ["862"], _fix_cols(1), []) == 1
+    with engine.connect() as conn:
+        rows = conn.execute(select(Fix.device_id, Fix.reader_id).order_by(Fix.id)).all()
+    assert [tuple(r) for r in rows] == [("E1", "R001-1"), ("E2", None), ("E1", "R001-2"),
+                                        ("861", None), ("862", None)]
+    with engine.begin() as conn, pytest.raises(ValueError):
+        repo.insert_fixes(conn, ["E1", "E2"], _fix_cols(2), ["R001-1"])  # zip(strict=True)
+    engine.dispose()
+
+
+def test_an_alert_keeps_the_breadcrumb_it_opened_with(store_url: str) -> None:
+    engine, sessions = open_store(store_url)
+    with sessions() as s:
+        seed_demo(s, 3)
+        child = repo.roster(s)[0]
+        plain = repo.open_alert(s, kind="sos", priority=1, child_id=child.child_id,
+                                device_id=child.device_id, lat=None, lon=None, place="위치 미상",
+                                zone="", position_is_last_known=True, opened_at=1.0)
+        tagged = repo.open_alert(s, kind="sos", priority=1, child_id=child.child_id,
+                                 device_id=child.device_id, lat=37.5, lon=127.0, place="p",
+                                 zone="", position_is_last_known=True, opened_at=2.0,
+                                 last_reader="R001-1", last_reader_at=1.5,
+                                 position_from_reader=True)
+        s.commit()
+        ids = plain.id, tagged.id
+    with sessions() as s:
+        a, b = (s.get(Alert, i) for i in ids)
+        assert a is not None and b is not None
+        assert (a.last_reader, a.last_reader_at, a.position_from_reader) == (None, None, False)
+        assert (b.last_reader, b.last_reader_at, b.position_from_reader) == ("R001-1", 1.5, True)
     engine.dispose()

@@ -9,9 +9,13 @@ import pytest
 from models.messages import (
     MAX_BODY_BYTES,
     AckAlert,
+    AlertOpened,
+    AlertView,
     BadMessage,
     FixBatch,
     Heartbeat,
+    PositionBatch,
+    Snapshot,
     decode,
     encode,
     fix_columns,
@@ -78,3 +82,46 @@ def test_jsonable_expands_columns() -> None:
     assert out["lat"] == [37.5, 37.5]
     hb = to_jsonable(Heartbeat(last_seq=9, origin="engine"))
     assert hb["last_seq"] == 9
+
+
+def test_fix_batch_readers_default_empty_and_round_trip() -> None:
+    assert batch().readers == []
+    tagged = msgspec.structs.replace(batch(3), readers=["R001-1", "", "R002-3"], protocol="tag")
+    msg = decode(encode(tagged))
+    assert isinstance(msg, FixBatch) and msg.readers == ["R001-1", "", "R002-3"]
+    fix_columns(msg)  # the right length passes
+
+
+def test_a_fix_batch_from_before_readers_still_decodes() -> None:
+    """A body in the event log written before the field existed."""
+    old = msgspec.to_builtins(batch(2), builtin_types=(bytes,))
+    del old["readers"]
+    old["schema"] = "fix.batch"
+    msg = decode(msgspec.msgpack.encode(old))
+    assert isinstance(msg, FixBatch) and msg.readers == [] and len(msg.device_ids) == 2
+
+
+def test_readers_of_the_wrong_length_are_rejected() -> None:
+    bad = msgspec.structs.replace(batch(3), readers=["R1", ""])
+    with pytest.raises(BadMessage, match="readers has 2 values for 3"):
+        fix_columns(bad)
+
+
+def test_alert_and_snapshot_carry_the_breadcrumb_and_old_bodies_decode() -> None:
+    view = AlertView(id=1, kind="sos", priority=1, state="open", child_token="C-1",
+                     child_slot=4, device_id="E200", lat=37.5, lon=127.0, place="p",
+                     opened_at=1.0, last_reader="R001-1", last_reader_at=0.5,
+                     position_from_reader=True)
+    snap = Snapshot(children=["C-1"], positions=PositionBatch(
+        slots=b"", t=b"", lat=b"", lon=b"", inside=b"", flags=b""), alerts=[view], zones=[],
+        last_readers={4: "R001-1"})
+    back = decode(encode(snap))
+    assert isinstance(back, Snapshot) and back.alerts == [view]
+    assert back.last_readers == {4: "R001-1"}
+    old = msgspec.to_builtins(AlertOpened(alert=view), builtin_types=(bytes,))
+    for key in ("last_reader", "last_reader_at", "position_from_reader"):
+        del old["alert"][key]
+    old["schema"] = "alert.opened"
+    opened = decode(msgspec.msgpack.encode(old))
+    assert isinstance(opened, AlertOpened)
+    assert (opened.alert.last_reader, opened.alert.position_from_reader) == ("", False)

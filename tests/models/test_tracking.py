@@ -106,3 +106,45 @@ def test_first_fix_outside_sets_state_without_alert() -> None:
     tr = tracker()
     res = tr.step(["dA"], cols([1], [north(900)]))
     assert res.exits == [] and tr.home_state[0] == OUTSIDE
+
+
+# ---------------------------------------------------------------- breadcrumbs
+
+def test_a_tag_read_is_the_breadcrumb_and_marks_the_position() -> None:
+    tr = tracker()
+    tr.step(["dA", "dB"], cols([10, 10], [north(0), north(5)]), ["R-gate", ""])
+    assert tr.breadcrumb(0) == ("R-gate", 10.0) and tr.breadcrumb(1) is None
+    assert tr.located_by_reader(0, float(tr.lat[0]), float(tr.lon[0]))
+    assert not tr.located_by_reader(1, float(tr.lat[1]), float(tr.lon[1]))
+    assert not tr.located_by_reader(0, north(50), ZONE.lon)  # not where the reader put them
+    assert tr.last_readers() == {0: "R-gate"}
+
+
+def test_a_later_gps_fix_moves_the_child_but_keeps_the_breadcrumb() -> None:
+    tr = tracker()
+    tr.step(["dA"], cols([10], [north(0)]), ["R-gate"])
+    tr.step(["dA"], cols([20], [north(40)]))  # a batch from another protocol: no readers
+    assert tr.breadcrumb(0) == ("R-gate", 10.0)
+    assert not tr.located_by_reader(0, float(tr.lat[0]), float(tr.lon[0]))
+
+
+def test_the_newest_read_wins_and_a_late_one_never_moves_it_back() -> None:
+    tr = tracker()
+    tr.step(["dA", "dA"], cols([10, 30], [north(0), north(20)]), ["R-gate", "R-cross"])
+    assert tr.breadcrumb(0) == ("R-cross", 30.0)
+    assert tr.located_by_reader(0, north(20), ZONE.lon)
+    tr.step(["dA"], cols([15], [north(0)]), ["R-gate"])  # older: stored, never applied
+    assert tr.breadcrumb(0) == ("R-cross", 30.0)
+    # A read newer than the breadcrumb but older than a GPS fix moves the
+    # breadcrumb, not the child.
+    tr.step(["dA"], cols([50], [north(60)]), [""])
+    tr.step(["dA"], cols([40], [north(0)]), ["R-gate"])
+    assert tr.breadcrumb(0) == ("R-gate", 40.0)
+    assert tr.lat[0] == pytest.approx(north(60)) and not tr.at_reader[0]
+
+
+def test_reads_from_unknown_devices_or_without_position_leave_no_breadcrumb() -> None:
+    tr = tracker()
+    tr.step(["nobody", "dB"], cols([10, 10], [north(0), math.nan],
+                                   flags=[0, FLAG_BAD_POSITION]), ["R-gate", "R-gate"])
+    assert tr.last_readers() == {}
