@@ -1,8 +1,15 @@
-"""The operator console's window: live map, alert queue and status bar.
+"""The operator console's window: live map, alert queue, CCTV grid and status bar.
 
 The window owns no bus socket: ``LiveFeed`` does all I/O in its worker
 thread, and a timer on the GUI thread takes one coalesced frame per tick
 (30 per second) and hands it to the widgets.
+
+The CCTV grid always shows something on purpose (``console.cctv_focus``):
+a new alert fills it with its best cameras without a click (P1 SOS first)
+unless the operator is working an alert they located; locating an alert
+does the same and follows its child; Ctrl+click or "Cameras here" on the
+map ranks the cameras around any point.  The grid's title and the status
+bar say which alert or point it shows.
 """
 
 from __future__ import annotations
@@ -13,24 +20,33 @@ import sys
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QTabWidget, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QMainWindow,
+    QSplitter,
+    QTabWidget,
+    QWidget,
+)
 
 from console.admin_controller import CameraAdmin
+from console.cctv_focus import GridFocus, StreamLookup, alert_label, has_position, pick_alert
 from console.config import Config
 from console.feed import Frame, LiveFeed
 from console.theme import apply_theme
 from models.cameras import CameraIndex
-from models.geo import to_map
+from models.geo import place_name, to_map, to_wgs84
 from models.messages import AckAlert, AlertView, CameraView, RecordEvidence
 from widgets.alert_queue import AlertQueue
 from widgets.camera_admin import CameraAdminPanel
 from widgets.cctv_grid import CctvGrid
+from widgets.cctv_tile import ElidedLabel
 from widgets.gateway_panel import GatewayPanel
 from widgets.import_dialog import ImportDialog
 from widgets.map_view import MapView
 from widgets.status_strip import StatusStrip
 
 FRAME_MS = 33
+IDLE_SOURCE = "Ctrl+click the map for the cameras there"
 
 
 class ConsoleWindow(QMainWindow):
@@ -67,10 +83,25 @@ class ConsoleWindow(QMainWindow):
         self.alerts.acknowledge_requested.connect(self.acknowledge)
         self.alerts.locate_requested.connect(self.locate)
         self.cctv.snapshot_taken.connect(self.file_snapshot)
+        self.map.cameras_requested.connect(self.cameras_here)
+        # Elided: a long place name must not widen the window (and shift the map).
+        self.cctv_source = ElidedLabel("", keep=80)
+        self.cctv_source.setObjectName("cctvSource")
+        self.cctv_source.setMaximumWidth(520)
+        self.status.addPermanentWidget(self.cctv_source)
+        self.cctv.set_source(IDLE_SOURCE, MapView.HINT)
         self.cameras = CameraIndex.from_cameras([])
         self.camera_names: dict[int, str] = {}
         self._camera_states: dict[int, tuple[str, str]] = {}
+        self._offline: set[int] = set()
+        self._no_stream: set[int] = set()
         self._camera_list: list[CameraView] = []
+        self.streams = StreamLookup(config.db_url, self)
+        self.streams.found.connect(self._streams_found)
+        self.grid_focus: GridFocus | None = None
+        self._focus_xy: tuple[float, float] | None = None  # a point's, for re-ranking
+        self._alerts_by_id: dict[int, AlertView] = {}
+        self._seen_alerts: set[int] = set()
         self._followed_xy: tuple[float, float] | None = None
         self.followed_slot = -1
         self._x = np.empty(0)
@@ -95,14 +126,17 @@ class ConsoleWindow(QMainWindow):
             self.map.set_readers([(r.name, r.lat, r.lon, r.range_m) for r in frame.readers])
         if frame.cameras is not None:
             self._camera_list = frame.cameras
-            self.cameras = CameraIndex.from_cameras(frame.cameras)
+            self._index_cameras()
             self.camera_names = {c.id: c.name for c in frame.cameras}
             self.camera_admin.registry_changed()
+            self.streams.refresh()
         if frame.camera_states is not None:
             for camera_id, (state, detail) in frame.camera_states.items():
                 if self._camera_states.get(camera_id) != (state, detail):
                     self.cctv.set_camera_state(camera_id, state, detail)
             self._camera_states = frame.camera_states
+            self._offline = {c for c, (state, _) in frame.camera_states.items()
+                             if state == "offline"}
         if frame.cameras is not None or frame.camera_states is not None:
             self._draw_cameras()
         if frame.x is not None and frame.y is not None and frame.status is not None:
@@ -113,6 +147,7 @@ class ConsoleWindow(QMainWindow):
             rows: list[AlertView] = frame.alerts  # type: ignore[assignment]
             self.alerts.set_alerts(rows)
             self.open_alerts = sum(1 for a in rows if a.state == "open")
+            self._alerts_arrived(rows)
         if self.side.currentWidget() is self.gateway:
             self.gateway.show_stats(frame.gateway_stats)
             self.gateway.show_unregistered(frame.unregistered)
@@ -131,18 +166,97 @@ class ConsoleWindow(QMainWindow):
 
     def locate(self, alert: AlertView) -> None:
         """Centre on the alert's child — where it is now if we know, else
-        where the alert was raised — and keep it highlighted as it moves."""
+        where the alert was raised — keep it highlighted as it moves, and
+        show its cameras: the operator is working this alert now."""
+        x, y = self._alert_xy(alert)
+        if np.isfinite(x):
+            self.map.center_on(x, y)
+            self.status.say(f"Following {alert.child_token} ({alert.place})")
+            self._show_alert(alert, located=True)
+
+    def cameras_here(self, x: float, y: float) -> None:
+        """The operator asked for the cameras around map point (x, y) metres
+        (Ctrl+click or "Cameras here"): rank them there and fill the grid.
+
+        Following stops (the ring marks the point instead).  Snapshots stay
+        evidence of the alert the operator is working, if any, and a new
+        alert does not take the grid from them meanwhile.
+        """
+        if not (np.isfinite(x) and np.isfinite(y)):
+            return
+        working = self.grid_focus if self.grid_focus and self.grid_focus.located else None
+        self.followed_slot = -1
+        self._followed_xy = None
+        self.map.highlight(x, y)
+        label = f"cameras around {self._place_at(x, y)}"
+        self.grid_focus = GridFocus("point", working.alert_id if working else None,
+                                    located=working is not None, label=label)
+        self._focus_xy = (x, y)
+        self.cctv.show_cameras(self._ranked_feeds(x, y, None),
+                               alert_id=working.alert_id if working else None)
+        self._say_source()
+        self.status.say("Showing the cameras around the point")
+
+    def _place_at(self, x: float, y: float) -> str:
+        lat, lon = to_wgs84(np.array([x]), np.array([y]))
+        try:
+            place = place_name(float(lat[0]), float(lon[0]))
+        except ValueError:
+            place = ""
+        return place or f"{float(lat[0]):.5f}, {float(lon[0]):.5f}"
+
+    def _alerts_arrived(self, rows: list[AlertView]) -> None:
+        """Fill the grid with a new alert's cameras when `pick_alert` says so
+        (the map stays where the operator left it)."""
+        self._alerts_by_id = {a.id: a for a in rows}
+        new = [a for a in rows if a.id not in self._seen_alerts and a.state == "open"
+               and has_position(a, self._child_xy(a.child_slot))]
+        self._seen_alerts.update(self._alerts_by_id)
+        chosen = pick_alert(new, self.grid_focus, self._alerts_by_id)
+        if chosen is not None:
+            self._show_alert(chosen, located=False)
+            self.status.say(f"New P{chosen.priority} alert {chosen.id}: its cameras are shown")
+
+    def _show_alert(self, alert: AlertView, *, located: bool) -> None:
+        """Fill the grid with the alert's cameras and follow its child."""
+        x, y = self._alert_xy(alert)
+        if not np.isfinite(x):
+            return
         self.followed_slot = alert.child_slot
+        self._followed_xy = (x, y)
+        self._focus_xy = None
+        self.map.highlight(x, y)
+        self.grid_focus = GridFocus("alert", alert.id, alert.priority, located,
+                                    alert_label(alert))
+        self.cctv.show_cameras(self._ranked_feeds(x, y, None), alert_id=alert.id)
+        self._say_source()
+
+    def _say_source(self) -> None:
+        label = self.grid_focus.label if self.grid_focus else ""
+        self.cctv.set_source(label or IDLE_SOURCE, label or MapView.HINT)
+        self.cctv_source.setText(f"CCTV: {label}" if label else "")
+
+    def _refocus(self) -> None:
+        """Rank the grid's alert or point again (the registry changed)."""
+        focus = self.grid_focus
+        if focus is None:
+            return
+        if focus.kind == "point" and self._focus_xy is not None:
+            x, y = self._focus_xy
+        elif focus.alert_id in self._alerts_by_id:
+            x, y = self._alert_xy(self._alerts_by_id[focus.alert_id])
+        else:
+            return
+        if np.isfinite(x):
+            self.cctv.show_cameras(self._ranked_feeds(x, y, None), alert_id=self.cctv.alert_id)
+
+    def _alert_xy(self, alert: AlertView) -> tuple[float, float]:
+        """Where the alert's child is now if we know, else where it was raised."""
         x, y = self._child_xy(alert.child_slot)
         if not np.isfinite(x):
             ax, ay = to_map(np.array([alert.lat]), np.array([alert.lon]), allow_nan=True)
             x, y = float(ax[0]), float(ay[0])
-        if np.isfinite(x):
-            self.map.center_on(x, y)
-            self.map.highlight(x, y)
-            self.status.say(f"Following {alert.child_token} ({alert.place})")
-            self._followed_xy = (x, y)
-            self.cctv.show_cameras(self._ranked_feeds(x, y, None), alert_id=alert.id)
+        return x, y
 
     def _child_xy(self, slot: int) -> tuple[float, float]:
         if 0 <= slot < len(self._x):
@@ -164,12 +278,26 @@ class ConsoleWindow(QMainWindow):
 
     def _ranked_feeds(self, x: float, y: float,
                       heading: float | None) -> list[tuple[int, str, str]]:
-        ranked = self.cameras.rank_xy(x, y, heading, k=self.cctv.tile_count)
+        """The grid's cameras for a point: playable ones only, live preferred."""
+        ranked = self.cameras.rank_xy(x, y, heading, k=self.cctv.tile_count,
+                                      offline=self._offline)
         return [(r.camera_id, self.camera_names.get(r.camera_id, str(r.camera_id)),
                  self.relay_url(r.camera_id)) for r in ranked]
 
     def relay_url(self, camera_id: int) -> str:
         return f"http://{self.config.relay_host}:{self.config.relay_port}/cam/{camera_id}.ts"
+
+    def _index_cameras(self) -> None:
+        self.cameras = CameraIndex.from_cameras(self._camera_list, no_stream=self._no_stream)
+
+    def _streams_found(self, ids: set[int]) -> None:
+        """The store said which cameras have no stream: rank without them."""
+        if ids == self._no_stream:
+            return
+        self._no_stream = set(ids)
+        self._index_cameras()
+        self._draw_cameras()
+        self._refocus()
 
     def _draw_cameras(self) -> None:
         if not self._camera_list:
@@ -178,7 +306,8 @@ class ConsoleWindow(QMainWindow):
                       np.array([c.lon for c in self._camera_list]))
         offline = np.array([self._camera_states.get(c.id, ("unknown", ""))[0] == "offline"
                             for c in self._camera_list])
-        self.map.set_cameras(x, y, list(self.cameras.cone_rings()), offline)
+        self.map.set_cameras(x, y, list(self.cameras.cone_rings()), offline,
+                             ~self.cameras.playable, self.cameras.ids)
 
     def file_snapshot(self, camera_id: int, path: str) -> None:
         """A frame the operator saved becomes evidence through the engine."""
@@ -189,6 +318,7 @@ class ConsoleWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
         self.feed.stop()
+        self.streams.runner.join(5.0)
         super().closeEvent(event)
 
 

@@ -42,11 +42,12 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
-from widgets.cctv_tile import CameraFeed, CctvTile
+from widgets.cctv_tile import CameraFeed, CctvTile, ElidedLabel
 
 log = logging.getLogger(__name__)
 
@@ -182,13 +183,13 @@ class CctvGrid(QWidget):
         self._released = False
 
         # toolbar
-        self.title = QLabel("CCTV")
+        self.title = ElidedLabel("CCTV", keep=40)
         self.title.setObjectName("panelTitle")
+        self.title.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.layout_buttons = QButtonGroup(self)
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
-        bar.addWidget(self.title)
-        bar.addStretch(1)
+        bar.addWidget(self.title, 1)
         for n in LAYOUTS:
             b = QPushButton(LAYOUT_TEXT[n])
             b.setObjectName("cctvLayoutButton")
@@ -313,6 +314,16 @@ class CctvGrid(QWidget):
         for tile in self.visible_tiles():
             if tile.camera_id == camera_id:
                 tile.set_relay_state(state, detail)
+
+    def set_source(self, text: str, tooltip: str = "") -> None:
+        """Say in the title what the tiles show (which alert, which point)."""
+        self.title.setText(f"CCTV · {text}" if text else "CCTV")
+        self.title.setToolTip(tooltip or text)
+
+    def source(self) -> str:
+        """What the title says the tiles show ("" when nothing in particular)."""
+        full = self.title.full_text()
+        return full.removeprefix("CCTV · ") if full != "CCTV" else ""
 
     def take_snapshot(self, tile_index: int) -> Path | None:
         """Snapshot of one tile (the buttons do the same)."""

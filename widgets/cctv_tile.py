@@ -57,6 +57,12 @@ RETRY_S = (2.0, 4.0, 8.0, 15.0)  # reconnect back-off after an error or end of s
 CUE_S = 3.0  # how long the handover cue stays up
 FLASHES = 6  # on/off toggles of the handover flash (three blinks)
 FLASH_MS = 220
+# What the title and the handover cue keep at least when the tile is narrow:
+# enough for "#12 동…" and "⇄".  More would make the grid's minimum width
+# exceed its panel, and a handover cue appearing would then widen the panel
+# and shift the map.
+NAME_KEEP_PX = 56
+CUE_KEEP_PX = 14
 
 
 class CameraFeed(NamedTuple):
@@ -65,6 +71,22 @@ class CameraFeed(NamedTuple):
     camera_id: int
     name: str
     url: str
+
+
+def tile_title(camera_id: int, name: str) -> str:
+    """The tile's one-line title: what tells cameras apart, first.
+
+    Registry names are built like "성동구 뚝섬로 273 · 공원관리 · 동측"
+    (address · purpose · view direction, see ``db.importers.cameras``), and
+    the cameras around one place share the address, so a narrow tile
+    elided every title to the same "성동구 뚝섬로 273 · …".  The title
+    leads with the camera's short id and puts the name's parts most
+    specific first ("#12 동측 · 공원관리 · 성동구 뚝섬로 273"); the full
+    name is the tooltip.
+    """
+    parts = [p.strip() for p in name.split("·") if p.strip()]
+    shown = " · ".join(reversed(parts)) if len(parts) > 1 else name.strip()
+    return f"#{camera_id} {shown}".strip()
 
 
 def worse(a: str, b: str | None) -> str:
@@ -181,10 +203,10 @@ class CctvTile(QFrame):
 
         self.rank = QLabel("")
         self.rank.setObjectName("cctvRank")
-        self.name = ElidedLabel("No camera", keep=120)
+        self.name = ElidedLabel("No camera", keep=NAME_KEEP_PX)
         self.name.setObjectName("cctvName")
         self.name.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        self.cue = ElidedLabel("", keep=24)
+        self.cue = ElidedLabel("", keep=CUE_KEEP_PX)
         self.cue.setObjectName("cctvCue")
         self.cue.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Preferred)
         self.cue.hide()
@@ -261,7 +283,7 @@ class CctvTile(QFrame):
         self.set_rank(rank)
         if feed is not None and self.feed is not None and feed.camera_id == self.feed.camera_id:
             if feed.name != self.feed.name:
-                self.name.setText(feed.name)
+                self._show_name(feed)
             if feed.url == self.feed.url:
                 self.feed = feed
                 return False
@@ -276,15 +298,18 @@ class CctvTile(QFrame):
             self._end_cue()
             self._show("idle", "")
             return False
-        self.name.setText(feed.name)
-        self.name.setToolTip(f"{feed.name} — camera {feed.camera_id} · {feed.url}")
+        self._show_name(feed)
         self._failures = 0
         self._start(feed)
         self.starts += 1
         self._show(worse("connecting", relay_state), "")  # never the old camera's state
         if handover and previous is not None:
-            self._begin_cue(previous.name)
+            self._begin_cue(tile_title(previous.camera_id, previous.name))
         return True
+
+    def _show_name(self, feed: CameraFeed) -> None:
+        self.name.setText(tile_title(feed.camera_id, feed.name))
+        self.name.setToolTip(f"{feed.name}\ncamera {feed.camera_id} · {feed.url}")
 
     def set_rank(self, rank: int) -> None:
         """Rank of the camera in the current ranking (1 = nearest); 0 hides it."""

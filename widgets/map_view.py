@@ -16,7 +16,15 @@ Public API (positions in EPSG:5179 metres; see `models.geo.to_map`):
 - ``set_zones([(name, lat, lon, radius_m), ...])``: WGS84 centres.
 - ``center_on(x, y, span_m=800.0)``, ``fit_seoul()``,
   ``highlight(x, y)``, ``clear_highlight()``.
+- ``set_cameras(x, y, cones, offline, unplayable=None, ids=None)``: camera
+  positions and view cones; offline ones greyed, unplayable ones (retired,
+  in maintenance, no stream) as a dashed grey outline. ``camera_ids(kind)``
+  says which ids are drawn as "live", "offline" or "unplayable".
 - signal ``clicked(x, y)``: a left click (not a drag) on the map, in metres.
+- signal ``cameras_requested(x, y)``: the operator asked for the cameras
+  around a point: Ctrl+click, or "Cameras here" in the right-click menu
+  (a plain click stays free for selecting; ``MapView.HINT`` says so, for
+  the panel that shows the cameras).
 
 Colours and marker sizes are Qt properties so the QSS theme owns them
 (severity colours live in the theme only); the values in `DEFAULTS` are a
@@ -46,13 +54,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
-from PySide6.QtCore import Property, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import Property, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
     QFontDatabase,
 )
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMenu, QVBoxLayout, QWidget
 
 from models.basemap import Basemap, load_basemap
 from models.geo import to_map
@@ -115,6 +123,10 @@ class MapView(QWidget):
     """The live map of Seoul: boundaries, zones and every child's position."""
 
     clicked = Signal(float, float)
+    cameras_requested = Signal(float, float)
+
+    CAMERAS_HERE_TEXT = "Cameras here\tCtrl+click"
+    HINT = "Ctrl+click or right-click → Cameras here: show the cameras around a point"
 
     backgroundColor = _color_property("backgroundColor")
     dongColor = _color_property("dongColor")
@@ -161,6 +173,10 @@ class MapView(QWidget):
         self._reader_layer = ZoneLayer()
         self._cone_layer = PolygonLayer()
         self._offline_cone_layer = PolygonLayer()
+        self._unplayable_cone_layer = PolygonLayer()
+        self._camera_ids = np.empty(0, dtype=np.int64)
+        self._camera_kind = np.empty(0, dtype=np.uint8)  # 0 live, 1 offline, 2 unplayable
+        self.context_menu: QMenu | None = None  # the last right-click menu (tests drive it)
         self._density_layer = DensityLayer()
         self._markers = MarkerLayer()
         self._highlight = HighlightRing()
@@ -171,6 +187,7 @@ class MapView(QWidget):
             (self._density_layer, _Z_ZONE),
             (self._cone_layer, _Z_ZONE),
             (self._offline_cone_layer, _Z_ZONE),
+            (self._unplayable_cone_layer, _Z_ZONE),
             (self._reader_layer, _Z_ZONE),
             (self._markers, _Z_MARKER),
             (self._highlight, _Z_HIGHLIGHT),
@@ -286,16 +303,39 @@ class MapView(QWidget):
         cx, cy = to_map(lat, lon)
         self._reader_layer.set_circles(cx, cy, rng)
 
+    CAMERA_KINDS = ("live", "offline", "unplayable")
+
     def set_cameras(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64],
                     cones: list[npt.NDArray[np.float64]],
-                    offline: npt.NDArray[np.bool_]) -> None:
+                    offline: npt.NDArray[np.bool_],
+                    unplayable: npt.NDArray[np.bool_] | None = None,
+                    ids: npt.ArrayLike | None = None) -> None:
         """Cameras at (x, y) metres with their view cones (one (k, 2) ring
-        each, metres); offline cameras are drawn in the offline colour."""
-        self._cone_layer.set_rings([c for c, off in zip(cones, offline, strict=True) if not off])
-        self._offline_cone_layer.set_rings(
-            [c for c, off in zip(cones, offline, strict=True) if off])
+        each, metres).  Offline cameras are drawn in the offline colour;
+        ``unplayable`` ones (nothing to show: retired, in maintenance, no
+        stream) as a dashed offline-colour outline, so an operator sees the
+        street is covered on paper only.  ``ids`` (default 0..n-1) name
+        them for ``camera_ids``."""
+        n = len(cones)
+        off = np.asarray(offline, dtype=bool).reshape(-1)
+        dead = (np.zeros(n, dtype=bool) if unplayable is None
+                else np.asarray(unplayable, dtype=bool).reshape(-1))
+        if off.shape[0] != n or dead.shape[0] != n:
+            raise ValueError(f"{n} cones need {n} offline and unplayable flags")
+        kind = np.where(dead, 2, np.where(off, 1, 0)).astype(np.uint8)
+        for layer, k in ((self._cone_layer, 0), (self._offline_cone_layer, 1),
+                         (self._unplayable_cone_layer, 2)):
+            layer.set_rings([c for c, ck in zip(cones, kind.tolist(), strict=True) if ck == k])
+        self._camera_ids = (np.arange(n, dtype=np.int64) if ids is None
+                            else np.asarray(ids, dtype=np.int64).reshape(-1))
+        self._camera_kind = kind
         self._density_layer.set_points(np.asarray(x), np.asarray(y), self._basemap.bounds)
         self._update_camera_layers()
+
+    def camera_ids(self, kind: str) -> list[int]:
+        """Ids of the cameras drawn as ``kind`` ("live", "offline", "unplayable")."""
+        code = self.CAMERA_KINDS.index(kind)
+        return self._camera_ids[self._camera_kind == code].tolist()
 
     def camera_mode(self) -> str:
         """"cones" at street zoom, "density" at city zoom."""
@@ -306,6 +346,7 @@ class MapView(QWidget):
         street = (x1 - x0) < self.STREET_ZOOM_M
         self._cone_layer.setVisible(street)
         self._offline_cone_layer.setVisible(street)
+        self._unplayable_cone_layer.setVisible(street)
         self._density_layer.setVisible(not street)
 
     def center_on(self, x: float, y: float, span_m: float = 800.0) -> None:
@@ -372,6 +413,9 @@ class MapView(QWidget):
         offline_fill.setAlpha(50)
         self._offline_cone_layer.set_style(_cosmetic_pen(c["cameraOfflineColor"], 1.0),
                                            offline_fill)
+        dashed = _cosmetic_pen(c["cameraOfflineColor"], 1.0)
+        dashed.setStyle(Qt.PenStyle.DashLine)
+        self._unplayable_cone_layer.set_style(dashed, QColor(0, 0, 0, 0))
         self._density_layer.set_color(c["cameraColor"])
         self._markers.set_style(
             [c["outsideColor"], c["insideColor"], c["alertColor"]],
@@ -436,11 +480,39 @@ class MapView(QWidget):
             taken.append(rects[best])
 
     def _on_scene_click(self, event: object) -> None:
-        if getattr(event, "button", lambda: None)() != Qt.MouseButton.LeftButton:
+        button = getattr(event, "button", lambda: None)()
+        if button not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
             return
-        pos = self._vb.mapSceneToView(event.scenePos())  # type: ignore[attr-defined]
-        if self._vb.sceneBoundingRect().contains(event.scenePos()):  # type: ignore[attr-defined]
-            self.clicked.emit(float(pos.x()), float(pos.y()))
+        scene_pos = event.scenePos()  # type: ignore[attr-defined]
+        if not self._vb.sceneBoundingRect().contains(scene_pos):
+            return
+        pos = self._vb.mapSceneToView(scene_pos)
+        x, y = float(pos.x()), float(pos.y())
+        if button == Qt.MouseButton.RightButton:
+            screen = event.screenPos()  # type: ignore[attr-defined]
+            self.show_context_menu(x, y, QPoint(int(screen.x()), int(screen.y())))
+        elif event.modifiers() & Qt.KeyboardModifier.ControlModifier:  # type: ignore[attr-defined]
+            self.cameras_requested.emit(x, y)
+        else:
+            self.clicked.emit(x, y)
+
+    def show_context_menu(self, x: float, y: float, at: QPoint | None = None) -> QMenu:
+        """The right-click menu for map point (x, y) metres, popped up at
+        screen point ``at`` (not shown when None); returned for tests."""
+        if self.context_menu is not None:
+            self.context_menu.deleteLater()
+        # No parent: the map is a native child window (beside the video's),
+        # and a popup parented to one makes Qt try to grab it.
+        menu = QMenu()
+        menu.setObjectName("mapMenu")
+        action = menu.addAction(self.CAMERAS_HERE_TEXT)
+        action.setObjectName("camerasHere")
+        action.setToolTip("Rank the cameras around this point and show them in the CCTV grid")
+        action.triggered.connect(lambda: self.cameras_requested.emit(x, y))
+        self.context_menu = menu
+        if at is not None:
+            menu.popup(at)
+        return menu
 
 
 # --- standalone demo ---------------------------------------------------------

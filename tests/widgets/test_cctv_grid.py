@@ -99,6 +99,43 @@ def test_plan_keeps_playing_cameras_in_their_tiles() -> None:
     assert plan_tiles([1, 2], [2, 2, 3], 4) == [3, 2, None, None]  # duplicates ignored
 
 
+def test_tile_titles_lead_with_what_tells_cameras_apart() -> None:
+    """Cameras around one place share the address that starts their registry
+    name; the title leads with the short id and the most specific parts."""
+    from widgets.cctv_tile import tile_title
+
+    assert (tile_title(12, "성동구 뚝섬로 273 · 공원관리 · 동측")
+            == "#12 동측 · 공원관리 · 성동구 뚝섬로 273")
+    assert tile_title(3, "성동구 뚝섬로 273 · 공원관리") == "#3 공원관리 · 성동구 뚝섬로 273"
+    assert tile_title(7, "서울숲 정문") == "#7 서울숲 정문"
+    assert tile_title(7, "") == "#7"
+    titles = {tile_title(i, f"성동구 뚝섬로 273 · 공원관리 · {d}")[:6]
+              for i, d in ((1, "360도"), (2, "동측"), (3, "북서방향"), (4, "정면"))}
+    assert len(titles) == 4  # distinct within the first characters a narrow tile shows
+
+
+def test_tile_shows_the_title_and_the_full_name_on_hover(qtbot: Any) -> None:
+    import vlc
+
+    from widgets.cctv_tile import CameraFeed, CctvTile
+
+    instance = vlc.Instance(["--quiet", "--vout=dummy", "--no-audio"])
+    tile = CctvTile(instance)
+    qtbot.addWidget(tile)
+    try:
+        tile.resize(240, 180)
+        name = "성동구 뚝섬로 273 · 공원관리 · 북서방향"
+        tile.set_camera(CameraFeed(5, name, "http://127.0.0.1:9/cam/5.ts"))
+        assert tile.name.full_text() == "#5 북서방향 · 공원관리 · 성동구 뚝섬로 273"
+        assert tile.name.toolTip().startswith(name) and "camera 5" in tile.name.toolTip()
+        shown = tile.name.text()
+        assert shown.startswith("#5") and (shown == tile.name.full_text() or
+                                           shown.endswith("…"))
+    finally:
+        tile.release()
+        instance.release()
+
+
 # --------------------------------------------------------------------------- under Xvfb
 
 
@@ -144,7 +181,7 @@ def test_handover_restarts_only_the_changed_tile(played: dict[str, Any]) -> None
     assert h["shown"] == [1, 2, 5, 4]
     assert h["starts_delta"] == [0, 0, 1, 0]
     assert h["connections"] == {"1": 1, "2": 1, "3": 1, "4": 1, "5": 1}
-    assert h["cue"] == {"handover": "true", "text": "⇄ from Camera 3", "visible": True}
+    assert h["cue"] == {"handover": "true", "text": "⇄ from #3 Camera 3", "visible": True}
     assert h["cue_after"] == {"handover": "false", "visible": False}
     assert h["ranks"] == ["1", "2", "3", "4"]
     out = Path(played["out"])

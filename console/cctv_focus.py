@@ -1,0 +1,125 @@
+"""What the console's CCTV grid shows, and why: the alert or map point it
+is focused on, which new alert takes it over, and which cameras have no
+stream to show.
+
+- A new alert must put its cameras in front of the operator without a
+  click, but must not pull the grid away from an alert the operator is
+  working (one they located).  `pick_alert` is that rule, pure, so it is
+  tested without Qt.
+- The bus's camera registry (``CameraView``) carries no stream URL, yet
+  most imported cameras have none and could only ever show "offline".
+  `StreamLookup` asks the store which cameras lack one, off the GUI thread
+  (the console already reads the store for the camera admin), and hands
+  the ids back on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from PySide6.QtCore import QObject, Qt, Signal
+from sqlalchemy import select
+
+from console.admin_controller import JobRunner
+from db.store import make_engine, session_factory
+from db.tables import Camera
+from models.messages import AlertView
+
+log = logging.getLogger(__name__)
+
+KIND_TEXT = {"sos": "SOS", "zone_exit": "zone exit", "lost_signal": "lost signal",
+             "not_arrived": "not arrived", "not_departed": "not departed"}
+
+
+@dataclass(frozen=True)
+class GridFocus:
+    """What the grid shows: an alert's cameras (``located``: the operator
+    chose it, not the console) or the cameras around a map point."""
+
+    kind: Literal["alert", "point"]
+    alert_id: int | None = None
+    priority: int = 99
+    located: bool = False
+    label: str = ""
+
+
+def alert_label(alert: AlertView) -> str:
+    """"alert 12 · P1 SOS · C-78D5545 · 성동구 성수동1가": for the grid title
+    and the status bar."""
+    kind = KIND_TEXT.get(alert.kind, alert.kind)
+    return f"alert {alert.id} · P{alert.priority} {kind} · {alert.child_token} · {alert.place}"
+
+
+def has_position(alert: AlertView, child_xy: tuple[float, float]) -> bool:
+    """Can cameras be ranked for it: the child's position or the alert's is known."""
+    return all(math.isfinite(v) for v in child_xy) or (
+        math.isfinite(alert.lat) and math.isfinite(alert.lon))
+
+
+def pick_alert(new: Iterable[AlertView], focus: GridFocus | None,
+               alerts: Mapping[int, AlertView]) -> AlertView | None:
+    """The new alert whose cameras should fill the grid now, or None.
+
+    ``new``: alerts this console has just learnt of that are open and have
+    a position; ``alerts``: every alert it knows, by id.  The most urgent
+    new one (P1 SOS first, then the newest) wins, unless the operator is
+    working an unresolved alert they located, or the grid already shows
+    an open alert at least as urgent that the console chose itself.  Cameras
+    around a map point give way to any new alert: a child in trouble
+    outranks a look around.
+    """
+    candidates = sorted(new, key=lambda a: (a.priority, -a.opened_at, -a.id))
+    if not candidates:
+        return None
+    best = candidates[0]
+    if focus is None or focus.kind == "point" or focus.alert_id is None:
+        return best
+    current = alerts.get(focus.alert_id)
+    if current is None or current.state == "resolved":
+        return best
+    if focus.located:
+        return None
+    if current.state != "open":  # acknowledged: someone is on it
+        return best
+    return best if best.priority < current.priority else None
+
+
+def cameras_without_stream(db_url: str) -> set[int]:
+    """Ids of the store's cameras with an empty stream URL (one short query)."""
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as s:
+            rows = s.execute(select(Camera.id, Camera.stream_url)).all()
+    finally:
+        engine.dispose()
+    return {int(cid) for cid, url in rows if not (url or "").strip()}
+
+
+class StreamLookup(QObject):
+    """Runs `cameras_without_stream` on a worker thread; ``found(set)`` arrives
+    on the GUI thread.  A failed lookup is logged and changes nothing: the
+    cameras' statuses still rule out retired ones."""
+
+    found = Signal(object)  # set[int]
+    _done = Signal(object)
+
+    def __init__(self, db_url: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.db_url = db_url
+        self.runner = JobRunner("cctv-streams")
+        self._done.connect(self.found, Qt.ConnectionType.QueuedConnection)
+
+    def refresh(self) -> None:
+        self.runner.submit(self._job)
+
+    def _job(self) -> None:
+        try:
+            ids = cameras_without_stream(self.db_url)
+        except Exception as exc:  # the store may be remote, busy or not migrated yet
+            log.warning("cannot tell which cameras have a stream: %s", exc)
+            return
+        self._done.emit(ids)

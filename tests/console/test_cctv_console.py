@@ -1,0 +1,401 @@
+"""The console window's CCTV behaviour against a real backend (bus, engine,
+recorder, gateway, media relay as processes) whose demo cameras stream
+from a real GStreamer RTSP server, with the real window under qtbot
+(offscreen: libvlc decodes and snapshots without drawing).
+
+- a new alert fills the grid by itself (P1 first), the map stays put, and
+  an alert the operator located is not taken away from them;
+- Ctrl+click and "Cameras here" rank the cameras around any point;
+- follow mode re-ranks from the heading of the child's successive fixes;
+- cameras that cannot play never take a tile but stay on the map;
+- a camera that dies is drawn offline on the map, and live again after;
+- the snapshot button files an Evidence row linked to the alert.
+
+One backend serves the whole module (starting one costs seconds of both
+cores); each test opens its own window and uses its own children.  The
+tests run in file order: the first needs a store without open alerts.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+from sqlalchemy import select, update
+
+from console.app import ConsoleWindow
+from console.services.democams import stream_url
+from console.supervisor import BACKEND, Supervisor
+from db import repositories as repo
+from db.seed import seed_demo
+from db.seed_cameras import seed_cameras
+from db.seed_readers import seed_readers
+from db.store import open_store
+from db.tables import Camera, Evidence, Zone
+from models.cameras import CameraIndex
+from models.geo import to_map, to_wgs84
+from models.messages import AlertView
+from tests.console.conftest import SEOUL_FOREST, Backend, make_config, wait_for
+from tests.console.test_cctv_chain import _port_open
+from tests.media.conftest import RtspServer, _check_gstreamer
+
+FX, FY = to_map(*SEOUL_FOREST)
+TILES = 4
+
+
+# --------------------------------------------------------------------------- backend
+
+
+@pytest.fixture(scope="module")
+def cams() -> Iterator[RtspServer]:
+    """One RTSP mount per demo camera (a mount encodes only while pulled)."""
+    _check_gstreamer()
+    server = RtspServer(mounts=24)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def cctv(cams: RtspServer) -> Iterator[Backend]:
+    """The backend on a demo store whose Seoul Forest centre camera has no
+    stream URL (as if just imported) and whose second camera is retired."""
+    data_dir = Path(tempfile.mkdtemp(prefix="cs-", dir="/tmp"))
+    cfg = make_config(data_dir, children=40, demo_rtsp_port=cams.port)
+    engine, sessions = open_store(cfg.db_url)
+    with sessions() as s:
+        seed_demo(s, cfg.children)
+        seed_readers(s)
+        seed_cameras(s, lambda i: stream_url(cams.port, i))
+        first, second = s.scalars(select(Camera.id).order_by(Camera.id).limit(2)).all()
+        s.execute(update(Camera).where(Camera.id == first).values(stream_url=""))
+        s.execute(update(Camera).where(Camera.id == second).values(status="retired"))
+        s.commit()
+        roster = repo.roster(s)
+    engine.dispose()
+    sup = Supervisor(cfg, BACKEND)
+    sup.start()
+    try:
+        b = Backend(cfg, sup, roster)
+        wait_for(lambda: _port_open(cfg.osmand_port), 20, "the gateway's port")
+        wait_for(lambda: _port_open(cfg.relay_port), 20, "the relay's port")
+        b.snapshot(timeout_s=20)
+        yield b
+    finally:
+        sup.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def store_index(b: Backend) -> tuple[CameraIndex, set[int]]:
+    """The ranking the console should reach, from the store's own rows, and
+    the ids that cannot play."""
+    engine, sessions = open_store(b.config.db_url)
+    try:
+        with sessions() as s:
+            rows = list(s.scalars(select(Camera).order_by(Camera.id)))
+            index = CameraIndex.from_cameras(rows)
+            dead = {c.id for c in rows if not c.stream_url or c.status == "retired"}
+    finally:
+        engine.dispose()
+    return index, dead
+
+
+class Children:
+    """Children homed at Seoul Forest, handed out one per use, with a clock
+    for their fixes (the engine drops fixes older than the last one)."""
+
+    def __init__(self, b: Backend) -> None:
+        engine, sessions = open_store(b.config.db_url)
+        try:
+            with sessions() as s:
+                forest = s.scalars(select(Zone.id).where(Zone.name == "Seoul Forest Park")).one()
+        finally:
+            engine.dispose()
+        seen: dict[int, str] = {}
+        for r in b.roster:
+            if r.zone_id == forest:
+                seen.setdefault(r.child_id, r.device_id)
+        self.devices = list(seen.values())
+        self.b = b
+
+    def take(self) -> str:
+        return self.devices.pop()
+
+
+_clock = [0.0]
+
+
+def fix(b: Backend, device: str, east: float, north: float, **extra: object) -> None:
+    """One OsmAnd fix ``east``/``north`` metres from Seoul Forest's centre,
+    later than every fix before it."""
+    _clock[0] = max(_clock[0] + 0.01, time.time())
+    lat, lon = to_wgs84(np.array([FX + east]), np.array([FY + north]))
+    status, body = b.fix(device, float(lat[0]), float(lon[0]), t=_clock[0], **extra)
+    assert status == 200, body
+    # The gateway batches fixes every 50 ms and the engine keeps a device's
+    # latest fix of a batch: let each fix be a step of the walk of its own.
+    time.sleep(0.25)
+
+
+def alert_of(b: Backend, device: str, kind: str) -> AlertView:
+    found: list[AlertView] = []
+
+    def opened() -> bool:
+        found[:] = [a for a in b.snapshot().alerts if a.kind == kind and a.device_id == device]
+        return bool(found)
+
+    wait_for(opened, 15, f"the {kind} of {device}")
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def children(cctv: Backend) -> Children:
+    return Children(cctv)
+
+
+def open_window(qtbot: QtBot, b: Backend) -> ConsoleWindow:
+    window = ConsoleWindow(b.config)
+    qtbot.addWidget(window)
+    window.resize(1600, 960)  # as run_console opens it
+    window.show()
+    window.start()
+    qtbot.waitUntil(lambda: window.status.bus.text() == "LIVE", timeout=15_000)
+    qtbot.waitUntil(lambda: len(window.cameras) > 0, timeout=5000)
+    return window
+
+
+def close(window: ConsoleWindow) -> None:
+    window.cctv.release()
+    window.close()
+
+
+def top(index: CameraIndex, east: float, north: float, heading: float | None = None,
+        offline: set[int] | None = None) -> list[int]:
+    return [r.camera_id for r in index.rank_xy(FX + east, FY + north, heading, TILES,
+                                               offline or set())]
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.slow
+def test_a_new_alert_fills_the_grid_without_a_click(cctv: Backend, children: Children,
+                                                    qtbot: QtBot) -> None:
+    index, dead = store_index(cctv)
+    window = open_window(qtbot, cctv)
+    try:
+        assert window.cctv.cameras_shown() == [None] * TILES
+        assert "Ctrl+click" in window.cctv.source()  # the gesture, said where the video is
+        window.map.fit_seoul()
+        view = window.map.view_range()
+
+        # A zone exit (P2): its child leaves Seoul Forest to the north.
+        walker = children.take()
+        fix(cctv, walker, 0, 0)
+        fix(cctv, walker, 0, 580)
+        exit_alert = alert_of(cctv, walker, "zone_exit")
+        qtbot.waitUntil(lambda: window.cctv.alert_id == exit_alert.id, timeout=10_000)
+        assert window.cctv.cameras_shown() == top(index, 0, 580)
+        assert window.map.view_range() == view  # the map did not jump
+
+        # An SOS (P1) elsewhere takes the grid from an alert nobody located.
+        child = children.take()
+        fix(cctv, child, 0, 0)
+        fix(cctv, child, 0, 0, alarm="sos")
+        sos = alert_of(cctv, child, "sos")
+        qtbot.waitUntil(lambda: window.cctv.alert_id == sos.id, timeout=10_000)
+        shown = window.cctv.cameras_shown()
+        # Cameras wanted again keep their tile (no restart): compare as sets.
+        assert set(shown) == set(top(index, 0, 0))
+        assert not dead & set(shown)  # the stream-less and the retired cameras never play
+        assert window.map.view_range() == view
+        assert f"alert {sos.id} · P1 SOS" in window.cctv.source()
+        assert window.cctv_source.text().startswith(f"CCTV: alert {sos.id} · P1 SOS")
+        assert f"alert {sos.id}" in window.status.message.text()
+        # ...but they stay on the map, drawn as unplayable.
+        assert dead <= set(window.map.camera_ids("unplayable"))
+        assert not dead & set(window.map.camera_ids("live"))
+
+        # A later zone exit (P2) does not take the grid from an SOS.
+        third = children.take()
+        fix(cctv, third, 0, 0)
+        fix(cctv, third, 0, -580)
+        alert_of(cctv, third, "zone_exit")
+        qtbot.wait(1500)
+        assert window.cctv.alert_id == sos.id
+
+        # The operator works the first zone exit: no new SOS takes it away.
+        window.locate(exit_alert)
+        assert window.cctv.alert_id == exit_alert.id
+        assert set(window.cctv.cameras_shown()) == set(top(index, 0, 580))
+        fourth = children.take()
+        fix(cctv, fourth, 300, 0)
+        fix(cctv, fourth, 300, 0, alarm="sos")
+        alert_of(cctv, fourth, "sos")
+        qtbot.wait(1500)
+        assert window.cctv.alert_id == exit_alert.id
+        assert window.cctv_source.text().startswith(f"CCTV: alert {exit_alert.id}")
+    finally:
+        close(window)
+
+
+@pytest.mark.slow
+def test_ctrl_click_and_cameras_here_rank_around_any_point(cctv: Backend,
+                                                           qtbot: QtBot) -> None:
+    index, _ = store_index(cctv)
+    window = open_window(qtbot, cctv)
+    try:
+        window.map.center_on(FX, FY, span_m=1200)
+        qtbot.wait(100)
+        # Ctrl+click 120 m east, 100 m south of the centre.
+        at = window.map.to_widget(FX + 120, FY - 100)
+        viewport = window.map._gv.viewport()
+        local = viewport.mapFrom(window.map, at.toPoint())
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton,
+                         Qt.KeyboardModifier.ControlModifier, local)
+        qtbot.waitUntil(lambda: window.grid_focus is not None
+                        and window.grid_focus.kind == "point", timeout=5000)
+        x, y = window.map.highlighted() or (math.nan, math.nan)
+        assert abs(x - (FX + 120)) < 15 and abs(y - (FY - 100)) < 15  # the ring marks it
+        assert set(window.cctv.cameras_shown()) == {
+            r.camera_id for r in index.rank_xy(x, y, None, TILES, window._offline)}
+        assert window.cctv.alert_id is None
+        assert window.cctv.source().startswith("cameras around 성동구")
+        assert window.cctv_source.text().startswith("CCTV: cameras around 성동구")
+
+        # A plain click does not change the grid; a right-click offers "Cameras here".
+        before = window.cctv.cameras_shown()
+        far = viewport.mapFrom(window.map, window.map.to_widget(FX - 400, FY + 300).toPoint())
+        qtbot.mouseClick(viewport, Qt.MouseButton.LeftButton, pos=far)
+        qtbot.wait(100)
+        assert window.cctv.cameras_shown() == before
+        qtbot.mouseClick(viewport, Qt.MouseButton.RightButton, pos=far)
+        menu = window.map.context_menu
+        assert menu is not None
+        action = next(a for a in menu.actions() if a.objectName() == "camerasHere")
+        assert action.text().startswith("Cameras here") and "Ctrl+click" in action.text()
+        menu.close()
+        action.trigger()
+        qtbot.waitUntil(lambda: window.cctv.cameras_shown() != before, timeout=5000)
+        x, y = window.map.highlighted() or (math.nan, math.nan)
+        assert abs(x - (FX - 400)) < 15 and abs(y - (FY + 300)) < 15
+        assert set(window.cctv.cameras_shown()) == {
+            r.camera_id for r in index.rank_xy(x, y, None, TILES, window._offline)}
+    finally:
+        close(window)
+
+
+@pytest.mark.slow
+def test_follow_mode_reranks_by_the_heading_of_successive_fixes(
+        cctv: Backend, children: Children, qtbot: QtBot) -> None:
+    index, _ = store_index(cctv)
+    # Walking south through the centre sees other cameras than standing there.
+    standing, walking = top(index, 0, 40), top(index, 0, 0, heading=180.0)
+    assert set(standing) != set(walking)
+    window = open_window(qtbot, cctv)
+    try:
+        child = children.take()
+        fix(cctv, child, 0, 40)
+        fix(cctv, child, 0, 40, alarm="sos")
+        alert = alert_of(cctv, child, "sos")
+        qtbot.waitUntil(lambda: window.alerts.model.rowCount() > 0
+                        and any(a.id == alert.id for a in window._alerts_by_id.values()),
+                        timeout=5000)
+        window.locate(alert)
+        assert set(window.cctv.cameras_shown()) == set(standing)
+        assert window.cctv.follow
+
+        fix(cctv, child, 0, 20)
+        fix(cctv, child, 0, 0)
+        # The grid hands over (at most every 2 s) to the cameras ahead of the child.
+        qtbot.waitUntil(lambda: set(window.cctv.cameras_shown()) == set(walking),
+                        timeout=10_000)
+        ring = window.map.highlighted()
+        assert ring is not None and abs(ring[0] - FX) < 2 and abs(ring[1] - FY) < 2
+        assert any(t.in_handover for t in window.cctv.visible_tiles())
+    finally:
+        close(window)
+
+
+@pytest.mark.slow
+def test_snapshot_button_files_evidence_for_the_alert(cctv: Backend, children: Children,
+                                                     qtbot: QtBot) -> None:
+    window = open_window(qtbot, cctv)
+    try:
+        child = children.take()
+        fix(cctv, child, -200, 100)
+        fix(cctv, child, -200, 100, alarm="sos")
+        alert = alert_of(cctv, child, "sos")
+        qtbot.waitUntil(lambda: alert.id in window._alerts_by_id, timeout=5000)
+        window.locate(alert)
+        qtbot.waitUntil(lambda: any(t.state == "live" for t in window.cctv.visible_tiles()),
+                        timeout=30_000)
+        tile = next(t for t in window.cctv.visible_tiles() if t.state == "live")
+        assert tile.snap.isEnabled()
+        with qtbot.waitSignal(window.cctv.snapshot_taken, timeout=5000) as taken:
+            qtbot.mouseClick(tile.snap, Qt.MouseButton.LeftButton)
+        camera_id, path = taken.args
+        assert camera_id == tile.camera_id and Path(path).is_file()
+        qtbot.waitUntil(lambda: "saved as evidence" in window.status.message.text(),
+                        timeout=2000)
+
+        rows: list[Evidence] = []
+
+        def filed() -> bool:
+            engine, sessions = open_store(cctv.config.db_url)
+            try:
+                with sessions() as s:
+                    rows[:] = s.scalars(select(Evidence).where(
+                        Evidence.alert_id == alert.id, Evidence.kind == "snapshot")).all()
+                    s.expunge_all()
+            finally:
+                engine.dispose()
+            return bool(rows)
+
+        wait_for(filed, 10, "the snapshot's Evidence row")
+        (row,) = rows
+        assert (row.camera_id, row.path, row.actor) == (camera_id, path,
+                                                        cctv.config.operator)
+    finally:
+        close(window)
+
+
+@pytest.mark.slow
+def test_a_dead_camera_is_drawn_offline_on_the_map(cctv: Backend, cams: RtspServer,
+                                                   children: Children, qtbot: QtBot) -> None:
+    window = open_window(qtbot, cctv)
+    try:
+        child = children.take()
+        fix(cctv, child, 150, 150)
+        fix(cctv, child, 150, 150, alarm="sos")
+        alert = alert_of(cctv, child, "sos")
+        qtbot.waitUntil(lambda: alert.id in window._alerts_by_id, timeout=5000)
+        window.locate(alert)
+        qtbot.waitUntil(lambda: any(t.state == "live" for t in window.cctv.visible_tiles()),
+                        timeout=30_000)
+        victim = next(t.camera_id for t in window.cctv.visible_tiles() if t.state == "live")
+        assert victim is not None
+        assert victim in window.map.camera_ids("live")
+        mount = f"cam{(victim - 1) % 32 + 1}"
+        cams.command(f"kill {mount}")
+        try:
+            qtbot.waitUntil(lambda: victim in window.map.camera_ids("offline"), timeout=20_000)
+            assert victim not in window.map.camera_ids("live")
+            others = [c for c in window.cctv.cameras_shown() if c is not None and c != victim]
+            assert others and not set(others) & set(window.map.camera_ids("offline"))
+        finally:
+            cams.command(f"revive {mount}")
+        qtbot.waitUntil(lambda: victim in window.map.camera_ids("live"), timeout=40_000)
+        assert victim not in window.map.camera_ids("offline")
+    finally:
+        close(window)
