@@ -48,6 +48,18 @@ class Config:
     sim_interval_s: float = 10.0  # each simulated device reports this often
     sim_first_incident_s: float = 15.0
     sim_incident_every_s: float = 180.0
+    # Shares of simulated phones uploading by OsmAnd GET, form POST, and the
+    # JSON POST of Traccar Client 9+ (each phone keeps one app).
+    sim_phone_forms: dict[str, float] = field(
+        default_factory=lambda: {"get": 0.35, "form": 0.15, "json": 0.5})
+    sim_watch_heartbeat_s: float = 300.0  # watches send LK this often between reports
+    sim_carrier_share: float = 0.1  # of watch/phone children also located by the carrier
+    sim_carrier_every_s: float = 60.0  # the carrier locates each of them this often
+    # A carrier's fix reaches the feed this long after it was measured; above
+    # sim_interval_s, it is history that never moves a child who is reporting.
+    sim_carrier_lag_s: float = 20.0
+    sim_carrier_methods: dict[str, float] = field(
+        default_factory=lambda: {"gps": 0.5, "wifi": 0.3, "cell": 0.2})
     operator: str = "operator1"
     fix_retention_days: float = 30.0
 
