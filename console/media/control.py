@@ -1,6 +1,7 @@
 """Asking the media relay to keep pre-alarm video and to cut clips.
 
-The engine calls this when it opens an alert. Requests go out from one
+The engine calls this for its open alerts (``console.media.holds`` decides
+what to hold, renew and release). Requests go out from one
 background thread, so a slow or restarting relay never delays an alert;
 failures are logged and counted, and the alert stands without its video.
 """
@@ -26,9 +27,13 @@ class RelayControl:
         self._thread = threading.Thread(target=self._run, name="relay-control", daemon=True)
         self._thread.start()
 
-    def hold(self, camera_ids: list[int], alert_id: int) -> None:
-        """Keep these cameras' last seconds in memory for this alert."""
-        self._post("/hold", {"camera_ids": camera_ids, "alert_id": alert_id})
+    def hold(self, camera_ids: list[int], alert_id: int, ttl_s: float | None = None) -> None:
+        """Keep these cameras' last seconds in memory for this alert, for
+        ``ttl_s`` (the relay's default when None) unless renewed."""
+        body: dict[str, object] = {"camera_ids": camera_ids, "alert_id": alert_id}
+        if ttl_s is not None:
+            body["ttl_s"] = ttl_s
+        self._post("/hold", body)
 
     def clip(self, camera_id: int, alert_id: int, actor: str) -> None:
         """Save the pre-alarm seconds plus as many after as evidence."""

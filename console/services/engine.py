@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from console.bus import Publisher, SequenceTracker, Subscriber, socket
 from console.media.control import RelayControl
+from console.media.holds import HoldKeeper, HoldTarget
 from console.services.runtime import Runtime, start
 from db import repositories as repo
 from db.store import open_store
@@ -126,6 +127,7 @@ class Engine:
         self._unsaved: list[tuple[str, int, str, float, float, bool, float]] = []
         self.camera_index = CameraIndex.from_cameras(self.state.cameras)
         self.relay = RelayControl(cfg.relay_host, cfg.relay_port)
+        self.holds = HoldKeeper(self.relay, cameras_per_point=PREALARM_CAMERAS)
 
     def _child_ids(self) -> list[int]:
         with self.sessions() as s:
@@ -156,6 +158,7 @@ class Engine:
                 window_fixes += self._drain_fixes()
             if self._unsaved:
                 self._save_pending_alerts()
+            self._keep_holds()
             now = time.monotonic()
             if now >= next_beat:
                 rate = window_fixes / max(now - window_start, 1e-6)
@@ -278,15 +281,51 @@ class Engine:
             return view_of(row, slot, tr.tokens)
 
     def _secure_video(self, alert: AlertView) -> None:
-        """Hold the nearest cameras' pre-alarm video; for an SOS, save it."""
-        if not (len(self.camera_index) and np.isfinite(alert.lat) and np.isfinite(alert.lon)):
-            return
-        ranked = self.camera_index.rank(alert.lat, alert.lon, None, k=PREALARM_CAMERAS)
-        ids = [r.camera_id for r in ranked]
-        self.relay.hold(ids, alert.id)
+        """Hold the new alert's cameras now; for an SOS, save their video.
+
+        Cameras already held for another open alert of the child (a zone
+        exit just before) have been buffering, so the SOS clips start that
+        far back; `_keep_holds` keeps every open alert's cameras held.
+        """
+        self._refresh_hold_index()
+        target = next((t for t in self._hold_targets() if t.alert_id == alert.id), None)
+        ids = self.holds.hold_now(target) if target is not None else []
         if alert.kind == "sos":
             for camera_id in ids:
                 self.relay.clip(camera_id, alert.id, "engine")
+
+    def _keep_holds(self) -> None:
+        """Assert (at start), renew and release the pre-alarm holds of every
+        unresolved alert when due (``console.media.holds``)."""
+        if not self.holds.due():
+            return
+        self._refresh_hold_index()
+        self.holds.sync(self._hold_targets())
+
+    def _refresh_hold_index(self) -> None:
+        """Holds rank playable cameras only (the relay cannot buffer a camera
+        without a stream URL, nor one retired or in maintenance): an index of
+        the store's rows, rebuilt when the registry was (re)loaded."""
+        if not self.holds.stale(self.state.cameras):
+            return
+        with self.sessions() as s:
+            index = CameraIndex.from_cameras(repo.cameras(s))
+        self.holds.use_index(index, self.state.cameras)
+
+    def _hold_targets(self) -> list[HoldTarget]:
+        """Each unresolved alert with where it was raised and where its child is now."""
+        tr = self.state.tracker
+        targets: list[HoldTarget] = []
+        for a in self.state.alerts.values():
+            if a.state == "resolved":
+                continue
+            points = [(a.lat, a.lon)]
+            if 0 <= a.child_slot < len(tr.lat):
+                here = (float(tr.lat[a.child_slot]), float(tr.lon[a.child_slot]))
+                if here != points[0]:
+                    points.append(here)
+            targets.append(HoldTarget(a.id, points))
+        return targets
 
     # ------------------------------------------------------------- requests
     def _serve_requests(self) -> None:

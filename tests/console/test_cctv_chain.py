@@ -3,7 +3,9 @@ the media relay, the engine, the store, and the console window playing
 through the relay with libvlc under Xvfb.
 
 1. An SOS cuts evidence clips of the nearest cameras, with pre-alarm video
-   when the relay was already holding them.
+   when the relay was already holding them: for another SOS nearby, or for
+   the same child's zone exit just before; the engine holds every open
+   alert's cameras again after it (or the relay) restarts.
 2. Locating an alert in the console plays its cameras: tiles go live and
    the screen shows moving pictures.
 3. A camera that dies is reported offline on the bus and on its tile, and
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -28,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 import pytest
 import zmq
 from sqlalchemy import select
 
 from console.bus import Subscriber
 from console.config import Config
+from console.media.holds import HOLD_RENEW_S
 from console.media.pull import PullSettings
 from console.services.democams import stream_url
 from console.supervisor import BACKEND, Supervisor
@@ -43,7 +49,8 @@ from db.seed_cameras import seed_cameras
 from db.seed_readers import seed_readers
 from db.store import open_store
 from db.tables import Evidence
-from models.messages import AlertView, CamStatus
+from models.geo import to_map, to_wgs84
+from models.messages import AckAlert, AlertView, CamStatus, CommandReply, decode, encode
 from tests.console.conftest import SEOUL_FOREST, Backend, make_config, wait_for
 from tests.media.conftest import RtspServer, _check_gstreamer
 from tests.services import free_tcp_port
@@ -339,6 +346,109 @@ def test_sos_saves_clips_with_the_prealarm_seconds_the_relay_held(data_dir: Path
             assert clip["end_s"] >= PREALARM_S - 0.5, clip
             assert clip["span_s"] >= 2 * PREALARM_S - 0.5, clip
             assert clip["frames"] >= (2 * PREALARM_S - 0.5) * FPS, clip
+
+
+def alert_of(b: Backend, device: str, kind: str) -> AlertView:
+    """The device's alert of that kind, once the engine has opened it."""
+    found: list[AlertView] = []
+
+    def opened() -> bool:
+        found[:] = [a for a in b.snapshot().alerts if a.kind == kind and a.device_id == device]
+        return bool(found)
+
+    wait_for(opened, 10, f"the {kind} of {device}")
+    return found[0]
+
+
+def ack(b: Backend, alert_id: int) -> None:
+    """Acknowledge as an operator would (the alert stays unresolved)."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    req = ctx.socket(zmq.REQ)
+    try:
+        req.connect(b.config.engine_rpc)
+        req.send(encode(AckAlert(alert_id=alert_id, operator="operator1")))
+        assert req.poll(5000), "engine did not answer"
+        reply = decode(req.recv())
+        assert isinstance(reply, CommandReply) and reply.ok, reply
+    finally:
+        req.close(0)
+        ctx.term()
+
+
+def north_of_forest(metres: float) -> tuple[float, float]:
+    x, y = to_map(*SEOUL_FOREST)
+    lat, lon = to_wgs84(np.array([x]), np.array([y + metres]))
+    return float(lat[0]), float(lon[0])
+
+
+def held_for(cfg: Config, alert_id: int) -> list[int]:
+    return sorted(c for c, st in relay_status(cfg).items() if alert_id in st["held_for"])
+
+
+@pytest.mark.slow
+def test_an_sos_after_a_zone_exit_has_prealarm_video_and_holds_survive_restarts(
+        data_dir: Path) -> None:
+    """A child leaves Seoul Forest (zone exit: its cameras are held from
+    then on), then presses SOS where it stands: the SOS's clips start
+    before the SOS.  The holds are leases the engine keeps: killed, it
+    asserts them again when it restarts (for the open SOS and for the
+    acknowledged exit alike), and a restarted relay gets them back too."""
+    _check_gstreamer()
+    rtsp_port = free_tcp_port()
+    with running_backend(data_dir, rtsp_port, ("democams", *BACKEND),
+                         relay_prealarm_s=PREALARM_S) as b:
+        wait_for(lambda: _port_open(rtsp_port), 15, "the demo cameras")
+        cfg = b.config
+        forest = next(z.id for z in b.snapshot().zones if z.name == "Seoul Forest Park")
+        device = next(r.device_id for r in b.roster if r.zone_id == forest)
+        t0 = time.time()
+        assert b.fix(device, *SEOUL_FOREST, t=t0)[0] == 200
+        time.sleep(0.3)  # its own gateway batch: the engine keeps a device's latest fix
+        outside = north_of_forest(580)
+        assert b.fix(device, *outside, t=t0 + 1)[0] == 200
+        exit_alert = alert_of(b, device, "zone_exit")
+        wait_for(lambda: len(held_for(cfg, exit_alert.id)) == 4, 10, "the exit's 4 holds")
+        held = held_for(cfg, exit_alert.id)
+        wait_for(lambda: all(relay_status(cfg)[c]["buffer_s"] >= PREALARM_S for c in held), 15,
+                 "N seconds buffered for the zone exit")
+
+        assert b.fix(device, *outside, t=time.time(), alarm="sos")[0] == 200
+        sos_alert = alert_of(b, device, "sos")
+        wait_for(lambda: len(clips_of(cfg, sos_alert.id)) == 4, PREALARM_S + 15,
+                 "the SOS's 4 clips")
+        clips = {r.camera_id: r for r in clips_of(cfg, sos_alert.id)}
+        pre = {cid: round(sos_alert.opened_at - r.t_start, 2) for cid, r in clips.items()}
+        print(json.dumps({"held": held, "pre_s": pre}))
+        assert sorted(clips) == held  # the cameras the exit alert had been holding
+        for cid, row in clips.items():
+            assert pre[cid] > 0, pre  # video from before the SOS
+            assert pre[cid] >= PREALARM_S - 1.0, pre
+            assert decode_clip(Path(row.path))["frames"] >= (2 * PREALARM_S - 0.5) * FPS
+
+        # The operator acknowledges the exit: still unresolved, still held.
+        ack(b, exit_alert.id)
+        wanted = {exit_alert.id: held, sos_alert.id: held_for(cfg, sos_alert.id)}
+        assert wanted[sos_alert.id] == held
+
+        # Engine restart: its holds are gone at the relay (lapsed, say); the
+        # new engine asserts them again from the store's unresolved alerts.
+        old_engine = b.supervisor.pid("engine")
+        os.kill(old_engine, signal.SIGKILL)
+        for alert_id in wanted:
+            assert b.post_json(cfg.relay_port, "/release", {"alert_id": alert_id})[0] == 200
+        assert all(held_for(cfg, a) == [] for a in wanted)
+        wait_for(lambda: b.supervisor.pid("engine") != old_engine, 15, "the engine's restart")
+        wait_for(lambda: all(held_for(cfg, a) == cams for a, cams in wanted.items()), 20,
+                 "the holds asserted by the restarted engine")
+
+        # Relay restart: it comes back with nothing held; the engine's next
+        # renewal (every HOLD_RENEW_S) or retry holds everything again.
+        old_relay = b.supervisor.pid("relay")
+        os.kill(old_relay, signal.SIGKILL)
+        wait_for(lambda: b.supervisor.pid("relay") != old_relay and _port_open(cfg.relay_port),
+                 20, "the relay's restart")
+        wait_for(lambda: all(held_for(cfg, a) == cams for a, cams in wanted.items()),
+                 HOLD_RENEW_S + 15, "the holds renewed at the restarted relay")
 
 
 # --------------------------------------------------------------------------- 2. playing
