@@ -19,7 +19,7 @@ from db.importers.cameras import (
 )
 from db.seed import demo_zones
 from db.seed_cameras import DEMO_CAMERAS, seed_cameras
-from db.store import open_store
+from db.store import open_store, sqlite_url
 from db.tables import Camera
 from models.geo import to_map
 
@@ -265,6 +265,32 @@ def test_cli_exit_codes_and_report(tmp_path: Path) -> None:
     assert "imported 3 new cameras" in out.getvalue() and "(cp949)" in out.getvalue()
     assert run_import_cli(url, tmp_path / "nope.csv", out=out, err=err) == 2
     assert run_import_cli(url, bad, allow_partial=True, out=out, err=err) == 0
+
+
+def test_childsafe_import_cameras_reports_unknown_columns(tmp_path: Path) -> None:
+    """The real command line (argparse, a process of its own): columns the
+    layout does not have are named in the report, and the file still imports."""
+    import subprocess
+    import sys
+
+    headers = ["제공기관코드", *HEADERS, "비고"]
+    rows = [{**r, "제공기관코드": "3030000", "비고": "test"} for r in GOOD]
+    path = write_csv(tmp_path / "extra.csv", rows, headers, encoding="cp949")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "console", "import", "cameras", str(path),
+                           "--data-dir", str(tmp_path / "data")], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"{path}: 3 rows (cp949), 3 valid, 0 rejected"
+    assert "ignored unknown columns: 제공기관코드, 비고" in lines
+    assert "imported 3 new cameras, updated 0" in lines
+    assert "(100%)" in done.stderr  # progress on stderr, the report on stdout
+    engine, sessions = open_store(sqlite_url(tmp_path / "data"))
+    try:
+        assert count(sessions) == 3
+    finally:
+        engine.dispose()
 
 
 def test_demo_cameras_surround_each_zone_and_seed_is_idempotent(store_url: str) -> None:

@@ -283,6 +283,26 @@ def test_import_dialog_runs_the_import_and_lists_rejected_rows(
     assert set(queries.names) == {"camera-admin"}
 
 
+def test_import_dialog_names_the_unknown_columns(admin: CameraAdmin, qtbot: QtBot,
+                                                data_dir: Path) -> None:
+    """A portal's extra columns (제공기관코드, …) are not fatal, but the admin
+    is told they were ignored, beside a successful import."""
+    dialog = admin.dialog
+    lines = camera_csv(3, {}).splitlines()
+    lines = [f"제공기관코드,{lines[0]},비고"] + [f"3100000,{ln},-" for ln in lines[1:]]
+    path = data_dir / "portal.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    admin.open_import()
+    dialog.set_path(path)
+    qtbot.mouseClick(dialog.import_button, LEFT)
+    qtbot.waitUntil(lambda: not dialog.busy, timeout=30_000)
+    assert dialog.outcome.property("outcome") == "committed"
+    assert dialog.headers.isVisibleTo(dialog)
+    assert dialog.headers.text() == "Ignored unknown columns: 제공기관코드, 비고"
+    assert "3 rows read · 3 valid · 0 rejected" in dialog.summary.text()
+    assert feed(admin).sent == [ReloadCameras(operator="admin7")]
+
+
 def test_import_of_an_unreadable_file_says_why(admin: CameraAdmin, qtbot: QtBot,
                                                data_dir: Path) -> None:
     dialog = admin.dialog
