@@ -24,18 +24,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.geo import to_map, to_wgs84
+from models.tracking import MIN_HYSTERESIS_M
 
 # The exit script. A leaver waits at the fence, EDGE_GAP_M inside the edge,
 # then runs out. The engine counts an exit once a fix is radius + hysteresis
 # out, the hysteresis being the fix's accuracy within 15..100 m. Phones
-# report an accuracy (5-12 m here, so 15 m), watches' frames carry none (so
-# 100 m): the leaver is a phone child where there is one, and its exit is
-# seen ~6 s after the incident time (at LEAVER_SPEED_MS, a report every
-# LEAVER_REPORT_S). It runs LEAVER_OUT_M out, past the widest hysteresis,
+# report an accuracy (5-12 m here, so the 15 m minimum), watches' frames
+# carry none (so 100 m): the leaver is a phone child where there is one,
+# and it starts running RUN_LEAD_S before the incident time, so that its
+# report (every LEAVER_REPORT_S) past radius + 15 m lands at the incident
+# time, with the SOS. It runs LEAVER_OUT_M out, past the widest hysteresis,
 # so a watch's exit is seen too, later.
 EDGE_GAP_M = 2.0
 LEAVER_SPEED_MS = 3.0  # a child running off
 LEAVER_REPORT_S = 2.0  # devices report more often while moving fast
+RUN_LEAD_S = (EDGE_GAP_M + MIN_HYSTERESIS_M + 1.0) / LEAVER_SPEED_MS
 LEAVER_OUT_M = 120.0  # how far past the edge it runs, then lingers there
 OUT_FOR_S = 90.0  # then the child turns back
 RETURN_SPEED_MS = 1.2
@@ -191,6 +194,7 @@ class Population:
         self._devices()
         self.next_incident = first_incident_s
         self.staged = -1  # the child waiting at the edge for the next exit
+        self._ran_for = -math.inf  # the incident time whose leaver has run
         self._return_at: dict[int, float] = {}
         if self.next_incident <= STAGE_LEAD_S:
             self._stage(at_start=True)  # the first leaver starts at the edge
@@ -277,12 +281,16 @@ class Population:
         self._bring_back()
         if len(self) == 0:
             return
-        if self.staged < 0 and self.clock >= self.next_incident - STAGE_LEAD_S:
-            self._stage()
-        if self.clock >= self.next_incident:
+        due = self.next_incident
+        if self._ran_for < due:
+            if self.staged < 0 and self.clock >= due - STAGE_LEAD_S:
+                self._stage()
+            if self.clock >= due - RUN_LEAD_S:
+                self._ran_for = due
+                self._run_out()
+        if self.clock >= due:
             self.next_incident += self.incident_every_s
             self._press_sos()
-            self._run_out()
 
     def _calm(self) -> np.ndarray:
         return self.self_locating & ~self.scripted & ~self.sos_pending
