@@ -10,7 +10,7 @@ The engine's fix pipeline, one ordered list of stages over a whole batch
 4. keep the newest fix per child and apply it;
 5. diff each child's old and new home-zone state into enter/exit, with
    accuracy-aware hysteresis so a fix jittering on the boundary does not
-   flap;
+   flap (a fix too coarse for any hysteresis cannot change the state);
 6. keep each child's breadcrumb: the tag reader that last saw them (by read
    time, even when a GPS fix has moved them since), and whether their live
    position is that reader's.
@@ -182,6 +182,12 @@ class Tracker:
             hd <= hr, INSIDE, OUTSIDE)[has_home & (old == UNKNOWN)]
         new[(old == INSIDE) & (hd > hr + h)] = OUTSIDE
         new[(old == OUTSIDE) & (hd < hr - h)] = INSIDE
+        # A fix coarser than the widest hysteresis (a carrier's cell fix is off
+        # by 150-800 m) moves the child on the map but cannot decide that it
+        # left or entered its zone: that would be a false alarm or a false
+        # all-clear.
+        coarse = accuracy > MAX_HYSTERESIS_M
+        new[coarse] = old[coarse]
         self.home_state[s] = new
         exits = s[(old == INSIDE) & (new == OUTSIDE)].tolist()
         enters = s[(old == OUTSIDE) & (new == INSIDE)].tolist()

@@ -102,6 +102,20 @@ def test_poor_accuracy_widens_the_hysteresis() -> None:
     assert res.exits == [0]
 
 
+def test_a_fix_coarser_than_any_hysteresis_moves_the_child_but_decides_nothing() -> None:
+    """A carrier's cell fix 800 m off must not raise a zone exit (nor, for a
+    child already outside, a false all-clear); a precise fix then does."""
+    tr = tracker()
+    tr.step(["dA", "dB"], cols([1, 1], [north(250), north(900)]))
+    assert tr.home_state.tolist() == [INSIDE, OUTSIDE]
+    res = tr.step(["dA", "dB"], cols([2, 2], [north(1100), north(0)], accuracy=800.0))
+    assert res.exits == [] and res.enters == []
+    assert tr.home_state.tolist() == [INSIDE, OUTSIDE]
+    assert tr.lat[0] == pytest.approx(north(1100))  # it still shows where the carrier put it
+    res = tr.step(["dA"], cols([3], [north(330)]))
+    assert res.exits == [0]
+
+
 def test_first_fix_outside_sets_state_without_alert() -> None:
     tr = tracker()
     res = tr.step(["dA"], cols([1], [north(900)]))
