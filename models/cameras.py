@@ -83,6 +83,7 @@ __all__ = [
     "cone_rings",
     "is_playable",
     "parse_view_direction",
+    "short_title",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -411,6 +412,22 @@ def cone_polygons(
     """`cone_rings` for cameras given in WGS84, as the store holds them."""
     x, y = to_map(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
     return cone_rings(x, y, direction_deg, fov_deg, range_m, arc_points=arc_points)
+
+
+def short_title(camera_id: int, name: str) -> str:
+    """A camera's one-line title, what tells it apart first.
+
+    Registry names are built like "성동구 뚝섬로 273 · 공원관리 · 동측"
+    (address · purpose · view direction, see ``db.importers.cameras``), and
+    the cameras around one place share the address, so anything showing
+    the start of the name (a narrow CCTV tile, a demo camera's picture)
+    showed the same "성동구 뚝섬로 273 · …" for all of them.  The title
+    leads with the camera's short id and puts the name's parts most
+    specific first: "#12 동측 · 공원관리 · 성동구 뚝섬로 273".
+    """
+    parts = [p.strip() for p in name.split("·") if p.strip()]
+    shown = " · ".join(reversed(parts)) if len(parts) > 1 else name.strip()
+    return f"#{camera_id} {shown}".strip()
 
 
 # -- 촬영방면정보 (the national data's "view direction" free text) ----------------

@@ -43,6 +43,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from models.cameras import short_title
+
 log = logging.getLogger(__name__)
 
 # Shown states, mildest first: the badge shows the worse of player and relay.
@@ -74,19 +76,10 @@ class CameraFeed(NamedTuple):
 
 
 def tile_title(camera_id: int, name: str) -> str:
-    """The tile's one-line title: what tells cameras apart, first.
-
-    Registry names are built like "성동구 뚝섬로 273 · 공원관리 · 동측"
-    (address · purpose · view direction, see ``db.importers.cameras``), and
-    the cameras around one place share the address, so a narrow tile
-    elided every title to the same "성동구 뚝섬로 273 · …".  The title
-    leads with the camera's short id and puts the name's parts most
-    specific first ("#12 동측 · 공원관리 · 성동구 뚝섬로 273"); the full
-    name is the tooltip.
-    """
-    parts = [p.strip() for p in name.split("·") if p.strip()]
-    shown = " · ".join(reversed(parts)) if len(parts) > 1 else name.strip()
-    return f"#{camera_id} {shown}".strip()
+    """The tile's title: `models.cameras.short_title` (the camera's id and the
+    parts of its name that tell it apart first); the full name is the
+    tooltip."""
+    return short_title(camera_id, name)
 
 
 def worse(a: str, b: str | None) -> str:

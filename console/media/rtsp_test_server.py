@@ -15,18 +15,26 @@ through ``console.services.democams``):
   / ``unstall camN`` (keep the session but stop/restart sending frames).
 
 Usage: /usr/bin/python3 console/media/rtsp_test_server.py --port P [--mounts N]
-[--width 320 --height 240 --fps 10 --kbps 300]. SIGTERM or SIGINT stops it.
+[--width 320 --height 240 --fps 10 --kbps 300] [--labels FILE]. SIGTERM or
+SIGINT stops it. ``--labels`` is a JSON object naming mounts
+(``{"cam3": "#3 북서방향 · 공원관리"}``); a mount without one shows its own name.
 ``--check`` only checks that every element it needs is installed (exit 2 and
 the missing ones with their Debian packages on stderr otherwise).
 
 Each mount streams H.264 (x264, one keyframe a second, SPS/PPS in band)
-with a moving ball and a running clock, so a decoder sees real changing
-frames. Only 127.0.0.1 is served.
+of a picture an operator can tell apart from every other mount's at a
+glance: its own background colour and moving pattern (a ball on most,
+scrolling colour bars on some), its label (the camera's name) at the top
+and a running clock at the bottom, so a decoder sees real changing frames
+and a screenshot shows which camera is which.  All of it is drawn by
+videotestsrc and two Pango overlays at 320×240 and 10 fps: a few percent of
+one core per watched mount. Only 127.0.0.1 is served.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -45,10 +53,28 @@ _say_lock = threading.Lock()
 ELEMENTS: dict[str, str] = {
     "videotestsrc": "gstreamer1.0-plugins-base",
     "clockoverlay": "gstreamer1.0-x",  # the Pango plugin lives there, not in -base
+    "textoverlay": "gstreamer1.0-x",
     "valve": "libgstreamer1.0-0",
     "x264enc": "gstreamer1.0-plugins-ugly",
     "rtph264pay": "gstreamer1.0-plugins-good",
 }
+
+
+# Mid-tone backgrounds (ARGB), far enough apart in hue to tell tiles apart
+# and never near black; white foreground and text stay readable on each.
+BACKGROUNDS = (0xFF1F5A96, 0xFF2E7D32, 0xFF9A5B13, 0xFF6A3D9A, 0xFF00796B, 0xFFAD1457,
+               0xFF5D6B7A, 0xFF7A7A12)
+FOREGROUNDS = (0xFFFFFFFF, 0xFFFFE066, 0xFFB3F0FF)  # the ball: white, yellow, pale cyan
+
+
+def look(index: int) -> str:
+    """The videotestsrc settings of mount ``index`` (0-based): a distinct
+    background and pattern per mount, cycling after len(BACKGROUNDS)."""
+    bg = BACKGROUNDS[index % len(BACKGROUNDS)]
+    if index % 4 == 3:  # every fourth: colour bars scrolling by
+        return f"pattern=smpte75 horizontal-speed={1 + index % 3}"
+    fg = FOREGROUNDS[(index // len(BACKGROUNDS) + index) % len(FOREGROUNDS)]
+    return f"pattern=ball motion=wavy background-color={bg} foreground-color={fg}"
 
 
 def say(line: str) -> None:
@@ -62,7 +88,7 @@ class Cameras:
     """The server, its mounts, and who is watching what (for ``kill``)."""
 
     def __init__(self, port: int, mounts: int, width: int, height: int, fps: int,
-                 kbps: int) -> None:
+                 kbps: int, labels: dict[str, str] | None = None) -> None:
         self.server = GstRtspServer.RTSPServer()
         self.server.set_address("127.0.0.1")
         self.server.set_service(str(port))
@@ -72,15 +98,21 @@ class Cameras:
         # sets land between the slices of one picture; that starts a new
         # access unit (H.264 7.4.1.2.3), so FFmpeg and libvlc decode half a
         # keyframe and conceal the other half until the next one.
+        # The label's text is set on the element (media-configure), never
+        # spliced into the launch line: a camera name may hold any character.
         self.launch = (
-            f"( videotestsrc is-live=true pattern=ball ! "
+            "( videotestsrc is-live=true {look} ! "
             f"video/x-raw,width={width},height={height},framerate={fps}/1 ! "
-            f"clockoverlay font-desc=\"Sans 12\" ! valve name=gate drop=false ! "
+            "textoverlay name=label valignment=top halignment=left shaded-background=true "
+            "font-desc=\"Sans Bold 13\" wrap-mode=wordchar ! "
+            "clockoverlay valignment=bottom halignment=right shaded-background=true "
+            "time-format=\"%H:%M:%S\" font-desc=\"Sans 12\" ! valve name=gate drop=false ! "
             f"x264enc tune=zerolatency speed-preset=ultrafast bitrate={kbps} "
             f"key-int-max={fps} ! video/x-h264,profile=baseline ! "
-            f"rtph264pay name=pay0 pt=96 config-interval=0 )"
+            "rtph264pay name=pay0 pt=96 config-interval=0 )"
         )
         self.names = [f"cam{i}" for i in range(1, mounts + 1)]
+        self.labels = {n: (labels or {}).get(n) or n for n in self.names}
         self.clients: dict[str, set[GstRtspServer.RTSPClient]] = {n: set() for n in self.names}
         self.media: dict[str, GstRtspServer.RTSPMedia] = {}
         for name in self.names:
@@ -91,10 +123,16 @@ class Cameras:
 
     def mount(self, name: str) -> None:
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(self.launch)
+        factory.set_launch(self.launch.format(look=look(self.names.index(name))))
         factory.set_shared(True)  # like a camera: one encoder whoever watches
-        factory.connect("media-configure", lambda _f, media: self.media.__setitem__(name, media))
+        factory.connect("media-configure", lambda _f, media: self.configure(name, media))
         self.server.get_mount_points().add_factory(f"/{name}", factory)
+
+    def configure(self, name: str, media: GstRtspServer.RTSPMedia) -> None:
+        self.media[name] = media
+        label = media.get_element().get_by_name("label")
+        if label is not None:
+            label.set_property("text", self.labels[name])
 
     def on_client(self, _server: GstRtspServer.RTSPServer,
                   client: GstRtspServer.RTSPClient) -> None:
@@ -153,6 +191,8 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--kbps", type=int, default=300)
+    parser.add_argument("--labels", default=None,
+                        help="JSON file: {mount: text shown on its picture}")
     args = parser.parse_args()
     Gst.init(None)
     missing = [f"{e} ({pkg})" for e, pkg in ELEMENTS.items() if Gst.ElementFactory.find(e) is None]
@@ -164,7 +204,11 @@ def main() -> int:
     if args.port is None:
         parser.error("--port is required")
     loop = GLib.MainLoop()
-    cams = Cameras(args.port, args.mounts, args.width, args.height, args.fps, args.kbps)
+    labels: dict[str, str] = {}
+    if args.labels:
+        with open(args.labels, encoding="utf-8") as f:
+            labels = {str(k): str(v) for k, v in json.load(f).items()}
+    cams = Cameras(args.port, args.mounts, args.width, args.height, args.fps, args.kbps, labels)
 
     def read_commands() -> None:
         # stdin is read off the main loop; commands run on it (GStreamer's
