@@ -223,9 +223,22 @@ def cmd_import_cameras(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """``cameras`` is ranking speed and the console's CPU with a grid playing
+    (``tests.bench.bench_cameras.report``, which includes ``cctv``); every
+    other benchmark goes through ``run_benchmarks``."""
     from tests.bench import run_benchmarks
 
-    return run_benchmarks(args.which, _config(args), args.seconds)
+    which = [w.lower() for w in args.which]
+    if "cameras" not in which:
+        return run_benchmarks(which, _config(args), args.seconds)
+    from tests.bench import bench_cameras
+
+    rest = [w for w in which if w not in ("cameras", "cctv")]
+    if rest:
+        run_benchmarks(rest, _config(args), args.seconds)
+        print()
+    return bench_cameras.report(args.seconds, cameras=args.cameras or bench_cameras.CAMERAS,
+                                tiles=args.tiles, size=args.size)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,8 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = add("bench", cmd_bench, "measure throughput (numbers, not pass/fail)")
     b.add_argument("which", nargs="*", default=["pipeline", "map", "cameras"],
-                   help="pipeline, map, cameras, cctv (default: the first three)")
+                   help="pipeline, map, cameras (rankings/s and console CPU with a 3×3 "
+                        "grid playing), cctv (the grid alone), ingest "
+                        "(default: the first three)")
     b.add_argument("--seconds", type=float, default=10.0)
+    b.add_argument("--cameras", type=int, nargs="+", default=None, metavar="N",
+                   help="cameras: registry sizes to rank over (default 6,600 and 66,000)")
+    b.add_argument("--tiles", type=int, choices=(0, 1, 4, 9), default=9,
+                   help="cameras: grid size for the CPU part (0: skip it)")
+    b.add_argument("--size", default="320x240", metavar="WxH",
+                   help="cameras: frame size of the streams the grid plays")
     return p
 
 

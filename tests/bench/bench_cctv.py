@@ -179,6 +179,20 @@ def _child(urls: list[str], seconds: float, tiles: int, window: str,
     }
 
 
+def headline(r: dict[str, Any]) -> str:
+    """One line for ``childsafe bench cameras``: what the grid costs the console."""
+    side = {1: "1×1", 4: "2×2", 9: "3×3"}.get(int(r["tiles"]), f"{r['tiles']} tiles")
+    others = [f"stream source {r['source_cpu_percent']:.0f}%"]
+    if "xserver_cpu_percent" in r:
+        others.append(f"X server {r['xserver_cpu_percent']:.0f}%")
+    return (f"cctv {side} grid playing ({r['stream']}): console CPU "
+            f"{r['cpu_percent']:.0f}% of one core ({r['cpu_percent_per_tile']:.1f}% per tile, "
+            f"{r['cpu_percent_of_machine']:.0f}% of {r['cpus']} CPUs); "
+            f"{r['tiles_live_at_end']}/{r['tiles']} tiles live, libvlc min "
+            f"{r['libvlc_decoded_per_s_min']:.0f} decoded/s; GUI timer lag p99 "
+            f"{r['gui_timer_lag_ms_p99']:.1f} ms; beside it: {', '.join(others)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
