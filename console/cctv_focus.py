@@ -67,8 +67,9 @@ def pick_alert(new: Iterable[AlertView], focus: GridFocus | None,
     ``new``: alerts this console has just learnt of that are open and have
     a position; ``alerts``: every alert it knows, by id.  The most urgent
     new one (P1 SOS first, then the newest) wins, unless the operator is
-    working an unresolved alert they located, or the grid already shows
-    an open alert at least as urgent that the console chose itself.  Cameras
+    working an unresolved alert they located (its cameras, or cameras around
+    a point they asked for while on it), or the grid already shows an open
+    alert at least as urgent that the console chose itself.  Other cameras
     around a map point give way to any new alert: a child in trouble
     outranks a look around.
     """
@@ -76,14 +77,14 @@ def pick_alert(new: Iterable[AlertView], focus: GridFocus | None,
     if not candidates:
         return None
     best = candidates[0]
-    if focus is None or focus.kind == "point" or focus.alert_id is None:
+    if focus is None or focus.alert_id is None:
         return best
     current = alerts.get(focus.alert_id)
     if current is None or current.state == "resolved":
         return best
     if focus.located:
         return None
-    if current.state != "open":  # acknowledged: someone is on it
+    if focus.kind == "point" or current.state != "open":  # acknowledged: someone is on it
         return best
     return best if best.priority < current.priority else None
 

@@ -32,6 +32,7 @@ from pytestqt.qtbot import QtBot
 from sqlalchemy import select, update
 
 from console.app import ConsoleWindow
+from console.cctv_focus import GridFocus, alert_label, has_position, pick_alert
 from console.services.democams import stream_url
 from console.supervisor import BACKEND, Supervisor
 from db import repositories as repo
@@ -42,7 +43,7 @@ from db.store import open_store
 from db.tables import Camera, Evidence, Zone
 from models.cameras import CameraIndex
 from models.geo import to_map, to_wgs84
-from models.messages import AlertView
+from models.messages import AlertKind, AlertState, AlertView
 from tests.console.conftest import SEOUL_FOREST, Backend, make_config, wait_for
 from tests.console.test_cctv_chain import _port_open
 from tests.media.conftest import RtspServer, _check_gstreamer
@@ -183,6 +184,48 @@ def top(index: CameraIndex, east: float, north: float, heading: float | None = N
         offline: set[int] | None = None) -> list[int]:
     return [r.camera_id for r in index.rank_xy(FX + east, FY + north, heading, TILES,
                                                offline or set())]
+
+
+# --------------------------------------------------------------------------- the rule
+
+
+def view(alert_id: int, kind: AlertKind = "sos", state: AlertState = "open",
+         opened_at: float = 0.0, lat: float = SEOUL_FOREST[0]) -> AlertView:
+    return AlertView(id=alert_id, kind=kind, priority=1 if kind == "sos" else 2, state=state,
+                     child_token=f"C-{alert_id}", child_slot=alert_id, device_id=str(alert_id),
+                     lat=lat, lon=SEOUL_FOREST[1], place="성동구 성수동1가", opened_at=opened_at)
+
+
+def test_which_new_alert_takes_the_grid() -> None:
+    exit1, exit2 = view(1, "zone_exit", opened_at=1.0), view(2, "zone_exit", opened_at=2.0)
+    sos3, sos4 = view(3, opened_at=3.0), view(4, opened_at=1.5)
+    known = {a.id: a for a in (exit1, exit2, sos3, sos4)}
+    assert pick_alert([], None, known) is None
+    assert pick_alert([exit1, exit2], None, known) is exit2  # the newest of the same priority
+    assert pick_alert([exit2, sos4, sos3], None, known) is sos3  # P1 first, then the newest
+    auto_exit = GridFocus("alert", 1, 2, located=False)
+    auto_sos = GridFocus("alert", 3, 1, located=False)
+    assert pick_alert([sos4], auto_exit, known) is sos4  # more urgent than what it shows
+    assert pick_alert([exit2], auto_exit, known) is None  # as urgent: no thrashing
+    assert pick_alert([sos4], auto_sos, known) is None
+    working = GridFocus("alert", 1, 2, located=True)
+    assert pick_alert([sos4], working, known) is None  # the operator's alert stays
+    resolved = {**known, 1: view(1, "zone_exit", state="resolved")}
+    assert pick_alert([sos4], working, resolved) is sos4  # ...until it is resolved
+    acked = {**known, 3: view(3, state="acknowledged")}
+    assert pick_alert([exit2], auto_sos, acked) is exit2  # someone took the SOS shown
+    assert pick_alert([exit2], GridFocus("point"), known) is exit2  # a look around gives way
+    near_working = GridFocus("point", 1, located=True)
+    assert pick_alert([sos4], near_working, known) is None  # a look around the worked alert
+    assert pick_alert([sos4], GridFocus("alert", 99, 1), known) is sos4  # shown alert gone
+
+
+def test_an_alert_needs_a_position_to_rank_cameras() -> None:
+    nowhere = view(5, lat=math.nan)
+    assert not has_position(nowhere, (math.nan, math.nan))
+    assert has_position(nowhere, (FX, FY))  # its child is on the map
+    assert has_position(view(6), (math.nan, math.nan))
+    assert alert_label(view(7)) == "alert 7 · P1 SOS · C-7 · 성동구 성수동1가"
 
 
 # --------------------------------------------------------------------------- tests
