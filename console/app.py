@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.admin_controller import CameraAdmin
-from console.cctv_focus import GridFocus, StreamLookup, alert_label, has_position, pick_alert
+from console.cctv_focus import GridFocus, alert_label, has_position, pick_alert
 from console.config import Config
 from console.feed import Frame, LiveFeed
 from console.theme import apply_theme
@@ -94,10 +94,7 @@ class ConsoleWindow(QMainWindow):
         self.camera_names: dict[int, str] = {}
         self._camera_states: dict[int, tuple[str, str]] = {}
         self._offline: set[int] = set()
-        self._no_stream: set[int] = set()
         self._camera_list: list[CameraView] = []
-        self.streams = StreamLookup(config.db_url, self)
-        self.streams.found.connect(self._streams_found)
         self.grid_focus: GridFocus | None = None
         self._focus_xy: tuple[float, float] | None = None  # a point's, for re-ranking
         self._alerts_by_id: dict[int, AlertView] = {}
@@ -129,7 +126,6 @@ class ConsoleWindow(QMainWindow):
             self._index_cameras()
             self.camera_names = {c.id: c.name for c in frame.cameras}
             self.camera_admin.registry_changed()
-            self.streams.refresh()
         if frame.camera_states is not None:
             for camera_id, (state, detail) in frame.camera_states.items():
                 if self._camera_states.get(camera_id) != (state, detail):
@@ -288,16 +284,7 @@ class ConsoleWindow(QMainWindow):
         return f"http://{self.config.relay_host}:{self.config.relay_port}/cam/{camera_id}.ts"
 
     def _index_cameras(self) -> None:
-        self.cameras = CameraIndex.from_cameras(self._camera_list, no_stream=self._no_stream)
-
-    def _streams_found(self, ids: set[int]) -> None:
-        """The store said which cameras have no stream: rank without them."""
-        if ids == self._no_stream:
-            return
-        self._no_stream = set(ids)
-        self._index_cameras()
-        self._draw_cameras()
-        self._refocus()
+        self.cameras = CameraIndex.from_cameras(self._camera_list)
 
     def _draw_cameras(self) -> None:
         if not self._camera_list:
@@ -318,7 +305,6 @@ class ConsoleWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
         self.feed.stop()
-        self.streams.runner.join(5.0)
         super().closeEvent(event)
 
 

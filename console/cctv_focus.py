@@ -1,16 +1,10 @@
 """What the console's CCTV grid shows, and why: the alert or map point it
-is focused on, which new alert takes it over, and which cameras have no
-stream to show.
+is focused on, and which new alert takes it over.
 
 - A new alert must put its cameras in front of the operator without a
   click, but must not pull the grid away from an alert the operator is
   working (one they located).  `pick_alert` is that rule, pure, so it is
   tested without Qt.
-- The bus's camera registry (``CameraView``) carries no stream URL, yet
-  most imported cameras have none and could only ever show "offline".
-  `StreamLookup` asks the store which cameras lack one, off the GUI thread
-  (the console already reads the store for the camera admin), and hands
-  the ids back on the GUI thread.
 """
 
 from __future__ import annotations
@@ -21,12 +15,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from PySide6.QtCore import QObject, Qt, Signal
-from sqlalchemy import select
-
-from console.admin_controller import JobRunner
-from db.store import make_engine, session_factory
-from db.tables import Camera
 from models.messages import AlertView
 
 log = logging.getLogger(__name__)
@@ -87,40 +75,3 @@ def pick_alert(new: Iterable[AlertView], focus: GridFocus | None,
     if focus.kind == "point" or current.state != "open":  # acknowledged: someone is on it
         return best
     return best if best.priority < current.priority else None
-
-
-def cameras_without_stream(db_url: str) -> set[int]:
-    """Ids of the store's cameras with an empty stream URL (one short query)."""
-    engine = make_engine(db_url)
-    try:
-        with session_factory(engine)() as s:
-            rows = s.execute(select(Camera.id, Camera.stream_url)).all()
-    finally:
-        engine.dispose()
-    return {int(cid) for cid, url in rows if not (url or "").strip()}
-
-
-class StreamLookup(QObject):
-    """Runs `cameras_without_stream` on a worker thread; ``found(set)`` arrives
-    on the GUI thread.  A failed lookup is logged and changes nothing: the
-    cameras' statuses still rule out retired ones."""
-
-    found = Signal(object)  # set[int]
-    _done = Signal(object)
-
-    def __init__(self, db_url: str, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.db_url = db_url
-        self.runner = JobRunner("cctv-streams")
-        self._done.connect(self.found, Qt.ConnectionType.QueuedConnection)
-
-    def refresh(self) -> None:
-        self.runner.submit(self._job)
-
-    def _job(self) -> None:
-        try:
-            ids = cameras_without_stream(self.db_url)
-        except Exception as exc:  # the store may be remote, busy or not migrated yet
-            log.warning("cannot tell which cameras have a stream: %s", exc)
-            return
-        self._done.emit(ids)

@@ -108,10 +108,20 @@ UNPLAYABLE_STATUSES = frozenset({"retired", "maintenance"})
 def is_playable(status: str | None, stream_url: str | None = None) -> bool:
     """Can this camera show a picture?  Not when retired or in maintenance,
     nor with an empty stream URL.  ``stream_url`` None means "not known
-    here" (a bus ``CameraView`` carries no URL): the status decides alone."""
+    here": the status decides alone."""
     if (status or "").strip().lower() in UNPLAYABLE_STATUSES:
         return False
     return stream_url is None or bool(stream_url.strip())
+
+
+def _stream_of(camera: object) -> str | None:
+    """The camera's stream URL as `is_playable` takes it; a bus view knows
+    only whether there is one."""
+    url = getattr(camera, "stream_url", None)
+    has_stream = getattr(camera, "has_stream", None)
+    if url is None and has_stream is not None:
+        return "relay" if has_stream else ""
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,16 +247,14 @@ class CameraIndex:
                           if len(order) else MIN_SEARCH_M)
 
     @classmethod
-    def from_cameras(cls, cameras: Iterable[CameraLike], *,
-                     no_stream: Collection[int] = ()) -> CameraIndex:
-        """An index over store rows (``db.tables.Camera``) or anything shaped like them.
+    def from_cameras(cls, cameras: Iterable[CameraLike]) -> CameraIndex:
+        """An index over store rows (``db.tables.Camera``), bus ``CameraView``s
+        or anything shaped like them.
 
-        Playability comes from each camera's ``status`` and, when it has one,
-        its ``stream_url`` (store rows do; a bus ``CameraView`` does not, so a
-        console passes the ids it knows have no stream as ``no_stream``).
+        Playability comes from each camera's ``status`` and its stream: a
+        store row's ``stream_url``, or a ``CameraView``'s ``has_stream``.
         """
         rows = list(cameras)
-        missing = set(no_stream)
         return cls(
             [c.id for c in rows],
             [c.lat for c in rows],
@@ -255,9 +263,7 @@ class CameraIndex:
             [c.fov_deg for c in rows],
             [c.range_m for c in rows],
             [c.ptz for c in rows],
-            [c.id not in missing and is_playable(getattr(c, "status", None),
-                                                 getattr(c, "stream_url", None))
-             for c in rows],
+            [is_playable(getattr(c, "status", None), _stream_of(c)) for c in rows],
         )
 
     def __len__(self) -> int:

@@ -206,6 +206,9 @@ class CameraView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, froze
     range_m: float
     ptz: bool
     status: str = "unknown"
+    # Whether the registry has a stream URL for it (the URL itself stays in
+    # the store: consoles reach cameras through the relay, never directly).
+    has_stream: bool = True
 
 
 class SnapshotRequest(Message, tag="req.snapshot"):

@@ -67,20 +67,15 @@ class HoldKeeper:
     retry_s: float = HOLD_RETRY_S
     index: CameraIndex = field(default_factory=lambda: CameraIndex.from_cameras([]))
     held: dict[int, list[int]] = field(default_factory=dict)  # alert id -> cameras last held
-    registry: object = None  # what ``index`` was built from (see ``stale``)
     _next_at: float = 0.0
     _failed_seen: int = 0
     _synced_at: float = -math.inf
 
     # ---------------------------------------------------------------- index
-    def stale(self, registry: object) -> bool:
-        """True when ``index`` was not built from this registry object."""
-        return registry is not self.registry
-
-    def use_index(self, index: CameraIndex, registry: object) -> None:
-        """Rank holds over ``index`` (playable cameras only: the relay cannot
-        buffer a camera without a stream); ``registry`` marks its source."""
-        self.index, self.registry = index, registry
+    def use_index(self, index: CameraIndex) -> None:
+        """Rank holds over ``index`` (it leaves out cameras that cannot play:
+        the relay cannot buffer a camera without a stream)."""
+        self.index = index
 
     def cameras_for(self, target: HoldTarget) -> list[int]:
         """The nearest cameras of each point, best first, without repeats."""

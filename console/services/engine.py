@@ -92,7 +92,7 @@ def load_state(sessions: sessionmaker[Session]) -> EngineState:
 def camera_views(session: Session) -> list[CameraView]:
     return [CameraView(id=c.id, name=c.name, lat=c.lat, lon=c.lon,
                        direction_deg=c.direction_deg, fov_deg=c.fov_deg, range_m=c.range_m,
-                       ptz=c.ptz, status=c.status)
+                       ptz=c.ptz, status=c.status, has_stream=bool((c.stream_url or "").strip()))
             for c in repo.cameras(session)]
 
 
@@ -128,6 +128,7 @@ class Engine:
         self.camera_index = CameraIndex.from_cameras(self.state.cameras)
         self.relay = RelayControl(cfg.relay_host, cfg.relay_port)
         self.holds = HoldKeeper(self.relay, cameras_per_point=PREALARM_CAMERAS)
+        self.holds.use_index(self.camera_index)
 
     def _child_ids(self) -> list[int]:
         with self.sessions() as s:
@@ -287,7 +288,6 @@ class Engine:
         exit just before) have been buffering, so the SOS clips start that
         far back; `_keep_holds` keeps every open alert's cameras held.
         """
-        self._refresh_hold_index()
         target = next((t for t in self._hold_targets() if t.alert_id == alert.id), None)
         ids = self.holds.hold_now(target) if target is not None else []
         if alert.kind == "sos":
@@ -299,18 +299,7 @@ class Engine:
         unresolved alert when due (``console.media.holds``)."""
         if not self.holds.due():
             return
-        self._refresh_hold_index()
         self.holds.sync(self._hold_targets())
-
-    def _refresh_hold_index(self) -> None:
-        """Holds rank playable cameras only (the relay cannot buffer a camera
-        without a stream URL, nor one retired or in maintenance): an index of
-        the store's rows, rebuilt when the registry was (re)loaded."""
-        if not self.holds.stale(self.state.cameras):
-            return
-        with self.sessions() as s:
-            index = CameraIndex.from_cameras(repo.cameras(s))
-        self.holds.use_index(index, self.state.cameras)
 
     def _hold_targets(self) -> list[HoldTarget]:
         """Each unresolved alert with where it was raised and where its child is now."""
@@ -387,6 +376,7 @@ class Engine:
         with self.sessions() as s:
             self.state.cameras = camera_views(s)
         self.camera_index = CameraIndex.from_cameras(self.state.cameras)
+        self.holds.use_index(self.camera_index)
         self.pub.send(CameraRegistry(cameras=self.state.cameras))
         self.rt.log.info("camera registry reloaded for %s: %d cameras", cmd.operator,
                          len(self.state.cameras))

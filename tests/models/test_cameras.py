@@ -153,12 +153,13 @@ def test_unplayable_cameras_never_rank_but_stay_in_the_index() -> None:
     assert list(idx.playable) == [False, False, False, True, False, False]
     assert idx.cone_rings().shape[0] == 6  # all of them drawn
     assert ids(idx.rank(*POINT, k=9)) == [4]  # the far one, since it is the only one that plays
-    # A bus CameraView has no stream URL: the console names the stream-less ids.
-    views = [SimpleNamespace(**{k: v for k, v in vars(r).items() if k != "stream_url"})
-             for r in rows]
-    seen = CameraIndex.from_cameras(views, no_stream={3, 6})
-    assert list(seen.playable) == list(idx.playable)
-    assert ids(CameraIndex.from_cameras(views).rank(*POINT, k=9)) == [3, 6, 4]
+    # A bus CameraView carries whether there is a stream, not the URL.
+    views = [SimpleNamespace(**{k: v for k, v in vars(r).items() if k != "stream_url"},
+                             has_stream=bool(r.stream_url.strip())) for r in rows]
+    assert list(CameraIndex.from_cameras(views).playable) == list(idx.playable)
+    unknown = [SimpleNamespace(**{k: v for k, v in vars(r).items() if k != "stream_url"})
+               for r in rows]
+    assert ids(CameraIndex.from_cameras(unknown).rank(*POINT, k=9)) == [3, 6, 4]
     nothing = CameraIndex([1], [lat], [lon], [0.0], [90.0], [80.0], playable=[False])
     assert nothing.rank(*POINT) == [] and len(nothing) == 1
 
