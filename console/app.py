@@ -72,6 +72,9 @@ class ConsoleWindow(QMainWindow):
         right.addWidget(self.side)
         right.addWidget(self.cctv)
         right.setSizes([380, 560])
+        self.right_split = right
+        self._watch_sizes: list[int] | None = None
+        self.side.currentChanged.connect(self._side_tab_changed)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.map)
         split.addWidget(right)
@@ -154,6 +157,19 @@ class ConsoleWindow(QMainWindow):
                 self.status.say(f"Command refused: {reply.error}")
         self.status.show_state(frame.state.value, frame.fixes_per_s, frame.children,
                                self.open_alerts)
+
+    def _side_tab_changed(self, _index: int) -> None:
+        """The camera registry is a table and a form: while an admin works it
+        the CCTV grid yields most of its height, and gets it back after."""
+        sizes = self.right_split.sizes()
+        if self.side.currentWidget() is self.camera_panel:
+            if self._watch_sizes is None:
+                self._watch_sizes = sizes
+                total = sum(sizes)
+                self.right_split.setSizes([int(total * 0.68), total - int(total * 0.68)])
+        elif self._watch_sizes is not None:
+            self.right_split.setSizes(self._watch_sizes)
+            self._watch_sizes = None
 
     # ------------------------------------------------------------- commands
     def acknowledge(self, alert_id: int) -> None:

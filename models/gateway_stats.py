@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Every device path the gateway serves, listed even before it has delivered
+# anything: a feed that stays at zero is what an admin needs to notice.
+DEVICE_PROTOCOLS = ("watch", "osmand", "tag", "carrier")
+
 
 @dataclass
 class GatewayCounters:
@@ -30,7 +34,10 @@ class GatewayCounters:
         return c
 
     def protocols(self) -> list[str]:
-        return sorted(set(self.accepted) | {p for p, _ in self.rejected})
+        """The device protocols in a fixed order, then any other counted
+        source (e.g. the HTTP layer's own refusals)."""
+        seen = set(self.accepted) | {p for p, _ in self.rejected}
+        return [*DEVICE_PROTOCOLS, *sorted(seen - set(DEVICE_PROTOCOLS))]
 
     def rejected_total(self, protocol: str) -> int:
         return sum(n for (p, _), n in self.rejected.items() if p == protocol)

@@ -43,7 +43,9 @@ def test_gateway_stats_command_and_panel(backend: Backend, qtbot: QtBot) -> None
     out = childsafe(backend, "gateway", "stats")
     assert out.returncode == 0, out.stderr
     assert "osmand: coordinate_null_island" in out.stdout
-    assert out.stdout.splitlines()[1].split()[:3] == ["osmand", "1", "1"]
+    rows = {line.split()[0]: line.split()[1:3] for line in out.stdout.splitlines()[1:5]}
+    assert rows == {"watch": ["0", "0"], "osmand": ["1", "1"], "tag": ["0", "0"],
+                    "carrier": ["0", "0"]}  # every device path, silent ones too
 
     window = ConsoleWindow(backend.config)
     qtbot.addWidget(window)
@@ -52,7 +54,10 @@ def test_gateway_stats_command_and_panel(backend: Backend, qtbot: QtBot) -> None
     qtbot.waitUntil(lambda: window.gateway.reasons.rowCount() == 1, timeout=5000)
     cells = [window.gateway.reasons.item(0, c).text() for c in range(3)]
     assert cells == ["osmand", "coordinate_null_island", "1"]
-    assert window.gateway.protocols.item(0, 1).text() == "1"
+    panel = window.gateway.protocols
+    assert [panel.item(r, 0).text() for r in range(panel.rowCount())] == [
+        "watch", "osmand", "tag", "carrier"]
+    assert panel.item(1, 1).text() == "1"
     # A refused id reaches the panel's list within one registry sync (5 s).
     backend.fix("STRANGER-1", *SEOUL_FOREST)
     table = window.gateway.unregistered_table
