@@ -222,10 +222,24 @@ def cmd_import_cameras(args: argparse.Namespace) -> int:
     return run_import_cli(_config(args).db_url, args.file, allow_partial=args.partial)
 
 
+def _benchmarks_importable() -> None:
+    """The benchmarks live in the checkout's ``tests/bench``, not in the
+    installed package: make them importable however ``childsafe`` was
+    started (the ``.venv/bin/childsafe`` script does not run from the
+    checkout, so its root is not on ``sys.path``)."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "tests" / "bench" / "__init__.py").is_file():
+        raise RuntimeError(f"no benchmarks beside {root}: run childsafe bench from a source "
+                           "checkout")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """``cameras`` is ranking speed and the console's CPU with a grid playing
     (``tests.bench.bench_cameras.report``, which includes ``cctv``); every
     other benchmark goes through ``run_benchmarks``."""
+    _benchmarks_importable()
     from tests.bench import run_benchmarks
 
     which = [w.lower() for w in args.which]
