@@ -62,6 +62,7 @@ from tests.bench.measure import (
     machine_ticks,
     ratio_line,
 )
+from tests.bench.measure import rate as series_rate  # `rate` is the offered load here
 from tests.services import free_tcp_port
 
 # Only the standard library at module level: the load processes are spawned
@@ -667,7 +668,7 @@ class GatewayBench:
                 self.drain(0.05)
             beat_times = [t for t, _ in self.hb.get("frames.watch", [])
                           if win_start <= t <= win_end + 1.0]
-            offered = sum(rate([(t, float(s)) for t, s in g.get("timeline", [])],
+            offered = sum(series_rate([(t, float(s)) for t, s in g.get("timeline", [])],
                                 win_start, win_end) for g in results if g.get("timeline"))
             r.update(
                 window_s=min(win_end, load_end) - win_start,
@@ -681,14 +682,14 @@ class GatewayBench:
                 load_errors=[g["error"] for g in results if "error" in g],
                 load_results=len(results),
                 offered_per_s=offered,
-                gateway_frames_per_s=rate(self.hb.get("frames.watch", []), win_start,
+                gateway_frames_per_s=series_rate(self.hb.get("frames.watch", []), win_start,
                                            win_end + 1.0),
-                gateway_accepted_per_s=rate(self.hb.get("accepted.watch", []), win_start,
+                gateway_accepted_per_s=series_rate(self.hb.get("accepted.watch", []), win_start,
                                              win_end + 1.0),
-                bus_fixes_per_s=rate(self.bus_series, win_start, win_end),
+                bus_fixes_per_s=series_rate(self.bus_series, win_start, win_end),
                 backlog_at_load_end=sent - on_bus_at_end,
                 caught_up_s=caught_up,
-                drain_per_s=rate(self.bus_series, load_end + 0.3, drained_until),
+                drain_per_s=series_rate(self.bus_series, load_end + 0.3, drained_until),
                 drain_s=drained_until - load_end,
                 heartbeat_max_gap_s=max((b - a for a, b in itertools.pairwise(beat_times)),
                                         default=math.nan),
