@@ -18,6 +18,7 @@ import pytest
 import zmq
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from console.bus import socket
 from console.config import Config
@@ -105,7 +106,7 @@ def make_config(data_dir: Path, **kw: object) -> Config:
     return cfg
 
 
-def _gateway_up(port: int) -> bool:
+def port_open(port: int) -> bool:
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
         conn.connect()
@@ -116,21 +117,30 @@ def _gateway_up(port: int) -> bool:
 
 
 @contextmanager
-def running_backend(cfg: Config) -> Iterator[Backend]:
-    """Seed the store at ``cfg.db_url``, start the backend processes, and
-    yield once the gateway listens and the engine answers a snapshot."""
+def running_backend(cfg: Config, services: tuple[str, ...] = BACKEND,
+                    seed: Callable[[Session], None] | None = None,
+                    ports: tuple[str, ...] = ("osmand_port",),
+                    timeout_s: float = 15.0) -> Iterator[Backend]:
+    """Seed the demo store at ``cfg.db_url`` (and whatever ``seed`` adds),
+    start ``services``, and yield once the config's ``ports`` listen and the
+    engine answers a snapshot."""
     engine, sessions = open_store(cfg.db_url)
     with sessions() as s:
         seed_demo(s, cfg.children)
         seed_readers(s)
+        if seed is not None:
+            seed(s)
+            s.commit()
         roster = repo.roster(s)
     engine.dispose()
-    sup = Supervisor(cfg, BACKEND)
+    sup = Supervisor(cfg, services)
     sup.start()
     try:
         b = Backend(cfg, sup, roster)
-        wait_for(lambda: _gateway_up(cfg.osmand_port), 15, "the gateway's port")
-        b.snapshot(timeout_s=15)
+        for name in ports:
+            port = getattr(cfg, name)
+            wait_for(lambda p=port: port_open(p), timeout_s, f"the {name.removesuffix('_port')}")
+        b.snapshot(timeout_s=timeout_s)
         yield b
     finally:
         sup.stop()

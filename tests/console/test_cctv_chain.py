@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -42,16 +41,14 @@ from console.config import Config
 from console.media.holds import HOLD_RENEW_S
 from console.media.pull import PullSettings
 from console.services.democams import stream_url
-from console.supervisor import BACKEND, Supervisor
-from db import repositories as repo
-from db.seed import seed_demo
+from console.supervisor import BACKEND
 from db.seed_cameras import seed_cameras
-from db.seed_readers import seed_readers
 from db.store import open_store
 from db.tables import Evidence
 from models.geo import to_map, to_wgs84
 from models.messages import AckAlert, AlertView, CamStatus, CommandReply, decode, encode
-from tests.console.conftest import SEOUL_FOREST, Backend, make_config, wait_for
+from tests.console.conftest import SEOUL_FOREST, Backend, make_config, port_open, wait_for
+from tests.console.conftest import running_backend as backend_running
 from tests.media.conftest import RtspServer, _check_gstreamer
 from tests.services import free_tcp_port
 
@@ -64,37 +61,16 @@ TS_SYNC = 0x47
 # --------------------------------------------------------------------------- helpers
 
 
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @contextmanager
 def running_backend(data_dir: Path, rtsp_port: int, services: tuple[str, ...],
                     **settings: object) -> Iterator[Backend]:
     """BACKEND (plus e.g. democams) on a seeded store whose demo cameras
     stream from ``rtsp://127.0.0.1:<rtsp_port>/camN``."""
     cfg = make_config(data_dir, children=30, demo_rtsp_port=rtsp_port, **settings)
-    engine, sessions = open_store(cfg.db_url)
-    with sessions() as s:
-        seed_demo(s, cfg.children)
-        seed_readers(s)
-        seed_cameras(s, lambda i: stream_url(cfg.demo_rtsp_port, i))
-        roster = repo.roster(s)
-    engine.dispose()
-    sup = Supervisor(cfg, services)
-    sup.start()
-    try:
-        b = Backend(cfg, sup, roster)
-        wait_for(lambda: _port_open(cfg.osmand_port), 20, "the gateway's port")
-        wait_for(lambda: _port_open(cfg.relay_port), 20, "the relay's port")
-        b.snapshot(timeout_s=20)
+    with backend_running(cfg, services,
+                         seed=lambda s: seed_cameras(s, lambda i: stream_url(rtsp_port, i)),
+                         ports=("osmand_port", "relay_port"), timeout_s=20) as b:
         yield b
-    finally:
-        sup.stop()
 
 
 def relay_status(cfg: Config) -> dict[int, dict[str, Any]]:
@@ -296,7 +272,7 @@ def test_sos_saves_clips_with_the_prealarm_seconds_the_relay_held(data_dir: Path
     rtsp_port = free_tcp_port()
     with running_backend(data_dir, rtsp_port, ("democams", *BACKEND),
                          relay_prealarm_s=PREALARM_S) as b:
-        wait_for(lambda: _port_open(rtsp_port), 15, "the demo cameras")
+        wait_for(lambda: port_open(rtsp_port), 15, "the demo cameras")
         cfg = b.config
         first = sos(b, 3)
         wait_for(lambda: len(clips_of(cfg, first.id)) == 4, PREALARM_S + 15,
@@ -397,7 +373,7 @@ def test_an_sos_after_a_zone_exit_has_prealarm_video_and_holds_survive_restarts(
     rtsp_port = free_tcp_port()
     with running_backend(data_dir, rtsp_port, ("democams", *BACKEND),
                          relay_prealarm_s=PREALARM_S) as b:
-        wait_for(lambda: _port_open(rtsp_port), 15, "the demo cameras")
+        wait_for(lambda: port_open(rtsp_port), 15, "the demo cameras")
         cfg = b.config
         forest = next(z.id for z in b.snapshot().zones if z.name == "Seoul Forest Park")
         device = next(r.device_id for r in b.roster if r.zone_id == forest)
@@ -445,7 +421,7 @@ def test_an_sos_after_a_zone_exit_has_prealarm_video_and_holds_survive_restarts(
         # renewal (every HOLD_RENEW_S) or retry holds everything again.
         old_relay = b.supervisor.pid("relay")
         os.kill(old_relay, signal.SIGKILL)
-        wait_for(lambda: b.supervisor.pid("relay") != old_relay and _port_open(cfg.relay_port),
+        wait_for(lambda: b.supervisor.pid("relay") != old_relay and port_open(cfg.relay_port),
                  20, "the relay's restart")
         wait_for(lambda: all(held_for(cfg, a) == cams for a, cams in wanted.items()),
                  HOLD_RENEW_S + 15, "the holds renewed at the restarted relay")
@@ -461,7 +437,7 @@ def test_console_plays_the_alerts_cameras_through_the_relay(
     _check_gstreamer()
     rtsp_port = free_tcp_port()
     with running_backend(data_dir, rtsp_port, ("democams", *BACKEND)) as b:
-        wait_for(lambda: _port_open(rtsp_port), 15, "the demo cameras")
+        wait_for(lambda: port_open(rtsp_port), 15, "the demo cameras")
         alert = sos(b, 3)
         gui = GuiRun(b.config, xvfb_display, tmp_path, "play")
         try:

@@ -30,22 +30,25 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from console.app import ConsoleWindow
 from console.cctv_focus import GridFocus, alert_label, has_position, pick_alert
 from console.services.democams import stream_url
-from console.supervisor import BACKEND, Supervisor
-from db import repositories as repo
-from db.seed import seed_demo
+from console.supervisor import BACKEND
 from db.seed_cameras import seed_cameras
-from db.seed_readers import seed_readers
 from db.store import open_store
 from db.tables import Camera, Evidence, Zone
 from models.cameras import CameraIndex
 from models.geo import to_map, to_wgs84
 from models.messages import AlertKind, AlertState, AlertView
-from tests.console.conftest import SEOUL_FOREST, Backend, make_config, wait_for
-from tests.console.test_cctv_chain import _port_open
+from tests.console.conftest import (
+    SEOUL_FOREST,
+    Backend,
+    make_config,
+    running_backend,
+    wait_for,
+)
 from tests.media.conftest import RtspServer, _check_gstreamer
 
 FX, FY = to_map(*SEOUL_FOREST)
@@ -73,27 +76,18 @@ def cctv(cams: RtspServer) -> Iterator[Backend]:
     stream URL (as if just imported) and whose second camera is retired."""
     data_dir = Path(tempfile.mkdtemp(prefix="cs-", dir="/tmp"))
     cfg = make_config(data_dir, children=40, demo_rtsp_port=cams.port)
-    engine, sessions = open_store(cfg.db_url)
-    with sessions() as s:
-        seed_demo(s, cfg.children)
-        seed_readers(s)
+
+    def seed(s: Session) -> None:
         seed_cameras(s, lambda i: stream_url(cams.port, i))
         first, second = s.scalars(select(Camera.id).order_by(Camera.id).limit(2)).all()
         s.execute(update(Camera).where(Camera.id == first).values(stream_url=""))
         s.execute(update(Camera).where(Camera.id == second).values(status="retired"))
-        s.commit()
-        roster = repo.roster(s)
-    engine.dispose()
-    sup = Supervisor(cfg, BACKEND)
-    sup.start()
+
     try:
-        b = Backend(cfg, sup, roster)
-        wait_for(lambda: _port_open(cfg.osmand_port), 20, "the gateway's port")
-        wait_for(lambda: _port_open(cfg.relay_port), 20, "the relay's port")
-        b.snapshot(timeout_s=20)
-        yield b
+        with running_backend(cfg, BACKEND, seed=seed, ports=("osmand_port", "relay_port"),
+                             timeout_s=20) as b:
+            yield b
     finally:
-        sup.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
