@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ports = {name: free_port() for name in ("osmand_port", "watch_port", "feeds_port",
                                                  "relay_port", "demo_rtsp_port")}
-        cfg = Config(data_dir=data_dir, children=args.children, sim_first_incident_s=3.0,
+        cfg = Config(data_dir=data_dir, children=args.children, sim_first_incident_s=12.0,
                      sim_incident_every_s=600.0, **ports)  # type: ignore[arg-type]
         cfg.ensure_dirs()
         _prepare_store(cfg)

@@ -242,7 +242,7 @@ def test_a_new_alert_fills_the_grid_without_a_click(cctv: Backend, children: Chi
         fix(cctv, walker, 0, 580)
         exit_alert = alert_of(cctv, walker, "zone_exit")
         qtbot.waitUntil(lambda: window.cctv.alert_id == exit_alert.id, timeout=10_000)
-        assert window.cctv.cameras_shown() == top(index, 0, 580)
+        assert set(window.cctv.cameras_shown()) == set(top(index, 0, 580))
         assert window.map.view_range() == view  # the map did not jump
 
         # An SOS (P1) elsewhere takes the grid from an alert nobody located.

@@ -39,7 +39,7 @@ def _processes_mentioning(text: str) -> list[int]:
 @pytest.mark.slow
 def test_headless_demo_raises_simulated_incidents_and_stops_cleanly(data_dir: Path) -> None:
     config = data_dir / "demo.toml"
-    config.write_text(free_ports_toml() + "sim_first_incident_s = 2.0\nsim_interval_s = 5.0\n")
+    config.write_text(free_ports_toml() + "sim_first_incident_s = 12.0\nsim_interval_s = 5.0\n")
     common = ["--data-dir", str(data_dir), "--config", str(config)]
     demo = subprocess.Popen([sys.executable, "-m", "console", "demo", "--headless",
                              "--children", "260", *common], cwd=ROOT,
