@@ -60,8 +60,12 @@ class Config:
     sim_carrier_lag_s: float = 20.0
     sim_carrier_methods: dict[str, float] = field(
         default_factory=lambda: {"gps": 0.5, "wifi": 0.3, "cell": 0.2})
-    operator: str = "operator1"
     fix_retention_days: float = 30.0
+    # Alert priorities per kind (1 most urgent .. 4) over models.alerts'
+    # defaults, e.g. {zone_exit = 1}; SLA per priority as [seconds to
+    # acknowledge, seconds to resolve or dispatch], e.g. {P1 = [30, 600]}.
+    alert_priorities: dict[str, int] = field(default_factory=dict)
+    alert_sla: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()

@@ -13,7 +13,6 @@ import logging
 import queue
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,11 +21,13 @@ import zmq
 from console.bus import Subscriber, socket
 from console.config import Config
 from models.console_state import BusState, ConsoleState
+import msgspec
+
 from models.messages import (
     AnyMessage,
     BadMessage,
     CameraView,
-    CommandReply,
+    Reply,
     ReaderView,
     Snapshot,
     SnapshotRequest,
@@ -57,7 +58,9 @@ class Frame:
     y: np.ndarray | None = None
     status: np.ndarray | None = None
     alerts: list[object] | None = None  # the whole ordered queue, when it changed
-    replies: list[CommandReply] = field(default_factory=list)
+    # Answers to this console's requests (CommandReply, SignedIn, AlertDetail,
+    # ...), each with ``ref`` = the number ``LiveFeed.send`` returned.
+    replies: list[Reply] = field(default_factory=list)
     resyncs: int = 0
     gateway_stats: dict[str, float] = field(default_factory=dict)
     unregistered: list[UnregisteredView] = field(default_factory=list)
@@ -69,7 +72,9 @@ class LiveFeed:
         self.state = ConsoleState()
         self._lock = threading.Lock()
         self._commands: queue.SimpleQueue[AnyMessage] = queue.SimpleQueue()
-        self._replies: list[CommandReply] = []
+        self._replies: list[Reply] = []
+        self._next_ref = 0
+        self._ref_lock = threading.Lock()
         self._zones_changed = False
         self._stop = threading.Event()
         self._asked_at = 0.0
@@ -86,9 +91,14 @@ class LiveFeed:
         if self._thread.is_alive():
             self._thread.join(5)
 
-    def send(self, command: AnyMessage) -> None:
-        """Queue an operator command; its reply comes back in a later Frame."""
-        self._commands.put(command)
+    def send(self, command: AnyMessage) -> int:
+        """Queue a command or request; its reply comes back in a later Frame
+        with ``ref`` equal to the number returned here."""
+        with self._ref_lock:
+            self._next_ref += 1
+            ref = self._next_ref
+        self._commands.put(msgspec.structs.replace(command, seq=ref))
+        return ref
 
     def take(self) -> Frame:
         with self._lock:
@@ -126,7 +136,6 @@ class LiveFeed:
         poller = zmq.Poller()
         poller.register(sub.sock, zmq.POLLIN)
         poller.register(rpc, zmq.POLLIN)
-        outstanding: deque[str] = deque()
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -136,12 +145,11 @@ class LiveFeed:
                 while not self._commands.empty():
                     cmd = self._commands.get()
                     rpc.send_multipart([b"", encode(cmd)])
-                    outstanding.append(type(cmd).__name__)
                 events = dict(poller.poll(50))
                 if sub.sock in events:
                     self._drain_bus(sub)
                 if rpc in events:
-                    self._drain_replies(rpc, outstanding)
+                    self._drain_replies(rpc)
         finally:
             sub.close()
             rpc.close(0)
@@ -164,7 +172,7 @@ class LiveFeed:
                     self.state.begin_resync()
                     self._asked_at = 0.0  # ask for a snapshot now, not at the next retry
 
-    def _drain_replies(self, rpc: zmq.Socket[bytes], outstanding: deque[str]) -> None:
+    def _drain_replies(self, rpc: zmq.Socket[bytes]) -> None:
         while True:
             try:
                 frames = rpc.recv_multipart(zmq.NOBLOCK)
@@ -184,7 +192,5 @@ class LiveFeed:
                     self._zones_changed = True
                     log.info("snapshot at seq %d: %d children, %d alerts", reply.seq,
                              len(reply.children), len(reply.alerts))
-                elif isinstance(reply, CommandReply):
-                    if outstanding:
-                        outstanding.popleft()
-                    self._replies.append(reply)
+                else:
+                    self._replies.append(reply)  # type: ignore[arg-type]

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from db.tables import (
     Alert,
-    AlertAction,
     Camera,
     Child,
     Device,
@@ -40,7 +39,7 @@ class RosterEntry:
 
 
 class CommandRejected(Exception):
-    """An operator command that cannot be applied (unknown alert, wrong state)."""
+    """A command the store cannot apply (an unknown camera or alert)."""
 
 
 def roster(session: Session) -> list[RosterEntry]:
@@ -121,45 +120,21 @@ def append_events(conn: Connection, events: list[tuple[str, str, int, float, byt
         )
 
 
-def open_alert(session: Session, **fields: object) -> Alert:
-    """Insert a new alert and its 'opened' history row; the caller commits."""
-    alert = Alert(state="open", **fields)
-    session.add(alert)
-    session.flush()
-    session.add(AlertAction(alert_id=alert.id, action="open", actor="engine", at=alert.opened_at))
-    return alert
-
-
-def acknowledge(session: Session, alert_id: int, operator: str, at: float | None = None) -> Alert:
-    """Mark an open alert acknowledged; the caller commits."""
-    alert = session.get(Alert, alert_id)
-    if alert is None:
-        raise CommandRejected(f"no alert {alert_id}")
-    if alert.state != "open":
-        raise CommandRejected(f"alert {alert_id} is {alert.state}, not open")
-    if not operator:
-        raise CommandRejected("an acknowledgement needs an operator")
-    now = time.time() if at is None else at
-    alert.state = "acknowledged"
-    alert.acked_by = operator
-    alert.acked_at = now
-    session.add(AlertAction(alert_id=alert_id, action="ack", actor=operator, at=now))
-    return alert
-
-
-def unresolved_alerts(session: Session) -> list[Alert]:
-    return list(
-        session.scalars(select(Alert).where(Alert.state != "resolved").order_by(Alert.id))
-    )
-
-
-def alert_history(session: Session, alert_id: int) -> list[tuple[str, str]]:
+def trail(session: Session, device_ids: list[str], t0: float, t1: float,
+          limit: int = 5000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t, lat, lon) of the devices' located fixes between t0 and t1, oldest
+    first: the trail an alert panel draws."""
+    if not device_ids:
+        return np.empty(0), np.empty(0), np.empty(0)
     rows = session.execute(
-        select(AlertAction.action, AlertAction.actor)
-        .where(AlertAction.alert_id == alert_id)
-        .order_by(AlertAction.id)
-    )
-    return [(a, b) for a, b in rows]
+        select(Fix.t, Fix.lat, Fix.lon)
+        .where(Fix.device_id.in_(device_ids), Fix.t >= t0, Fix.t <= t1,
+               Fix.lat.is_not(None), Fix.lon.is_not(None))
+        .order_by(Fix.t).limit(limit)).all()
+    if not rows:
+        return np.empty(0), np.empty(0), np.empty(0)
+    arr = np.array(rows, dtype=float)
+    return arr[:, 0], arr[:, 1], arr[:, 2]
 
 
 def expire_fixes(conn: Connection, cutoff: float) -> int:

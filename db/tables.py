@@ -110,10 +110,33 @@ class Alert(Base):
     last_reader_at: Mapped[float | None] = mapped_column(Float)
     position_from_reader: Mapped[bool] = mapped_column(Boolean, default=False,
                                                        server_default=false())
+    # The lifecycle (models.alerts): the engine keeps the live copy and
+    # writes every change here with its history line, in one transaction.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_trigger_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    hold_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    hold_until: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    dispatched_to: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    dispatch_ref: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    outcome: Mapped[str] = mapped_column(String(24), default="", server_default="")
+    resolved_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    steps: Mapped[str] = mapped_column(String(400), default="", server_default="")
+    last_note: Mapped[str] = mapped_column(String(2000), default="", server_default="")
+    last_actor: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    updated_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    ack_due: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    close_due: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    breaches: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    escalated_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    battery: Mapped[int] = mapped_column(SmallInteger, default=-1, server_default="-1")
+    battery_trend: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class AlertAction(Base):
-    """Append-only history of every command applied to an alert."""
+    """Append-only history of every command applied to an alert: who, when,
+    why (the note), and for a repeated trigger where the child was."""
 
     __tablename__ = "alert_actions"
 
@@ -122,6 +145,54 @@ class AlertAction(Base):
     action: Mapped[str] = mapped_column(String(24))
     actor: Mapped[str] = mapped_column(String(64))
     at: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(String(2000), default="", server_default="")
+    detail: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+
+
+class User(Base):
+    """A local account. ``roles`` is a comma-separated subset of
+    models.accounts.ROLES; the password is an argon2id hash, never the text."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[str] = mapped_column(String(100))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class UserSession(Base):
+    """A signed-in console. Only the token's SHA-256 is kept, so a copy of the
+    store cannot be used to act as anyone."""
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    console: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+
+class AccessRecord(Base):
+    """Sign-ins, sign-outs and every command the engine refused: who tried
+    what, when, and why it was refused (append-only)."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    user: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(String(300), default="")
 
 
 class Event(Base):

@@ -12,7 +12,13 @@ import math
 import time
 from dataclasses import dataclass
 
-from models.messages import FLAG_BAD_POSITION, FLAG_LOW_BATTERY, FLAG_SOS
+from models.messages import (
+    FLAG_BAD_POSITION,
+    FLAG_FALL,
+    FLAG_LOW_BATTERY,
+    FLAG_REMOVED,
+    FLAG_SOS,
+)
 
 EPOCH_2000 = 946_684_800.0
 MAX_FUTURE_S = 25 * 3600.0
@@ -40,10 +46,16 @@ class Report:
     battery: int = -1
     sos: bool = False
     valid: bool = True  # the device's own validity flag (e.g. a watch's 'V')
+    alarms: int = 0  # FLAG_FALL / FLAG_REMOVED / FLAG_LOW_BATTERY the device raised
+
+    @property
+    def urgent(self) -> bool:
+        """An alarm a person must see: kept even without a usable position."""
+        return self.sos or bool(self.alarms & (FLAG_FALL | FLAG_REMOVED))
 
     @property
     def flags(self) -> int:
-        f = FLAG_SOS if self.sos else 0
+        f = (FLAG_SOS if self.sos else 0) | self.alarms
         if 0 <= self.battery < LOW_BATTERY_PCT:
             f |= FLAG_LOW_BATTERY
         return f
@@ -64,20 +76,21 @@ def validate(r: Report, now: float | None = None) -> Report:
     """Return the report with ``flags`` decided, or raise ``Rejected``.
 
     A time before 2000 or more than 25 h ahead is impossible, not late; a
-    bad position rejects a plain fix but only marks an SOS.
+    bad position rejects a plain fix but only marks an alarm (SOS, fall,
+    watch removed).
     """
     now = time.time() if now is None else now
     if not math.isfinite(r.t) or r.t < EPOCH_2000:
-        if not r.sos:
+        if not r.urgent:
             raise Rejected("time_before_2000", f"timestamp {r.t!r}")
         r.t = now
     elif r.t > now + MAX_FUTURE_S:
-        if not r.sos:
+        if not r.urgent:
             raise Rejected("time_in_future", f"timestamp {r.t:.0f} is {r.t - now:.0f} s ahead")
         r.t = now
     problem = "invalid_fix" if not r.valid else position_problem(r.lat, r.lon)
     if problem is not None:
-        if not r.sos:
+        if not r.urgent:
             raise Rejected(problem, f"lat={r.lat!r} lon={r.lon!r}")
         r.lat = r.lon = math.nan
     for name in ("speed", "bearing", "accuracy"):

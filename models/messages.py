@@ -28,7 +28,9 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 # Per-fix flag bits (FixBatch.flags / PositionBatch.flags).
 FLAG_SOS = 1 << 0
 FLAG_BAD_POSITION = 1 << 1  # the device sent no usable position (e.g. SOS with 0,0)
-FLAG_LOW_BATTERY = 1 << 2
+FLAG_LOW_BATTERY = 1 << 2  # the device says so, or its battery is under 15 %
+FLAG_FALL = 1 << 3  # a watch's fall-detection alarm
+FLAG_REMOVED = 1 << 4  # a watch taken off the wrist
 
 
 class Message(
@@ -90,12 +92,19 @@ class PositionBatch(Message, tag="pos.batch"):
 
 # ----------------------------------------------------------------------- alerts
 
-AlertKind = Literal["sos", "zone_exit", "lost_signal", "not_arrived", "not_departed"]
-AlertState = Literal["open", "acknowledged", "resolved"]
+# Lost signal, not arrived and not departed come with the timetable services.
+AlertKind = Literal["sos", "fall", "removed", "zone_exit", "low_battery"]
+AlertState = Literal["new", "acknowledged", "in_progress", "on_hold", "dispatched", "resolved"]
 
 
 class AlertView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
-    """What a console needs to show one alert: pseudonymous by design."""
+    """What a console needs to show one alert: pseudonymous by design.
+
+    ``version`` goes up with every change; a command names the version its
+    sender saw, so two operators acting on one alert cannot both win.
+    ``ack_due`` and ``close_due`` are the SLA deadlines (epoch s) the engine
+    computed, so consoles count down without knowing the SLA settings.
+    """
 
     id: int
     kind: AlertKind
@@ -118,6 +127,26 @@ class AlertView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
     last_reader: str = ""
     last_reader_at: float = 0.0
     position_from_reader: bool = False
+    version: int = 1
+    owner: str = ""
+    count: int = 1  # triggers folded into this alert (the device pressed again)
+    last_trigger_at: float = 0.0
+    hold_reason: str = ""
+    hold_until: float = 0.0
+    dispatched_to: str = ""  # police | fire
+    dispatch_ref: str = ""
+    outcome: str = ""
+    resolved_at: float = 0.0
+    steps: list[str] = []  # procedure steps ticked or skipped
+    last_note: str = ""
+    last_actor: str = ""
+    updated_at: float = 0.0
+    ack_due: float = 0.0
+    close_due: float = 0.0
+    breaches: int = 0  # models.alerts.BREACH_* bits: SLAs missed (escalated)
+    escalated_at: float = 0.0
+    battery: int = -1  # the device's last battery %, -1 unknown
+    battery_trend: float = 0.0  # percent per hour (negative: draining), 0 unknown
 
 
 class AlertOpened(Message, tag="alert.opened"):
@@ -229,26 +258,154 @@ class Snapshot(Message, tag="rep.snapshot"):
     last_readers: dict[int, str] = {}  # child slot -> the tag reader that last saw them
 
 
-class AckAlert(Message, tag="cmd.ack"):
+class AlertCommand(Message, kw_only=True):
+    """An operator's action on one alert: the session it comes from, the
+    alert, and the alert's version as the sender saw it."""
+
+    token: str
     alert_id: int
-    operator: str
+    alert_version: int  # AlertView.version as the sender saw it
+    note: str = ""
+
+
+class AckAlert(AlertCommand, tag="cmd.ack"):
+    pass
+
+
+class TakeAlert(AlertCommand, tag="cmd.take"):
+    """The sender becomes the alert's owner (a supervisor may take anyone's)."""
+
+
+class AssignAlert(AlertCommand, tag="cmd.assign", kw_only=True):
+    user: str
+
+
+class HoldAlert(AlertCommand, tag="cmd.hold", kw_only=True):
+    reason: str
+    until: float = 0.0  # epoch s; 0 = the default hold
+
+
+class ResumeAlert(AlertCommand, tag="cmd.resume"):
+    pass
+
+
+class DispatchAlert(AlertCommand, tag="cmd.dispatch", kw_only=True):
+    target: str  # police | fire
+    reference: str
+
+
+class ResolveAlert(AlertCommand, tag="cmd.resolve", kw_only=True):
+    outcome: str
+
+
+class ReopenAlert(AlertCommand, tag="cmd.reopen"):
+    pass
+
+
+class MarkStep(AlertCommand, tag="cmd.step", kw_only=True):
+    """A procedure step ticked, or skipped (``note`` says why)."""
+
+    step: str
+    skipped: bool = False
+
+
+class AddNote(AlertCommand, tag="cmd.note"):
+    pass
+
+
+class SignIn(Message, tag="req.signin"):
+    user: str
+    password: str
+    console: str = ""  # the workstation, for the record
+
+
+class SignOut(Message, tag="cmd.signout"):
+    token: str
+
+
+class SignedIn(Message, tag="rep.signin", kw_only=True):
+    ref: int = 0
+    token: str
+    user: str
+    roles: list[str]
+    expires_at: float
+
+
+class AlertDetailRequest(Message, tag="req.alert"):
+    token: str
+    alert_id: int
+
+
+class HistoryEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    action: str
+    actor: str
+    at: float
+    note: str = ""
+    detail: str = ""
+    lat: float | None = None
+    lon: float | None = None
+
+
+class AlertDetail(Message, tag="rep.alert", kw_only=True):
+    """One alert with its whole history and its child's recent trail."""
+
+    ref: int = 0
+    alert: AlertView
+    history: list[HistoryEntry]
+    trail_t: bytes = b""  # float64, the last 15 minutes of fixes, oldest first
+    trail_lat: bytes = b""
+    trail_lon: bytes = b""
+
+
+class AlertsRequest(Message, tag="req.alerts"):
+    """Alerts for a script or a report: unresolved ones, or all since ``since``."""
+
+    token: str
+    open_only: bool = True
+    since: float = 0.0
+    limit: int = 1000
+
+
+class AlertList(Message, tag="rep.alerts", kw_only=True):
+    ref: int = 0
+    alerts: list[AlertView]
+
+
+class StaffLoad(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    user: str
+    roles: list[str]
+    signed_in_at: float
+    open_alerts: int
+
+
+class ShiftRequest(Message, tag="req.shift"):
+    """What the supervisor's panel shows: every alert of the shift and who is on."""
+
+    token: str
+    since: float
+
+
+class ShiftReport(Message, tag="rep.shift", kw_only=True):
+    ref: int = 0
+    alerts: list[AlertView]
+    staff: list[StaffLoad]
 
 
 class RecordEvidence(Message, tag="cmd.evidence"):
     """An operator saved a frame from a camera as evidence for an alert."""
 
+    token: str
     alert_id: int | None
     camera_id: int
     path: str
-    operator: str
     kind: Literal["snapshot", "clip"] = "snapshot"
 
 
 class ReloadCameras(Message, tag="cmd.cameras"):
-    """The camera registry changed in the store (an import or an admin's
-    edit): the engine reloads it and tells every console."""
+    """The camera registry changed in the store: the engine reloads it and
+    tells every console."""
 
-    operator: str
+    token: str
 
 
 class CameraRegistry(Message, tag="cam.registry"):
@@ -258,31 +415,24 @@ class CameraRegistry(Message, tag="cam.registry"):
 
 
 class CommandReply(Message, tag="rep.command"):
+    """The answer to every command. ``ref`` is the request's ``seq``, so a
+    console with several requests out knows which one this answers; ``code``
+    names the rule that refused it (forbidden, stale, illegal, ...)."""
+
     ok: bool
     error: str = ""
+    code: str = ""
+    ref: int = 0
     alert: AlertView | None = None
 
 
 Published = (FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | CameraRegistry
              | UnregisteredSeen | Heartbeat)
-Request = SnapshotRequest | AckAlert | RecordEvidence | ReloadCameras
-Reply = Snapshot | CommandReply
-AnyMessage = (
-    FixBatch
-    | PositionBatch
-    | AlertOpened
-    | AlertUpdated
-    | CamStatus
-    | UnregisteredSeen
-    | Heartbeat
-    | SnapshotRequest
-    | Snapshot
-    | AckAlert
-    | RecordEvidence
-    | ReloadCameras
-    | CameraRegistry
-    | CommandReply
-)
+Request = (SnapshotRequest | AckAlert | TakeAlert | AssignAlert | HoldAlert | ResumeAlert
+           | DispatchAlert | ResolveAlert | ReopenAlert | MarkStep | AddNote | SignIn | SignOut
+           | AlertDetailRequest | AlertsRequest | ShiftRequest | RecordEvidence | ReloadCameras)
+Reply = Snapshot | CommandReply | SignedIn | AlertDetail | AlertList | ShiftReport
+AnyMessage = Published | Request | Reply
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(AnyMessage)

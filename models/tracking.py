@@ -4,7 +4,8 @@ The engine's fix pipeline, one ordered list of stages over a whole batch
 (Traccar's handler chain, vectorized with numpy):
 
 1. map device ids to child slots (unknown devices are counted, not applied);
-2. pull out SOS presses — they raise an alert even with no usable position;
+2. pull out alarms (SOS, fall, watch removed) — they raise an alert even
+   with no usable position — and low battery as it starts;
 3. drop fixes with no usable position, then out-of-order and duplicate ones
    (they are stored by the recorder but never move the live position);
 4. keep the newest fix per child and apply it;
@@ -24,20 +25,38 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.geo import to_map
-from models.messages import FLAG_BAD_POSITION, FLAG_SOS, ZoneView
+from models.messages import (
+    FLAG_BAD_POSITION,
+    FLAG_FALL,
+    FLAG_LOW_BATTERY,
+    FLAG_REMOVED,
+    FLAG_SOS,
+    ZoneView,
+)
 
 UNKNOWN, OUTSIDE, INSIDE = -1, 0, 1
 MIN_HYSTERESIS_M = 15.0
 MAX_HYSTERESIS_M = 100.0
 
 
+# Alarm flags and the alert kind each raises, in the order they are raised.
+ALARM_KINDS = ((FLAG_SOS, "sos"), (FLAG_FALL, "fall"), (FLAG_REMOVED, "removed"))
+TREND_MIN_S = 600.0  # a battery trend needs at least this much history
+
+
 @dataclass(frozen=True, slots=True)
-class SosPress:
+class DeviceAlarm:
+    """A device event that must reach an operator (SOS, fall, removed, low
+    battery), at its own position or, when it had none, the last known one."""
+
+    kind: str
     slot: int
     device_id: str
     lat: float
     lon: float
     position_is_last_known: bool
+    t: float
+    battery: int = -1
 
 
 @dataclass(slots=True)
@@ -45,7 +64,7 @@ class StepResult:
     """What one batch changed."""
 
     slots: np.ndarray  # slots whose live position moved
-    sos: list[SosPress] = field(default_factory=list)
+    alarms: list[DeviceAlarm] = field(default_factory=list)
     exits: list[int] = field(default_factory=list)  # slots that left their home zone
     enters: list[int] = field(default_factory=list)
 
@@ -75,6 +94,11 @@ class Tracker:
         self.flags = np.zeros(n, dtype=np.uint8)
         self.at_reader = np.zeros(n, dtype=bool)  # the live position is a tag read's
         self.breadcrumbs: dict[int, tuple[str, float]] = {}  # slot -> (reader, read time)
+        self.battery = np.full(n, -1, dtype=np.int16)  # last known %, -1 unknown
+        self.battery_since = np.full(n, np.nan)  # when the current discharge was first seen
+        self.battery_from = np.full(n, -1, dtype=np.int16)  # ... and at what level
+        self.battery_t = np.full(n, np.nan)
+        self.low_battery = np.zeros(n, dtype=bool)
         self.rejected: Counter[str] = Counter()
         self.applied = 0
 
@@ -93,13 +117,16 @@ class Tracker:
         flags = cols["flags"]
         lat, lon, t = cols["lat"], cols["lon"], cols["t"]
 
-        sos = [self._sos(int(slots[i]), device_ids[i], lat[i], lon[i], flags[i])
-               for i in np.flatnonzero(known & ((flags & FLAG_SOS) != 0))]
+        alarms = [self._alarm(kind, int(slots[i]), device_ids[i], lat[i], lon[i], flags[i],
+                              float(t[i]), int(cols["battery"][i]))
+                  for flag, kind in ALARM_KINDS
+                  for i in np.flatnonzero(known & ((flags & flag) != 0))]
+        alarms += self._batteries(np.flatnonzero(known), slots, device_ids, cols)
 
         usable = known & ((flags & FLAG_BAD_POSITION) == 0) & np.isfinite(lat) & np.isfinite(lon)
         idx = np.flatnonzero(usable)
         if len(idx) == 0:
-            return StepResult(slots=np.empty(0, dtype=np.int64), sos=sos)
+            return StepResult(slots=np.empty(0, dtype=np.int64), alarms=alarms)
         # Newest fix per slot: sort by (slot, t) and keep each slot's last row.
         order = idx[np.lexsort((t[idx], slots[idx]))]
         s_sorted = slots[order]
@@ -122,7 +149,7 @@ class Tracker:
         self.applied += len(s)
         self._breadcrumbs(idx, slots, t, pick, readers or None)
         exits, enters = self._zones(s, x, y, cols["accuracy"][pick])
-        return StepResult(slots=s, sos=sos, exits=exits, enters=enters)
+        return StepResult(slots=s, alarms=alarms, exits=exits, enters=enters)
 
     def _breadcrumbs(self, usable: np.ndarray, slots: np.ndarray, t: np.ndarray,
                      applied: np.ndarray, readers: list[str] | None) -> None:
@@ -156,11 +183,43 @@ class Tracker:
         """Slot -> breadcrumb reader, for the snapshot."""
         return {slot: reader for slot, (reader, _) in self.breadcrumbs.items()}
 
-    def _sos(self, slot: int, device_id: str, lat: float, lon: float, flags: int) -> SosPress:
+    def _alarm(self, kind: str, slot: int, device_id: str, lat: float, lon: float, flags: int,
+               t: float, battery: int) -> DeviceAlarm:
         bad = bool(flags & FLAG_BAD_POSITION) or not (np.isfinite(lat) and np.isfinite(lon))
         if bad:
-            return SosPress(slot, device_id, float(self.lat[slot]), float(self.lon[slot]), True)
-        return SosPress(slot, device_id, float(lat), float(lon), False)
+            return DeviceAlarm(kind, slot, device_id, float(self.lat[slot]),
+                               float(self.lon[slot]), True, t, battery)
+        return DeviceAlarm(kind, slot, device_id, float(lat), float(lon), False, t, battery)
+
+    def _batteries(self, rows: np.ndarray, slots: np.ndarray, device_ids: list[str],
+                   cols: dict[str, np.ndarray]) -> list[DeviceAlarm]:
+        """Keep each child's battery and its trend; a low battery is raised
+        when it starts (the flag was off), not on every fix while it lasts."""
+        out: list[DeviceAlarm] = []
+        battery, flags, t = cols["battery"], cols["flags"], cols["t"]
+        for i in rows[(battery[rows] >= 0) | ((flags[rows] & FLAG_LOW_BATTERY) != 0)].tolist():
+            slot, level, when = int(slots[i]), int(battery[i]), float(t[i])
+            if np.isfinite(self.battery_t[slot]) and when < self.battery_t[slot]:
+                continue  # a late fix says nothing about the battery now
+            if level >= 0:
+                if self.battery_from[slot] < 0 or level > self.battery[slot]:
+                    self.battery_since[slot], self.battery_from[slot] = when, level  # charged
+                self.battery[slot] = level
+                self.battery_t[slot] = when
+            low = bool(flags[i] & FLAG_LOW_BATTERY)
+            if low and not self.low_battery[slot]:
+                out.append(self._alarm("low_battery", slot, device_ids[i], cols["lat"][i],
+                                       cols["lon"][i], flags[i], when, level))
+            self.low_battery[slot] = low
+        return out
+
+    def battery_trend(self, slot: int) -> float:
+        """Percent per hour over the current discharge (negative: draining);
+        0 until there is enough history to say."""
+        span = self.battery_t[slot] - self.battery_since[slot]
+        if not np.isfinite(span) or span < TREND_MIN_S:
+            return 0.0
+        return float((self.battery[slot] - self.battery_from[slot]) / span * 3600.0)
 
     def _zones(self, s: np.ndarray, x: np.ndarray, y: np.ndarray,
                accuracy: np.ndarray) -> tuple[list[int], list[int]]:

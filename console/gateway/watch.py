@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from models.fixes import Rejected, Report
+from models.messages import FLAG_FALL, FLAG_LOW_BATTERY, FLAG_REMOVED
 
 MAX_FRAME = 16 * 1024  # text frames; a UD with 30 access points is ~2 KiB
 MAX_BINARY = 512 * 1024  # voice/photo payloads are skipped, never buffered
@@ -387,6 +388,7 @@ def _location(msg: WatchMessage, payload: str, complete: bool, now: float,
         report = Report(msg.device_id, _time_or(fields, now, utc_offset_s), math.nan, math.nan,
                         valid=False, battery=_battery_or(fields, -1))
     report.sos = sos
+    report.alarms = alarm_flags(msg.alarms)
     msg.reports.append(report)
     msg.battery = report.battery if report.battery >= 0 else None
     if status is not None:
@@ -410,13 +412,25 @@ def _fast_location(msg: WatchMessage, payload: str, utc_offset_s: float) -> bool
     msg.reports.append(Report(
         msg.device_id, day + hh * 3600 + mi * 60 + ss - utc_offset_s,
         -abs(lat) if g[6] == "S" else lat, -abs(lon) if g[8] == "W" else lon,
-        float(g[9]) * KMH_MS, float(g[10]), math.nan, battery, "sos" in alarms, g[4] == "A"))
+        float(g[9]) * KMH_MS, float(g[10]), math.nan, battery, "sos" in alarms, g[4] == "A",
+        alarm_flags(alarms)))
     msg.network = payload[m.end():]
     return True
 
 
 def _alarms(status: int) -> frozenset[str]:
     return frozenset(name for bit, name in _ALARM_BITS if status >> bit & 1)
+
+
+_ALARM_FLAGS = {"fall": FLAG_FALL, "removed": FLAG_REMOVED, "low_battery": FLAG_LOW_BATTERY}
+
+
+def alarm_flags(alarms: frozenset[str]) -> int:
+    """The fix flags for a watch's alarms other than SOS (which is ``Report.sos``)."""
+    flags = 0
+    for name in alarms:
+        flags |= _ALARM_FLAGS.get(name, 0)
+    return flags
 
 
 def _position(fields: list[str], device_id: str, utc_offset_s: float) -> Report:

@@ -23,15 +23,21 @@ from sqlalchemy.orm import Session
 from console.bus import socket
 from console.config import Config
 from console.supervisor import BACKEND, Supervisor
+from db import accounts
 from db import repositories as repo
 from db.repositories import RosterEntry
 from db.seed import seed_demo
 from db.seed_readers import seed_readers
 from db.store import open_store
-from models.messages import Snapshot, SnapshotRequest, decode, encode
+from models.messages import SignedIn, SignIn, Snapshot, SnapshotRequest, decode, encode
 from tests.services import free_tcp_port
 
 SEOUL_FOREST = (37.5444, 127.0374)
+# Accounts every test backend has (argon2 makes each ~50 ms to create).
+TEST_PASSWORD = "test-password-1"
+TEST_USERS = {"operator1": ["operator"], "operator2": ["operator"],
+              "supervisor1": ["supervisor", "operator"], "auditor1": ["auditor"],
+              "admin1": ["admin"]}
 
 
 @dataclass
@@ -87,6 +93,12 @@ class Backend:
     def command(self, cmd: object, timeout_s: float = 5.0) -> object:
         return self.request(cmd, timeout_s)
 
+    def sign_in(self, user: str, password: str = TEST_PASSWORD) -> str:
+        """A session token for ``user`` (one of TEST_USERS)."""
+        reply = self.request(SignIn(user=user, password=password, console="test"))
+        assert isinstance(reply, SignedIn), reply
+        return reply.token
+
 
 def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0,
              what: str = "condition") -> None:
@@ -128,6 +140,10 @@ def running_backend(cfg: Config, services: tuple[str, ...] = BACKEND,
     with sessions() as s:
         seed_demo(s, cfg.children)
         seed_readers(s)
+        for name, roles in TEST_USERS.items():
+            if not any(u.name == name for u in accounts.users(s)):
+                accounts.add_user(s, name, roles, TEST_PASSWORD)
+        s.commit()
         if seed is not None:
             seed(s)
             s.commit()

@@ -115,7 +115,7 @@ def run(pop: Population, seconds: float, carrier_lag_s: float = DEFAULTS.sim_car
                        + [f.accuracy_m for f in arrived],
                        [r.sos for r in rs] + [False] * len(arrived))
         res = tracker.step([ids[r.index] for r in rs] + [ids[f.index] for f in arrived], cols)
-        out.sos += [(now, p.slot) for p in res.sos]
+        out.sos += [(now, p.slot) for p in res.alarms if p.kind == "sos"]
         out.exits += [(now, s) for s in res.exits]
         out.enters += [(now, s) for s in res.enters]
     return out

@@ -65,8 +65,8 @@ def test_sos_with_bad_position_uses_last_known() -> None:
     tr = tracker()
     tr.step(["dA"], cols([1], [north(40)]))
     res = tr.step(["dA"], cols([2], [math.nan], [math.nan], flags=[FLAG_SOS | FLAG_BAD_POSITION]))
-    assert len(res.sos) == 1
-    press = res.sos[0]
+    assert len(res.alarms) == 1
+    press = res.alarms[0]
     assert press.slot == 0 and press.position_is_last_known
     assert press.lat == pytest.approx(north(40))
     assert tr.lat[0] == pytest.approx(north(40))  # the live position did not move
@@ -75,7 +75,7 @@ def test_sos_with_bad_position_uses_last_known() -> None:
 def test_sos_with_good_position() -> None:
     tr = tracker()
     res = tr.step(["dB"], cols([1], [north(5)], flags=[FLAG_SOS]))
-    assert res.sos[0].slot == 1 and not res.sos[0].position_is_last_known
+    assert res.alarms[0].slot == 1 and not res.alarms[0].position_is_last_known
 
 
 def test_zone_exit_needs_to_clear_the_hysteresis() -> None:

@@ -1,0 +1,232 @@
+"""The alert desk: every alert the engine holds, and every change to one.
+
+Three things change an alert, each through ``models.alerts``:
+
+- a device trigger (``trigger``): opens a new alert, or folds into the
+  child's unresolved alert of the same kind — nothing is ever dropped;
+- an operator's command (``apply``): checked by ``transition``, written
+  with its history line in one transaction, then published;
+- the clock (``tick``): SLA breaches escalate, holds run out.
+
+New alerts are committed before they are published (the store gives the
+id); if the store refuses, the alert waits in ``pending`` and is retried on
+every loop, folding any repeat meanwhile. Changes the engine makes itself
+(folds, escalations) wait in ``outbox`` the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import alerts as db_alerts
+from db.tables import Alert
+from models.alerts import (
+    Actor,
+    HistoryLine,
+    Policy,
+    Refused,
+    Trigger,
+    breaches,
+    escalate,
+    fold,
+    folds_into,
+    hold_expired,
+    transition,
+)
+from models.geo import place_name
+from models.messages import (
+    AlertCommand,
+    AlertOpened,
+    AlertUpdated,
+    AlertView,
+    AssignAlert,
+    Message,
+)
+from models.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingAlert:
+    """A trigger whose alert the store has not taken yet, with any repeats."""
+
+    view: AlertView  # id 0 until stored
+    child_id: int
+    lines: list[HistoryLine] = field(default_factory=list)
+
+
+class AlertDesk:
+    def __init__(self, sessions: sessionmaker[Session], policy: Policy, tracker: Tracker,
+                 alerts: dict[int, AlertView], child_ids: list[int],
+                 zone_names: dict[int, str], publish: Callable[[Message], None],
+                 opened: Callable[[AlertView], None] = lambda _a: None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.sessions = sessions
+        self.policy = policy
+        self.tracker = tracker
+        self.alerts = alerts  # unresolved, by id
+        self.child_ids = child_ids
+        self.zone_names = zone_names
+        self.publish = publish
+        self.opened = opened  # called once an alert is stored and published
+        self.clock = clock
+        self.pending: list[PendingAlert] = []
+        self.outbox: list[tuple[AlertView, HistoryLine]] = []
+
+    # ----------------------------------------------------------- triggers
+    def trigger(self, t: Trigger) -> None:
+        current = next((a for a in self.alerts.values() if folds_into(a, t)), None)
+        if current is not None:
+            new, line = fold(current, t)
+            self.alerts[new.id] = new
+            self._write_later(new, line)
+            return
+        waiting = next((p for p in self.pending if folds_into(p.view, t)), None)
+        if waiting is not None:
+            waiting.view, line = fold(waiting.view, t)
+            waiting.lines.append(line)
+            return
+        self.pending.append(self._new(t))
+        self.flush()
+
+    def _new(self, t: Trigger) -> PendingAlert:
+        tr = self.tracker
+        known = math.isfinite(t.lat) and math.isfinite(t.lon)
+        reader, read_at = tr.breadcrumb(t.slot) or ("", 0.0)
+        now = self.clock()
+        priority = self.policy.priority_of(t.kind)
+        ack_due, close_due = self.policy.deadlines(priority, now)
+        battery = t.battery if t.battery >= 0 else int(tr.battery[t.slot])
+        view = AlertView(
+            id=0, kind=t.kind, priority=priority, state="new",
+            child_token=tr.tokens[t.slot], child_slot=t.slot, device_id=t.device_id,
+            lat=t.lat if known else math.nan, lon=t.lon if known else math.nan,
+            place=place_name(t.lat, t.lon) if known else "위치 미상", opened_at=now,
+            position_is_last_known=t.position_is_last_known,
+            zone=self.zone_names.get(int(tr.home[t.slot]), ""),
+            last_reader=reader, last_reader_at=read_at,
+            position_from_reader=known and tr.located_by_reader(t.slot, t.lat, t.lon),
+            last_trigger_at=t.at, updated_at=now, last_actor="device",
+            ack_due=ack_due, close_due=close_due, battery=battery,
+            battery_trend=tr.battery_trend(t.slot) if t.kind == "low_battery" else 0.0,
+        )
+        return PendingAlert(view, self.child_ids[t.slot],
+                            [HistoryLine("open", "engine", now, detail=t.kind,
+                                         lat=t.lat if known else None,
+                                         lon=t.lon if known else None)])
+
+    # -------------------------------------------------------------- store
+    def flush(self) -> None:
+        """Store what waits (new alerts first, in order), publishing each once
+        stored; stop at the first refusal and try again on the next loop."""
+        while self.pending:
+            p = self.pending[0]
+            try:
+                with self.sessions() as s:
+                    alert_id = db_alerts.insert(s, p.view, p.child_id, p.lines[0])
+                    view = msgspec.structs.replace(p.view, id=alert_id)
+                    for line in p.lines[1:]:
+                        db_alerts.append(s, alert_id, line)
+                    s.commit()
+            except Exception:
+                log.exception("could not store a %s alert; will retry", p.view.kind)
+                return
+            self.pending.pop(0)
+            self.alerts[view.id] = view
+            self.publish(AlertOpened(alert=view))
+            log.info("alert %d opened: %s %s at %s", view.id, view.kind, view.child_token,
+                     view.place)
+            self.opened(view)
+        while self.outbox:
+            view, line = self.outbox[0]
+            try:
+                with self.sessions() as s:
+                    db_alerts.save(s, view, line)
+                    s.commit()
+            except Exception:
+                log.exception("could not store %s of alert %d; will retry", line.action, view.id)
+                return
+            self.outbox.pop(0)
+            self.publish(AlertUpdated(alert=view, action=line.action, actor=line.actor))
+
+    def _write_later(self, view: AlertView, line: HistoryLine) -> None:
+        self.outbox.append((view, line))
+        self.flush()
+
+    # ----------------------------------------------------------- commands
+    def find(self, alert_id: int) -> AlertView:
+        """The live alert, or a resolved one from the store (to reopen or annotate)."""
+        if alert_id in self.alerts:
+            return self.alerts[alert_id]
+        if not 0 < alert_id < 2**31:
+            raise Refused("unknown", f"no alert {alert_id}")
+        with self.sessions() as s:
+            row = s.get(Alert, alert_id)
+            if row is None:
+                raise Refused("unknown", f"no alert {alert_id}")
+            slot = self._slot_of(row.child_id)
+            return db_alerts.view_of(row, slot, self.tracker.tokens[slot] if slot >= 0 else "?")
+
+    def _slot_of(self, child_id: int) -> int:
+        try:
+            return self.child_ids.index(child_id)
+        except ValueError:
+            return -1
+
+    def apply(self, cmd: AlertCommand, actor: Actor,
+              assignable: Callable[[], frozenset[str]]) -> AlertView:
+        """Check, store, publish; raises ``Refused`` and changes nothing when not allowed."""
+        alert = self.find(cmd.alert_id)
+        if any(v.id == alert.id for v, _ in self.outbox):
+            raise Refused("busy", f"alert {alert.id} has a change the store has not taken "
+                                  "yet; try again in a moment")
+        users = assignable() if isinstance(cmd, AssignAlert) else frozenset()
+        new, line = transition(alert, cmd, actor, self.clock(), self.policy, users)
+        try:
+            with self.sessions() as s:
+                db_alerts.save(s, new, line)
+                s.commit()
+        except Exception as exc:
+            log.exception("could not store %s of alert %d", line.action, alert.id)
+            raise Refused("store", "the store did not take the change; nothing changed, try "
+                                   "again") from exc
+        if new.state == "resolved":
+            self.alerts.pop(new.id, None)
+        else:
+            self.alerts[new.id] = new
+        self.publish(AlertUpdated(alert=new, action=line.action, actor=actor.user))
+        log.info("alert %d %s by %s -> %s", new.id, line.action, actor.user, new.state)
+        return new
+
+    # -------------------------------------------------------------- clock
+    def tick(self) -> None:
+        """Escalate SLA breaches and end holds whose time is up."""
+        now = self.clock()
+        for alert in list(self.alerts.values()):
+            if any(v.id == alert.id for v, _ in self.outbox):
+                continue
+            expired = hold_expired(alert, now)
+            if expired is not None:
+                alert = expired[0]
+                self.alerts[alert.id] = alert
+                self._write_later(*expired)
+            bits, reason = breaches(alert, now)
+            if bits:
+                new, line = escalate(alert, bits, reason, now)
+                self.alerts[new.id] = new
+                log.warning("alert %d escalated: %s", new.id, reason)
+                self._write_later(new, line)
+
+    def unsaved(self) -> int:
+        return len(self.pending) + len(self.outbox)
+
+    def all_open(self) -> list[AlertView]:
+        return sorted(self.alerts.values(), key=lambda a: a.id)

@@ -1,0 +1,62 @@
+"""What the engine loads from the store at start: roster, zones, readers,
+cameras and every unresolved alert, in the slots the tracker uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import alerts as db_alerts
+from db import repositories as repo
+from models.messages import AlertView, CameraView, ReaderView, ZoneView
+from models.tracking import Tracker
+
+
+@dataclass
+class EngineState:
+    tracker: Tracker
+    alerts: dict[int, AlertView]  # unresolved alerts by id
+    zone_names: dict[int, str]  # zone index -> name
+    readers: list[ReaderView]
+    cameras: list[CameraView]
+    child_ids: list[int]  # slot -> the child's id in the store
+    slot_of_child: dict[int, int]
+
+
+def load_state(sessions: sessionmaker[Session]) -> EngineState:
+    with sessions() as s:
+        roster = repo.roster(s)
+        zones = [ZoneView(id=z.id, name=z.name, kind=z.kind, lat=z.lat, lon=z.lon,
+                          radius_m=z.radius_m) for z in repo.zones(s)]
+        open_rows = db_alerts.unresolved(s)
+        readers = [ReaderView(id=r.id, name=r.name, lat=r.lat, lon=r.lon, range_m=r.range_m)
+                   for r in repo.readers(s)]
+        cameras = camera_views(s)
+        # One slot per child, in roster order; a child may own several devices.
+        slot_of_child: dict[int, int] = {}
+        child_ids: list[int] = []
+        tokens: list[str] = []
+        home: list[int] = []
+        device_slots: dict[str, int] = {}
+        for r in roster:
+            if r.child_id not in slot_of_child:
+                slot_of_child[r.child_id] = len(tokens)
+                child_ids.append(r.child_id)
+                tokens.append(r.token)
+                home.append(r.zone_id if r.zone_id is not None else -1)
+            device_slots[r.device_id] = slot_of_child[r.child_id]
+        alerts = {}
+        for a in open_rows:
+            slot = slot_of_child.get(a.child_id, -1)
+            alerts[a.id] = db_alerts.view_of(a, slot, tokens[slot] if slot >= 0 else "?")
+    tracker = Tracker(tokens, device_slots, home, zones)
+    return EngineState(tracker, alerts, {i: z.name for i, z in enumerate(zones)}, readers,
+                       cameras, child_ids, slot_of_child)
+
+
+def camera_views(session: Session) -> list[CameraView]:
+    return [CameraView(id=c.id, name=c.name, lat=c.lat, lon=c.lon,
+                       direction_deg=c.direction_deg, fov_deg=c.fov_deg, range_m=c.range_m,
+                       ptz=c.ptz, status=c.status, has_stream=bool((c.stream_url or "").strip()))
+            for c in repo.cameras(session)]

@@ -1,0 +1,97 @@
+"""Alert rows and their history: the store's side of ``models.alerts``.
+
+The engine holds the live ``AlertView`` of every unresolved alert and is
+the only writer; each change is written whole (``save``) with its history
+line in the caller's transaction, so the row and its history never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.tables import Alert, AlertAction, Child
+from models.alerts import HistoryLine
+from models.messages import AlertView, HistoryEntry
+
+# AlertView fields stored under the same name (the rest: slot and token come
+# from the roster; lat/lon/reader fields may be NULL in the row).
+_SAME = ("kind", "priority", "state", "device_id", "place", "zone", "opened_at",
+         "position_is_last_known", "version", "owner", "count", "last_trigger_at",
+         "hold_reason", "hold_until", "dispatched_to", "dispatch_ref", "outcome",
+         "resolved_at", "last_note", "last_actor", "updated_at", "ack_due", "close_due",
+         "breaches", "escalated_at", "battery", "battery_trend", "position_from_reader")
+
+
+def _none_if_nan(v: float) -> float | None:
+    return None if not math.isfinite(v) else v
+
+
+def insert(session: Session, view: AlertView, child_id: int, line: HistoryLine) -> int:
+    """A new alert and its first history line; returns the id the store gave it."""
+    row = Alert(child_id=child_id)
+    _fill(row, view)
+    session.add(row)
+    session.flush()
+    append(session, row.id, line)
+    return row.id
+
+
+def save(session: Session, view: AlertView, line: HistoryLine) -> None:
+    """Write the alert's new state and its history line; the caller commits."""
+    row = session.get(Alert, view.id)
+    if row is None:
+        raise LookupError(f"no alert {view.id} in the store")
+    _fill(row, view)
+    append(session, view.id, line)
+
+
+def _fill(row: Alert, view: AlertView) -> None:
+    for name in _SAME:
+        setattr(row, name, getattr(view, name))
+    row.lat, row.lon = _none_if_nan(view.lat), _none_if_nan(view.lon)
+    row.acked_by = view.acked_by or None
+    row.acked_at = view.acked_at or None
+    row.last_reader = view.last_reader or None
+    row.last_reader_at = view.last_reader_at or None
+    row.steps = ",".join(view.steps)
+
+
+def append(session: Session, alert_id: int, line: HistoryLine) -> None:
+    session.add(AlertAction(alert_id=alert_id, action=line.action, actor=line.actor,
+                            at=line.at, note=line.note, detail=line.detail[:200],
+                            lat=line.lat, lon=line.lon))
+
+
+def view_of(row: Alert, slot: int, token: str) -> AlertView:
+    values = {name: getattr(row, name) for name in _SAME}
+    return AlertView(
+        id=row.id, child_token=token, child_slot=slot,
+        lat=math.nan if row.lat is None else row.lat,
+        lon=math.nan if row.lon is None else row.lon,
+        acked_by=row.acked_by or "", acked_at=row.acked_at or 0.0,
+        last_reader=row.last_reader or "", last_reader_at=row.last_reader_at or 0.0,
+        steps=[s for s in row.steps.split(",") if s], **values,
+    )
+
+
+def unresolved(session: Session) -> list[Alert]:
+    return list(session.scalars(
+        select(Alert).where(Alert.state != "resolved").order_by(Alert.id)))
+
+
+def since(session: Session, t: float, limit: int) -> list[tuple[Alert, str]]:
+    """Alerts opened at or after ``t`` (newest first) with their child's token."""
+    rows = session.execute(
+        select(Alert, Child.token).join(Child, Alert.child_id == Child.id)
+        .where(Alert.opened_at >= t).order_by(Alert.id.desc()).limit(limit))
+    return [(a, tok) for a, tok in rows]
+
+
+def history(session: Session, alert_id: int) -> list[HistoryEntry]:
+    rows = session.scalars(
+        select(AlertAction).where(AlertAction.alert_id == alert_id).order_by(AlertAction.id))
+    return [HistoryEntry(action=r.action, actor=r.actor, at=r.at, note=r.note,
+                         detail=r.detail, lat=r.lat, lon=r.lon) for r in rows]
