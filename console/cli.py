@@ -36,7 +36,12 @@ def _config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _prepare_store(cfg: Config) -> None:
+def _prepare_store(cfg: Config, demo: bool = False) -> str | None:
+    """Migrate and seed the store; for ``demo``, also its accounts.
+
+    Returns operator1's password when the demo's window can sign in by itself
+    (the demo accounts and their file are there), else None.
+    """
     from console.services.democams import stream_url
     from db.seed import seed_demo
     from db.seed_cameras import seed_cameras
@@ -44,13 +49,39 @@ def _prepare_store(cfg: Config) -> None:
     from db.store import open_store
 
     engine, sessions = open_store(cfg.db_url)
+    password = None
     with sessions() as s:
         created = seed_demo(s, cfg.children)
         seed_readers(s)
         seed_cameras(s, lambda camera_id: stream_url(cfg.demo_rtsp_port, camera_id))
+        if demo:
+            password = _demo_accounts(s, cfg.data_dir)
     if created:
         log.info("seeded the demo: %d children", created)
     engine.dispose()
+    return password
+
+
+def _demo_accounts(session: Session, data_dir: Path) -> str | None:
+    """Create the demo's accounts on first start and show their passwords
+    once; later, read operator1's back from the file so the window still
+    signs in by itself."""
+    from db.demo_accounts import accounts_file, ensure_demo_accounts, read_demo_accounts
+
+    path = accounts_file(data_dir)
+    created = ensure_demo_accounts(session, path)
+    if created is not None:
+        print(f"demo accounts (also in {path}, readable by you only):")
+        for user, password in created.items():
+            print(f"  {user}\t{password}")
+        sys.stdout.flush()
+        return created.get("operator1")
+    if not path.is_file():
+        log.warning("the demo accounts exist but %s is gone: sign in by hand, or set a "
+                    "password with: childsafe users passwd operator1", path)
+        return None
+    log.info("demo accounts and their passwords: %s", path)
+    return read_demo_accounts(path).get("operator1")
 
 
 def _wait_for_signal() -> None:
@@ -61,7 +92,8 @@ def _wait_for_signal() -> None:
         pass
 
 
-def _run_backend(cfg: Config, services: tuple[str, ...], headless: bool) -> int:
+def _run_backend(cfg: Config, services: tuple[str, ...], headless: bool,
+                 sign_in: tuple[str, str] | None = None) -> int:
     from console.supervisor import Supervisor
 
     sup = Supervisor(cfg, services)
@@ -73,17 +105,22 @@ def _run_backend(cfg: Config, services: tuple[str, ...], headless: bool) -> int:
             return 0
         from console.app import run_console
 
-        return run_console(cfg)
+        if sign_in is None:
+            return run_console(cfg)
+        return run_console(cfg, sign_in=sign_in)
     finally:
         sup.stop()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo's window signs in as operator1 by itself: a demo is for
+    looking at the product, not for typing a password drawn at random."""
     from console.supervisor import DEMO
 
     cfg = _config(args)
-    _prepare_store(cfg)
-    return _run_backend(cfg, DEMO, args.headless)
+    password = _prepare_store(cfg, demo=True)
+    sign_in = ("operator1", password) if password else None
+    return _run_backend(cfg, DEMO, args.headless, sign_in=sign_in)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -310,11 +310,14 @@ def escalation(a: AlertView, now: float) -> Escalation | None:
     return Escalation(a, tuple(reasons), due, deadline, deadline - now if deadline else None)
 
 
-def urgency(e: Escalation) -> tuple[int, int, float, float]:
-    """Overdue before at risk; then priority; then least time left (most
-    overdue first); an escalated alert already dispatched goes last of its group."""
-    left = e.seconds_left if e.seconds_left is not None else math.inf
-    return (0 if e.overdue else 1, e.alert.priority, left, e.alert.opened_at)
+def urgency(e: Escalation) -> tuple[int, int, int, float, float]:
+    """Overdue before at risk; within each, alerts whose clock still runs
+    before those already handed to police/fire (help is on its way); then
+    priority; then least time left (most overdue first); then the oldest."""
+    running = e.seconds_left is not None
+    left = e.seconds_left if e.seconds_left is not None else 0.0
+    return (0 if e.overdue else 1, 0 if running else 1, e.alert.priority, left,
+            e.alert.opened_at)
 
 
 def escalations(alerts: Iterable[AlertView], now: float) -> list[Escalation]:

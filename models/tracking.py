@@ -117,11 +117,15 @@ class Tracker:
         flags = cols["flags"]
         lat, lon, t = cols["lat"], cols["lon"], cols["t"]
 
+        battery = cols.get("battery")
+        if battery is None:  # a caller without the column (tests, replays of old batches)
+            battery = np.full(len(device_ids), -1, dtype=np.int8)
         alarms = [self._alarm(kind, int(slots[i]), device_ids[i], lat[i], lon[i], flags[i],
-                              float(t[i]), int(cols["battery"][i]))
+                              float(t[i]), int(battery[i]))
                   for flag, kind in ALARM_KINDS
                   for i in np.flatnonzero(known & ((flags & flag) != 0))]
-        alarms += self._batteries(np.flatnonzero(known), slots, device_ids, cols)
+        alarms += self._batteries(np.flatnonzero(known), slots, device_ids,
+                                  {**cols, "battery": battery})
 
         usable = known & ((flags & FLAG_BAD_POSITION) == 0) & np.isfinite(lat) & np.isfinite(lon)
         idx = np.flatnonzero(usable)

@@ -200,16 +200,17 @@ class EscalationPanel(QWidget):
         self._update_buttons()
 
     def _fill_assignees(self, staff: list[StaffLoad]) -> None:
-        current = self.assignee.currentText()
+        """Signed-in people who work the queue, least loaded first; the choice
+        made before survives a new report when that person is still on."""
+        current = self.assignee_user()
+        load = {s.user: s.open_alerts for s in staff}
         self.assignee.blockSignals(True)
         self.assignee.clear()
-        for s in sorted(staff, key=lambda s: (s.open_alerts, s.user)):
-            if s.user in kpi.assignable(staff):
-                self.assignee.addItem(
-                    self.tr("%1 (%2 open)").replace("%1", s.user)
-                    .replace("%2", str(s.open_alerts)), s.user)
-        i = self.assignee.findData(current.split(" ", 1)[0]) if current else -1
-        self.assignee.setCurrentIndex(max(i, 0) if self.assignee.count() else -1)
+        for user in kpi.assignable(staff):
+            self.assignee.addItem(self.tr("%1 (%2 open)").replace("%1", user)
+                                  .replace("%2", str(load[user])), user)
+        self.assignee.setCurrentIndex(max(self.assignee.findData(current), 0)
+                                      if self.assignee.count() else -1)
         self.assignee.blockSignals(False)
 
     # ------------------------------------------------------------ actions
@@ -295,12 +296,13 @@ def fake_shift(now: float, hours: float = 8.0, n: int = 80, seed: int = 7
                ) -> tuple[ShiftReport, float]:
     """A plausible shift for running the panel alone: ``n`` alerts over
     ``hours``; most old ones closed, the latest still being worked, a few
-    acknowledged late or left open too long (escalated), one owner signed
-    out, and three operators and a supervisor on."""
+    acknowledged late or left open too long (escalated), four live ones
+    close to their deadlines, one owner signed out, and three operators and
+    a supervisor on."""
     rng = random.Random(seed)
     since = now - hours * 3600
     alerts: list[AlertView] = []
-    for i in range(n):
+    for i in range(n - 4):
         kind = rng.choices(KINDS, (3, 1, 2, 4, 2))[0]
         prio = DEFAULT_PRIORITY[kind]
         sla = DEFAULT_SLA[prio]
@@ -340,6 +342,26 @@ def fake_shift(now: float, hours: float = 8.0, n: int = 80, seed: int = 7
             dispatched_to="police" if state == "dispatched" else "",
             hold_reason="guardian on the way" if hold else "",
             hold_until=now + 600 if hold else 0.0, last_note=rng.choice(NOTES)))
+    # What a supervisor sees at a glance: an SOS nobody has picked up for 25 s,
+    # a zone exit and a fall running out of time, a removal not acknowledged.
+    live = (("sos", "new", 25, ""), ("zone_exit", "in_progress", 26 * 60, "lee.operator"),
+            ("fall", "on_hold", 8 * 60, "kim.operator"), ("removed", "new", 190, ""))
+    for k, (kind, state, age, owner) in enumerate(live):
+        prio = DEFAULT_PRIORITY[kind]
+        opened = now - age
+        sla = DEFAULT_SLA[prio]
+        late = not owner and age > sla.ack_s
+        alerts.append(AlertView(
+            id=1000 + n + k, kind=kind, priority=prio, state=state,  # type: ignore[arg-type]
+            child_token=f"C-{rng.randrange(16**6):06X}", child_slot=n + k,
+            device_id=f"86{rng.randrange(10**12):012d}", lat=37.5444, lon=127.0374,
+            place=PLACES[k], opened_at=opened, owner=owner, acked_by=owner,
+            acked_at=opened + 20 if owner else 0.0, ack_due=opened + sla.ack_s,
+            close_due=opened + sla.close_s, breaches=late * BREACH_ACK,
+            escalated_at=opened + sla.ack_s if late else 0.0, updated_at=now - 5,
+            hold_reason="waiting for guardian's call back" if state == "on_hold" else "",
+            hold_until=now + 300 if state == "on_hold" else 0.0,
+            last_note="<script>alert(1)</script> typed by a careless hand" if k == 3 else ""))
     alerts.sort(key=lambda a: a.opened_at)
     unresolved = [a.owner for a in alerts if a.state != "resolved"]
     staff = [StaffLoad(user=u, roles=["operator"], signed_in_at=since + 60 * k,
@@ -350,7 +372,7 @@ def fake_shift(now: float, hours: float = 8.0, n: int = 80, seed: int = 7
 
 
 def main() -> int:
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QFileDialog
 
     from console.theme import apply_theme
 
@@ -361,9 +383,15 @@ def main() -> int:
     panel = EscalationPanel()
     panel.reassign_requested.connect(
         lambda a, v, u: print(f"reassign alert {a} (v{v}) to {u}"))
-    panel.export_requested.connect(
-        lambda fmt: print(f"wrote {panel.write_handover(f'/tmp/handover.{fmt}', fmt, 'demo')}"
-                          f" open alerts to /tmp/handover.{fmt}"))
+
+    def export(fmt: str) -> None:
+        kind = "CSV (*.csv)" if fmt == "csv" else "HTML (*.html)"
+        path, _ = QFileDialog.getSaveFileName(panel, panel.tr("Save the hand-over"),
+                                              f"handover.{fmt}", kind)
+        if path:
+            print(f"wrote {panel.write_handover(path, fmt, 'demo')} open alerts to {path}")
+
+    panel.export_requested.connect(export)
     panel.show_report(report, since, now)
     panel.resize(1400, 860)
     panel.show()

@@ -97,8 +97,8 @@ class DurationAxis(pg.AxisItem):
     def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
         steps = (1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
         span = max(maxVal - minVal, 1.0)
-        # About one label per 90 px, on a round duration.
-        want = span / max(1.0, size / 90.0)
+        # About one label per 55 px, on a round duration.
+        want = span / max(1.0, size / 55.0)
         major = next((float(s) for s in steps if s >= want), float(steps[-1]))
         return [(major, 0.0)]
 
@@ -194,7 +194,7 @@ class KpiCharts(QWidget):
         item = self._bars(plot, colour, x=centres, height=heights, width=h.step * 0.9)
         top = max(heights) * 1.15 + 0.5
         if h.overflow:
-            more = pg.TextItem(f"≥{duration_label(h.edges[-1])}", color=fg, anchor=(0.5, 1.0))
+            more = pg.TextItem(f"≥{duration_label(h.edges[-1])}", color=fg, anchor=(0.9, 1.0))
             more.setPos(centres[-1], h.overflow + top * 0.02)
             plot.addItem(more)
         plot.setXRange(0, h.step * len(heights), padding=0.02)
@@ -267,13 +267,13 @@ class KpiCharts(QWidget):
         plot.addItem(target)
         for p, h in zip(prios, heights, strict=True):
             c = per_priority[p]
-            label = f"{h:.0f}%  {c.met}/{c.decided}" if c.rate is not None else "—"
+            label = f"{h:.0f}%\n{c.met}/{c.decided}" if c.rate is not None else "—"
             # One row of figures above the target line, clear of every bar.
             item = pg.TextItem(label, color=fg, anchor=(0.5, 0.5))
-            item.setPos(p, 114)
+            item.setPos(p, 118)
             plot.addItem(item)
             self.sla_texts.append(item)
         plot.getAxis("bottom").setTicks([[(p, f"P{p}") for p in prios], []])
         plot.setXRange(min(prios, default=1) - 0.6, max(prios, default=4) + 0.6, padding=0)
-        plot.setYRange(0, 125, padding=0)
+        plot.setYRange(0, 135, padding=0)
         plot.getAxis("left").setTicks([[(v, str(v)) for v in (0, 25, 50, 75, 100)], []])

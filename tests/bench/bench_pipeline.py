@@ -370,6 +370,7 @@ class Population:
 def _prepare(url: str, children: int, sos_needed: int) -> Population:
     from sqlalchemy import func, select
 
+    from db import alerts as db_alerts
     from db import repositories as repo
     from db.seed import seed_demo
     from db.store import open_store
@@ -382,7 +383,7 @@ def _prepare(url: str, children: int, sos_needed: int) -> Population:
         seed_s = time.monotonic() - t
         roster = repo.roster(s)
         zones = {z.id: z for z in repo.zones(s)}
-        busy = {a.child_id for a in repo.unresolved_alerts(s) if a.kind == "sos"}
+        busy = {a.child_id for a in db_alerts.unresolved(s) if a.kind == "sos"}
         base = int(s.scalar(select(func.coalesce(func.max(Fix.id), 0))) or 0)
     engine.dispose()
     rng = random.Random(7)

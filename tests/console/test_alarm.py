@@ -38,6 +38,24 @@ def player(qtbot: QtBot) -> Iterator[AlarmPlayer]:
         assert not running_timers(p)
 
 
+def wait_playing(qtbot: QtBot, player: AlarmPlayer) -> None:
+    """Until libvlc's MediaPlayer is in its Playing state; on a timeout, say
+    which states it went through."""
+    seen: list[str] = []
+
+    def playing() -> bool:
+        state = f"{player.state() or '-'}/{player.mode() or '-'}/{player.player_state()}"
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        return player.is_playing()
+
+    try:
+        qtbot.waitUntil(playing, timeout=WAIT_MS)
+    except qtbot.TimeoutError:
+        pytest.fail(f"libvlc never played (plays={player.plays}, output="
+                    f"{player.audio_output}): {' -> '.join(seen)}")
+
+
 def wait_silent(qtbot: QtBot, player: AlarmPlayer) -> None:
     qtbot.waitUntil(lambda: player.state() == "" and not player.is_playing(), timeout=WAIT_MS)
 
@@ -58,13 +76,13 @@ def test_new_p1_loops_until_acknowledged(qtbot: QtBot, player: AlarmPlayer) -> N
         player.update([alert(1, 1)])
     assert sig.args == ["p1"]
     assert player.state() == "p1" and player.mode() == "loop"
-    qtbot.waitUntil(player.is_playing, timeout=WAIT_MS)  # libvlc really plays it
+    wait_playing(qtbot, player)  # libvlc really plays it
 
     first = player.plays
     qtbot.wait(3000)
     assert player.plays >= first + 2, "the tone keeps repeating until acknowledged"
     assert player.state() == "p1"
-    qtbot.waitUntil(player.is_playing, timeout=WAIT_MS)  # and still really plays
+    wait_playing(qtbot, player)  # and still really plays
 
     player.update([alert(1, 1, "acknowledged")])
     assert player.state() == ""
@@ -86,12 +104,12 @@ def test_the_most_urgent_new_alert_is_heard(qtbot: QtBot, player: AlarmPlayer) -
     assert player.state() == "p3"
     player.update([alert(3, 3), alert(1, 1)])
     assert player.state() == "p1"
-    qtbot.waitUntil(player.is_playing, timeout=WAIT_MS)
+    wait_playing(qtbot, player)
     player.update([alert(1, 1), alert(3, 3), alert(2, 2, "acknowledged")])
     assert player.state() == "p1"
     player.update([alert(1, 1, "acknowledged"), alert(3, 3), alert(4, 4)])
     assert player.state() == "p3"
-    qtbot.waitUntil(player.is_playing, timeout=WAIT_MS)
+    wait_playing(qtbot, player)
     player.update([alert(3, 3, "acknowledged"), alert(4, 4)])
     assert player.state() == "p4"
 
@@ -107,7 +125,7 @@ def test_low_priorities_mute_but_p1_p2_never(qtbot: QtBot, player: AlarmPlayer) 
 
     player.update([alert(3, 3), alert(2, 2)])
     assert player.state() == "p2"
-    qtbot.waitUntil(player.is_playing, timeout=WAIT_MS)
+    wait_playing(qtbot, player)
     player.set_mute_low(True)
     assert player.state() == "p2"
 
@@ -116,7 +134,7 @@ def test_low_priorities_mute_but_p1_p2_never(qtbot: QtBot, player: AlarmPlayer) 
 
     player.set_mute_low(False)  # unmuted: the waiting P3 is heard at once
     assert player.state() == "p3"
-    qtbot.waitUntil(player.is_playing, timeout=WAIT_MS)
+    wait_playing(qtbot, player)
     player.set_mute_low(True)  # and muting silences a sounding P3
     assert player.state() == ""
     wait_silent(qtbot, player)
@@ -135,7 +153,7 @@ def test_repeated_trigger_of_an_acknowledged_alert_sounds_once(
 
     player.update([alert(7, 1, "acknowledged", count=3)])  # the child pressed SOS again
     assert player.state() == "p1" and player.mode() == "once" and player.plays == 1
-    qtbot.waitUntil(player.is_playing, timeout=WAIT_MS)
+    wait_playing(qtbot, player)
     wait_silent(qtbot, player)  # a single play, then silence
     assert player.plays == 1 and not running_timers(player)
     qtbot.wait(1500)
@@ -156,7 +174,7 @@ def test_repeated_trigger_while_a_loop_sounds(qtbot: QtBot, player: AlarmPlayer)
     assert player.state() == "p1" and player.mode() == "once"
     qtbot.waitUntil(lambda: player.state() == "p3" and player.mode() == "loop",
                     timeout=WAIT_MS)
-    qtbot.waitUntil(player.is_playing, timeout=WAIT_MS)
+    wait_playing(qtbot, player)
 
     # A loop as urgent or more already says it: the single play is skipped.
     player.update([alert(1, 1), alert(7, 2, "acknowledged", count=1)])
@@ -179,7 +197,7 @@ def test_muted_repeated_low_trigger_stays_silent(qtbot: QtBot, player: AlarmPlay
 
 def test_empty_queue_and_stop_silence(qtbot: QtBot, player: AlarmPlayer) -> None:
     player.update([alert(1, 2)])
-    qtbot.waitUntil(player.is_playing, timeout=WAIT_MS)
+    wait_playing(qtbot, player)
     with qtbot.waitSignal(player.sound_changed, timeout=WAIT_MS) as sig:
         player.update([])
     assert sig.args == [""]
@@ -198,7 +216,7 @@ def test_empty_queue_and_stop_silence(qtbot: QtBot, player: AlarmPlayer) -> None
 def test_close_releases_libvlc(qtbot: QtBot) -> None:
     p = AlarmPlayer()
     p.update([alert(1, 1)])
-    qtbot.waitUntil(p.is_playing, timeout=WAIT_MS)
+    wait_playing(qtbot, p)
     p.close()
     assert p.closed and p.state() == "" and not p.is_playing()
     assert p.player_state() == "Closed" and not running_timers(p)
@@ -218,7 +236,7 @@ def test_a_failing_real_output_falls_back_to_the_null_one(qtbot: QtBot) -> None:
         p.update([alert(1, 1)])
         qtbot.waitUntil(lambda: p.audio_output == "null", timeout=WAIT_MS)
         assert "failed" in p.audio_note and p.state() == "p1"
-        qtbot.waitUntil(p.is_playing, timeout=WAIT_MS)
+        wait_playing(qtbot, p)
     finally:
         p.close()
     assert not running_timers(p)

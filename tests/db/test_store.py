@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
+import msgspec
 import numpy as np
 import pytest
 from sqlalchemy import func, inspect, select, text
 
+from db import alerts as db_alerts
 from db import repositories as repo
+from db.repositories import RosterEntry
 from db.seed import seed_demo, split_children
 from db.store import make_engine, open_store, upgrade
 from db.tables import Alert, AlertAction, Event, Fix
+from models.alerts import HistoryLine
+from models.messages import AlertView
 
 
 def test_migration_creates_every_table_and_is_idempotent(store_url: str) -> None:
@@ -18,7 +25,7 @@ def test_migration_creates_every_table_and_is_idempotent(store_url: str) -> None
     engine = make_engine(store_url)
     names = set(inspect(engine).get_table_names())
     assert {"zones", "children", "devices", "fixes", "alerts", "alert_actions", "events",
-            "alembic_version"} <= names
+            "users", "user_sessions", "access_log", "alembic_version"} <= names
     if store_url.startswith("sqlite"):
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -52,30 +59,55 @@ def test_split_children_keeps_the_pilot_proportions() -> None:
         split_children(-1, demo_zones())
 
 
-def test_alert_open_and_acknowledge_history(store_url: str) -> None:
+def _view(child: RosterEntry, **kw: object) -> AlertView:
+    fields: dict[str, object] = dict(
+        id=0, kind="sos", priority=1, state="new", child_token=child.token, child_slot=0,
+        device_id=child.device_id, lat=37.5, lon=127.0, place="성동구 성수동1가",
+        zone="Seoul Forest Park", opened_at=100.0, ack_due=130.0, close_due=700.0)
+    fields.update(kw)
+    return AlertView(**fields)  # type: ignore[arg-type]
+
+
+def test_an_alert_and_its_history_round_trip(store_url: str) -> None:
+    """What the engine writes (the whole view and a history line per change)
+    is what it reads back after a restart, on SQLite and PostgreSQL."""
     engine, sessions = open_store(store_url)
     with sessions() as s:
         seed_demo(s, 10)
         child = repo.roster(s)[0]
-        alert = repo.open_alert(s, kind="sos", priority=1, child_id=child.child_id,
-                                device_id=child.device_id, lat=37.5, lon=127.0,
-                                place="성동구 성수동1가", zone="Seoul Forest Park",
-                                position_is_last_known=False, opened_at=100.0)
+        alert_id = db_alerts.insert(s, _view(child), child.child_id,
+                                    HistoryLine("open", "engine", 100.0, detail="sos",
+                                                lat=37.5, lon=127.0))
         s.commit()
-        alert_id = alert.id
+    worked = _view(child, id=alert_id, state="on_hold", owner="operator1", version=3,
+                   count=2, hold_reason="guardian calling", hold_until=900.0,
+                   steps=["cctv", "call_device"], last_note="n" * 2000, acked_by="operator1",
+                   acked_at=105.0, lat=float("nan"), lon=float("nan"), battery=12,
+                   battery_trend=-3.5, breaches=1)
     with sessions() as s:
-        acked = repo.acknowledge(s, alert_id, "operator1", at=105.0)
+        db_alerts.save(s, worked, HistoryLine("hold", "operator1", 110.0, note="why",
+                                              detail="guardian calling"))
         s.commit()
-        assert (acked.state, acked.acked_by, acked.acked_at) == ("acknowledged", "operator1",
-                                                                 105.0)
     with sessions() as s:
-        with pytest.raises(repo.CommandRejected, match="not open"):
-            repo.acknowledge(s, alert_id, "operator2")
-        with pytest.raises(repo.CommandRejected, match="no alert"):
-            repo.acknowledge(s, 999, "operator2")
-        assert repo.alert_history(s, alert_id) == [("open", "engine"), ("ack", "operator1")]
+        (row,) = db_alerts.unresolved(s)
+        back = db_alerts.view_of(row, 0, child.token)
+        assert back.steps == ["cctv", "call_device"] and back.last_note == "n" * 2000
+        assert math.isnan(back.lat) and row.lat is None
+        assert msgspec.structs.replace(back, lat=0.0, lon=0.0) == msgspec.structs.replace(
+            worked, lat=0.0, lon=0.0)
+        history = db_alerts.history(s, alert_id)
+        assert [(h.action, h.actor, h.note) for h in history] == [
+            ("open", "engine", ""), ("hold", "operator1", "why")]
+        assert history[0].lat == 37.5 and history[1].lat is None
         assert s.scalar(select(func.count()).select_from(AlertAction)) == 2
-        assert [a.id for a in repo.unresolved_alerts(s)] == [alert_id]
+        with pytest.raises(LookupError):
+            db_alerts.save(s, _view(child, id=999), HistoryLine("ack", "x", 1.0))
+    resolved = msgspec.structs.replace(worked, state="resolved", outcome="child_safe")
+    with sessions() as s:
+        db_alerts.save(s, resolved, HistoryLine("resolve", "operator1", 120.0, note="home"))
+        s.commit()
+        assert db_alerts.unresolved(s) == []
+        assert [a.id for a, _ in db_alerts.since(s, 0.0, 10)] == [alert_id]
     engine.dispose()
 
 
@@ -133,18 +165,14 @@ def test_an_alert_keeps_the_breadcrumb_it_opened_with(store_url: str) -> None:
     with sessions() as s:
         seed_demo(s, 3)
         child = repo.roster(s)[0]
-        plain = repo.open_alert(s, kind="sos", priority=1, child_id=child.child_id,
-                                device_id=child.device_id, lat=None, lon=None, place="위치 미상",
-                                zone="", position_is_last_known=True, opened_at=1.0)
-        tagged = repo.open_alert(s, kind="sos", priority=1, child_id=child.child_id,
-                                 device_id=child.device_id, lat=37.5, lon=127.0, place="p",
-                                 zone="", position_is_last_known=True, opened_at=2.0,
-                                 last_reader="R001-1", last_reader_at=1.5,
-                                 position_from_reader=True)
+        line = HistoryLine("open", "engine", 1.0)
+        plain = db_alerts.insert(s, _view(child, lat=float("nan"), lon=float("nan"),
+                                          position_is_last_known=True), child.child_id, line)
+        tagged = db_alerts.insert(s, _view(child, last_reader="R001-1", last_reader_at=1.5,
+                                           position_from_reader=True), child.child_id, line)
         s.commit()
-        ids = plain.id, tagged.id
     with sessions() as s:
-        a, b = (s.get(Alert, i) for i in ids)
+        a, b = (s.get(Alert, i) for i in (plain, tagged))
         assert a is not None and b is not None
         assert (a.last_reader, a.last_reader_at, a.position_from_reader) == (None, None, False)
         assert (b.last_reader, b.last_reader_at, b.position_from_reader) == ("R001-1", 1.5, True)

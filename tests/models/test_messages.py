@@ -46,8 +46,8 @@ def test_round_trip_keeps_columns() -> None:
 
 
 def test_unknown_field_is_rejected() -> None:
-    raw = msgspec.msgpack.encode({"schema": "cmd.ack", "alert_id": 1, "operator": "a",
-                                  "sneaky": True})
+    raw = msgspec.msgpack.encode({"schema": "cmd.ack", "token": "t", "alert_id": 1,
+                                  "alert_version": 1, "sneaky": True})
     with pytest.raises(BadMessage, match="sneaky"):
         decode(raw)
 
@@ -60,7 +60,7 @@ def test_unknown_schema_and_garbage_are_rejected() -> None:
 
 
 def test_future_version_is_rejected() -> None:
-    raw = encode(AckAlert(alert_id=1, operator="a", version=2))
+    raw = encode(AckAlert(token="t", alert_id=1, alert_version=1, version=2))
     with pytest.raises(BadMessage, match="version 2"):
         decode(raw)
 
@@ -108,7 +108,7 @@ def test_readers_of_the_wrong_length_are_rejected() -> None:
 
 
 def test_alert_and_snapshot_carry_the_breadcrumb_and_old_bodies_decode() -> None:
-    view = AlertView(id=1, kind="sos", priority=1, state="open", child_token="C-1",
+    view = AlertView(id=1, kind="sos", priority=1, state="new", child_token="C-1",
                      child_slot=4, device_id="E200", lat=37.5, lon=127.0, place="p",
                      opened_at=1.0, last_reader="R001-1", last_reader_at=0.5,
                      position_from_reader=True)
