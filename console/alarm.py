@@ -16,21 +16,27 @@ PySide6-Essentials).  The audio output is chosen once, at construction:
 
 - ``"auto"`` (the default): libvlc's own choice (PulseAudio / PipeWire, then
   ALSA) when the machine has a sound device or a sound server; otherwise
-  libvlc's null output (``adummy``), which decodes and plays the file at
-  once without a sound card, so the player's state stays observable;
-- ``"default"``: libvlc's own choice, ``"null"``: the null output, or a
+  the null output;
+- ``"default"``: libvlc's own choice; ``"null"``: the null output; or a
   libvlc audio-output module list such as ``"pulse"`` or ``"alsa"``.
+
+The null output is a silent sound card: libvlc decodes the tone and hands
+its samples, through libvlc's audio callbacks, to a sink that consumes them
+at the tone's sample rate and drops them.  So without a sound card the
+MediaPlayer still goes Opening -> Playing (for the tone's real length) ->
+Ended, and its state is observable.  (libvlc's own ``adummy`` output would
+"play" a one-second tone in a few milliseconds.)
 
 A real output that cannot play (a play that ends or fails in less than
 half the tone's length: no device, the sound server went away) is replaced
 by the null output, with a warning, and the sound goes on.
 
 Every libvlc call happens on the thread that owns the player (the GUI
-thread): no libvlc event callbacks (they run on libvlc's threads).  A
-QTimer polls the player while a sound is on and restarts the tone when it
-has ended, but never sooner than the tone's length after the previous
-start, so the cadence is the same on a real and on the null output.  The
-timer runs only while a sound is on.
+thread), and no libvlc event callbacks are used.  The only code that runs
+on a libvlc thread is the null sink's, which makes no libvlc or Qt call.
+A QTimer polls the player while a sound is on and restarts the tone when it
+has ended, never sooner than the tone's length after the previous start.
+The timer runs only while a sound is on.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import time
 import wave
 from collections.abc import Sequence
@@ -46,14 +53,14 @@ from pathlib import Path
 import vlc
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from models.alarm_tones import PRIORITIES, ensure_tones
+from models.alarm_tones import CHANNELS, PRIORITIES, SAMPLE_RATE, ensure_tones
 from models.messages import AlertView
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 50
+STALL_S = 5.0  # a play still "on" this long after its tone's end is given up on
 MUTABLE = frozenset({3, 4})  # priorities a console may mute; P1/P2 never
-NULL_AOUT = "adummy"
 VLC_BASE_ARGS: tuple[str, ...] = (
     "--quiet",
     "--no-video",
@@ -89,6 +96,58 @@ def sound_device_present() -> bool:
         return False
 
 
+class NullSink:
+    """A silent sound card for libvlc's audio callbacks: it takes the decoded
+    samples no faster than ``rate`` per second (keeping ``lead_s`` of them
+    "buffered", like a device) and drops them.  Its methods run on libvlc's
+    decoder thread and make no libvlc or Qt call."""
+
+    MAX_SLEEP_S = 0.25  # one call never holds libvlc's thread longer
+
+    def __init__(self, rate: int = SAMPLE_RATE, lead_s: float = 0.05) -> None:
+        self.rate = rate
+        self.lead_s = lead_s
+        self._lock = threading.Lock()
+        self._until = 0.0  # when the samples taken so far would have been heard
+        self.frames = 0  # samples taken since the sink was made
+
+    def reset(self) -> None:
+        with self._lock:
+            self._until = 0.0
+
+    def play(self, _opaque: object, _samples: object, count: int, _pts: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._until = max(self._until, now) + count / self.rate
+            self.frames += count
+            wait = self._until - self.lead_s - now
+        if wait > 0:
+            time.sleep(min(wait, self.MAX_SLEEP_S))
+
+    def drain(self, _opaque: object) -> None:
+        with self._lock:
+            wait = self._until - time.monotonic()
+        if wait > 0:
+            time.sleep(min(wait, self.MAX_SLEEP_S))
+
+    def flush(self, _opaque: object, _pts: int) -> None:
+        self.reset()
+
+    def pause(self, _opaque: object, _pts: int) -> None:
+        pass
+
+    def attach(self, player: vlc.MediaPlayer) -> tuple[object, ...]:
+        """Make this sink ``player``'s audio output; returns the ctypes
+        callbacks, which must outlive the player."""
+        cb = vlc.CallbackDecorators
+        callbacks = (cb.AudioPlayCb(self.play), cb.AudioPauseCb(self.pause),
+                     cb.AudioResumeCb(self.pause), cb.AudioFlushCb(self.flush),
+                     cb.AudioDrainCb(self.drain))
+        player.audio_set_callbacks(*callbacks, None)
+        player.audio_set_format("S16N", self.rate, CHANNELS)
+        return callbacks
+
+
 def _tone_length(path: Path) -> float:
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / float(w.getframerate())
@@ -102,9 +161,9 @@ class AlarmPlayer(QObject):
     (``"once"``) or nothing is on (``""``), ``is_playing()`` whether libvlc's
     MediaPlayer is in its Playing state, ``player_state()`` that state's
     name, ``plays`` how many plays were started, ``audio_output`` the output
-    in use (``"null"``, ``"default"`` or a module list) and ``audio_note``
-    why, in words.  ``sound_changed(str)`` is emitted when ``state()``
-    changes.
+    in use (``"null"``, ``"default"`` or a module list), ``audio_note``
+    why, in words, and ``frames_out`` the samples the null output took.
+    ``sound_changed(str)`` is emitted when ``state()`` changes.
     """
 
     sound_changed = Signal(str)
@@ -126,6 +185,8 @@ class AlarmPlayer(QObject):
         self._instance: vlc.Instance | None = None
         self._player: vlc.MediaPlayer | None = None
         self._media: dict[int, vlc.Media] = {}
+        self._sink: NullSink | None = None
+        self._callbacks: tuple[object, ...] = ()
         self._open(audio_output)
 
         self._muted_low = False
@@ -213,6 +274,11 @@ class AlarmPlayer(QObject):
         return self._audio_note
 
     @property
+    def frames_out(self) -> int | None:
+        """Samples the null output has consumed so far (None on a real output)."""
+        return None if self._sink is None else self._sink.frames
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
@@ -252,15 +318,16 @@ class AlarmPlayer(QObject):
 
     def _open(self, audio_output: str) -> None:
         args = list(VLC_BASE_ARGS)
-        if audio_output == "null":
-            args.append(f"--aout={NULL_AOUT}")
-        elif audio_output != "default":
+        if audio_output not in ("null", "default"):
             args.append(f"--aout={audio_output}")
         instance = vlc.Instance(args)
         if instance is None:
             raise RuntimeError("libvlc could not start (is vlc-plugin-base installed?)")
         self._instance = instance
         self._player = instance.media_player_new()
+        if audio_output == "null":
+            self._sink = NullSink()
+            self._callbacks = self._sink.attach(self._player)
         self._media = {p: instance.media_new_path(str(f)) for p, f in self._files.items()}
 
     def _release(self) -> None:
@@ -274,6 +341,9 @@ class AlarmPlayer(QObject):
         if self._instance is not None:
             self._instance.release()
             self._instance = None
+        # Only now that the player (and its threads) are gone.
+        self._callbacks = ()
+        self._sink = None
 
     def _audible(self, priority: int) -> bool:
         return not (self._muted_low and priority in MUTABLE)
@@ -300,6 +370,8 @@ class AlarmPlayer(QObject):
     def _start(self, priority: int, mode: str) -> None:
         assert self._player is not None
         self._player.stop()
+        if self._sink is not None:
+            self._sink.reset()
         self._player.set_media(self._media[priority])
         if self._player.play() != 0 and priority not in self._bad_media_logged:
             self._bad_media_logged.add(priority)
@@ -332,13 +404,13 @@ class AlarmPlayer(QObject):
         vstate = self._player.get_state()
         elapsed = time.monotonic() - self._started
         length = self._lengths[self._sound]
-        if vstate in _ACTIVE:
-            return
+        if vstate in _ACTIVE and elapsed < length + STALL_S:
+            return  # still playing (a play stuck past STALL_S is restarted)
         if (self._audio_output != "null" and vstate in _FAILED and elapsed < length / 2):
             self._fall_back(vstate)
             return
         if elapsed < length:
-            return  # the null output ends at once: keep the tone's cadence
+            return  # an output that ended early: keep the tone's cadence
         if self._mode == "loop":
             self._start(self._sound, "loop")
         else:  # a single play is over: back to the loop, or silence

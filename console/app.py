@@ -16,36 +16,59 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
+    QFileDialog,
     QMainWindow,
+    QPushButton,
     QSplitter,
     QTabWidget,
     QWidget,
 )
 
 from console.admin_controller import CameraAdmin
+from console.alarm import AlarmPlayer
 from console.cctv_focus import GridFocus, alert_label, has_position, pick_alert
 from console.config import Config
 from console.feed import Frame, LiveFeed
+from console.session import Session
 from console.theme import apply_theme
 from models.cameras import CameraIndex
 from models.geo import place_name, to_map, to_wgs84
-from models.messages import AckAlert, AlertView, CameraView, RecordEvidence
+from models.messages import (
+    AlertCommand,
+    AlertDetail,
+    AlertDetailRequest,
+    AlertView,
+    AssignAlert,
+    CameraView,
+    CommandReply,
+    RecordEvidence,
+    ShiftReport,
+    ShiftRequest,
+    SignedIn,
+)
+from widgets.alert_panel import AlertPanel
 from widgets.alert_queue import AlertQueue
 from widgets.camera_admin import CameraAdminPanel
 from widgets.cctv_grid import CctvGrid
 from widgets.cctv_tile import ElidedLabel
+from widgets.escalation_panel import EscalationPanel
 from widgets.gateway_panel import GatewayPanel
 from widgets.import_dialog import ImportDialog
 from widgets.map_view import MapView
+from widgets.sign_in import SignInDialog
 from widgets.status_strip import StatusStrip
 
 FRAME_MS = 33
+SHIFT_POLL_S = 10.0  # the supervisor's panel refreshes its shift figures this often
+SHIFT_S = 12 * 3600.0  # ... over the last shift
 IDLE_SOURCE = "Ctrl+click the map for the cameras there"
 
 
@@ -55,18 +78,36 @@ class ConsoleWindow(QMainWindow):
         super().__init__(parent)
         self.config = config
         self.feed = feed if feed is not None else LiveFeed(config)
-        self.setWindowTitle(f"Child Safety Control Console — {config.operator}")
+        self.setWindowTitle(self.tr("Child Safety Control Console"))
+        self.sign_in_dialog = SignInDialog(self)
+        self.session = Session(self.feed, self.sign_in_dialog, self)
+        self.session.changed.connect(self._signed)
+        self.session.otherwise = self._unclaimed
         self.map = MapView()
         self.alerts = AlertQueue()
+        self.panel = AlertPanel()
+        self.alarm = AlarmPlayer(self)
+        self.escalation = EscalationPanel(clock=None)
         self.gateway = GatewayPanel()
         self.status = StatusStrip()
+        self.user_button = QPushButton(self.tr("Signed out"))
+        self.user_button.setObjectName("userButton")
+        self.user_button.setToolTip(self.tr("Sign out, or switch user (Ctrl+Shift+L)"))
+        self.user_button.setShortcut("Ctrl+Shift+L")
+        self.user_button.clicked.connect(self.session.sign_out)
+        self.status.addPermanentWidget(self.user_button)
+        work = QSplitter(Qt.Orientation.Vertical)
+        work.addWidget(self.alerts)
+        work.addWidget(self.panel)
+        work.setSizes([300, 420])
         self.side = QTabWidget()
-        self.side.addTab(self.alerts, "Alerts")
-        self.side.addTab(self.gateway, "Gateway")
+        self.side.addTab(work, self.tr("Alerts"))
+        self.side.addTab(self.escalation, self.tr("Escalation"))
+        self.side.addTab(self.gateway, self.tr("Gateway"))
         self.camera_panel = CameraAdminPanel()
-        self.side.addTab(self.camera_panel, "Cameras")
-        self.camera_admin = CameraAdmin(self.feed, config, self.camera_panel, ImportDialog(self),
-                                        parent=self)
+        self.side.addTab(self.camera_panel, self.tr("Cameras"))
+        self.camera_admin = CameraAdmin(self.session, lambda: self.session.token,
+                                        self.camera_panel, ImportDialog(self), parent=self)
         self.cctv = CctvGrid(tiles=4, snapshot_dir=config.data_dir / "evidence" / "snapshots")
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.side)
@@ -83,8 +124,14 @@ class ConsoleWindow(QMainWindow):
         split.setSizes([1000, 600])
         self.setCentralWidget(split)
         self.setStatusBar(self.status)
-        self.alerts.acknowledge_requested.connect(self.acknowledge)
         self.alerts.locate_requested.connect(self.locate)
+        self.alerts.selected.connect(self._selected)
+        self.panel.command_requested.connect(self.command)
+        self.panel.detail_needed.connect(self._ask_detail)
+        self.panel.cameras_requested.connect(self.locate)
+        self.panel.trail_ready.connect(self._draw_trail)
+        self.escalation.reassign_requested.connect(self._reassign)
+        self.escalation.export_requested.connect(self._export_handover)
         self.cctv.snapshot_taken.connect(self.file_snapshot)
         self.map.cameras_requested.connect(self.cameras_here)
         # Elided: a long place name must not widen the window (and shift the map).
@@ -111,10 +158,106 @@ class ConsoleWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.setInterval(FRAME_MS)
         self.timer.timeout.connect(self.apply_frame)
+        self.second = QTimer(self)  # clocks on screen: ages, SLA countdowns, shift figures
+        self.second.setInterval(1000)
+        self.second.timeout.connect(self._each_second)
+        self._shift_asked = 0.0
+        self._signed(None)
 
-    def start(self) -> None:
+    def start(self, sign_in: tuple[str, str] | None = None) -> None:
+        """Start the bus worker and the clocks; sign in as ``sign_in`` (the
+        demo's operator) or ask who is at the console."""
         self.feed.start()
         self.timer.start()
+        self.second.start()
+        if sign_in is not None:
+            self.session.sign_in(*sign_in)
+        else:
+            self.sign_in_dialog.ask()
+
+    # -------------------------------------------------------------- session
+    def _signed(self, who: SignedIn | None) -> None:
+        """Show what this user may do; the engine still checks every command."""
+        s = self.session
+        if who is None:
+            self.user_button.setText(self.tr("Signed out"))
+            self.setWindowTitle(self.tr("Child Safety Control Console"))
+        else:
+            self.user_button.setText(f"{who.user} · {', '.join(who.roles)}")
+            self.setWindowTitle(self.tr("Child Safety Control Console — {0}").format(who.user))
+        roles = list(s.roles)
+        self.alerts.set_user(s.user, roles)
+        self.panel.set_user(s.user, roles)
+        self.side.setTabVisible(self.side.indexOf(self.escalation), s.may("req.shift"))
+        self.side.setTabVisible(self.side.indexOf(self.camera_panel), s.may("cmd.camera"))
+        self.camera_admin.reset()
+        self._shift_asked = 0.0
+
+    def command(self, cmd: AlertCommand) -> None:
+        """An action from the alert panel: to the engine, the answer to the panel."""
+        self.session.send(cmd, self._command_answered)
+
+    def _command_answered(self, reply: object) -> None:
+        if isinstance(reply, CommandReply) and not reply.ok:
+            self.panel.show_refusal(reply.error)
+        self._reply_said(reply)
+
+    def _unclaimed(self, reply: object) -> None:
+        if not self.camera_admin.on_reply(reply):
+            self._reply_said(reply)
+
+    def _reply_said(self, reply: object) -> None:
+        if isinstance(reply, CommandReply):
+            if reply.ok and reply.alert is not None:
+                a = reply.alert
+                self.status.say(f"Alert {a.id} {a.state.replace('_', ' ')}")
+            elif not reply.ok:
+                self.status.say(f"Refused: {reply.error}")
+
+    def _selected(self, alert: AlertView | None) -> None:
+        self.panel.show_alert(alert)
+        if alert is None:
+            self.map.clear_trail()
+
+    def _ask_detail(self, alert_id: int) -> None:
+        def show(reply: object) -> None:
+            if isinstance(reply, AlertDetail):
+                self.panel.show_detail(reply)
+        self.session.send(AlertDetailRequest(token="", alert_id=alert_id), show)
+
+    def _draw_trail(self, lat: np.ndarray, lon: np.ndarray) -> None:
+        if len(lat):
+            x, y = to_map(np.asarray(lat), np.asarray(lon))
+            self.map.set_trail(x, y)
+        else:
+            self.map.clear_trail()
+
+    def _reassign(self, alert_id: int, version: int, user: str) -> None:
+        self.command(AssignAlert(token="", alert_id=alert_id, alert_version=version, user=user))
+
+    def _each_second(self) -> None:
+        now = time.time()
+        self.alerts.tick(now)
+        self.panel.tick(now)
+        if (self.side.isTabVisible(self.side.indexOf(self.escalation))
+                and now - self._shift_asked >= SHIFT_POLL_S):
+            self._shift_asked = now
+            since = now - SHIFT_S
+
+            def show(reply: object) -> None:
+                if isinstance(reply, ShiftReport):
+                    self.escalation.show_report(reply, since, time.time())
+            self.session.send(ShiftRequest(token="", since=since), show)
+        self.escalation.tick(now)
+
+    def _export_handover(self, fmt: str) -> None:
+        suffix = "csv" if fmt == "csv" else "html"
+        default = self.config.data_dir / f"handover-{time.strftime('%Y%m%d-%H%M')}.{suffix}"
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Save the hand-over report"),
+                                              str(default), f"*.{suffix}")
+        if path:
+            rows = self.escalation.write_handover(Path(path), fmt, self.session.user)
+            self.status.say(f"Hand-over report: {rows} open alerts written to {path}")
 
     # --------------------------------------------------------------- frames
     def apply_frame(self) -> None:
@@ -145,16 +288,13 @@ class ConsoleWindow(QMainWindow):
         if frame.alerts is not None:
             rows: list[AlertView] = frame.alerts  # type: ignore[assignment]
             self.alerts.set_alerts(rows)
-            self.open_alerts = sum(1 for a in rows if a.state == "open")
+            self.open_alerts = sum(1 for a in rows if a.state != "resolved")
+            self.alarm.update(rows)
             self._alerts_arrived(rows)
         if self.side.currentWidget() is self.gateway:
             self.gateway.show_stats(frame.gateway_stats)
             self.gateway.show_unregistered(frame.unregistered)
-        for reply in frame.replies:
-            if reply.ok and reply.alert is not None:
-                self.status.say(f"Alert {reply.alert.id} {reply.alert.state}")
-            elif not reply.ok:
-                self.status.say(f"Command refused: {reply.error}")
+        self.session.deliver(frame.replies)
         self.status.show_state(frame.state.value, frame.fixes_per_s, frame.children,
                                self.open_alerts)
 
@@ -172,10 +312,6 @@ class ConsoleWindow(QMainWindow):
             self._watch_sizes = None
 
     # ------------------------------------------------------------- commands
-    def acknowledge(self, alert_id: int) -> None:
-        self.feed.send(AckAlert(alert_id=alert_id, operator=self.config.operator))
-        self.status.say(f"Acknowledging alert {alert_id}…")
-
     def locate(self, alert: AlertView) -> None:
         """Centre on the alert's child — where it is now if we know, else
         where the alert was raised — keep it highlighted as it moves, and
@@ -221,7 +357,7 @@ class ConsoleWindow(QMainWindow):
         """Fill the grid with a new alert's cameras when `pick_alert` says so
         (the map stays where the operator left it)."""
         self._alerts_by_id = {a.id: a for a in rows}
-        new = [a for a in rows if a.id not in self._seen_alerts and a.state == "open"
+        new = [a for a in rows if a.id not in self._seen_alerts and a.state == "new"
                and has_position(a, self._child_xy(a.child_slot))]
         self._seen_alerts.update(self._alerts_by_id)
         chosen = pick_alert(new, self.grid_focus, self._alerts_by_id)
@@ -314,18 +450,23 @@ class ConsoleWindow(QMainWindow):
 
     def file_snapshot(self, camera_id: int, path: str) -> None:
         """A frame the operator saved becomes evidence through the engine."""
-        self.feed.send(RecordEvidence(alert_id=self.cctv.alert_id, camera_id=camera_id,
-                                      path=path, operator=self.config.operator))
+        self.session.send(RecordEvidence(token="", alert_id=self.cctv.alert_id,
+                                         camera_id=camera_id, path=path))
         self.status.say(f"Snapshot of camera {camera_id} saved as evidence")
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
+        self.second.stop()
+        self.alarm.close()
+        if self.session.current is not None:
+            self.session.sign_out_quietly()
         self.feed.stop()
         super().closeEvent(event)
 
 
-def run_console(config: Config) -> int:
-    """Open the console window; returns when it is closed or on SIGINT/SIGTERM."""
+def run_console(config: Config, sign_in: tuple[str, str] | None = None) -> int:
+    """Open the console window; returns when it is closed or on SIGINT/SIGTERM.
+    ``sign_in`` (user, password) signs in without the dialog (the demo)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("childsafe")
@@ -334,7 +475,7 @@ def run_console(config: Config) -> int:
     window.resize(1600, 960)
     window.show()
     window.map.fit_seoul()
-    window.start()
+    window.start(sign_in)
 
     def _quit(*_: object) -> None:
         window.close()

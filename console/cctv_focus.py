@@ -52,7 +52,7 @@ def pick_alert(new: Iterable[AlertView], focus: GridFocus | None,
                alerts: Mapping[int, AlertView]) -> AlertView | None:
     """The new alert whose cameras should fill the grid now, or None.
 
-    ``new``: alerts this console has just learnt of that are open and have
+    ``new``: alerts this console has just learnt of that are new and have
     a position; ``alerts``: every alert it knows, by id.  The most urgent
     new one (P1 SOS first, then the newest) wins, unless the operator is
     working an unresolved alert they located (its cameras, or cameras around
@@ -72,6 +72,6 @@ def pick_alert(new: Iterable[AlertView], focus: GridFocus | None,
         return best
     if focus.located:
         return None
-    if focus.kind == "point" or current.state != "open":  # acknowledged: someone is on it
+    if focus.kind == "point" or current.state != "new":  # acknowledged: someone is on it
         return best
     return best if best.priority < current.priority else None

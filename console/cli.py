@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,6 +22,9 @@ from console.config import Config
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
+
+    from console.engine_client import EngineClient
+    from models.messages import AlertCommand, AlertView
 
 log = logging.getLogger("childsafe")
 
@@ -105,8 +109,6 @@ def _run_backend(cfg: Config, services: tuple[str, ...], headless: bool,
             return 0
         from console.app import run_console
 
-        if sign_in is None:
-            return run_console(cfg)
         return run_console(cfg, sign_in=sign_in)
     finally:
         sup.stop()
@@ -219,6 +221,205 @@ def cmd_devices_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ accounts
+
+PASSWORD_ENV = "CHILDSAFE_PASSWORD"
+
+
+def _password(confirm: bool) -> str:
+    """The password from ``CHILDSAFE_PASSWORD`` (scripts) or a prompt, never
+    from the command line, where ``ps`` and shell history would show it.
+
+    Without a terminal there is nobody to answer a prompt: say so instead
+    of waiting forever (getpass would read /dev/tty behind a closed stdin).
+    """
+    from_env = os.environ.get(PASSWORD_ENV)
+    if from_env:
+        return from_env
+    if not sys.stdin.isatty():
+        raise ValueError(f"no password: set {PASSWORD_ENV} or run this in a terminal")
+    import getpass
+
+    from models.accounts import check_password
+
+    password = getpass.getpass("password: ")
+    if confirm:
+        check_password(password)  # before asking again for one that cannot be used
+        if getpass.getpass("again: ") != password:
+            raise ValueError("the two passwords differ; nothing changed")
+    return password
+
+
+def _record(session: Session, user: str, action: str, detail: str) -> None:
+    """Account changes made here go to the access log like the engine's, so
+    an auditor sees who was given access, not only who signed in."""
+    import getpass
+
+    from db.accounts import log as access_log
+
+    access_log(session, user, action, True, f"{detail}; command line, {getpass.getuser()}")
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from db.accounts import add_user
+    from models.accounts import check_user_name, parse_roles
+
+    check_user_name(args.name)
+    roles = sorted(parse_roles(args.role))  # refuse bad input before asking for a password
+    password = _password(confirm=True)
+    with _sessions(args)() as s:
+        add_user(s, args.name, roles, password)
+        _record(s, args.name, "user.add", "roles " + ",".join(roles))
+        s.commit()
+    print(f"added {args.name} ({', '.join(roles)})")
+    return 0
+
+
+def _lock_note(locked_until: float, now: float) -> str:
+    if locked_until <= now:
+        return ""
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(locked_until))
+    return f"\tlocked until {at}"
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from db.accounts import users
+
+    now = time.time()
+    with _sessions(args)() as s:
+        for u in users(s):
+            state = "disabled" if u.disabled else "enabled"
+            print(f"{u.name}\t{u.roles}\t{state}{_lock_note(u.locked_until, now)}")
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    from db.accounts import disable
+
+    with _sessions(args)() as s:
+        ended = disable(s, args.name)
+        _record(s, args.name, "user.disable", f"{ended} session(s) ended")
+        s.commit()
+    print(f"disabled {args.name}; ended {ended} session(s) (the engine shuts them out "
+          "within seconds)")
+    return 0
+
+
+def cmd_users_passwd(args: argparse.Namespace) -> int:
+    from db.accounts import get_user, set_password
+
+    with _sessions(args)() as s:
+        get_user(s, args.name)  # no prompt for a user who does not exist
+        password = _password(confirm=True)
+        set_password(s, args.name, password)
+        _record(s, args.name, "user.passwd", "password set, lockout cleared")
+        s.commit()
+    print(f"password of {args.name} changed")
+    return 0
+
+
+# -------------------------------------------------------------------- alerts
+
+ALERT_ACTIONS = ("ack", "take", "assign", "hold", "resume", "dispatch", "resolve", "reopen",
+                 "note", "step")
+
+
+def _with_engine(args: argparse.Namespace, work: Callable[[EngineClient], int]) -> int:
+    """Sign in as ``--user``, run ``work``, sign out; an engine refusal (of
+    the sign-in too) is printed and exits 1."""
+    from console.engine_client import EngineClient, EngineRefused
+
+    cfg = _config(args)
+    password = _password(confirm=False)
+    try:
+        with EngineClient(cfg.engine_rpc, timeout_s=args.timeout) as engine:
+            engine.sign_in(args.user, password)
+            return work(engine)
+    except EngineRefused as exc:
+        print(f"refused ({exc.code}): {exc}", file=sys.stderr)
+        return 1
+
+
+def _alert_line(a: AlertView) -> str:
+    """id first, tab-separated, so ``cut`` and ``awk`` take it apart."""
+    return "\t".join((str(a.id), a.kind, f"P{a.priority}", a.state, a.owner or "-",
+                      str(a.count), a.child_token, a.place))
+
+
+def cmd_alerts_list(args: argparse.Namespace) -> int:
+    from models.messages import AlertList, AlertsRequest
+
+    open_only = args.open or (not args.all and args.since is None)
+    since = time.time() - 3600.0 * (24.0 if args.since is None else args.since)
+
+    def work(engine: EngineClient) -> int:
+        req = AlertsRequest(token=engine.token, open_only=open_only, since=since)
+        for alert in engine.call(req, AlertList).alerts:
+            print(_alert_line(alert))
+        return 0
+
+    return _with_engine(args, work)
+
+
+def _check_alert_args(args: argparse.Namespace) -> None:
+    """Refuse a malformed command before a password is asked or the engine
+    is bothered; what the arguments mean is still the engine's to judge."""
+    action = args.action
+    if action in ("assign", "step") and not args.argument:
+        raise ValueError(f"alert {action} needs a {'user' if action == 'assign' else 'step'}")
+    if action not in ("assign", "step") and args.argument:
+        raise ValueError(f"alert {action} takes no argument (got {args.argument!r})")
+    if action == "dispatch" and not args.target:
+        raise ValueError("alert dispatch needs --target police|fire and --reference R")
+    if action == "resolve" and not args.outcome:
+        raise ValueError("alert resolve needs --outcome and --note saying what happened")
+    if args.until < 0:
+        raise ValueError("--until is minutes from now, not negative")
+
+
+def _alert_command(args: argparse.Namespace, token: str, alert: AlertView) -> AlertCommand:
+    """The command message for ``alert ID ACTION``, naming the version just read."""
+    from models import messages as m
+
+    common = {"token": token, "alert_id": alert.id, "alert_version": alert.version,
+              "note": args.note}
+    action = args.action
+    if action == "assign":
+        return m.AssignAlert(user=args.argument, **common)
+    if action == "step":
+        return m.MarkStep(step=args.argument, skipped=args.skip, **common)
+    if action == "hold":
+        until = time.time() + 60.0 * args.until if args.until else 0.0
+        return m.HoldAlert(reason=args.reason, until=until, **common)
+    if action == "dispatch":
+        return m.DispatchAlert(target=args.target, reference=args.reference, **common)
+    if action == "resolve":
+        return m.ResolveAlert(outcome=args.outcome, **common)
+    simple: dict[str, type[AlertCommand]] = {
+        "ack": m.AckAlert, "take": m.TakeAlert, "resume": m.ResumeAlert,
+        "reopen": m.ReopenAlert, "note": m.AddNote}
+    return simple[action](**common)
+
+
+def cmd_alert(args: argparse.Namespace) -> int:
+    """Read the alert's current version, then act on it: the engine refuses a
+    command naming a version that is no longer current, as it does a
+    console's, so two people never both win."""
+    from models.messages import AlertDetail, AlertDetailRequest, CommandReply
+
+    _check_alert_args(args)
+
+    def work(engine: EngineClient) -> int:
+        seen = engine.call(AlertDetailRequest(token=engine.token, alert_id=args.alert_id),
+                           AlertDetail).alert
+        reply = engine.call(_alert_command(args, engine.token, seen), CommandReply)
+        a = reply.alert or seen
+        print(f"alert {a.id} {a.state} (owner {a.owner or '-'}, version {a.version})")
+        return 0
+
+    return _with_engine(args, work)
+
+
 def cmd_gateway_stats(args: argparse.Namespace) -> int:
     """The gateway's counters, from its next heartbeat on the bus."""
     import zmq
@@ -292,6 +493,70 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                 tiles=args.tiles, size=args.size)
 
 
+AddCommand = Callable[..., argparse.ArgumentParser]
+SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def _add_users(sub: SubParsers, add: AddCommand) -> None:
+    from models.accounts import ROLES
+
+    users = sub.add_parser("users", help="accounts (on the server, in the store)")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    password = f"the password is asked twice, or taken from ${PASSWORD_ENV}"
+    ua = add("add", cmd_users_add, f"add an account; {password}", users_sub)
+    ua.add_argument("name")
+    ua.add_argument("--role", action="append", required=True, choices=ROLES,
+                    help="repeat for several roles")
+    ul = add("list", cmd_users_list, "accounts: name, roles, enabled or disabled, lock",
+             users_sub)
+    ud = add("disable", cmd_users_disable, "disable an account and end its sessions",
+             users_sub)
+    ud.add_argument("name")
+    up = add("passwd", cmd_users_passwd, f"set an account's password; {password}", users_sub)
+    up.add_argument("name")
+    for sp in (ua, ul, ud, up):
+        sp.add_argument("--db", default=None, help="database URL (default: SQLite in the "
+                        "data dir)")
+
+
+def _signed_in_options(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--user", required=True,
+                    help=f"account to sign in as; its password is asked, or ${PASSWORD_ENV}")
+    sp.add_argument("--timeout", type=float, default=10.0,
+                    help="seconds to wait for each answer of the engine")
+
+
+def _add_alerts(sub: SubParsers, add: AddCommand) -> None:
+    from models.alerts import DISPATCH_TARGETS, OUTCOMES
+
+    alerts = sub.add_parser("alerts", help="alerts, through the engine")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    al = add("list", cmd_alerts_list, "one alert a line: id, kind, priority, state, owner, "
+             "count, child, place (tab-separated)", alerts_sub)
+    which = al.add_mutually_exclusive_group()
+    which.add_argument("--open", action="store_true", help="unresolved alerts (the default)")
+    which.add_argument("--all", action="store_true",
+                       help="also resolved ones opened within --since hours")
+    al.add_argument("--since", type=float, default=None, metavar="HOURS",
+                    help="with --all: hours back (default 24); alone, implies --all")
+    _signed_in_options(al)
+
+    a = add("alert", cmd_alert, "act on one alert through the engine, as a console does")
+    a.add_argument("alert_id", type=int, metavar="ID")
+    a.add_argument("action", choices=ALERT_ACTIONS)
+    a.add_argument("argument", nargs="?", default="", metavar="USER|STEP",
+                   help="assign: the user; step: the procedure step")
+    a.add_argument("--note", default="", help="why (resolve, reopen, a skipped step need one)")
+    a.add_argument("--reason", default="", help="hold: why")
+    a.add_argument("--until", type=float, default=0.0, metavar="MINUTES",
+                   help="hold: for this long (default: the engine's 15 minutes)")
+    a.add_argument("--target", choices=tuple(DISPATCH_TARGETS), help="dispatch: who")
+    a.add_argument("--reference", default="", help="dispatch: the case number they gave")
+    a.add_argument("--outcome", choices=OUTCOMES, help="resolve: what it turned out to be")
+    a.add_argument("--skip", action="store_true", help="step: skipped (say why in --note)")
+    _signed_in_options(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=None,
@@ -334,6 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     dr = add("remove", cmd_devices_remove, "unregister a device", dev_sub)
     dr.add_argument("device_id")
     dr.add_argument("--db", default=None)
+    _add_users(sub, add)
+    _add_alerts(sub, add)
     gw = sub.add_parser("gateway", help="the device gateway")
     gw_sub = gw.add_subparsers(dest="gateway_command", required=True)
     gs = add("stats", cmd_gateway_stats, "accepted and rejected input by protocol and reason",
@@ -356,7 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = add("bench", cmd_bench, "measure throughput (numbers, not pass/fail)")
     b.add_argument("which", nargs="*", default=["pipeline", "map", "cameras"],
                    help="pipeline, map, cameras (rankings/s and console CPU with a 3×3 "
-                        "grid playing), cctv (the grid alone), ingest "
+                        "grid playing), cctv (the grid alone), ingest, alerts (commands/s "
+                        "through the engine and SOS-to-console p99 while alerts are worked) "
                         "(default: the first three)")
     b.add_argument("--seconds", type=float, default=10.0)
     b.add_argument("--cameras", type=int, nargs="+", default=None, metavar="N",

@@ -9,26 +9,26 @@ signals, so bursts on the bus cannot flood the GUI's event loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 import zmq
 
 from console.bus import Subscriber, socket
 from console.config import Config
 from models.console_state import BusState, ConsoleState
-import msgspec
-
 from models.messages import (
     AnyMessage,
     BadMessage,
     CameraView,
-    Reply,
     ReaderView,
+    Reply,
     Snapshot,
     SnapshotRequest,
     UnregisteredView,
@@ -151,8 +151,11 @@ class LiveFeed:
                 if rpc in events:
                     self._drain_replies(rpc)
         finally:
+            while not self._commands.empty():  # a sign-out as the window closes
+                with contextlib.suppress(zmq.ZMQError):
+                    rpc.send_multipart([b"", encode(self._commands.get())], zmq.NOBLOCK)
             sub.close()
-            rpc.close(0)
+            rpc.close(100)
             ctx.term()
 
     def _drain_bus(self, sub: Subscriber) -> None:

@@ -204,8 +204,8 @@ def check_actor(cmd: AlertCommand, alert: AlertView, actor: Actor) -> None:
         raise Refused("forbidden", f"only a supervisor may {ACTION_NAME[kind]} an alert")
     if cmd.alert_version != alert.version:
         who = f" by {alert.last_actor}" if alert.last_actor else ""
-        raise Refused("stale", f"alert {alert.id} changed{who} since you saw it "
-                               f"(version {alert.version}, you had {cmd.alert_version}): look again")
+        raise Refused("stale", f"alert {alert.id} changed{who} since you saw it (version "
+                               f"{alert.version}, you had {cmd.alert_version}): look again")
     if alert.state not in _FROM[kind]:
         raise Refused("illegal", f"cannot {ACTION_NAME[kind]} alert {alert.id}: it is "
                                  f"{alert.state.replace('_', ' ')}")

@@ -1,9 +1,14 @@
 """What an admin edits about a camera, and what the camera table shows: plain
-data shared by the console's store jobs and the admin panel (Qt-free)."""
+data for the admin panel (Qt-free), and its conversion to and from the
+engine's messages (``CameraEditRecord`` out, ``CameraRecord`` back)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+
+import msgspec
+
+from models.messages import CameraEditRecord, CameraRecord
 
 CAMERA_STATUSES = ("unknown", "active", "maintenance", "retired")
 
@@ -49,3 +54,13 @@ class CameraRow:
         return CameraEdit(self.id, self.name, self.lat, self.lon, self.agency, self.purpose,
                           self.address, self.direction_deg, self.fov_deg, self.range_m,
                           self.ptz, self.stream_url, self.status)
+
+
+def edit_record(edit: CameraEdit) -> CameraEditRecord:
+    """The edit as ``SaveCamera`` carries it."""
+    return CameraEditRecord(**asdict(edit))
+
+
+def row_of_record(record: CameraRecord) -> CameraRow:
+    """A camera from ``CameraRows`` or ``CameraSaved`` as the table shows it."""
+    return CameraRow(**msgspec.structs.asdict(record))

@@ -426,12 +426,115 @@ class CommandReply(Message, tag="rep.command"):
     alert: AlertView | None = None
 
 
+# ----------------------------------------------------------- camera registry admin
+# An admin's console lists, edits and imports cameras through the engine, which
+# checks every edit (``db.camera_admin.validate``) and is the only writer.
+
+MAX_IMPORT_BYTES = 32 * 1024 * 1024  # a city registry CSV is a few MB
+MAX_IMPORT_PROBLEMS = 200  # problems one import result lists
+
+
+class CameraRecord(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """A camera as stored, as the admin's table shows and edits it (with its
+    stream URL, which ``CameraView`` leaves out)."""
+
+    id: int
+    name: str
+    lat: float
+    lon: float
+    agency: str
+    purpose: str
+    address: str
+    direction_deg: float | None  # None: unknown, ranked as omnidirectional
+    fov_deg: float
+    range_m: float
+    ptz: bool
+    stream_url: str
+    status: str
+
+
+class CameraEditRecord(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """What an admin wants a camera to be; ``id`` None adds a camera."""
+
+    id: int | None
+    name: str
+    lat: float
+    lon: float
+    agency: str
+    purpose: str
+    address: str
+    direction_deg: float | None
+    fov_deg: float
+    range_m: float
+    ptz: bool
+    stream_url: str
+    status: str
+
+
+class CameraListRequest(Message, tag="req.cameras"):
+    """Every camera in the store, for the admin's table."""
+
+    token: str
+
+
+class CameraRows(Message, tag="rep.cameras", kw_only=True):
+    ref: int = 0
+    rows: list[CameraRecord]
+
+
+class SaveCamera(Message, tag="cmd.camera"):
+    """Store one camera edit; refused with ``bad_value`` and every problem."""
+
+    token: str
+    edit: CameraEditRecord
+
+
+class CameraSaved(Message, tag="rep.camera", kw_only=True):
+    ref: int = 0
+    row: CameraRecord
+
+
+class ImportCameras(Message, tag="cmd.import_cameras"):
+    """``childsafe import cameras`` from a console: the file's bytes (at most
+    ``MAX_IMPORT_BYTES``), its name for the report, and whether to write the
+    valid rows when some are rejected (else all or nothing)."""
+
+    token: str
+    filename: str
+    data: bytes
+    allow_partial: bool = False
+
+
+class CameraImportResult(Message, tag="rep.import_cameras", kw_only=True):
+    """What an import did. ``problems`` lists the first ``MAX_IMPORT_PROBLEMS``
+    rejected rows ("line N: reason"), or the one reason the file as a whole
+    could not be read (``unreadable``); ``rejected`` counts them all."""
+
+    ref: int = 0
+    committed: bool
+    accepted: int  # valid rows
+    rejected: int
+    problems: list[str]
+    message: str  # the outcome in one sentence
+    unreadable: bool = False
+    filename: str = ""
+    encoding: str = ""
+    rows_read: int = 0
+    imported: int = 0  # new cameras written
+    updated: int = 0  # known cameras refreshed
+    unknown_headers: list[str] = []
+    missing_headers: list[str] = []  # optional ones: defaults used
+    allow_partial: bool = False
+
+
 Published = (FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | CameraRegistry
              | UnregisteredSeen | Heartbeat)
 Request = (SnapshotRequest | AckAlert | TakeAlert | AssignAlert | HoldAlert | ResumeAlert
            | DispatchAlert | ResolveAlert | ReopenAlert | MarkStep | AddNote | SignIn | SignOut
-           | AlertDetailRequest | AlertsRequest | ShiftRequest | RecordEvidence | ReloadCameras)
-Reply = Snapshot | CommandReply | SignedIn | AlertDetail | AlertList | ShiftReport
+           | AlertDetailRequest | AlertsRequest | ShiftRequest | RecordEvidence | ReloadCameras
+           | CameraListRequest | SaveCamera | ImportCameras)
+Reply = (Snapshot | CommandReply | SignedIn | AlertDetail | AlertList | ShiftReport | CameraRows
+         | CameraSaved | CameraImportResult)
 AnyMessage = Published | Request | Reply
 
 _encoder = msgspec.msgpack.Encoder()

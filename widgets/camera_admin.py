@@ -2,13 +2,14 @@
 form to edit the selected camera (or add one).
 
 It only presents and asks: Save emits ``save_requested(CameraEdit)``; the
-console's controller stores it off the GUI thread and answers with
+console's controller sends it to the engine and answers with
 ``show_saved`` or ``show_error``.  The form only turns text into numbers;
-the ranges (in Korea, 1–360°, …) are checked by the job that stores the
-edit, so there is one set of rules whatever writes a camera.
+the ranges (in Korea, 1–360°, …) are checked by the engine when it stores
+the edit (``db.camera_admin.validate``), so there is one set of rules
+whatever writes a camera.
 
-``CameraRow`` and ``CameraEdit`` are plain data, free of Qt, so the job
-functions in ``console.camera_admin`` can use them.
+``CameraRow`` and ``CameraEdit`` are plain data, free of Qt
+(``models.camera_admin``).
 
 Run alone on generated cameras: ``python -m widgets.camera_admin``.
 """

@@ -361,7 +361,7 @@ def fake_shift(now: float, hours: float = 8.0, n: int = 80, seed: int = 7
             escalated_at=opened + sla.ack_s if late else 0.0, updated_at=now - 5,
             hold_reason="waiting for guardian's call back" if state == "on_hold" else "",
             hold_until=now + 300 if state == "on_hold" else 0.0,
-            last_note="<script>alert(1)</script> typed by a careless hand" if k == 3 else ""))
+            last_note="guardian: child may be at <Happy Math> 학원" if k == 3 else ""))
     alerts.sort(key=lambda a: a.opened_at)
     unresolved = [a.owner for a in alerts if a.state != "resolved"]
     staff = [StaffLoad(user=u, roles=["operator"], signed_in_at=since + 60 * k,

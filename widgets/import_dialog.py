@@ -1,19 +1,21 @@
 """The console's "Import cameras…" dialog: the same import as
-``childsafe import cameras FILE``, with a progress bar and the full report.
+``childsafe import cameras FILE``, with the full report.
 
 It only presents and asks: Import emits ``import_requested(path,
-allow_partial)``; the controller runs the import off the GUI thread and
-feeds back ``set_progress``, then ``show_report`` or ``show_error``.  Every
-rejected row is listed with its line number and reason, so the admin fixes
-the file in one pass.  While the import runs the dialog cannot be cancelled
-or closed: the import is one transaction, and a half-seen result would
-leave the admin guessing what was written.
+allow_partial)``; the controller sends the file to the engine, which checks
+and writes it, and answers with ``show_phase`` while it waits, then
+``show_report`` or ``show_error``.  Every rejected row is listed with its
+line number and reason (the first 200 of them), so the admin fixes the file
+in one pass.  While the import runs the dialog cannot be cancelled or
+closed: the import is one transaction, and a half-seen result would leave
+the admin guessing what was written.
 
 Run alone with a made-up report: ``python -m widgets.import_dialog``.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Protocol
@@ -41,19 +43,29 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 class ReportLike(Protocol):
-    """What the dialog reads of ``db.importers.cameras.ImportReport``."""
+    """What the dialog reads of the engine's ``CameraImportResult``."""
 
-    path: str
+    filename: str
     encoding: str
     rows_read: int
-    valid: int
+    accepted: int
+    rejected: int  # every rejected row, listed or not
+    problems: list[str]  # "line N: reason", the first ones
     imported: int
     updated: int
-    rejected: list[tuple[int, str]]
     unknown_headers: list[str]
     missing_headers: list[str]
     committed: bool
     allow_partial: bool
+
+
+_LINE = re.compile(r"line (\d+): (.*)", re.DOTALL)
+
+
+def split_problem(text: str) -> tuple[int, str]:
+    """("line 8: reason") -> (8, "reason"); a problem without a line -> (0, text)."""
+    m = _LINE.fullmatch(text)
+    return (int(m[1]), m[2]) if m else (0, text)
 
 
 class RejectedRowsModel(QAbstractTableModel):
@@ -81,7 +93,9 @@ class RejectedRowsModel(QAbstractTableModel):
             return None
         line, reason = self.rows[index.row()]
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
-            return str(line) if index.column() == 0 else reason
+            if index.column() == 0:
+                return str(line) if line else ""
+            return reason
         if role == Qt.ItemDataRole.TextAlignmentRole and index.column() == 0:
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         return None
@@ -95,7 +109,7 @@ class RejectedRowsModel(QAbstractTableModel):
 
 def outcome_text(r: ReportLike) -> tuple[str, str]:
     """(outcome property, sentence) for the report's headline."""
-    n_rejected = len(r.rejected)
+    n_rejected = r.rejected
     if not r.committed:
         return "rejected", (f"Nothing imported: {n_rejected:,} rejected "
                             f"row{'s' if n_rejected != 1 else ''}. Fix the file and import "
@@ -199,7 +213,7 @@ class ImportDialog(QDialog):
             return
         self.busy = True
         self._clear_report()
-        self.progress.setRange(0, 0)  # busy until the first count arrives
+        self.progress.setRange(0, 0)  # busy until the answer
         self.progress.setFormat("")
         self.phase.setText("Reading the file…")
         self.phase.show()
@@ -207,11 +221,9 @@ class ImportDialog(QDialog):
         self.import_requested.emit(path, self.partial.isChecked())
 
     # ------------------------------------------------------------ controller API
-    def set_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(min(done, max(total, 1)) if total else 1)
-        self.progress.setFormat(f"{done:,} of {total:,} rows")
-        self.phase.setText("Checking and writing rows (one transaction)…")
+    def show_phase(self, text: str) -> None:
+        """What the import is waiting for (the bar stays busy)."""
+        self.phase.setText(text)
 
     def show_report(self, report: ReportLike) -> None:
         self.busy = False
@@ -222,8 +234,8 @@ class ImportDialog(QDialog):
         self.progress.setValue(1)
         self.progress.setFormat(f"{report.rows_read:,} rows checked")
         self.summary.setText(
-            f"{Path(report.path).name} · {report.encoding} · {report.rows_read:,} rows read · "
-            f"{report.valid:,} valid · {len(report.rejected):,} rejected")
+            f"{report.filename} · {report.encoding} · {report.rows_read:,} rows read · "
+            f"{report.accepted:,} valid · {report.rejected:,} rejected")
         notes = []
         if report.unknown_headers:
             notes.append("Ignored unknown columns: " + ", ".join(report.unknown_headers))
@@ -232,12 +244,16 @@ class ImportDialog(QDialog):
                          + ", ".join(report.missing_headers))
         self.headers.setText("\n".join(notes))
         self.headers.setVisible(bool(notes))
-        self.rejected_rows.set_rows(report.rejected)
-        self.rejected_title.setText(f"Rejected rows ({len(report.rejected):,})")
+        listed = [split_problem(p) for p in report.problems]
+        self.rejected_rows.set_rows(listed)
+        title = f"Rejected rows ({report.rejected:,})"
+        if len(listed) < report.rejected:
+            title = f"Rejected rows ({report.rejected:,}; the first {len(listed):,} listed)"
+        self.rejected_title.setText(title)
         self._show_report_widgets(True)
-        self.rejected_title.setVisible(bool(report.rejected))
-        self.table.setVisible(bool(report.rejected))
-        if report.rejected:
+        self.rejected_title.setVisible(bool(listed))
+        self.table.setVisible(bool(listed))
+        if listed:
             self.resize(self.width(), max(self.height(), 560))
         self._update_buttons()
 
@@ -298,16 +314,17 @@ def main() -> int:
 
     @dataclass
     class FakeReport:
-        path: str = "/tmp/cctv_seongdong.csv"
+        filename: str = "cctv_seongdong.csv"
         encoding: str = "cp949"
         rows_read: int = 1_204
-        valid: int = 1_201
+        accepted: int = 1_201
+        rejected: int = 3
         imported: int = 0
         updated: int = 0
-        rejected: list[tuple[int, str]] = field(default_factory=lambda: [
-            (17, "WGS84위도 127.0374 and WGS84경도 37.5444 look swapped"),
-            (388, "position 0.0, 0.0 is outside South Korea"),
-            (1022, "설치연월 '2015-13' is not a year and month (e.g. 2015-03 or 201503)")])
+        problems: list[str] = field(default_factory=lambda: [
+            "line 17: WGS84위도 127.0374 and WGS84경도 37.5444 look swapped",
+            "line 388: position 0.0, 0.0 is outside South Korea",
+            "line 1022: 설치연월 '2015-13' is not a year and month (e.g. 2015-03 or 201503)"])
         unknown_headers: list[str] = field(default_factory=lambda: ["제공기관코드"])
         missing_headers: list[str] = field(default_factory=list)
         committed: bool = False
@@ -316,7 +333,7 @@ def main() -> int:
     app = QApplication(sys.argv)
     apply_theme(app)
     dialog = ImportDialog()
-    dialog.set_path(FakeReport.path)
+    dialog.set_path("/tmp/" + FakeReport.filename)
     dialog.import_requested.connect(lambda *_: dialog.show_report(FakeReport()))
     dialog.show()
     return app.exec()

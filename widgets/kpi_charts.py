@@ -227,6 +227,8 @@ class KpiCharts(QWidget):
             shown = [*shown, (self.tr("other"), rest)]
         if not shown:
             plot.getAxis("left").setTicks([[], []])
+            plot.setXRange(0, 5, padding=0)
+            plot.setYRange(0, 1, padding=0)
             return
         m = len(shown)
         # Most alerts on top: row 0 is drawn highest.

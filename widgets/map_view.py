@@ -105,6 +105,7 @@ DEFAULTS: dict[str, str] = {
     "cameraColor": "#f59e0b",
     "cameraFillColor": "#40f59e0b",
     "cameraOfflineColor": "#9ca3af",
+    "trailColor": "#fbbf24",
 }
 def _color_property(key: str) -> Property:
     def getter(self: MapView) -> QColor:
@@ -138,6 +139,7 @@ class MapView(QWidget):
     insideColor = _color_property("insideColor")
     alertColor = _color_property("alertColor")
     highlightColor = _color_property("highlightColor")
+    trailColor = _color_property("trailColor")
     readerColor = _color_property("readerColor")
     readerFillColor = _color_property("readerFillColor")
     cameraColor = _color_property("cameraColor")
@@ -180,6 +182,7 @@ class MapView(QWidget):
         self._density_layer = DensityLayer()
         self._markers = MarkerLayer()
         self._highlight = HighlightRing()
+        self._trail = pg.PlotCurveItem(antialias=True)
         for item, z in (
             (self._dong_layer, _Z_DONG),
             (self._district_layer, _Z_DISTRICT),
@@ -190,6 +193,7 @@ class MapView(QWidget):
             (self._unplayable_cone_layer, _Z_ZONE),
             (self._reader_layer, _Z_ZONE),
             (self._markers, _Z_MARKER),
+            (self._trail, _Z_MARKER),
             (self._highlight, _Z_HIGHLIGHT),
         ):
             item.setZValue(z)
@@ -372,6 +376,19 @@ class MapView(QWidget):
     def clear_highlight(self) -> None:
         self._highlight.set_point(None)
 
+    def set_trail(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> None:
+        """Draw the selected alert's child's recent path (map metres, oldest first)."""
+        keep = np.isfinite(x) & np.isfinite(y)
+        self._trail.setData(np.asarray(x)[keep], np.asarray(y)[keep])
+
+    def clear_trail(self) -> None:
+        self._trail.setData([], [])
+
+    def trail_points(self) -> int:
+        """How many points the trail has (what tests and the status bar read)."""
+        data = self._trail.getData()
+        return 0 if data[0] is None else len(data[0])
+
     def highlighted(self) -> tuple[float, float] | None:
         """The ringed point in metres, if any."""
         p = self._highlight.point
@@ -423,6 +440,7 @@ class MapView(QWidget):
             [False, False, True],
         )
         self._highlight.set_color(c["highlightColor"])
+        self._trail.setPen(pg.mkPen(c["trailColor"], width=2.5))
         halo = QColor(c["backgroundColor"])
         halo.setAlpha(150)
         for label in self._district_labels:

@@ -16,6 +16,7 @@ import numpy as np
 import zmq
 
 from console.bus import Publisher, SequenceTracker, Subscriber, socket
+from console.engine.cameras import camera_entries
 from console.engine.commands import CommandTable, Entry
 from console.engine.desk import AlertDesk
 from console.engine.sessions import SessionBook
@@ -110,6 +111,7 @@ class Engine:
             ShiftRequest: Entry(self._shift),
             RecordEvidence: Entry(self._record_evidence),
             ReloadCameras: Entry(self._reload_cameras),
+            **camera_entries(self),
         })
 
     # ----------------------------------------------------------------- loop

@@ -209,11 +209,12 @@ def _header_key(name: str) -> str:
     return re.sub(r"\s+", "", name.strip().strip('"').lstrip("\ufeff"))
 
 
-def _parse(path: str | Path) -> _Parsed:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise CameraCsvError(f"cannot read {path}: {exc.strerror or exc}") from None
+def _parse(path: str | Path, data: bytes | None = None) -> _Parsed:
+    if data is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise CameraCsvError(f"cannot read {path}: {exc.strerror or exc}") from None
     text, encoding = decode(data)
     first = text.split("\n", 1)[0]
     delimiter = "\t" if first.count("\t") > first.count(",") else ","
@@ -411,8 +412,12 @@ def import_cameras(
     progress: Progress | None = None,
     *,
     allow_partial: bool = False,
+    data: bytes | None = None,
 ) -> ImportReport:
     """Check every row of ``path`` and write the cameras in one transaction.
+
+    ``data``, when given, is the file's content (sent by a console to the
+    engine); ``path`` then only names it in the report.
 
     New cameras are inserted, known ones (same agency, position and name)
     updated; stream URL and status are left as an administrator set them.
@@ -421,7 +426,7 @@ def import_cameras(
     ``progress(done, total)`` is called as rows are checked and staged.
     Raises `CameraCsvError` when the file as a whole is unusable.
     """
-    p = _parse(path)
+    p = _parse(path, data)
     report = ImportReport(path=str(path), encoding=p.encoding,
                           unknown_headers=p.unknown_headers, missing_headers=p.missing_headers,
                           allow_partial=allow_partial)

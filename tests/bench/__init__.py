@@ -1,4 +1,4 @@
-"""Benchmarks behind ``childsafe bench [pipeline] [map] --seconds S``.
+"""Benchmarks behind ``childsafe bench [pipeline] [map] [alerts] --seconds S``.
 
 Numbers, not pass/fail: each benchmark prints what it measured next to
 DESIGN.md's "Performance budgets" as a ratio (1.00× = exactly the budget).
@@ -16,6 +16,13 @@ still run.
 - ``ingest`` (``tests/bench/bench_ingest.py``): decoded frames/s per
   protocol on one core, and watch fixes/s delivered to the bus by a real
   gateway holding 10,000 concurrent watch connections.
+- ``alerts`` (``tests/bench/bench_alerts.py``): operator commands (ack →
+  take → procedure steps → resolve, by several signed-in operators through
+  one DEALER socket, a bounded window outstanding) accepted per second by
+  the engine, refusals by code (stale when two operators race) and reply
+  latency; then SOS → console latency (a ``LiveFeed`` Frame) while 100
+  alerts/s are opened and worked, against the 100 ms p99 budget. SQLite in a
+  fresh temp dir, 3,000 seeded children; not part of the default set.
 """
 
 from __future__ import annotations
@@ -105,6 +112,18 @@ def _map(seconds: float) -> tuple[list[str], list[str]]:
     return out, []
 
 
+def _alerts(seconds: float) -> tuple[list[str], list[str]]:
+    """(headline lines, detail lines)."""
+    from tests.bench import bench_alerts as ba
+
+    try:
+        r = ba.run(seconds)
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        return [f"alerts: could not run ({type(exc).__name__}: {exc})"], []
+    return ba.headline(r), [ba.format_result(r)]
+
+
 def run_benchmarks(which: list[str], cfg: Config, seconds: float) -> int:
     """Run the named benchmarks (default: all), print a table; always 0."""
     names = [w.lower() for w in which] or ["pipeline", "map"]
@@ -130,8 +149,11 @@ def run_benchmarks(which: list[str], cfg: Config, seconds: float) -> int:
 
             r = bi.run(seconds)
             h, d = bi.headline(r), [bi.format_result(r)]
+        elif name == "alerts":
+            h, d = _alerts(seconds)
         else:
-            h, d = [f"{name}: unknown benchmark (pipeline, map, cameras, cctv, ingest)"], []
+            h, d = [f"{name}: unknown benchmark (pipeline, map, cameras, cctv, ingest, "
+                    "alerts)"], []
         heads += h
         details += d
     print(f"childsafe bench: {', '.join(names)}; {seconds:g} s per load phase; "

@@ -60,7 +60,7 @@ class Gui:
         self.window.move(0, 0)
         self.window.show()
         self.window.map.fit_seoul()
-        self.window.start()
+        self.window.start(("operator1", "test-password-1"))  # conftest.TEST_PASSWORD
         self.shown: dict[int, tuple[int | None, str]] = {}
 
     def pump(self, seconds: float) -> None:

@@ -24,7 +24,7 @@ from tests.console.conftest import Backend, wait_for
 
 
 def _view(**kw: object) -> AlertView:
-    base: dict[str, object] = dict(id=7, kind="sos", priority=1, state="open",
+    base: dict[str, object] = dict(id=7, kind="sos", priority=1, state="new",
                                    child_token="C-1", child_slot=0, device_id="E200",
                                    lat=37.5444, lon=127.0374, place="성동구 성수동1가",
                                    opened_at=1_790_000_000.0)

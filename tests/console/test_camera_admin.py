@@ -1,194 +1,247 @@
-"""console.camera_admin: the camera admin's jobs against a real SQLite store
-(migrated, demo-seeded, demo cameras imported), without Qt's event loop."""
+"""Camera admin through the engine (``console.engine.cameras``): a real bus
+and engine as processes on a demo store with the demo cameras, requests
+over the engine's socket as a console sends them, and real console feeds
+(``console.feed.LiveFeed``) watching the bus.
+
+The engine is the only writer: it checks the role (admin only), every
+field of an edit (all the problems at once), bounds an import, and
+publishes the new registry to every console.  The rules themselves are
+tested on the store in ``tests/db/test_camera_admin.py``.
+
+One backend serves the module (starting one costs seconds); each test
+signs in its own sessions and only counts what it changed.
+"""
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
+import msgspec
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from console.camera_admin import (
-    CameraEditError,
-    import_file,
-    load_cameras,
-    save_camera,
-    validate,
-)
-from db.importers.cameras import CameraCsvError
-from db.seed import seed_demo
+from console.feed import Frame, LiveFeed
 from db.seed_cameras import seed_cameras
-from db.store import open_store, sqlite_url
-from db.tables import Camera
-from models.camera_admin import CameraEdit
+from db.store import open_store
+from db.tables import AccessRecord
+from models.messages import (
+    MAX_IMPORT_BYTES,
+    MAX_IMPORT_PROBLEMS,
+    CameraEditRecord,
+    CameraImportResult,
+    CameraListRequest,
+    CameraRecord,
+    CameraRows,
+    CameraSaved,
+    CommandReply,
+    ImportCameras,
+    ReloadCameras,
+    SaveCamera,
+)
+from tests.console.conftest import Backend, make_config, running_backend, wait_for
 
+T = TypeVar("T")
 HEADER = ("관리기관명,소재지도로명주소,소재지지번주소,설치목적구분,카메라대수,카메라화소수,"
           "촬영방면정보,보관일수,설치연월,관리기관전화번호,WGS84위도,WGS84경도,데이터기준일자")
 
 
-def csv_text(rows: list[str]) -> str:
-    return "\n".join([HEADER, *rows]) + "\n"
+def csv_bytes(rows: list[str], encoding: str = "utf-8") -> bytes:
+    return ("\n".join([HEADER, *rows]) + "\n").encode(encoding)
 
 
-def row(n: int, lat: str = "", lon: str = "127.0420") -> str:
-    """A valid row around Sinhak Elementary, distinct by its address number."""
-    lat = lat or f"{37.6600 + n * 0.0001:.6f}"
-    return (f"서울특별시 도봉구청,서울특별시 도봉구 방학로 {n},,어린이보호,1,200,북측,30,"
+def row(n: int, lat: str = "", lon: str = "127.0420", road: str = "방학로") -> str:
+    """A valid row around Sinhak Elementary, distinct by its address."""
+    lat = lat or f"{37.6600 + n * 0.00001:.6f}"
+    return (f"서울특별시 도봉구청,서울특별시 도봉구 {road} {n},,어린이보호,1,200,북측,30,"
             f"2019-04,02-2091-1234,{lat},{lon},2024-06-30")
 
 
-def make_store(data_dir: Path) -> str:
-    url = sqlite_url(data_dir)
-    engine, sessions = open_store(url)
-    with sessions() as s:
-        seed_demo(s, 10)
-        seed_cameras(s, lambda i: "rtsp://127.0.0.1:1/x")
-    engine.dispose()
-    return url
+@pytest.fixture(scope="module")
+def backend() -> Iterator[Backend]:
+    """Bus and engine only: nothing here needs devices or video."""
+    data_dir = Path(tempfile.mkdtemp(prefix="cs-", dir="/tmp"))
+    cfg = make_config(data_dir, children=10)
+    try:
+        with running_backend(cfg, ("bus", "engine"), ports=(),
+                             seed=lambda s: seed_cameras(s, lambda i: f"rtsp://10.0.0.{i}/x")
+                             ) as b:
+            yield b
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def count_cameras(url: str) -> int:
-    engine, sessions = open_store(url)
+@pytest.fixture(scope="module")
+def admin(backend: Backend) -> str:
+    return backend.sign_in("admin1")
+
+
+def refused(reply: object, code: str) -> str:
+    assert isinstance(reply, CommandReply) and not reply.ok, reply
+    assert reply.code == code, reply
+    return reply.error
+
+
+def access_records(b: Backend, user: str, action: str) -> list[AccessRecord]:
+    engine, sessions = open_store(b.config.db_url)
     try:
         with sessions() as s:
-            return int(s.scalar(select(func.count()).select_from(Camera)) or 0)
+            return list(s.scalars(select(AccessRecord).where(
+                AccessRecord.user == user, AccessRecord.action == action)
+                .order_by(AccessRecord.id)))
     finally:
         engine.dispose()
 
 
-@pytest.fixture
-def store(data_dir: Path) -> str:
-    return make_store(data_dir)
+def cameras(b: Backend, token: str) -> list[CameraRecord]:
+    reply = b.command(CameraListRequest(token=token))
+    assert isinstance(reply, CameraRows), reply
+    return reply.rows
 
 
-def test_load_lists_the_demo_cameras_by_id(store: str) -> None:
-    rows = load_cameras(store)
-    assert len(rows) == 24
-    assert [r.id for r in rows] == sorted(r.id for r in rows)
-    assert all(r.stream_url == "rtsp://127.0.0.1:1/x" for r in rows)
-    assert rows[0].agency == "서울특별시 동부공원여가센터"
+def as_edit(r: CameraRecord, **changes: object) -> CameraEditRecord:
+    return CameraEditRecord(**{**msgspec.structs.asdict(r), **changes})
 
 
-def national_fields(url: str, camera_id: int) -> tuple[object, ...]:
-    engine, sessions = open_store(url)
+def until(feed: LiveFeed, pick: Callable[[Frame], T | None], what: str,
+          timeout_s: float = 10.0) -> T:
+    """Take frames from ``feed`` as a window does until ``pick`` finds something."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = pick(feed.take())
+        if found is not None:
+            return found
+        time.sleep(0.03)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def test_an_admin_edits_a_camera_and_every_console_sees_it(backend: Backend,
+                                                           admin: str) -> None:
+    rows = cameras(backend, admin)
+    assert len(rows) >= 24 and [r.id for r in rows] == sorted(r.id for r in rows)
+    target = rows[2]
+    assert target.stream_url == f"rtsp://10.0.0.{target.id}/x"  # the admin sees the URL
+    editor, watcher = LiveFeed(backend.config), LiveFeed(backend.config)
+    editor.start()
+    watcher.start()
     try:
-        with sessions() as s:
-            cam = s.get(Camera, camera_id)
-            assert cam is not None
-            return (cam.phone, cam.installed, cam.pixels, cam.camera_count, cam.data_date)
+        until(watcher, lambda f: f.cameras, "the watching console's snapshot")
+        time.sleep(0.3)  # let its subscription reach the bus's publisher side
+        edit = as_edit(target, name="방학로 정문 · 어린이보호", stream_url="", fov_deg=60.0)
+        ref = editor.send(SaveCamera(token=admin, edit=edit))
+        saved = until(editor, lambda f: next((r for r in f.replies
+                                              if getattr(r, "ref", 0) == ref), None),
+                      "the editor's reply")
+        assert isinstance(saved, CameraSaved), saved
+        assert saved.row == CameraRecord(**{**msgspec.structs.asdict(edit), "id": target.id})
+        seen = until(watcher, lambda f: next(
+            (c for c in f.cameras or [] if c.id == target.id and c.name == edit.name), None),
+            "the new registry on the other console")
+        assert seen.fov_deg == 60.0 and not seen.has_stream
     finally:
-        engine.dispose()
+        editor.stop()
+        watcher.stop()
+    assert cameras(backend, admin)[2] == saved.row
+    assert next(c for c in backend.snapshot().cameras if c.id == target.id).name == edit.name
+
+    new = CameraEditRecord(id=None, name="신학초 후문", lat=37.6650, lon=127.0425,
+                           agency="서울특별시 도봉구청", purpose="어린이보호",
+                           address="서울특별시 도봉구 방학동 123", direction_deg=270.0,
+                           fov_deg=90.0, range_m=80.0, ptz=False,
+                           stream_url="rtsp://10.0.0.5:554/live", status="active")
+    added = backend.command(SaveCamera(token=admin, edit=new, seq=41))
+    assert isinstance(added, CameraSaved) and added.ref == 41, added
+    assert added.row.id > max(r.id for r in rows) and added.row.name == "신학초 후문"
+    assert any(c.id == added.row.id for c in backend.snapshot().cameras)
+    assert [r.detail for r in access_records(backend, "admin1", "cmd.camera") if r.ok] == [
+        f"camera {target.id} saved", f"camera {added.row.id} added"]
 
 
-def test_save_edits_a_camera_and_keeps_the_national_fields(store: str) -> None:
-    before = load_cameras(store)[3]
-    national = national_fields(store, before.id)
-    assert national[0] == "02-460-2905"
-    edit = replace(before.as_edit(), name="뚝섬로 정문", direction_deg=135.0, fov_deg=60.0,
-                   range_m=120.0, ptz=True, stream_url="https://relay.example:8443/cam/4",
-                   status="maintenance")
-    saved = save_camera(store, edit)
-    assert (saved.id, saved.name, saved.direction_deg, saved.fov_deg, saved.range_m,
-            saved.ptz, saved.status) == (before.id, "뚝섬로 정문", 135.0, 60.0, 120.0, True,
-                                         "maintenance")
-    assert load_cameras(store)[3] == saved
-    assert national_fields(store, before.id) == national
+def test_only_an_admin_may_and_a_bad_edit_lists_every_problem(backend: Backend,
+                                                              admin: str) -> None:
+    before = cameras(backend, admin)
+    first = before[0]
+    operator = backend.sign_in("operator1")
+    supervisor = backend.sign_in("supervisor1")
+    data = csv_bytes([row(1)])
+    for token in (operator, supervisor):
+        for req in (CameraListRequest(token=token), SaveCamera(token=token, edit=as_edit(first)),
+                    ImportCameras(token=token, filename="x.csv", data=data),
+                    ReloadCameras(token=token)):
+            assert "may not do" in refused(backend.command(req), "forbidden")
+    refused(backend.command(CameraListRequest(token="")), "unauthenticated")
+    refused(backend.command(SaveCamera(token="forged", edit=as_edit(first))),
+            "unauthenticated")
+
+    bad = as_edit(first, name=" ", lat=0.0, fov_deg=0.0, range_m=5000.0,
+                  stream_url="file:///etc/passwd", status="broken")
+    error = refused(backend.command(SaveCamera(token=admin, edit=bad, seq=7)), "bad_value")
+    problems = error.split("; ")
+    assert len(problems) == 6, problems
+    for reason in ("the name is empty", "latitude 0.0 is not in South Korea",
+                   "field of view 0.0 must be 1–360°", "range 5000.0 must be 1–1000 m",
+                   "must start with rtsp://, http:// or https://", "status 'broken'"):
+        assert any(reason in p for p in problems), (reason, problems)
+    reply = backend.command(SaveCamera(token=admin, edit=bad, seq=7))
+    assert isinstance(reply, CommandReply) and reply.ref == 7
+    gone = as_edit(first, id=first.id + 100_000)
+    assert "no longer in the store" in refused(
+        backend.command(SaveCamera(token=admin, edit=gone)), "not_found")
+    assert cameras(backend, admin) == before  # nothing was written
+
+    refusals = access_records(backend, "operator1", "cmd.camera")
+    assert refusals and not refusals[-1].ok and "forbidden" in refusals[-1].detail
 
 
-def test_save_clears_direction_and_stream_url(store: str) -> None:
-    before = load_cameras(store)[1]
-    saved = save_camera(store, replace(before.as_edit(), direction_deg=None, stream_url=""))
-    assert saved.direction_deg is None and saved.stream_url == ""
+def test_import_through_the_engine(backend: Backend, admin: str) -> None:
+    before = len(cameras(backend, admin))
 
+    def send(data: bytes, partial: bool = False,
+             name: str = "dobong.csv") -> CameraImportResult:
+        reply = backend.command(ImportCameras(token=admin, filename=name, data=data,
+                                              allow_partial=partial), timeout_s=30)
+        assert isinstance(reply, CameraImportResult), reply
+        return reply
 
-def test_save_adds_a_new_camera(store: str) -> None:
-    edit = CameraEdit(None, "신학초 후문", 37.6650, 127.0425, "서울특별시 도봉구청", "어린이보호",
-                      "서울특별시 도봉구 방학동 123", 270.0, 90.0, 80.0, False,
-                      "rtsp://10.0.0.5:554/live", "active")
-    saved = save_camera(store, edit)
-    assert saved.id > 24 and count_cameras(store) == 25
-    assert load_cameras(store)[-1] == saved
+    # All or nothing: one bad row and nothing is written.
+    r = send(csv_bytes([row(1), row(2, lat="abc"), row(3)]))
+    assert (r.committed, r.accepted, r.rejected, r.rows_read, r.imported) == (
+        False, 2, 1, 3, 0)
+    assert r.problems == ["line 3: WGS84위도 'abc' is not a number"]
+    assert r.encoding == "utf-8" and "nothing imported" in r.message and not r.unreadable
+    assert len(cameras(backend, admin)) == before
 
+    # The valid rows of a CP949 file; the problems listed are bounded.
+    bad = [row(n, lat="0", road="창동로") for n in range(1, 251)]
+    r = send(csv_bytes([row(1), *bad, row(2), row(3)], "cp949"), partial=True,
+             name="C:\\exports\\도봉구 CCTV.csv")
+    assert r.committed and r.encoding == "cp949" and r.filename == "도봉구 CCTV.csv"
+    assert (r.accepted, r.rejected, r.imported, r.updated) == (3, 250, 3, 0)
+    assert len(r.problems) == MAX_IMPORT_PROBLEMS
+    assert r.problems[0] == "line 3: position 0.0, 127.042 is outside South Korea"
+    assert "imported 3 new cameras" in r.message
+    assert len(cameras(backend, admin)) == before + 3
+    wait_for(lambda: len(backend.snapshot().cameras) == before + 3, 5,
+             "the engine's registry")
 
-@pytest.mark.parametrize(("changes", "reason"), [
-    ({"lat": math.nan}, "latitude nan is not in South Korea"),
-    ({"lat": 35.0, "lon": 140.0}, "longitude 140.0 is not in South Korea"),
-    ({"lat": 127.03, "lon": 37.54}, "look swapped"),
-    ({"direction_deg": 400.0}, "view direction 400.0 must be 0–360°"),
-    ({"direction_deg": -1.0}, "view direction -1.0 must be 0–360°"),
-    ({"fov_deg": 0.0}, "field of view 0.0 must be 1–360°"),
-    ({"range_m": 1500.0}, "range 1500.0 must be 1–1000 m"),
-    ({"range_m": math.inf}, "range inf must be 1–1000 m"),
-    ({"stream_url": "ftp://10.0.0.1/cam"}, "must start with rtsp://, http:// or https://"),
-    ({"stream_url": "rtsp://"}, "the stream URL has no host"),
-    ({"stream_url": "rtsp://host:99999/x"}, "the stream URL is malformed"),
-    ({"stream_url": "rtsp://a b/x"}, "contains spaces"),
-    ({"name": "  "}, "the name is empty"),
-    ({"agency": ""}, "the managing agency is empty"),
-    ({"address": "가" * 301}, "the address is longer than 300 characters"),
-    ({"status": "broken"}, "status 'broken' must be one of"),
-])
-def test_invalid_edits_are_refused_with_the_reason(store: str, changes: dict[str, object],
-                                                   reason: str) -> None:
-    before = load_cameras(store)[0]
-    with pytest.raises(CameraEditError) as err:
-        save_camera(store, replace(before.as_edit(), **changes))  # type: ignore[arg-type]
-    assert any(reason in p for p in err.value.problems), err.value.problems
-    assert load_cameras(store)[0] == before
+    # Again: the same cameras are updated in place.
+    r = send(csv_bytes([row(1), row(2), row(3)]))
+    assert (r.committed, r.imported, r.updated) == (True, 0, 3)
 
+    # A file that is not the national layout, and an empty one.
+    r = send("이름,주소\n가,나\n".encode(), name="wrong.csv")
+    assert r.unreadable and not r.committed
+    assert "missing required columns" in r.problems[0]
+    assert r.message.startswith("wrong.csv: ") and r.message.endswith("Nothing was written.")
+    assert send(b"").unreadable
 
-def test_every_problem_of_an_edit_is_reported_at_once(store: str) -> None:
-    edit = replace(load_cameras(store)[0].as_edit(), lat=0.0, fov_deg=0.0, range_m=0.0,
-                   stream_url="file:///etc/passwd")
-    problems = validate(edit)
-    assert len(problems) == 4, problems
-    assert "South Korea" in str(CameraEditError(problems))
-
-
-def test_boundaries_and_unknown_camera(store: str) -> None:
-    base = load_cameras(store)[0].as_edit()
-    for ok in (replace(base, direction_deg=0.0), replace(base, direction_deg=360.0),
-               replace(base, fov_deg=1.0), replace(base, fov_deg=360.0),
-               replace(base, range_m=1.0), replace(base, range_m=1000.0),
-               replace(base, stream_url="http://127.0.0.1:8560/cam/1.ts")):
-        assert validate(ok) == [], ok
-    with pytest.raises(CameraEditError, match="camera 999 is no longer in the store"):
-        save_camera(store, replace(base, id=999))
-
-
-def test_import_all_or_nothing_reports_the_rejected_row(store: str, data_dir: Path) -> None:
-    path = data_dir / "dobong.csv"
-    path.write_text(csv_text([row(1), row(2, lat="abc"), row(3)]), encoding="utf-8")
-    seen: list[tuple[int, int]] = []
-    report = import_file(store, path, lambda d, t: seen.append((d, t)), allow_partial=False)
-    assert not report.committed and report.encoding == "utf-8"
-    assert (report.rows_read, report.valid, report.imported) == (3, 2, 0)
-    assert report.rejected == [(3, "WGS84위도 'abc' is not a number")]
-    assert "line 3: WGS84위도 'abc' is not a number" in report.lines()
-    assert seen[0] == (0, 3) and seen[-1] == (3, 3)
-    assert count_cameras(store) == 24
-
-
-def test_import_valid_rows_of_a_cp949_file(store: str, data_dir: Path) -> None:
-    path = data_dir / "dobong-cp949.csv"
-    path.write_bytes(csv_text([row(1), row(2, lat="37.0", lon="140.0"), row(3)])
-                     .encode("cp949"))
-    report = import_file(store, path, None, allow_partial=True)
-    assert report.committed and report.encoding == "cp949"
-    assert report.imported == 2 and report.rejected == [
-        (3, "position 37.0, 140.0 is outside South Korea")]
-    assert count_cameras(store) == 26
-    added = load_cameras(store)[-2:]
-    assert [c.agency for c in added] == ["서울특별시 도봉구청"] * 2
-    assert added[0].name.startswith("도봉구 방학로 1")
-
-
-def test_an_unreadable_file_raises(store: str, data_dir: Path) -> None:
-    path = data_dir / "bad.csv"
-    path.write_text("이름,주소\n가,나\n", encoding="utf-8")
-    with pytest.raises(CameraCsvError, match="missing required columns"):
-        import_file(store, path, None, allow_partial=False)
-    with pytest.raises(CameraCsvError, match="cannot read"):
-        import_file(store, data_dir / "absent.csv", None, allow_partial=False)
+    # Over the bound: refused before it is parsed, with the sizes.
+    error = refused(backend.command(ImportCameras(
+        token=admin, filename="huge.csv", data=b"x" * (MAX_IMPORT_BYTES + 1), seq=9),
+        timeout_s=30), "too_large")
+    assert "huge.csv is 32.0 MiB" in error and "at most 32 MiB" in error
+    assert len(cameras(backend, admin)) == before + 3

@@ -46,7 +46,7 @@ from db.seed_cameras import seed_cameras
 from db.store import open_store
 from db.tables import Evidence
 from models.geo import to_map, to_wgs84
-from models.messages import AckAlert, AlertView, CamStatus, CommandReply, decode, encode
+from models.messages import AckAlert, AlertView, CamStatus, CommandReply
 from tests.console.conftest import SEOUL_FOREST, Backend, make_config, port_open, wait_for
 from tests.console.conftest import running_backend as backend_running
 from tests.media.conftest import RtspServer, _check_gstreamer
@@ -338,17 +338,10 @@ def alert_of(b: Backend, device: str, kind: str) -> AlertView:
 
 def ack(b: Backend, alert_id: int) -> None:
     """Acknowledge as an operator would (the alert stays unresolved)."""
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    req = ctx.socket(zmq.REQ)
-    try:
-        req.connect(b.config.engine_rpc)
-        req.send(encode(AckAlert(alert_id=alert_id, operator="operator1")))
-        assert req.poll(5000), "engine did not answer"
-        reply = decode(req.recv())
-        assert isinstance(reply, CommandReply) and reply.ok, reply
-    finally:
-        req.close(0)
-        ctx.term()
+    alert = next(a for a in b.snapshot().alerts if a.id == alert_id)
+    reply = b.command(AckAlert(token=b.sign_in("operator1"), alert_id=alert_id,
+                               alert_version=alert.version))
+    assert isinstance(reply, CommandReply) and reply.ok, reply
 
 
 def north_of_forest(metres: float) -> tuple[float, float]:

@@ -44,6 +44,7 @@ from models.geo import to_map, to_wgs84
 from models.messages import AlertKind, AlertState, AlertView
 from tests.console.conftest import (
     SEOUL_FOREST,
+    TEST_PASSWORD,
     Backend,
     make_config,
     running_backend,
@@ -163,7 +164,7 @@ def open_window(qtbot: QtBot, b: Backend) -> ConsoleWindow:
     qtbot.addWidget(window)
     window.resize(1600, 960)  # as run_console opens it
     window.show()
-    window.start()
+    window.start(("operator1", TEST_PASSWORD))
     qtbot.waitUntil(lambda: window.status.bus.text() == "LIVE", timeout=15_000)
     qtbot.waitUntil(lambda: len(window.cameras) > 0, timeout=5000)
     return window
@@ -183,7 +184,7 @@ def top(index: CameraIndex, east: float, north: float, heading: float | None = N
 # --------------------------------------------------------------------------- the rule
 
 
-def view(alert_id: int, kind: AlertKind = "sos", state: AlertState = "open",
+def view(alert_id: int, kind: AlertKind = "sos", state: AlertState = "new",
          opened_at: float = 0.0, lat: float = SEOUL_FOREST[0]) -> AlertView:
     return AlertView(id=alert_id, kind=kind, priority=1 if kind == "sos" else 2, state=state,
                      child_token=f"C-{alert_id}", child_slot=alert_id, device_id=str(alert_id),
@@ -402,7 +403,7 @@ def test_snapshot_button_files_evidence_for_the_alert(cctv: Backend, children: C
         wait_for(filed, 10, "the snapshot's Evidence row")
         (row,) = rows
         assert (row.camera_id, row.path, row.actor) == (camera_id, path,
-                                                        cctv.config.operator)
+                                                        "operator1")
     finally:
         close(window)
 

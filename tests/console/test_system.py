@@ -24,8 +24,8 @@ from db.store import open_store
 from db.tables import Alert, AlertAction, Fix
 from models.console_state import BusState
 from models.geo import to_map
-from models.messages import AckAlert, position_columns
-from tests.console.conftest import SEOUL_FOREST, Backend, wait_for
+from models.messages import position_columns
+from tests.console.conftest import SEOUL_FOREST, TEST_PASSWORD, Backend, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,11 +47,12 @@ def start_tap(backend: Backend, prefix: str, count: int) -> subprocess.Popen[str
     raise AssertionError("tap never started listening")
 
 
-def open_window(qtbot: QtBot, backend: Backend) -> ConsoleWindow:
+def open_window(qtbot: QtBot, backend: Backend, user: str = "operator1") -> ConsoleWindow:
     window = ConsoleWindow(backend.config)
     qtbot.addWidget(window)
-    window.start()
+    window.start((user, TEST_PASSWORD))
     qtbot.waitUntil(lambda: window.status.bus.text() == "LIVE", timeout=10_000)
+    qtbot.waitUntil(lambda: window.session.user == user, timeout=10_000)
     return window
 
 
@@ -71,7 +72,8 @@ def test_sos_request_becomes_alert_row_and_tap_line(backend: Backend, qtbot: QtB
     model = window.alerts.model
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
     cells = [model.index(0, c).data() for c in range(model.columnCount())]
-    assert cells[1:] == ["P1", "SOS", child.token, "성동구 성수동1가", child.device_id, "open"]
+    assert cells[1:8] == ["P1", "SOS", child.token, "성동구 성수동1가", "New", "", ""]
+    assert cells[9] == child.device_id
 
     # Double-clicking the row centres the map on the child and rings it.
     table = window.alerts.table
@@ -147,29 +149,34 @@ def test_late_joiner_state_equals_engine(backend: Backend) -> None:
 def test_acknowledge_travels_to_engine_store_and_every_console(
         backend: Backend, qtbot: QtBot) -> None:
     first = open_window(qtbot, backend)
-    second = open_window(qtbot, backend)
+    second = open_window(qtbot, backend, "operator2")
     child = backend.roster[5]
     backend.fix(child.device_id, *SEOUL_FOREST, alarm="sos")
-    qtbot.waitUntil(lambda: first.alerts.model.rowCount() == 1, timeout=5000)
-    first.alerts.table.selectRow(0)
-    assert first.alerts.ack_button.isEnabled()
-    qtbot.mouseClick(first.alerts.ack_button, Qt.MouseButton.LeftButton)
+    for window in (first, second):
+        qtbot.waitUntil(lambda w=window: w.alerts.model.rowCount() == 1, timeout=5000)
+        window.alerts.table.selectRow(0)
+        qtbot.waitUntil(lambda w=window: w.panel.buttons["ack"].isEnabled(), timeout=5000)
+    # Both operators press Acknowledge on the version they see: one wins.
+    qtbot.mouseClick(first.panel.buttons["ack"], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(second.panel.buttons["ack"], Qt.MouseButton.LeftButton)
 
     for window in (first, second):
-        qtbot.waitUntil(lambda w=window: w.alerts.model.index(0, 6).data()
-                        == "acknowledged · operator1", timeout=5000)
-    assert "acknowledged" in first.status.message.text()
+        qtbot.waitUntil(lambda w=window: w.alerts.model.alert_at(0).state  # type: ignore[union-attr]
+                        == "acknowledged", timeout=5000)
+    assert first.alerts.model.alert_at(0).acked_by == "operator1"  # type: ignore[union-attr]
+    qtbot.waitUntil(lambda: "changed by operator1" in second.panel.refusal_text()
+                    or "cannot ack" in second.panel.refusal_text(), timeout=5000)
 
     _, sessions = open_store(backend.config.db_url)
     with sessions() as s:
         actions = s.execute(select(AlertAction.action, AlertAction.actor)).all()
     assert [tuple(a) for a in actions] == [("open", "engine"), ("ack", "operator1")]
-
-    # A second acknowledgement is refused with a reason, not applied twice.
-    feed = second.feed
-    feed.send(AckAlert(alert_id=first.alerts.model.alert_at(0).id,  # type: ignore[union-attr]
-                       operator="operator2"))
-    qtbot.waitUntil(lambda: "not open" in second.status.message.text(), timeout=5000)
+    # The history on the panel comes from the engine, and the owner takes it.
+    qtbot.waitUntil(lambda: first.panel.history.rowCount() == 2, timeout=5000)
+    qtbot.mouseClick(first.panel.buttons["take"], Qt.MouseButton.LeftButton)
+    for window in (first, second):
+        qtbot.waitUntil(lambda w=window: w.alerts.model.index(0, 6).data() == "operator1",
+                        timeout=5000)
     first.close()
     second.close()
 
@@ -330,12 +337,12 @@ def test_f4_acknowledges_and_the_status_bar_counts(backend: Backend, qtbot: QtBo
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
     window.alerts.table.selectRow(0)
     window.alerts.table.setFocus()
+    qtbot.waitUntil(lambda: window.panel.buttons["ack"].isEnabled(), timeout=5000)
     qtbot.keyClick(window.alerts.table, Qt.Key.Key_F4)
-    qtbot.waitUntil(lambda: model.index(0, 6).data() == "acknowledged · operator1",
-                    timeout=5000)
+    qtbot.waitUntil(lambda: model.index(0, 5).data() == "Acknowledged", timeout=5000)
     # The status bar counts what the engine reports: children, fix rate, alerts.
     assert window.status.children.text() == f"{len(backend.roster)} children"
-    assert window.status.alerts.text() == "0 open alerts"
+    assert window.status.alerts.text() == "1 open alert"  # acknowledged, not yet resolved
 
     def reporting() -> bool:
         backend.fix(backend.roster[9].device_id, *SEOUL_FOREST)

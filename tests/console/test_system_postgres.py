@@ -34,7 +34,8 @@ def test_fixes_alerts_and_acks_reach_postgres(pg_backend: Backend) -> None:
     sos = next(a for a in b.snapshot().alerts if a.kind == "sos")
     assert sos.place == "성동구 성수동1가" and sos.device_id == devices[2]
 
-    reply = b.command(AckAlert(alert_id=sos.id, operator="operator1"))
+    reply = b.command(AckAlert(token=b.sign_in("operator1"), alert_id=sos.id,
+                               alert_version=sos.version))
     assert isinstance(reply, CommandReply) and reply.ok, reply
     out, _ = tap.communicate(timeout=10)
     assert [json.loads(line)["schema"] for line in out.splitlines()] == [

@@ -179,7 +179,7 @@ def seed_store(cfg: Config, cameras: RtspServer) -> int:
         child = Child(token="T-0001", name="test child")
         s.add(child)
         s.flush()
-        alert = Alert(kind="sos", priority=1, state="open", child_id=child.id,
+        alert = Alert(kind="sos", priority=1, state="new", child_id=child.id,
                       device_id="dev-1", lat=37.5444, lon=127.0374, place="성동구 성수동1가",
                       opened_at=time.time())
         s.add(alert)

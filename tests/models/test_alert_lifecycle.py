@@ -578,7 +578,7 @@ class AlertEngine(RuleBasedStateMachine):
 
 
 AlertEngine.TestCase.settings = settings(
-    max_examples=200, stateful_step_count=40, deadline=None,
+    max_examples=200, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestAlertEngine = AlertEngine.TestCase
 

@@ -24,7 +24,7 @@ def positions(seq: int, slots: list[int], lat: float) -> PositionBatch:
                          seq=seq, origin="engine")
 
 
-def alert(state: str = "open") -> AlertView:
+def alert(state: str = "new") -> AlertView:
     return AlertView(id=1, kind="sos", priority=1, state=state,  # type: ignore[arg-type]
                      child_token="C-A", child_slot=1, device_id="d", lat=37.5, lon=127.0,
                      place="성동구 성수동1가", opened_at=1.0)

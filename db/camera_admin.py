@@ -1,38 +1,26 @@
-"""The camera admin's jobs: list, edit and import cameras in the store.
+"""The camera registry as an admin edits it: list, check, save, import.
 
-These are plain functions so they can be tested without Qt and run on a
-worker thread (``console.admin_controller``): the GUI thread never queries
-the store.  Each job opens its own engine and session and disposes of them,
-because a session must never be shared across threads and jobs are rare
-(an admin's click), so a pooled connection would buy nothing.
-
-The console does not migrate the schema (the backend owns ``db upgrade``),
-so the jobs use ``make_engine`` rather than ``open_store``.
-
-Edits are validated here, not in the form, so every path that writes a
-camera (the panel today, a command tomorrow) gets the same checks, and all
-the problems of one edit are reported at once.
+The engine runs these for the admin's console (``console.engine.cameras``):
+it is the only writer, so these are the only rules.  Every problem of an
+edit is reported at once, so the admin fixes the form in one pass.  Each
+function works in the caller's session and commits what it writes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
 from db import repositories as repo
 from db.importers.cameras import KOREA_LAT, KOREA_LON, ImportReport, import_cameras
-from db.store import make_engine, session_factory
 from db.tables import Camera
-from models.camera_admin import CAMERA_STATUSES, CameraEdit, CameraRow
+from models.camera_admin import CAMERA_STATUSES
+from models.messages import CameraEditRecord, CameraRecord
 
-__all__ = ["CameraEditError", "import_file", "load_cameras", "save_camera", "validate"]
-
-Progress = Callable[[int, int], None]
+__all__ = ["STREAM_SCHEMES", "CameraEditError", "import_data", "load_cameras", "record_of",
+           "save_camera", "validate"]
 
 # Column lengths of db.tables.Camera (PostgreSQL refuses longer values).
 _MAX_LEN = {"name": 200, "agency": 120, "purpose": 60, "address": 300, "stream_url": 500}
@@ -44,39 +32,29 @@ STREAM_SCHEMES = ("rtsp", "http", "https")
 class CameraEditError(ValueError):
     """An edit that cannot be saved; ``problems`` lists every reason."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], *, missing: bool = False) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+        self.missing = missing  # the camera edited is no longer in the store
 
 
-@contextmanager
-def _session(db_url: str) -> Iterator[Session]:
-    engine = make_engine(db_url)
-    try:
-        with session_factory(engine)() as session:
-            yield session
-    finally:
-        engine.dispose()
+def record_of(c: Camera) -> CameraRecord:
+    return CameraRecord(id=c.id, name=c.name, lat=c.lat, lon=c.lon, agency=c.agency,
+                        purpose=c.purpose, address=c.address, direction_deg=c.direction_deg,
+                        fov_deg=c.fov_deg, range_m=c.range_m, ptz=c.ptz,
+                        stream_url=c.stream_url, status=c.status)
 
 
-def row_of(c: Camera) -> CameraRow:
-    return CameraRow(id=c.id, name=c.name, lat=c.lat, lon=c.lon, agency=c.agency,
-                     purpose=c.purpose, address=c.address, direction_deg=c.direction_deg,
-                     fov_deg=c.fov_deg, range_m=c.range_m, ptz=c.ptz,
-                     stream_url=c.stream_url, status=c.status)
-
-
-def load_cameras(db_url: str) -> list[CameraRow]:
+def load_cameras(session: Session) -> list[CameraRecord]:
     """Every camera in the store, by id."""
-    with _session(db_url) as s:
-        return [row_of(c) for c in repo.cameras(s)]
+    return [record_of(c) for c in repo.cameras(session)]
 
 
 def _in(value: float, low: float, high: float) -> bool:
     return math.isfinite(value) and low <= value <= high
 
 
-def validate(edit: CameraEdit, current_status: str | None = None) -> list[str]:
+def validate(edit: CameraEditRecord, current_status: str | None = None) -> list[str]:
     """Every reason ``edit`` cannot be stored; empty when it can.
 
     ``current_status`` is the stored status, kept valid even if it is not
@@ -111,7 +89,8 @@ def validate(edit: CameraEdit, current_status: str | None = None) -> list[str]:
         problems.append(f"range {edit.range_m} must be 1–1000 m")
     problems += _stream_url_problems(edit.stream_url)
     if edit.status not in CAMERA_STATUSES and edit.status != current_status:
-        problems.append(f"status {edit.status!r} must be one of {', '.join(CAMERA_STATUSES)}")
+        shown = edit.status if len(edit.status) <= 40 else edit.status[:40] + "…"
+        problems.append(f"status {shown!r} must be one of {', '.join(CAMERA_STATUSES)}")
     return problems
 
 
@@ -132,39 +111,38 @@ def _stream_url_problems(url: str) -> list[str]:
     return []
 
 
-def save_camera(db_url: str, edit: CameraEdit) -> CameraRow:
+def save_camera(session: Session, edit: CameraEditRecord) -> CameraRecord:
     """Store ``edit`` (a new camera when ``edit.id`` is None); commits.
 
     Raises `CameraEditError` with every problem when it cannot be stored.
-    Unknown fields of the national layout (pixels, phone, …) are kept."""
-    with _session(db_url) as s:
-        camera = None if edit.id is None else s.get(Camera, edit.id)
-        if edit.id is not None and camera is None:
-            raise CameraEditError([f"camera {edit.id} is no longer in the store"])
-        problems = validate(edit, camera.status if camera is not None else None)
-        if problems:
-            raise CameraEditError(problems)
-        if camera is None:
-            camera = Camera()
-            s.add(camera)
-        camera.name = edit.name.strip()
-        camera.lat, camera.lon = edit.lat, edit.lon
-        camera.agency = edit.agency.strip()
-        camera.purpose = edit.purpose.strip()
-        camera.address = edit.address.strip()
-        camera.direction_deg = edit.direction_deg
-        camera.fov_deg, camera.range_m, camera.ptz = edit.fov_deg, edit.range_m, edit.ptz
-        camera.stream_url, camera.status = edit.stream_url, edit.status
-        s.commit()
-        return row_of(camera)
+    Fields of the national layout the form does not show (pixels, phone, …)
+    are kept."""
+    camera = None if edit.id is None else session.get(Camera, edit.id)
+    if edit.id is not None and camera is None:
+        raise CameraEditError([f"camera {edit.id} is no longer in the store"], missing=True)
+    problems = validate(edit, camera.status if camera is not None else None)
+    if problems:
+        raise CameraEditError(problems)
+    if camera is None:
+        camera = Camera()
+        session.add(camera)
+    camera.name = edit.name.strip()
+    camera.lat, camera.lon = edit.lat, edit.lon
+    camera.agency = edit.agency.strip()
+    camera.purpose = edit.purpose.strip()
+    camera.address = edit.address.strip()
+    camera.direction_deg = edit.direction_deg
+    camera.fov_deg, camera.range_m, camera.ptz = edit.fov_deg, edit.range_m, edit.ptz
+    camera.stream_url, camera.status = edit.stream_url, edit.status
+    session.commit()
+    return record_of(camera)
 
 
-def import_file(db_url: str, path: str | Path, progress: Progress | None,
+def import_data(session: Session, filename: str, data: bytes,
                 allow_partial: bool) -> ImportReport:
-    """``childsafe import cameras`` from the console: the same importer, so
-    the same checks and the same all-or-nothing transaction.
+    """``childsafe import cameras`` on a file's content: the same importer,
+    so the same checks and the same all-or-nothing transaction.
 
     Raises ``db.importers.cameras.CameraCsvError`` when the file as a whole
     cannot be read."""
-    with _session(db_url) as s:
-        return import_cameras(s, path, progress, allow_partial=allow_partial)
+    return import_cameras(session, filename, allow_partial=allow_partial, data=data)

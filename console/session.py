@@ -1,0 +1,115 @@
+"""Who is signed in at this console, and the road every command takes.
+
+The engine is the gate: it issued the session token and checks it, and the
+role, on every command. This controller keeps the token, stamps it on each
+command, routes each reply to whoever asked (by ``ref``), and when the
+engine says the session is over (expired, signed out elsewhere, account
+disabled) it asks for a sign-in again instead of letting commands fail
+one by one.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import msgspec
+from PySide6.QtCore import QObject, Signal
+
+from models.accounts import may
+from models.messages import AnyMessage, CommandReply, Reply, SignedIn, SignIn, SignOut
+from widgets.sign_in import SignInDialog
+
+log = logging.getLogger(__name__)
+
+OnReply = Callable[[Any], None]
+
+
+class CommandSink(Protocol):
+    """``console.feed.LiveFeed`` as far as sending goes."""
+
+    def send(self, command: AnyMessage) -> int: ...
+
+
+class Session(QObject):
+    changed = Signal(object)  # SignedIn, or None when signed out
+
+    def __init__(self, feed: CommandSink, dialog: SignInDialog,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.feed = feed
+        self.dialog = dialog
+        self.current: SignedIn | None = None
+        self._waiting: dict[int, OnReply] = {}
+        self.otherwise: OnReply = lambda _r: None  # replies nobody waits for
+        dialog.submitted.connect(self.sign_in)
+
+    # ------------------------------------------------------------- identity
+    @property
+    def token(self) -> str:
+        return self.current.token if self.current else ""
+
+    @property
+    def user(self) -> str:
+        return self.current.user if self.current else ""
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(self.current.roles) if self.current else frozenset()
+
+    def may(self, schema: str) -> bool:
+        """Whether this user's roles may send ``schema`` (to hide what they cannot do)."""
+        return may(self.roles, schema)
+
+    def sign_in(self, user: str, password: str) -> None:
+        self.feed.send(SignIn(user=user, password=password, console=socket.gethostname()))
+
+    def sign_out(self) -> None:
+        """End the session at the engine and ask who comes next."""
+        if self.current is not None:
+            self.feed.send(SignOut(token=self.current.token))
+        previous = self.user
+        self._set(None)
+        self.dialog.ask(message=self.tr("{0} signed out.").format(previous) if previous else "")
+
+    def sign_out_quietly(self) -> None:
+        """End the session as the console closes (no one to ask next)."""
+        if self.current is not None:
+            self.feed.send(SignOut(token=self.current.token))
+        self.current = None
+
+    # ------------------------------------------------------------- commands
+    def send(self, command: AnyMessage, on_reply: OnReply | None = None) -> int:
+        """Send ``command`` with this session's token; ``on_reply`` gets its answer."""
+        if "token" in getattr(type(command), "__struct_fields__", ()):
+            command = msgspec.structs.replace(command, token=self.token)  # type: ignore[type-var]
+        ref = self.feed.send(command)
+        if on_reply is not None:
+            self._waiting[ref] = on_reply
+        return ref
+
+    def deliver(self, replies: list[Reply]) -> None:
+        """Route each reply (called by the window on the GUI thread, per frame)."""
+        for reply in replies:
+            if isinstance(reply, SignedIn):
+                self._set(reply)
+                self.dialog.hide()
+                continue
+            handler = self._waiting.pop(getattr(reply, "ref", 0), None)
+            if isinstance(reply, CommandReply) and not reply.ok:
+                if reply.code == "signin":
+                    self.dialog.show_error(reply.error)
+                    continue
+                if reply.code == "unauthenticated" and self.current is not None:
+                    user = self.user
+                    self._set(None)
+                    self.dialog.ask(user, reply.error)
+            (handler or self.otherwise)(reply)
+
+    def _set(self, signed: SignedIn | None) -> None:
+        self.current = signed
+        if signed is not None:
+            log.info("signed in as %s (%s)", signed.user, ", ".join(signed.roles))
+        self.changed.emit(signed)
