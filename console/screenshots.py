@@ -51,6 +51,91 @@ def grab(window: ConsoleWindow, out: Path) -> Path:
     return out
 
 
+def _stage_alerts(cfg: Config, passwords: dict[str, str]) -> None:
+    """Give the queue every priority and state: alarms sent through the real
+    gateway (SOS, a fall and a low battery from phones and a watch), then
+    worked through the engine by the supervisor as a shift would work them."""
+    import http.client
+    from urllib.parse import urlencode
+
+    from console.engine_client import EngineClient
+    from console.gateway.watch import encode as watch_frame
+    from db import repositories as repo
+    from db.store import open_store
+    from models.messages import (
+        AckAlert,
+        AlertList,
+        AlertsRequest,
+        CommandReply,
+        DispatchAlert,
+        HoldAlert,
+        MarkStep,
+        ResolveAlert,
+        TakeAlert,
+    )
+    from models.procedures import Procedures
+
+    engine, sessions = open_store(cfg.db_url)
+    with sessions() as s:
+        roster = repo.roster(s)
+    engine.dispose()
+    phones = [r.device_id for r in roster if r.kind == "phone"][5:12]
+    watches = [r.device_id for r in roster if r.kind == "watch"][5:7]
+    spots = [(37.5085, 126.8875), (37.6655, 127.0420), (37.5444, 127.0374)]
+    for i, device in enumerate(phones):
+        lat, lon = spots[i % 3]
+        params = {"id": device, "lat": lat + 0.002 * i, "lon": lon - 0.001 * i,
+                  "timestamp": time.time(), "accuracy": 8,
+                  **({"batt": 9} if i == 6 else {"alarm": "sos"})}
+        conn = http.client.HTTPConnection("127.0.0.1", cfg.osmand_port, timeout=5)
+        conn.request("GET", "/?" + urlencode(params))
+        conn.getresponse().read()
+        conn.close()
+    for device, status in zip(watches, ("00200000", "00100000"), strict=True):
+        when = time.strftime("%d%m%y,%H%M%S", time.gmtime())
+        content = (f"AL,{when},A,37.509000,N,126.889000,E,0.0,0.0,30.0,8,90,64,120,0,"
+                   f"{status},0")
+        with socket.create_connection(("127.0.0.1", cfg.watch_port), 5) as w:
+            w.sendall(watch_frame("3G", device, content))
+            w.recv(200)
+    pump(2.0)
+    steps = Procedures.load()
+    with EngineClient(cfg.engine_rpc, console="screenshots") as client:
+        token = client.sign_in("supervisor1", passwords["supervisor1"])
+        alerts = client.call(AlertsRequest(token=token), AlertList).alerts
+        staged = [a for a in alerts if a.device_id in phones and a.kind == "sos"]
+
+        def do(cmd: object) -> None:
+            reply = client.request(cmd)  # type: ignore[arg-type]
+            if isinstance(reply, CommandReply) and reply.ok and reply.alert is not None:
+                current[reply.alert.id] = reply.alert
+
+        current = {a.id: a for a in staged}
+        plan = ["ack", "take", "hold", "dispatch", "resolve"]
+        for alert, action in zip(staged, plan, strict=False):
+            v = lambda a=alert: current[a.id]  # noqa: E731 - the newest version
+            do(AckAlert(token=token, alert_id=alert.id, alert_version=v().version))
+            if action == "ack":
+                continue
+            do(TakeAlert(token=token, alert_id=alert.id, alert_version=v().version))
+            if action == "hold":
+                do(HoldAlert(token=token, alert_id=alert.id, alert_version=v().version,
+                             reason="guardian calling back", note="mother on her way"))
+            elif action == "dispatch":
+                do(DispatchAlert(token=token, alert_id=alert.id, alert_version=v().version,
+                                 target="police", reference="112-2612-0042",
+                                 note="child not answering; patrol car sent"))
+            elif action == "resolve":
+                for step in steps.steps("sos"):
+                    do(MarkStep(token=token, alert_id=alert.id, alert_version=v().version,
+                                step=step.id))
+                do(ResolveAlert(token=token, alert_id=alert.id, alert_version=v().version,
+                                outcome="false_alarm", note="pressed while playing"))
+            elif action == "take":
+                do(MarkStep(token=token, alert_id=alert.id, alert_version=v().version,
+                            step="cctv", note="seen on camera 12, walking north"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m console.screenshots", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("resources/screenshots"))
@@ -60,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     from console.cli import _prepare_store
+    from db.demo_accounts import accounts_file, read_demo_accounts
 
     data_dir = Path(tempfile.mkdtemp(prefix="cs-shot-"))
     try:
@@ -68,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = Config(data_dir=data_dir, children=args.children, sim_first_incident_s=12.0,
                      sim_incident_every_s=600.0, **ports)  # type: ignore[arg-type]
         cfg.ensure_dirs()
-        _prepare_store(cfg)
+        _prepare_store(cfg, demo=True)
+        passwords = read_demo_accounts(accounts_file(data_dir))
         app = QApplication(sys.argv[:1])
         apply_theme(app)
         summary: dict[str, object] = {}
@@ -78,22 +165,24 @@ def main(argv: list[str] | None = None) -> int:
             window.move(0, 0)
             window.show()
             window.map.fit_seoul()
-            window.start()
+            window.start(("supervisor1", passwords["supervisor1"]))
             deadline = time.monotonic() + args.timeout
             kinds: set[str] = set()
             while time.monotonic() < deadline and not {"sos", "zone_exit"} <= kinds:
                 pump(0.2)
-                model = window.alerts.model
-                kinds = {a.kind for r in range(model.rowCount()) if (a := model.alert_at(r))}
-            pump(1.0)
+                kinds = {a.kind for a in window.alerts.alerts()}
+            _stage_alerts(cfg, passwords)
+            pump(2.0)
+            kinds = {a.kind for a in window.alerts.alerts()}
+            states = {a.state for a in window.alerts.alerts()}
+            sos = next((a for a in window.alerts.alerts()
+                        if a.kind == "sos" and a.state == "in_progress"), None)
+            if sos is not None:
+                window.alerts.select_alert(sos.id)
+            pump(2.0)
             shots = [grab(window, args.out / "console.png")]
-            model = window.alerts.model
-            sos_row = next((r for r in range(model.rowCount())
-                            if (a := model.alert_at(r)) and a.kind == "sos"), 0)
-            window.alerts.table.selectRow(sos_row)
-            alert = model.alert_at(sos_row)
-            if alert is not None:
-                window.locate(alert)
+            if sos is not None:
+                window.locate(sos)
             # The CCTV tiles of the alert's nearest cameras start playing.
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and any(
@@ -102,20 +191,27 @@ def main(argv: list[str] | None = None) -> int:
             pump(2.0)
             shots.append(grab(window, args.out / "alert-located.png"))
             tiles = [t.state for t in window.cctv.visible_tiles()]
+            window.side.setCurrentWidget(window.escalation)
+            window._shift_asked = 0.0
+            pump(3.0)
+            shots.append(grab(window, args.out / "escalation.png"))
             window.side.setCurrentWidget(window.gateway)
             pump(2.5)
             shots.append(grab(window, args.out / "gateway.png"))
+            window.session.sign_out()
+            window.session.sign_in("admin1", passwords["admin1"])
+            pump(2.0)
             window.side.setCurrentWidget(window.camera_panel)
             pump(3.0)
             shots.append(grab(window, args.out / "cameras.png"))
             summary = {
                 "shots": [str(s) for s in shots],
                 "alert_kinds": sorted(kinds),
-                "alert_rows": model.rowCount(),
+                "alert_states": sorted(states),
+                "alert_rows": window.alerts.model.rowCount(),
                 "children": window.status.children.text(),
                 "bus": window.status.bus.text(),
                 "tiles": tiles,
-                "camera_states": {k: v[0] for k, v in window._camera_states.items()},
                 "shown": window.cctv.cameras_shown(),
             }
             window.close()

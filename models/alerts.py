@@ -96,17 +96,19 @@ class Policy:
         for kind, p in priorities.items():
             if kind not in DEFAULT_PRIORITY:
                 raise ValueError(f"alert_priorities: unknown alert kind {kind!r}")
-            if not isinstance(p, int) or not 1 <= p <= 4:
+            if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 4:
                 raise ValueError(f"alert_priorities.{kind}: a priority is 1 to 4, not {p!r}")
             prio[kind] = p
         slas = dict(DEFAULT_SLA)
         for name, pair in sla.items():
             if name not in ("P1", "P2", "P3", "P4"):
                 raise ValueError(f"alert_sla: {name!r} is not P1..P4")
-            if (len(pair) != 2 or not all(isinstance(v, int | float) and math.isfinite(v)
-                                          and v > 0 for v in pair)):
+            if (not isinstance(pair, list | tuple) or len(pair) != 2
+                    or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                               and math.isfinite(v) and v > 0 for v in pair)
+                    or pair[0] > pair[1]):
                 raise ValueError(f"alert_sla.{name}: give [ack seconds, close seconds], "
-                                 f"both positive, not {pair!r}")
+                                 f"both positive, ack first, not {pair!r}")
             slas[int(name[1])] = Sla(float(pair[0]), float(pair[1]))
         return cls(priority=prio, sla=slas)
 
@@ -115,7 +117,7 @@ class Policy:
 
     def deadlines(self, priority: int, since: float) -> tuple[float, float]:
         """(acknowledge by, resolve or dispatch by) for an alert (re)opened at ``since``."""
-        sla = self.sla.get(priority, DEFAULT_SLA[4])
+        sla = self.sla.get(priority) or self.sla[max(self.sla)]
         return since + sla.ack_s, since + sla.close_s
 
 
@@ -397,13 +399,11 @@ def acked_in_time(alert: AlertView) -> bool | None:
 
 # ------------------------------------------------------------------ the queue
 
-STATE_RANK = {s: 0 if s == "new" else 2 if s == "resolved" else 1 for s in STATES}
-
-
-def sort_key(a: AlertView) -> tuple[int, int, float]:
-    """Unresolved before resolved, then priority, then oldest first: the
-    longest-waiting urgent alert is on top."""
-    return (STATE_RANK.get(a.state, 3), a.priority, a.opened_at)
+def sort_key(a: AlertView) -> tuple[bool, int, bool, float]:
+    """Unresolved before resolved, then priority, then (within a priority)
+    unacknowledged first, then oldest first: the longest-waiting urgent alert
+    is on top, and a new P4 never sits above a P1 someone is working."""
+    return (a.state == "resolved", a.priority, a.state != "new", a.opened_at)
 
 
 def district(a: AlertView) -> str:

@@ -30,11 +30,18 @@ class Procedures:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         steps: dict[str, list[Step]] = {}
         for kind, body in data.items():
-            items = body.get("steps", []) if isinstance(body, dict) else []
+            items = body.get("steps", []) if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise ValueError(f"{path.name}: [{kind}] needs steps = [ ... ]")
             seen: set[str] = set()
             out: list[Step] = []
             for item in items:
-                step = Step(str(item["id"]), str(item["text"]), bool(item.get("mandatory")))
+                if (not isinstance(item, dict) or not isinstance(item.get("id"), str)
+                        or not isinstance(item.get("text"), str)
+                        or not isinstance(item.get("mandatory", False), bool)):
+                    raise ValueError(f"{path.name}: each {kind} step needs an id and a text "
+                                     f"(strings) and mandatory = true/false: {item!r}")
+                step = Step(item["id"], item["text"], item.get("mandatory", False))
                 if step.id in seen:
                     raise ValueError(f"{path.name}: {kind} has step {step.id!r} twice")
                 seen.add(step.id)

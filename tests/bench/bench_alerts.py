@@ -7,16 +7,18 @@ pre-alarm holds go nowhere), seeded with a few thousand children and
 ``operators`` operator accounts (``db.accounts.add_user``), each signed in
 over the engine's request socket.
 
-- **Phase 1, command throughput**: a batch of SOS alerts is opened first
-  (real OsmAnd HTTP GETs with ``alarm=sos``, one per distinct child), then
-  for ``seconds`` the operators work them through one DEALER socket with at
-  most ``window`` commands outstanding: ack → take → every mandatory step of
-  the alert kind's procedure (``Procedures.load()``) → resolve, each alert by
-  one operator. For ``race_share`` of the alerts a second operator acks at
-  the same time with the same version, as two people clicking one new row
-  do: one of the two is refused as stale. Reported: accepted and refused
-  commands per second (refusals by code), and each command's reply latency
-  (sent → ``CommandReply`` with ``ref`` = its ``seq``), p50/p99/max.
+- **Phase 1, command throughput**: SOS alerts are opened (real OsmAnd HTTP
+  GETs with ``alarm=sos``, one per distinct child, ``PHASE1_CHUNK`` at a
+  time with the clock stopped, before the operators run short), and for
+  ``seconds`` of working time the operators work them through one DEALER
+  socket with at most ``window`` commands outstanding: ack → take → every
+  mandatory step of the alert kind's procedure (``Procedures.load()``) →
+  resolve, each alert by one operator, up to ``window`` alerts at once.
+  For ``race_share`` of the alerts a second operator acks at the same time
+  with the same version, as two people clicking one new row do: one of the
+  two is refused as stale. Reported: accepted and refused commands per
+  second (refusals by code), and each command's reply latency (sent →
+  ``CommandReply`` with ``ref`` = its ``seq``), p50/p99/max.
 - **Phase 2, SOS under load**: for ``seconds``, SOS at ``sos_rate`` per
   second for distinct children (a few keep-alive connections), while the
   same operators work every alert opened in this phase to resolution as

@@ -114,17 +114,24 @@ def test_load_a_file(tmp_path: Path) -> None:
 steps = [
   { id = "a", text = "first", mandatory = true },
   { id = "b", text = "second" },
-  { id = 3, text = "numeric id", mandatory = false },
 ]
 [fall]
 steps = []
 """)
     procs = Procedures.load(path)
-    assert procs.steps("sos") == [Step("a", "first", True), Step("b", "second", False),
-                                  Step("3", "numeric id", False)]
+    assert procs.steps("sos") == [Step("a", "first", True), Step("b", "second", False)]
     assert procs.steps("fall") == []
     assert procs.missing_mandatory("sos", []) == ["a"]
     assert procs.missing_mandatory("fall", []) == []
+
+
+@pytest.mark.parametrize("bad", [
+    '{ id = 3, text = "numeric id" }', '{ id = "a" }',
+    '{ id = "a", text = "t", mandatory = "false" }'])
+def test_a_malformed_step_is_an_error_naming_the_kind(tmp_path: Path, bad: str) -> None:
+    path = write(tmp_path, f"[sos]\nsteps = [ {bad} ]\n")
+    with pytest.raises(ValueError, match="sos step"):
+        Procedures.load(path)
 
 
 def test_a_duplicate_step_id_is_an_error_naming_the_file_kind_and_step(
