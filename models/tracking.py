@@ -181,7 +181,7 @@ class Tracker:
         """Is (lat, lon) the child's live position, and that position a tag
         read's? (An SOS at its own GPS fix is not; one raised at the last
         known position, which a reader gave, is.)"""
-        return bool(self.at_reader[slot]) and lat == self.lat[slot] and lon == self.lon[slot]
+        return bool(self.at_reader[slot] and lat == self.lat[slot] and lon == self.lon[slot])
 
     def last_readers(self) -> dict[int, str]:
         """Slot -> breadcrumb reader, for the snapshot."""
