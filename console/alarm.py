@@ -191,7 +191,7 @@ class AlarmPlayer(QObject):
 
         self._muted_low = False
         self._alerts: list[AlertView] = []
-        self._counts: dict[int, int] = {}
+        self._counts: dict[int, tuple[int, int]] = {}  # id -> (count, breaches)
         self._loop = 0  # priority of the loop that should sound (0: none)
         self._once = 0  # priority of the single play on or pending (0: none)
         self._sound = 0  # priority playing now
@@ -215,12 +215,14 @@ class AlarmPlayer(QObject):
             return
         alerts = list(alerts)
         once = 0
-        counts: dict[int, int] = {}
+        counts: dict[int, tuple[int, int]] = {}
         for a in alerts:
-            counts[a.id] = a.count
+            counts[a.id] = (a.count, a.breaches)
             before = self._counts.get(a.id)
-            if (before is not None and a.count > before and a.state != "new"
-                    and a.priority in PRIORITIES):
+            # A repeated trigger, or a newly missed SLA (escalation), sounds
+            # once more on an alert someone already acknowledged.
+            if (before is not None and (a.count > before[0] or a.breaches & ~before[1])
+                    and a.state not in ("new", "resolved") and a.priority in PRIORITIES):
                 once = a.priority if once == 0 else min(once, a.priority)
         self._counts = counts
         self._alerts = alerts

@@ -95,6 +95,13 @@ class ConsoleWindow(QMainWindow):
         self.user_button.setToolTip(self.tr("Sign out, or switch user (Ctrl+Shift+L)"))
         self.user_button.setShortcut("Ctrl+Shift+L")
         self.user_button.clicked.connect(self.session.sign_out)
+        self.mute_low = QPushButton(self.tr("Mute P3–P4"))
+        self.mute_low.setObjectName("muteLow")
+        self.mute_low.setCheckable(True)
+        self.mute_low.setToolTip(self.tr("Silence P3 and P4 alert tones on this console; "
+                                         "P1 and P2 always sound"))
+        self.mute_low.toggled.connect(self.alarm.set_mute_low)
+        self.status.addPermanentWidget(self.mute_low)
         self.status.addPermanentWidget(self.user_button)
         work = QSplitter(Qt.Orientation.Vertical)
         work.addWidget(self.alerts)

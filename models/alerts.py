@@ -169,8 +169,9 @@ class Trigger:
 
 # ------------------------------------------------------------------ transitions
 
-# Which states each command may start from.
-_FROM: dict[type[AlertCommand], frozenset[str]] = {
+# Which states each command may start from (the alert panel enables its
+# buttons from the same table).
+ALLOWED_FROM: dict[type[AlertCommand], frozenset[str]] = {
     AckAlert: frozenset({"new"}),
     TakeAlert: frozenset({"new", "acknowledged", "in_progress", "on_hold", "dispatched"}),
     AssignAlert: frozenset({"new", "acknowledged", "in_progress", "on_hold", "dispatched"}),
@@ -184,10 +185,10 @@ _FROM: dict[type[AlertCommand], frozenset[str]] = {
                         "resolved"}),
 }
 # Commands only a supervisor may give.
-_SUPERVISOR_ONLY = frozenset({AssignAlert, ReopenAlert})
+SUPERVISOR_ONLY = frozenset({AssignAlert, ReopenAlert})
 # Commands that make the actor the owner when nobody owns the alert, and that
 # only its owner (or a supervisor) may give once somebody does.
-_OWNED = frozenset({HoldAlert, ResumeAlert, DispatchAlert, ResolveAlert, MarkStep})
+OWNED = frozenset({HoldAlert, ResumeAlert, DispatchAlert, ResolveAlert, MarkStep})
 
 ACTION_NAME: dict[type[AlertCommand], str] = {
     AckAlert: "ack", TakeAlert: "take", AssignAlert: "assign", HoldAlert: "hold",
@@ -202,16 +203,16 @@ def check_actor(cmd: AlertCommand, alert: AlertView, actor: Actor) -> None:
     if not actor.roles & WORKERS:
         raise Refused("forbidden", f"{actor.user} ({', '.join(sorted(actor.roles))}) "
                                    "cannot work alerts")
-    if kind in _SUPERVISOR_ONLY and not actor.is_supervisor():
+    if kind in SUPERVISOR_ONLY and not actor.is_supervisor():
         raise Refused("forbidden", f"only a supervisor may {ACTION_NAME[kind]} an alert")
     if cmd.alert_version != alert.version:
         who = f" by {alert.last_actor}" if alert.last_actor else ""
         raise Refused("stale", f"alert {alert.id} changed{who} since you saw it (version "
                                f"{alert.version}, you had {cmd.alert_version}): look again")
-    if alert.state not in _FROM[kind]:
+    if alert.state not in ALLOWED_FROM[kind]:
         raise Refused("illegal", f"cannot {ACTION_NAME[kind]} alert {alert.id}: it is "
                                  f"{alert.state.replace('_', ' ')}")
-    if (kind in _OWNED and alert.owner and alert.owner != actor.user
+    if (kind in OWNED and alert.owner and alert.owner != actor.user
             and not actor.is_supervisor()):
         raise Refused("not_owner", f"alert {alert.id} is {alert.owner}'s; ask them or a "
                                    "supervisor")
@@ -247,7 +248,7 @@ def transition(alert: AlertView, cmd: AlertCommand, actor: Actor, now: float,
             detail = f"from {alert.owner}" if alert.owner else ""
         case AssignAlert(user=user):
             if user not in assignable:
-                raise Refused("bad_value", f"{user!r} is not a signed-up operator or "
+                raise Refused("bad_value", f"{user[:40]!r} is not a signed-up operator or "
                                            "supervisor who can take alerts")
             if user == alert.owner:
                 raise Refused("illegal", f"alert {alert.id} is already {user}'s")
@@ -271,7 +272,7 @@ def transition(alert: AlertView, cmd: AlertCommand, actor: Actor, now: float,
             changes = {"state": "in_progress", "hold_reason": "", "hold_until": 0.0, **own}
         case DispatchAlert(target=target, reference=reference):
             if target not in DISPATCH_TARGETS:
-                raise Refused("bad_value", f"dispatch to police or fire, not {target!r}")
+                raise Refused("bad_value", f"dispatch to police or fire, not {target[:20]!r}")
             reference = _text(reference, "reference", MAX_REFERENCE)
             if not reference:
                 raise Refused("bad_value", f"a dispatch to {target} "
@@ -299,9 +300,9 @@ def transition(alert: AlertView, cmd: AlertCommand, actor: Actor, now: float,
                        "owner": "", "breaches": 0, "ack_due": ack_by, "close_due": close_by}
         case MarkStep(step=step, skipped=skipped):
             if policy.procedures.step(alert.kind, step) is None:
-                raise Refused("bad_value", f"the {alert.kind} procedure has no step {step!r}")
+                raise Refused("bad_value", f"the {alert.kind} procedure has no step {step[:40]!r}")
             if step in alert.steps:
-                raise Refused("illegal", f"step {step!r} is already done")
+                raise Refused("illegal", f"step {step} is already done")
             if skipped and not note:
                 raise Refused("bad_value", "skipping a step needs a reason")
             changes = {"steps": [*alert.steps, step], **own}

@@ -43,7 +43,14 @@ from PySide6.QtWidgets import (
 )
 
 from models.accounts import may
-from models.alerts import DISPATCH_TARGETS, MAX_NOTE, MAX_REFERENCE, OUTCOMES
+from models.alerts import (
+    ALLOWED_FROM,
+    DISPATCH_TARGETS,
+    MAX_NOTE,
+    MAX_REFERENCE,
+    OUTCOMES,
+    OWNED,
+)
 from models.messages import (
     AckAlert,
     AddNote,
@@ -74,25 +81,6 @@ from models.qt.alert_table import (
 
 _CTX = "AlertPanel"
 
-# Which states each command may start from: models.alerts._FROM, mirrored so
-# the panel does not reach into the rules' private table (a test keeps them equal).
-ACTION_STATES: dict[type[AlertCommand], frozenset[str]] = {
-    AckAlert: frozenset({"new"}),
-    TakeAlert: frozenset({"new", "acknowledged", "in_progress", "on_hold", "dispatched"}),
-    AssignAlert: frozenset({"new", "acknowledged", "in_progress", "on_hold", "dispatched"}),
-    HoldAlert: frozenset({"acknowledged", "in_progress"}),
-    ResumeAlert: frozenset({"on_hold"}),
-    DispatchAlert: frozenset({"acknowledged", "in_progress", "on_hold"}),
-    ResolveAlert: frozenset({"acknowledged", "in_progress", "on_hold", "dispatched"}),
-    ReopenAlert: frozenset({"resolved"}),
-    MarkStep: frozenset({"acknowledged", "in_progress", "on_hold", "dispatched"}),
-    AddNote: frozenset({"new", "acknowledged", "in_progress", "on_hold", "dispatched",
-                        "resolved"}),
-}
-# Commands only the owner (or a supervisor) may give once somebody owns the
-# alert: models.alerts._OWNED, mirrored likewise.
-OWNED: frozenset[type[AlertCommand]] = frozenset(
-    {HoldAlert, ResumeAlert, DispatchAlert, ResolveAlert, MarkStep})
 WORKING_ROLES = frozenset({"operator", "supervisor"})
 
 OUTCOME_TEXT = {
@@ -167,7 +155,7 @@ def why_not(cmd: type[AlertCommand], alert: AlertView, user: str,
     tag = cmd.__struct_config__.tag
     if not may(roles, str(tag)):
         return _tr("Your role does not allow this")
-    if alert.state not in ACTION_STATES[cmd]:
+    if alert.state not in ALLOWED_FROM[cmd]:
         return _tr("Not while the alert is %1").replace("%1", state_text(alert.state).lower())
     boss = "supervisor" in roles
     if cmd is TakeAlert and alert.owner == user:

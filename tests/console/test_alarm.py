@@ -18,11 +18,12 @@ from models.messages import AlertView
 WAIT_MS = 5000
 
 
-def alert(id: int, priority: int, state: str = "new", count: int = 1) -> AlertView:
+def alert(id: int, priority: int, state: str = "new", count: int = 1,
+          breaches: int = 0) -> AlertView:
     return AlertView(id=id, kind="sos", priority=priority, state=state,  # type: ignore[arg-type]
                      child_token=f"c{id}", child_slot=id, device_id=f"dev{id}",
                      lat=37.5444, lon=127.0374, place="Seoul Forest", opened_at=1000.0 + id,
-                     count=count)
+                     count=count, breaches=breaches)
 
 
 def running_timers(player: AlarmPlayer) -> list[QTimer]:
@@ -164,6 +165,19 @@ def test_repeated_trigger_of_an_acknowledged_alert_sounds_once(
     assert player.mode() == "once" and player.plays == 2
     wait_silent(qtbot, player)
     assert player.plays == 2
+
+
+def test_an_escalation_sounds_once_more(qtbot: QtBot, player: AlarmPlayer) -> None:
+    """A missed SLA re-notifies: the alert's tone plays once, once per new breach."""
+    player.update([alert(5, 2, "in_progress")])
+    assert player.plays == 0
+    player.update([alert(5, 2, "in_progress", breaches=2)])  # not resolved in time
+    assert player.state() == "p2" and player.mode() == "once" and player.plays == 1
+    wait_silent(qtbot, player)
+    player.update([alert(5, 2, "in_progress", breaches=2)])  # the same breach: quiet
+    assert player.plays == 1
+    player.update([alert(5, 2, "resolved", breaches=2)])
+    assert player.plays == 1
 
 
 def test_repeated_trigger_while_a_loop_sounds(qtbot: QtBot, player: AlarmPlayer) -> None:

@@ -11,6 +11,7 @@ import os
 import signal
 import socket as pysocket
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from console.gateway.watch import encode as watch_frame
 from db import accounts
 from db.store import open_store
 from db.tables import AccessRecord, AlertAction, User
+from models.alerts import BREACH_ACK, BREACH_CLOSE
 from models.messages import (
     AckAlert,
     AddNote,
@@ -39,7 +41,14 @@ from models.messages import (
     TakeAlert,
 )
 from models.procedures import Procedures
-from tests.console.conftest import SEOUL_FOREST, TEST_PASSWORD, Backend, wait_for
+from tests.console.conftest import (
+    SEOUL_FOREST,
+    TEST_PASSWORD,
+    Backend,
+    make_config,
+    running_backend,
+    wait_for,
+)
 
 
 def open_alerts(b: Backend, kind: str, device: str) -> list[AlertView]:
@@ -286,3 +295,33 @@ def test_resolve_needs_the_procedure_and_a_supervisor_reopens(backend: Backend) 
         actions = s.scalars(select(AlertAction.action).where(AlertAction.alert_id == alert.id)
                             .order_by(AlertAction.id)).all()
     assert actions[-2:] == ["resolve", "reopen"]
+
+
+def test_a_missed_sla_escalates_once_each_and_is_in_the_history(data_dir: Path) -> None:
+    """P1 with a 1 s acknowledgement SLA and a 3 s resolution SLA: the engine's
+    clock escalates the alert twice, publishes each, and writes who (the
+    engine) and why in the history; a dispatched alert is not escalated again."""
+    cfg = make_config(data_dir, children=30, alert_sla={"P1": [1.0, 3.0]})
+    with running_backend(cfg) as b:
+        device = b.roster[0].device_id
+        b.fix(device, *SEOUL_FOREST, alarm="sos")
+        wait_for(lambda: open_alerts(b, "sos", device), 10, "the SOS")
+        first = open_alerts(b, "sos", device)[0]
+        assert first.close_due - first.ack_due == pytest.approx(2.0)
+        wait_for(lambda: open_alerts(b, "sos", device)[0].breaches == BREACH_ACK, 10,
+                 "the acknowledgement SLA missed")
+        wait_for(lambda: open_alerts(b, "sos", device)[0].breaches
+                 == BREACH_ACK | BREACH_CLOSE, 10, "the resolution SLA missed")
+        token = b.sign_in("operator1")
+        alert = open_alerts(b, "sos", device)[0]
+        detail = b.command(AlertDetailRequest(token=token, alert_id=alert.id))
+        assert isinstance(detail, AlertDetail)
+        escalations = [h for h in detail.history if h.action == "escalate"]
+        assert [h.detail for h in escalations] == ["not acknowledged in time",
+                                                   "not resolved or dispatched in time"]
+        assert all(h.actor == "engine" for h in escalations)
+        time.sleep(1.5)
+        assert open_alerts(b, "sos", device)[0].version == alert.version  # nothing more
+        report = b.command(ShiftRequest(token=b.sign_in("supervisor1"), since=0.0))
+        assert isinstance(report, ShiftReport)
+        assert [a.breaches for a in report.alerts if a.id == alert.id] == [3]

@@ -46,7 +46,16 @@ from db.seed_cameras import seed_cameras
 from db.store import open_store
 from db.tables import Evidence
 from models.geo import to_map, to_wgs84
-from models.messages import AckAlert, AlertView, CamStatus, CommandReply
+from models.messages import (
+    AckAlert,
+    AlertView,
+    CamStatus,
+    CommandReply,
+    MarkStep,
+    ResolveAlert,
+    TakeAlert,
+)
+from models.procedures import Procedures
 from tests.console.conftest import SEOUL_FOREST, Backend, make_config, port_open, wait_for
 from tests.console.conftest import running_backend as backend_running
 from tests.media.conftest import RtspServer, _check_gstreamer
@@ -350,6 +359,23 @@ def north_of_forest(metres: float) -> tuple[float, float]:
     return float(lat[0]), float(lon[0])
 
 
+def resolve(b: Backend, alert_id: int) -> None:
+    """Take the alert, tick its mandatory steps and resolve it, as an operator."""
+    token = b.sign_in("operator1")
+    alert = next(a for a in b.snapshot().alerts if a.id == alert_id)
+    commands = [lambda v: TakeAlert(token=token, alert_id=alert_id, alert_version=v)]
+    commands += [lambda v, step=step.id: MarkStep(token=token, alert_id=alert_id,
+                                                  alert_version=v, step=step)
+                 for step in Procedures.load().steps(alert.kind) if step.mandatory]
+    commands.append(lambda v: ResolveAlert(token=token, alert_id=alert_id, alert_version=v,
+                                           outcome="child_safe", note="back home"))
+    version = alert.version
+    for make in commands:
+        reply = b.command(make(version))
+        assert isinstance(reply, CommandReply) and reply.ok and reply.alert, reply
+        version = reply.alert.version
+
+
 def held_for(cfg: Config, alert_id: int) -> list[int]:
     return sorted(c for c, st in relay_status(cfg).items() if alert_id in st["held_for"])
 
@@ -418,6 +444,19 @@ def test_an_sos_after_a_zone_exit_has_prealarm_video_and_holds_survive_restarts(
                  20, "the relay's restart")
         wait_for(lambda: all(held_for(cfg, a) == cams for a, cams in wanted.items()),
                  HOLD_RENEW_S + 15, "the holds renewed at the restarted relay")
+
+        # Resolving the exit releases its holds at once; the SOS keeps its own,
+        # and a restarted engine does not hold the resolved alert's again.
+        resolve(b, exit_alert.id)
+        wait_for(lambda: held_for(cfg, exit_alert.id) == [], 10, "the exit's holds released")
+        assert held_for(cfg, sos_alert.id) == wanted[sos_alert.id]
+        old_engine = b.supervisor.pid("engine")
+        os.kill(old_engine, signal.SIGKILL)
+        wait_for(lambda: b.supervisor.pid("engine") != old_engine, 15, "the engine's restart")
+        wait_for(lambda: b.snapshot().alerts != [], 15, "the restarted engine")
+        time.sleep(2.0)
+        assert held_for(cfg, exit_alert.id) == []
+        assert held_for(cfg, sos_alert.id) == wanted[sos_alert.id]
 
 
 # --------------------------------------------------------------------------- 2. playing

@@ -1,0 +1,94 @@
+"""Signing in and out of a real console window against a real engine, and
+what each role is shown; the engine, not the window, is the gate."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from console.app import ConsoleWindow
+from db import accounts
+from db.store import open_store
+from db.tables import UserSession
+from tests.console.conftest import SEOUL_FOREST, TEST_PASSWORD, Backend
+
+
+def window_for(qtbot: QtBot, backend: Backend) -> ConsoleWindow:
+    window = ConsoleWindow(backend.config)
+    qtbot.addWidget(window)
+    window.start()
+    qtbot.waitUntil(lambda: window.status.bus.text() == "LIVE", timeout=10_000)
+    return window
+
+
+def type_in(qtbot: QtBot, window: ConsoleWindow, user: str, password: str) -> None:
+    dialog = window.sign_in_dialog
+    dialog.user.setText(user)
+    qtbot.keyClicks(dialog.password, password)
+    qtbot.keyClick(dialog.password, Qt.Key.Key_Return)
+
+
+def test_sign_in_out_and_switch_user_with_what_each_role_sees(
+        backend: Backend, qtbot: QtBot) -> None:
+    window = window_for(qtbot, backend)
+    dialog = window.sign_in_dialog
+    assert dialog.isVisible() and window.session.current is None
+    assert window.user_button.text() == "Signed out"
+
+    type_in(qtbot, window, "operator1", "not-the-password")
+    qtbot.waitUntil(lambda: "wrong user name or password" in dialog.message.text(),
+                    timeout=5000)
+    assert dialog.isVisible() and dialog.password.text() == ""
+
+    type_in(qtbot, window, "operator1", TEST_PASSWORD)
+    qtbot.waitUntil(lambda: window.session.user == "operator1", timeout=5000)
+    assert not dialog.isVisible()
+    assert window.user_button.text() == "operator1 · operator"
+    side = window.side
+    assert not side.isTabVisible(side.indexOf(window.escalation))
+    assert not side.isTabVisible(side.indexOf(window.camera_panel))
+
+    # Switch user: sign out (the engine ends the session), the supervisor signs in.
+    token = window.session.token
+    qtbot.mouseClick(window.user_button, Qt.MouseButton.LeftButton)
+    assert dialog.isVisible() and window.session.current is None
+    assert "operator1 signed out" in dialog.message.text()
+    type_in(qtbot, window, "supervisor1", TEST_PASSWORD)
+    qtbot.waitUntil(lambda: window.session.user == "supervisor1", timeout=5000)
+    assert side.isTabVisible(side.indexOf(window.escalation))
+    _, sessions = open_store(backend.config.db_url)
+    with sessions() as s:
+        ended = s.get(UserSession, accounts.token_hash(token))
+        assert ended is not None and ended.ended_at is not None
+
+    # The supervisor's panel fills from the engine's shift report.
+    backend.fix(backend.roster[7].device_id, *SEOUL_FOREST, alarm="sos")
+    side.setCurrentWidget(window.escalation)
+    window._shift_asked = 0.0
+    qtbot.waitUntil(lambda: window.escalation.load_model.rowCount() >= 1, timeout=10_000)
+    window.close()
+
+
+def test_an_expired_session_asks_for_sign_in_again(backend: Backend, qtbot: QtBot) -> None:
+    window = window_for(qtbot, backend)
+    type_in(qtbot, window, "operator1", TEST_PASSWORD)
+    qtbot.waitUntil(lambda: window.session.user == "operator1", timeout=5000)
+    backend.fix(backend.roster[8].device_id, *SEOUL_FOREST, alarm="sos")
+    qtbot.waitUntil(lambda: window.alerts.model.rowCount() == 1, timeout=5000)
+    _, sessions = open_store(backend.config.db_url)
+    with sessions() as s:
+        row = s.get(UserSession, accounts.token_hash(window.session.token))
+        assert row is not None
+        row.expires_at = time.time() - 1
+        s.commit()
+    time.sleep(3.5)  # the engine re-reads sessions every 3 s
+    window.alerts.table.selectRow(0)
+    qtbot.waitUntil(lambda: window.panel.buttons["ack"].isEnabled(), timeout=5000)
+    qtbot.mouseClick(window.panel.buttons["ack"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(window.sign_in_dialog.isVisible, timeout=5000)
+    assert "sign in again" in window.sign_in_dialog.message.text()
+    assert window.sign_in_dialog.user.text() == "operator1"
+    assert window.alerts.model.alert_at(0).state == "new"  # type: ignore[union-attr]
+    window.close()
