@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QTabWidget,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -87,7 +88,20 @@ class ConsoleWindow(QMainWindow):
         self.alerts = AlertQueue()
         self.panel = AlertPanel()
         self.alarm = AlarmPlayer(self)
+        # The supervisor's panel is a window of its own (a second screen in a
+        # control room): its tables and charts need more room than a tab.
         self.escalation = EscalationPanel(clock=None)
+        self.escalation_window = QWidget(self, Qt.WindowType.Window)
+        self.escalation_window.setWindowTitle(self.tr("Escalation — supervisor"))
+        box = QVBoxLayout(self.escalation_window)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(self.escalation)
+        self.escalation_window.resize(1280, 820)
+        self.escalation_button = QPushButton(self.tr("Escalation"))
+        self.escalation_button.setObjectName("escalationButton")
+        self.escalation_button.setToolTip(self.tr("The supervisor's escalation panel (Ctrl+E)"))
+        self.escalation_button.setShortcut("Ctrl+E")
+        self.escalation_button.clicked.connect(self.open_escalation)
         self.gateway = GatewayPanel()
         self.status = StatusStrip()
         self.user_button = QPushButton(self.tr("Signed out"))
@@ -101,34 +115,34 @@ class ConsoleWindow(QMainWindow):
         self.mute_low.setToolTip(self.tr("Silence P3 and P4 alert tones on this console; "
                                          "P1 and P2 always sound"))
         self.mute_low.toggled.connect(self.alarm.set_mute_low)
+        self.status.addPermanentWidget(self.escalation_button)
         self.status.addPermanentWidget(self.mute_low)
         self.status.addPermanentWidget(self.user_button)
-        work = QSplitter(Qt.Orientation.Vertical)
-        work.addWidget(self.alerts)
-        work.addWidget(self.panel)
-        work.setSizes([300, 420])
+        # The right column is the work: the queue over the selected alert (or the
+        # supervisor's, the gateway's or the admin's tab); the left column is
+        # what the operator looks at: the map over the CCTV grid.
+        self.work_split = QSplitter(Qt.Orientation.Vertical)
+        self.work_split.addWidget(self.alerts)
+        self.work_split.addWidget(self.panel)
+        self.work_split.setSizes([330, 570])
         self.side = QTabWidget()
-        self.side.addTab(work, self.tr("Alerts"))
-        self.side.addTab(self.escalation, self.tr("Escalation"))
+        self.side.addTab(self.work_split, self.tr("Alerts"))
         self.side.addTab(self.gateway, self.tr("Gateway"))
         self.camera_panel = CameraAdminPanel()
         self.side.addTab(self.camera_panel, self.tr("Cameras"))
         self.camera_admin = CameraAdmin(self.session, lambda: self.session.token,
                                         self.camera_panel, ImportDialog(self), parent=self)
         self.cctv = CctvGrid(tiles=4, snapshot_dir=config.data_dir / "evidence" / "snapshots")
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.side)
-        right.addWidget(self.cctv)
-        right.setSizes([380, 560])
-        self.right_split = right
-        self._watch_sizes: list[int] | None = None
-        self.side.currentChanged.connect(self._side_tab_changed)
+        self.left_split = QSplitter(Qt.Orientation.Vertical)
+        self.left_split.addWidget(self.map)
+        self.left_split.addWidget(self.cctv)
+        self.left_split.setSizes([520, 400])
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.map)
-        split.addWidget(right)
-        split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
-        split.setSizes([1000, 600])
+        split.addWidget(self.left_split)
+        split.addWidget(self.side)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        split.setSizes([830, 770])
         self.setCentralWidget(split)
         self.setStatusBar(self.status)
         self.alerts.locate_requested.connect(self.locate)
@@ -195,7 +209,9 @@ class ConsoleWindow(QMainWindow):
         roles = list(s.roles)
         self.alerts.set_user(s.user, roles)
         self.panel.set_user(s.user, roles)
-        self.side.setTabVisible(self.side.indexOf(self.escalation), s.may("req.shift"))
+        self.escalation_button.setVisible(s.may("req.shift"))
+        if not s.may("req.shift"):
+            self.escalation_window.hide()
         self.side.setTabVisible(self.side.indexOf(self.camera_panel), s.may("cmd.camera"))
         self.camera_admin.reset()
         self._shift_asked = 0.0
@@ -246,8 +262,7 @@ class ConsoleWindow(QMainWindow):
         now = time.time()
         self.alerts.tick(now)
         self.panel.tick(now)
-        if (self.side.isTabVisible(self.side.indexOf(self.escalation))
-                and now - self._shift_asked >= SHIFT_POLL_S):
+        if self.escalation_window.isVisible() and now - self._shift_asked >= SHIFT_POLL_S:
             self._shift_asked = now
             since = now - SHIFT_S
 
@@ -257,10 +272,18 @@ class ConsoleWindow(QMainWindow):
             self.session.send(ShiftRequest(token="", since=since), show)
         self.escalation.tick(now)
 
+    def open_escalation(self) -> None:
+        """Show the supervisor's panel and fill it now."""
+        self.escalation_window.show()
+        self.escalation_window.raise_()
+        self._shift_asked = 0.0
+        self._each_second()
+
     def _export_handover(self, fmt: str) -> None:
         suffix = "csv" if fmt == "csv" else "html"
         default = self.config.data_dir / f"handover-{time.strftime('%Y%m%d-%H%M')}.{suffix}"
-        path, _ = QFileDialog.getSaveFileName(self, self.tr("Save the hand-over report"),
+        path, _ = QFileDialog.getSaveFileName(self.escalation_window,
+                                              self.tr("Save the hand-over report"),
                                               str(default), f"*.{suffix}")
         if path:
             rows = self.escalation.write_handover(Path(path), fmt, self.session.user)
@@ -304,19 +327,6 @@ class ConsoleWindow(QMainWindow):
         self.session.deliver(frame.replies)
         self.status.show_state(frame.state.value, frame.fixes_per_s, frame.children,
                                self.open_alerts)
-
-    def _side_tab_changed(self, _index: int) -> None:
-        """The camera registry is a table and a form: while an admin works it
-        the CCTV grid yields most of its height, and gets it back after."""
-        sizes = self.right_split.sizes()
-        if self.side.currentWidget() is self.camera_panel:
-            if self._watch_sizes is None:
-                self._watch_sizes = sizes
-                total = sum(sizes)
-                self.right_split.setSizes([int(total * 0.68), total - int(total * 0.68)])
-        elif self._watch_sizes is not None:
-            self.right_split.setSizes(self._watch_sizes)
-            self._watch_sizes = None
 
     # ------------------------------------------------------------- commands
     def locate(self, alert: AlertView) -> None:
@@ -462,6 +472,7 @@ class ConsoleWindow(QMainWindow):
         self.status.say(f"Snapshot of camera {camera_id} saved as evidence")
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.escalation_window.close()
         self.timer.stop()
         self.second.stop()
         self.alarm.close()

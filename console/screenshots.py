@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from console.app import ConsoleWindow
 from console.config import Config
@@ -42,7 +42,7 @@ def pump(seconds: float) -> None:
         time.sleep(0.01)
 
 
-def grab(window: ConsoleWindow, out: Path) -> Path:
+def grab(window: QWidget, out: Path) -> Path:
     pump(0.3)
     screen = window.screen()
     pixmap = screen.grabWindow(0, window.x(), window.y(), window.width(), window.height())
@@ -78,13 +78,14 @@ def _stage_alerts(cfg: Config, passwords: dict[str, str]) -> None:
     engine, sessions = open_store(cfg.db_url)
     with sessions() as s:
         roster = repo.roster(s)
+        home = {z.id: (z.lat, z.lon) for z in repo.zones(s)}
     engine.dispose()
-    phones = [r.device_id for r in roster if r.kind == "phone"][5:12]
+    phones = [r for r in roster if r.kind == "phone" and r.zone_id in home][5:12]
     watches = [r.device_id for r in roster if r.kind == "watch"][5:7]
-    spots = [(37.5085, 126.8875), (37.6655, 127.0420), (37.5444, 127.0374)]
-    for i, device in enumerate(phones):
-        lat, lon = spots[i % 3]
-        params = {"id": device, "lat": lat + 0.002 * i, "lon": lon - 0.001 * i,
+    for i, entry in enumerate(phones):
+        device = entry.device_id
+        lat, lon = home[entry.zone_id]  # type: ignore[index]  # near where the child is
+        params = {"id": device, "lat": lat + 0.0006 * (i % 3), "lon": lon - 0.0005 * (i % 2),
                   "timestamp": time.time(), "accuracy": 8,
                   **({"batt": 9} if i == 6 else {"alarm": "sos"})}
         conn = http.client.HTTPConnection("127.0.0.1", cfg.osmand_port, timeout=5)
@@ -103,7 +104,8 @@ def _stage_alerts(cfg: Config, passwords: dict[str, str]) -> None:
     with EngineClient(cfg.engine_rpc, console="screenshots") as client:
         token = client.sign_in("supervisor1", passwords["supervisor1"])
         alerts = client.call(AlertsRequest(token=token), AlertList).alerts
-        staged = [a for a in alerts if a.device_id in phones and a.kind == "sos"]
+        staged_ids = {r.device_id for r in phones}
+        staged = [a for a in alerts if a.device_id in staged_ids and a.kind == "sos"]
 
         def do(cmd: object) -> None:
             reply = client.request(cmd)  # type: ignore[arg-type]
@@ -191,10 +193,16 @@ def main(argv: list[str] | None = None) -> int:
             pump(2.0)
             shots.append(grab(window, args.out / "alert-located.png"))
             tiles = [t.state for t in window.cctv.visible_tiles()]
-            window.side.setCurrentWidget(window.escalation)
-            window._shift_asked = 0.0
+            # Let the new P1s miss their 30 s acknowledgement: escalated rows.
+            deadline = time.monotonic() + 45
+            while time.monotonic() < deadline and not any(
+                    a.breaches for a in window.alerts.alerts()):
+                pump(0.5)
+            window.open_escalation()
+            window.escalation_window.move(0, 0)
             pump(3.0)
-            shots.append(grab(window, args.out / "escalation.png"))
+            shots.append(grab(window.escalation_window, args.out / "escalation.png"))
+            window.escalation_window.hide()
             window.side.setCurrentWidget(window.gateway)
             pump(2.5)
             shots.append(grab(window, args.out / "gateway.png"))

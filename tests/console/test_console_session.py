@@ -47,7 +47,7 @@ def test_sign_in_out_and_switch_user_with_what_each_role_sees(
     assert not dialog.isVisible()
     assert window.user_button.text() == "operator1 · operator"
     side = window.side
-    assert not side.isTabVisible(side.indexOf(window.escalation))
+    assert not window.escalation_button.isVisibleTo(window)
     assert not side.isTabVisible(side.indexOf(window.camera_panel))
 
     # Switch user: sign out (the engine ends the session), the supervisor signs in.
@@ -57,7 +57,7 @@ def test_sign_in_out_and_switch_user_with_what_each_role_sees(
     assert "operator1 signed out" in dialog.message.text()
     type_in(qtbot, window, "supervisor1", TEST_PASSWORD)
     qtbot.waitUntil(lambda: window.session.user == "supervisor1", timeout=5000)
-    assert side.isTabVisible(side.indexOf(window.escalation))
+    assert window.escalation_button.isVisibleTo(window)
     _, sessions = open_store(backend.config.db_url)
     with sessions() as s:
         ended = s.get(UserSession, accounts.token_hash(token))
@@ -65,9 +65,12 @@ def test_sign_in_out_and_switch_user_with_what_each_role_sees(
 
     # The supervisor's panel fills from the engine's shift report.
     backend.fix(backend.roster[7].device_id, *SEOUL_FOREST, alarm="sos")
-    side.setCurrentWidget(window.escalation)
-    window._shift_asked = 0.0
+    qtbot.mouseClick(window.escalation_button, Qt.MouseButton.LeftButton)
+    assert window.escalation_window.isVisible()
     qtbot.waitUntil(lambda: window.escalation.load_model.rowCount() >= 1, timeout=10_000)
+    # Signing out closes it: the next user may not be a supervisor.
+    qtbot.mouseClick(window.user_button, Qt.MouseButton.LeftButton)
+    assert not window.escalation_window.isVisible()
     window.close()
 
 

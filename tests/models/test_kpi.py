@@ -204,7 +204,7 @@ def test_operator_load_and_who_can_take_work() -> None:
 
 def test_handover_rows_are_the_unresolved_alerts_in_queue_order() -> None:
     rows = handover_rows(escalation_shift())
-    assert [r.id for r in rows] == [3, 1, 5, 2, 4, 6, 8]  # new first, then P, then oldest
+    assert [r.id for r in rows] == [3, 5, 2, 1, 4, 6, 8]  # P, then new first, then oldest
     assert {r.id: r.sla for r in rows}[1] == "ack SLA missed"
 
 

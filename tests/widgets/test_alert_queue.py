@@ -58,7 +58,7 @@ def _text(q: AlertQueue, alert_id: int, column: str) -> str:
 # ------------------------------------------------------------------ order and columns
 
 
-def test_new_alerts_first_then_priority_then_oldest(queue: AlertQueue) -> None:
+def test_priority_first_then_new_then_oldest(queue: AlertQueue) -> None:
     rows = [
         _view(1, priority=2, opened_at=NOW - 500),
         _view(2, priority=1, opened_at=NOW - 10),
@@ -69,7 +69,7 @@ def test_new_alerts_first_then_priority_then_oldest(queue: AlertQueue) -> None:
         _view(7, priority=3, opened_at=NOW - 5000),
     ]
     queue.set_alerts(list(reversed(rows)), now=NOW)
-    assert _ids(queue) == [3, 2, 1, 7, 4, 5, 6]
+    assert _ids(queue) == [3, 2, 4, 1, 7, 5, 6]  # a P1 in work above a new P2
 
 
 def test_columns_text_with_a_pinned_clock(queue: AlertQueue) -> None:
@@ -166,13 +166,13 @@ def test_filters_mine_unassigned_urgent_and_district(queue: AlertQueue) -> None:
     queue.filter_buttons["unassigned"].click()
     assert _ids(queue) == [2, 6, 4]
     queue.filter_buttons["urgent"].click()
-    assert _ids(queue) == [2, 6, 1]
+    assert _ids(queue) == [1, 2, 6]
     queue.set_district("구로구")
     assert queue.district == "구로구" and _ids(queue) == [2]
     queue.filter_buttons["all"].click()
     assert _ids(queue) == [2, 5]
     queue.district_combo.setCurrentIndex(queue.district_combo.findData("도봉구"))
-    assert _ids(queue) == [4, 3]
+    assert _ids(queue) == [3, 4]
     queue.set_district("")
     assert len(_ids(queue)) == 6
     assert queue.filter_buttons["all"].isChecked()
