@@ -166,6 +166,7 @@ def open_window(qtbot: QtBot, b: Backend) -> ConsoleWindow:
     window.show()
     window.start(("operator1", TEST_PASSWORD))
     qtbot.waitUntil(lambda: window.status.bus.text() == "LIVE", timeout=15_000)
+    qtbot.waitUntil(lambda: window.session.user == "operator1", timeout=10_000)
     qtbot.waitUntil(lambda: len(window.cameras) > 0, timeout=5000)
     return window
 
