@@ -262,15 +262,21 @@ class ConsoleWindow(QMainWindow):
         now = time.time()
         self.alerts.tick(now)
         self.panel.tick(now)
-        if self.escalation_window.isVisible() and now - self._shift_asked >= SHIFT_POLL_S:
+        if self.session.may("req.shift") and now - self._shift_asked >= SHIFT_POLL_S:
             self._shift_asked = now
             since = now - SHIFT_S
-
-            def show(reply: object) -> None:
-                if isinstance(reply, ShiftReport):
-                    self.escalation.show_report(reply, since, time.time())
-            self.session.send(ShiftRequest(token="", since=since), show)
+            self.session.send(ShiftRequest(token="", since=since),
+                              lambda reply: self._shift(reply, since))
         self.escalation.tick(now)
+
+    def _shift(self, reply: object, since: float) -> None:
+        """The shift report: who a supervisor may assign to, and the panel's figures."""
+        if not isinstance(reply, ShiftReport):
+            return
+        self.panel.set_assignable([s.user for s in reply.staff if "operator" in s.roles
+                                   or "supervisor" in s.roles])
+        if self.escalation_window.isVisible():
+            self.escalation.show_report(reply, since, time.time())
 
     def open_escalation(self) -> None:
         """Show the supervisor's panel and fill it now."""

@@ -1,5 +1,6 @@
 """Starts the backend processes in a fixed order, restarts one that dies
-(within a budget), and stops them all in reverse order.
+with a growing delay (it never gives up: a control room without its engine
+is worse than one retrying it), and stops them all in reverse order.
 
 Each service is its own OS process (``python -m console.services.<name>``)
 in its own session, so a Ctrl+C at the terminal reaches only the
@@ -15,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 BACKEND = ("bus", "engine", "recorder", "gateway", "relay")
 DEMO = ("democams", *BACKEND, "simulator")
-RESTART_BUDGET = 5  # restarts ...
-RESTART_WINDOW_S = 60.0  # ... within this many seconds, then give up on it
+BACKOFF_S = (0.5, 30.0)  # the first restart's delay, doubled per quick death up to the cap
+STABLE_S = 30.0  # a process that ran this long starts the backoff afresh when it dies
+KEEPS_DYING = 5  # quick deaths in a row before it is logged as an error
 STOP_TIMEOUT_S = 8.0
 
 
@@ -34,15 +35,20 @@ STOP_TIMEOUT_S = 8.0
 class Child:
     name: str
     proc: subprocess.Popen[bytes] | None = None
-    restarts: deque[float] = field(default_factory=deque)
-    gave_up: bool = False
+    started_at: float = 0.0
+    restarts: int = 0  # in all, since the supervisor started
+    quick_deaths: int = 0  # in a row, each within STABLE_S of its start
+    restart_at: float | None = None  # when a dead process is due to be started again
+    delays: list[float] = field(default_factory=list)  # each restart's delay, for the record
 
 
 class Supervisor:
     def __init__(self, config: Config, services: tuple[str, ...] = DEMO,
-                 package: str = "console.services") -> None:
+                 package: str = "console.services",
+                 backoff: tuple[float, float] = BACKOFF_S) -> None:
         self.config = config
         self.package = package
+        self.backoff = backoff
         self.children = [Child(name) for name in services]
         self._stopping = threading.Event()
         self._watch: threading.Thread | None = None
@@ -59,6 +65,8 @@ class Supervisor:
             cwd=Path(__file__).resolve().parent.parent,
         )
         out.close()
+        child.started_at = time.monotonic()
+        child.restart_at = None
         log.info("started %s (pid %d)", child.name, child.proc.pid)
 
     def start(self) -> None:
@@ -81,31 +89,50 @@ class Supervisor:
             time.sleep(0.02)
 
     def _watchdog(self) -> None:
-        while not self._stopping.wait(0.25):
+        while not self._stopping.wait(0.1):
             with self._lock:
+                now = time.monotonic()
                 for child in self.children:
-                    if child.proc is None or child.proc.poll() is None or child.gave_up:
+                    if child.proc is None or child.proc.poll() is None:
                         continue
-                    now = time.monotonic()
-                    while child.restarts and now - child.restarts[0] > RESTART_WINDOW_S:
-                        child.restarts.popleft()
-                    code = child.proc.returncode
-                    if len(child.restarts) >= RESTART_BUDGET:
-                        child.gave_up = True
-                        log.error("%s died (exit %s) %d times in %.0f s; not restarting",
-                                  child.name, code, RESTART_BUDGET, RESTART_WINDOW_S)
-                        continue
-                    child.restarts.append(now)
-                    log.warning("%s died (exit %s); restarting", child.name, code)
-                    self._spawn(child)
+                    if child.restart_at is None:
+                        self._schedule(child, now)
+                    elif now >= child.restart_at:
+                        child.restarts += 1
+                        self._spawn(child)
+
+    def _schedule(self, child: Child, now: float) -> None:
+        """A process died: start it again after a delay that doubles with each
+        quick death in a row (capped), and say so louder when it keeps dying."""
+        assert child.proc is not None
+        quick = now - child.started_at < STABLE_S
+        child.quick_deaths = child.quick_deaths + 1 if quick else 1
+        base, cap = self.backoff
+        delay = min(cap, base * 2 ** (child.quick_deaths - 1))
+        child.delays.append(delay)
+        child.restart_at = now + delay
+        code = child.proc.returncode
+        if child.quick_deaths >= KEEPS_DYING:
+            log.error("%s keeps dying (exit %s, %d times in a row); retrying in %.1f s, and "
+                      "every %.0f s at most from now on", child.name, code, child.quick_deaths,
+                      delay, cap)
+        else:
+            log.warning("%s died (exit %s); restarting in %.1f s", child.name, code, delay)
 
     def status(self) -> dict[str, str]:
+        """Each service's state in words: running, restarting (and when), stopped."""
         with self._lock:
-            return {
-                c.name: ("gave up" if c.gave_up else "running" if c.proc and c.proc.poll() is None
-                         else "stopped")
-                for c in self.children
-            }
+            now = time.monotonic()
+            out: dict[str, str] = {}
+            for c in self.children:
+                if c.proc is not None and c.proc.poll() is None:
+                    out[c.name] = "running"
+                elif c.restart_at is not None:
+                    out[c.name] = (f"restarting in {max(0.0, c.restart_at - now):.1f} s "
+                                   f"(died {c.quick_deaths} times in a row)")
+                else:
+                    out[c.name] = "stopped"
+            return out
 
     def pid(self, name: str) -> int:
         with self._lock:

@@ -65,10 +65,10 @@ def append(session: Session, alert_id: int, line: HistoryLine) -> None:
                             lat=line.lat, lon=line.lon))
 
 
-def view_of(row: Alert, slot: int, token: str) -> AlertView:
+def view_of(row: Alert, slot: int, token: str, device_kind: str = "") -> AlertView:
     values = {name: getattr(row, name) for name in _SAME}
     return AlertView(
-        id=row.id, child_token=token, child_slot=slot,
+        id=row.id, child_token=token, child_slot=slot, device_kind=device_kind,
         lat=math.nan if row.lat is None else row.lat,
         lon=math.nan if row.lon is None else row.lon,
         acked_by=row.acked_by or "", acked_at=row.acked_at or 0.0,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import msgspec
@@ -251,7 +251,6 @@ class AlertPanel(QWidget):
         self._user = ""
         self._roles: frozenset[str] = frozenset()
         self._assignable: list[str] = []
-        self._devices: dict[str, str] = {}
         self._skip_step = ""
         self._steps_kind = ""
         self.step_rows: dict[str, StepRow] = {}
@@ -478,11 +477,6 @@ class AlertPanel(QWidget):
         self._assignable = list(names)
         self._update_buttons()
 
-    def set_devices(self, kinds: Mapping[str, str]) -> None:
-        """Device kinds by device id ("watch", "phone", "tag"), where known."""
-        self._devices = dict(kinds)
-        self._render()
-
     def show_alert(self, alert: AlertView | None) -> None:
         """Show ``alert`` (None: nothing). A new alert, or a new version of the
         shown one, asks for its detail and clears a refusal."""
@@ -565,8 +559,8 @@ class AlertPanel(QWidget):
             self.header.setText(f"{kind_text(a.kind)} · P{a.priority} · "
                                 f"{state_text(a.state)}{count}")
             device = a.device_id
-            if a.device_id in self._devices:
-                device += f" ({self._devices[a.device_id]})"
+            if a.device_kind:
+                device += f" ({a.device_kind})"
             owner = a.owner or self.tr("nobody")
             self.meta.setText(self.tr("Alert %1 · child %2 · device %3 · owner %4")
                               .replace("%1", str(a.id)).replace("%2", a.child_token)

@@ -66,7 +66,8 @@ class PendingAlert:
 class AlertDesk:
     def __init__(self, sessions: sessionmaker[Session], policy: Policy, tracker: Tracker,
                  alerts: dict[int, AlertView], child_ids: list[int],
-                 zone_names: dict[int, str], publish: Callable[[Message], None],
+                 zone_names: dict[int, str], device_kinds: dict[str, str],
+                 publish: Callable[[Message], None],
                  opened: Callable[[AlertView], None] = lambda _a: None,
                  clock: Callable[[], float] = time.time) -> None:
         self.sessions = sessions
@@ -75,6 +76,7 @@ class AlertDesk:
         self.alerts = alerts  # unresolved, by id
         self.child_ids = child_ids
         self.zone_names = zone_names
+        self.device_kinds = device_kinds
         self.publish = publish
         self.opened = opened  # called once an alert is stored and published
         self.clock = clock
@@ -117,6 +119,7 @@ class AlertDesk:
             last_trigger_at=t.at, updated_at=now, last_actor="device",
             ack_due=ack_due, close_due=close_due, battery=battery,
             battery_trend=tr.battery_trend(t.slot) if t.kind == "low_battery" else 0.0,
+            device_kind=self.device_kinds.get(t.device_id, ""),
         )
         return PendingAlert(view, self.child_ids[t.slot],
                             [HistoryLine("open", "engine", now, detail=t.kind,
@@ -173,7 +176,8 @@ class AlertDesk:
             if row is None:
                 raise Refused("unknown", f"no alert {alert_id}")
             slot = self._slot_of(row.child_id)
-            return db_alerts.view_of(row, slot, self.tracker.tokens[slot] if slot >= 0 else "?")
+            return db_alerts.view_of(row, slot, self.tracker.tokens[slot] if slot >= 0 else "?",
+                                     self.device_kinds.get(row.device_id, ""))
 
     def _slot_of(self, child_id: int) -> int:
         try:

@@ -22,6 +22,7 @@ class EngineState:
     cameras: list[CameraView]
     child_ids: list[int]  # slot -> the child's id in the store
     slot_of_child: dict[int, int]
+    device_kinds: dict[str, str]  # device id -> watch | phone | tag
 
 
 def load_state(sessions: sessionmaker[Session]) -> EngineState:
@@ -39,6 +40,7 @@ def load_state(sessions: sessionmaker[Session]) -> EngineState:
         tokens: list[str] = []
         home: list[int] = []
         device_slots: dict[str, int] = {}
+        device_kinds = {r.device_id: r.kind for r in roster}
         for r in roster:
             if r.child_id not in slot_of_child:
                 slot_of_child[r.child_id] = len(tokens)
@@ -49,10 +51,11 @@ def load_state(sessions: sessionmaker[Session]) -> EngineState:
         alerts = {}
         for a in open_rows:
             slot = slot_of_child.get(a.child_id, -1)
-            alerts[a.id] = db_alerts.view_of(a, slot, tokens[slot] if slot >= 0 else "?")
+            alerts[a.id] = db_alerts.view_of(a, slot, tokens[slot] if slot >= 0 else "?",
+                                             device_kinds.get(a.device_id, ""))
     tracker = Tracker(tokens, device_slots, home, zones)
     return EngineState(tracker, alerts, {i: z.name for i, z in enumerate(zones)}, readers,
-                       cameras, child_ids, slot_of_child)
+                       cameras, child_ids, slot_of_child, device_kinds)
 
 
 def camera_views(session: Session) -> list[CameraView]:

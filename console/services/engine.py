@@ -97,7 +97,8 @@ class Engine:
         self.holds = HoldKeeper(self.relay, cameras_per_point=PREALARM_CAMERAS)
         self.holds.use_index(self.camera_index)
         self.desk = AlertDesk(self.sessions, self.policy, self.state.tracker, self.state.alerts,
-                              self.state.child_ids, self.state.zone_names, self.pub.send,
+                              self.state.child_ids, self.state.zone_names,
+                              self.state.device_kinds, self.pub.send,
                               opened=self._secure_video)
         self.users = SessionBook(self.sessions)
         self.users.refresh(force=True)
@@ -335,7 +336,8 @@ class Engine:
             for row, token in db_alerts.since(s, since, limit):
                 slot = self.state.slot_of_child.get(row.child_id, -1)
                 stored[row.id] = db_alerts.view_of(row, slot, tokens[slot] if slot >= 0
-                                                   else token)
+                                                   else token,
+                                                   self.state.device_kinds.get(row.device_id, ""))
         stored.update(self.state.alerts)
         return sorted(stored.values(), key=lambda a: a.id)
 

@@ -68,6 +68,15 @@ def test_sign_in_out_and_switch_user_with_what_each_role_sees(
     qtbot.mouseClick(window.escalation_button, Qt.MouseButton.LeftButton)
     assert window.escalation_window.isVisible()
     qtbot.waitUntil(lambda: window.escalation.load_model.rowCount() >= 1, timeout=10_000)
+    # The supervisor reassigns from the alert panel to an operator on shift.
+    qtbot.waitUntil(lambda: window.alerts.model.rowCount() == 1, timeout=5000)
+    window.alerts.table.selectRow(0)
+    qtbot.waitUntil(lambda: window.panel.buttons["assign"].isEnabled(), timeout=5000)
+    window.panel.open_form("assign")
+    assert window.panel.assignee.findText("supervisor1") >= 0  # the signed-in staff
+    alert = window.alerts.model.alert_at(0)
+    assert alert is not None and alert.device_kind in ("watch", "phone", "tag")
+    assert f"({alert.device_kind})" in window.panel.meta.text()
     # Signing out closes it: the next user may not be a supervisor.
     qtbot.mouseClick(window.user_button, Qt.MouseButton.LeftButton)
     assert not window.escalation_window.isVisible()

@@ -1,5 +1,6 @@
-"""The supervisor's restart budget: a process that keeps dying is given up
-on, loudly, instead of being restarted forever."""
+"""The supervisor never gives up on a process that keeps dying: it retries
+with a doubling delay up to a cap, says so louder once it keeps dying, and
+reports what it is doing instead of a silent "running"."""
 
 from __future__ import annotations
 
@@ -8,19 +9,25 @@ from pathlib import Path
 import pytest
 
 from console.config import Config
-from console.supervisor import RESTART_BUDGET, Supervisor
+from console.supervisor import KEEPS_DYING, Supervisor
 from tests.console.conftest import wait_for
 
 
-def test_a_process_that_keeps_dying_is_given_up_after_the_budget(
+def test_a_process_that_keeps_dying_is_retried_forever_with_a_capped_backoff(
         data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    sup = Supervisor(Config(data_dir=data_dir), ("crashing_service",), package="tests.console")
+    sup = Supervisor(Config(data_dir=data_dir), ("crashing_service",), package="tests.console",
+                     backoff=(0.05, 0.4))
     sup.start()
     try:
-        wait_for(lambda: sup.status()["crashing_service"] == "gave up", 30, "the budget")
         child = sup.children[0]
-        assert len(child.restarts) == RESTART_BUDGET
+        wait_for(lambda: child.restarts >= KEEPS_DYING + 4, 30, "restarts past the old budget")
+        assert child.delays[:4] == [0.05, 0.1, 0.2, 0.4]  # doubling ...
+        assert set(child.delays[4:]) == {0.4}  # ... up to the cap, and on
+        wait_for(lambda: sup.status()["crashing_service"].startswith("restarting in"), 10,
+                 "the status saying so")
+        assert "died" in sup.status()["crashing_service"]
         assert child.proc is not None and child.proc.returncode == 3
-        assert "not restarting" in caplog.text
+        assert "keeps dying" in caplog.text and "retrying" in caplog.text
     finally:
         sup.stop()
+    assert sup.status()["crashing_service"] != "running"
