@@ -21,6 +21,7 @@ from models.messages import (
     AlertOpened,
     AlertUpdated,
     AnyMessage,
+    BadMessage,
     CameraRegistry,
     CameraView,
     CamStatus,
@@ -170,7 +171,10 @@ class ConsoleState:
         return True
 
     def _apply_positions(self, batch: PositionBatch) -> bool:
-        cols = position_columns(batch)
+        try:
+            cols = position_columns(batch)
+        except BadMessage:
+            return False  # not what the engine sends: resync from a snapshot
         slots = cols["slots"].astype(np.int64)
         if len(slots) and slots.max() >= len(self.tokens):
             return False  # a child we do not know: the roster changed

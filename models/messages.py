@@ -593,9 +593,22 @@ def unpack(name: str, raw: bytes) -> np.ndarray:
     return np.frombuffer(raw, dtype=_DTYPES[name])
 
 
+def _unpack_all(batch: FixBatch | PositionBatch, names: tuple[str, ...]
+                ) -> dict[str, np.ndarray]:
+    """Every column, or BadMessage for one whose bytes are not whole values."""
+    cols = {}
+    for name in names:
+        raw = getattr(batch, name)
+        if len(raw) % np.dtype(_DTYPES[name]).itemsize:
+            raise BadMessage(f"{topic_of(batch).decode()} column {name} has {len(raw)} bytes, "
+                             f"not whole {_DTYPES[name]} values")
+        cols[name] = unpack(name, raw)
+    return cols
+
+
 def fix_columns(batch: FixBatch) -> dict[str, np.ndarray]:
-    cols = {name: unpack(name, getattr(batch, name)) for name in
-            ("t", "lat", "lon", "speed", "bearing", "accuracy", "battery", "flags")}
+    cols = _unpack_all(batch, ("t", "lat", "lon", "speed", "bearing", "accuracy", "battery",
+                               "flags"))
     n = len(batch.device_ids)
     for name, arr in cols.items():
         if len(arr) != n:
@@ -606,8 +619,7 @@ def fix_columns(batch: FixBatch) -> dict[str, np.ndarray]:
 
 
 def position_columns(batch: PositionBatch) -> dict[str, np.ndarray]:
-    cols = {name: unpack(name, getattr(batch, name)) for name in
-            ("slots", "t", "lat", "lon", "inside", "flags")}
+    cols = _unpack_all(batch, ("slots", "t", "lat", "lon", "inside", "flags"))
     n = len(cols["slots"])
     for name, arr in cols.items():
         if len(arr) != n:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.fixes import MAX_FUTURE_S
 from models.geo import to_map
 from models.messages import (
     FLAG_BAD_POSITION,
@@ -67,6 +68,45 @@ class StepResult:
     alarms: list[DeviceAlarm] = field(default_factory=list)
     exits: list[int] = field(default_factory=list)  # slots that left their home zone
     enters: list[int] = field(default_factory=list)
+
+
+MAX_DEVICE_ID = 64  # the store's column
+
+
+def check_batch(device_ids: list[str], cols: dict[str, np.ndarray], readers: list[str],
+                now: float) -> tuple[list[str], dict[str, np.ndarray], list[str], Counter[str]]:
+    """Stage 0: what the engine takes from the bus, checked before use.
+
+    The gateway validates, but the engine trusts nothing it did not check: a
+    fix with an impossible time or an over-long id is dropped (counted by
+    reason); a fix whose coordinates are not a position keeps only its
+    alarm, at the last known position (``FLAG_BAD_POSITION``), so one bad
+    value can neither take the engine down nor silence an SOS. Returns the
+    kept ids, writable columns and readers, and what was dropped or mended.
+    """
+    dropped: Counter[str] = Counter()
+    t = cols["t"]
+    keep = np.isfinite(t) & (t <= now + MAX_FUTURE_S) & (t >= 0)
+    if not keep.all():
+        dropped["time_impossible"] += int((~keep).sum())
+    long_id = np.fromiter((len(d) > MAX_DEVICE_ID for d in device_ids), dtype=bool,
+                          count=len(device_ids))
+    if long_id.any():
+        dropped["device_id_too_long"] += int(long_id.sum())
+        keep &= ~long_id
+    out = {name: np.array(col[keep]) for name, col in cols.items()}
+    if not keep.all():
+        rows = np.flatnonzero(keep).tolist()
+        device_ids = [device_ids[i] for i in rows]
+        readers = [readers[i] for i in rows] if readers else readers
+    lat, lon, flags = out["lat"], out["lon"], out["flags"]
+    bad_pos = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+    mended = bad_pos & ((flags & FLAG_BAD_POSITION) == 0)
+    if mended.any():
+        dropped["position_not_a_position"] += int(mended.sum())
+    lat[bad_pos], lon[bad_pos] = np.nan, np.nan
+    flags[bad_pos] |= FLAG_BAD_POSITION
+    return device_ids, out, readers, dropped
 
 
 class Tracker:

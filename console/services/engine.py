@@ -67,7 +67,7 @@ from models.messages import (
     fix_columns,
     pack,
 )
-from models.tracking import DeviceAlarm
+from models.tracking import DeviceAlarm, check_batch
 
 PREALARM_CAMERAS = 4  # nearest cameras held (and, for an SOS, clipped) per alert
 REQUESTS_PER_TURN = 8  # requests answered before the loop looks at fixes again
@@ -92,6 +92,7 @@ class Engine:
         self.seqs = SequenceTracker()
         self.fixes_in = 0
         self.bad_requests = 0
+        self.loop_errors = 0
         self.camera_index = CameraIndex.from_cameras(self.state.cameras)
         self.relay = RelayControl(cfg.relay_host, cfg.relay_port)
         self.holds = HoldKeeper(self.relay, cameras_per_point=PREALARM_CAMERAS)
@@ -125,32 +126,49 @@ class Engine:
         poller.register(self.sub.sock, zmq.POLLIN)
         poller.register(self.rpc, zmq.POLLIN)
         next_beat = 0.0
-        window_start, window_fixes, rate = time.monotonic(), 0, 0.0
+        window_start, window_fixes = time.monotonic(), 0
         while not self.rt.should_stop():
-            events = dict(poller.poll(100))
-            if self.rpc in events:
-                self._serve_requests()
-            if self.sub.sock in events:
-                window_fixes += self._drain_fixes()
-            if self.desk.unsaved():
-                self.desk.flush()
-            self._keep_holds()
-            now = time.monotonic()
-            if now >= next_beat:
-                self.desk.tick()
-                self.users.refresh()
-                rate = window_fixes / max(now - window_start, 1e-6)
-                window_start, window_fixes = now, 0
-                self.pub.heartbeat({
-                    "children": len(tr), "fixes_per_s": rate, "fixes_in": self.fixes_in,
-                    "applied": tr.applied, "open_alerts": len(self.state.alerts),
-                    "unsaved_alerts": self.desk.unsaved(),
-                    "refused_commands": self.commands.refused,
-                    "rejected": sum(tr.rejected.values()) + sum(self.sub.rejected.values()),
-                    "gateway_gaps": self.seqs.gaps,
-                })
-                next_beat = now + 1.0
+            try:
+                window_fixes += self._turn(poller)
+                now = time.monotonic()
+                if now >= next_beat:
+                    next_beat = now + 1.0
+                    self._beat(window_fixes / max(now - window_start, 1e-6))
+                    window_start, window_fixes = now, 0
+            except Exception:  # nothing may end the loop that raises alerts
+                self.loop_errors += 1
+                self.rt.log.exception("engine loop turn failed (%d so far); going on",
+                                      self.loop_errors)
+                time.sleep(0.05)
         self.close()
+
+    def _turn(self, poller: zmq.Poller) -> int:
+        """One pass of the loop: requests, fixes, the store, holds; fixes applied."""
+        events = dict(poller.poll(100))
+        n = 0
+        if self.rpc in events:
+            self._serve_requests()
+        if self.sub.sock in events:
+            n = self._drain_fixes()
+        if self.desk.unsaved():
+            self.desk.flush()
+        self._keep_holds()
+        return n
+
+    def _beat(self, rate: float) -> None:
+        """Once a second: the clock's work (SLA, holds, sessions), then the heartbeat."""
+        tr = self.state.tracker
+        self.desk.tick()
+        self.users.refresh()
+        self.pub.heartbeat({
+            "children": len(tr), "fixes_per_s": rate, "fixes_in": self.fixes_in,
+            "applied": tr.applied, "open_alerts": len(self.state.alerts),
+            "unsaved_alerts": self.desk.unsaved(),
+            "refused_commands": self.commands.refused,
+            "rejected": sum(tr.rejected.values()) + sum(self.sub.rejected.values()),
+            "gateway_gaps": self.seqs.gaps, "loop_errors": self.loop_errors,
+            **{f"rejected_{k}": v for k, v in self.sub.rejected.items()},
+        })
 
     def _drain_fixes(self) -> int:
         """Apply every fix batch waiting now, then publish one position batch."""
@@ -177,12 +195,12 @@ class Engine:
                 continue
             n += len(msg.device_ids)
             self.fixes_in += len(msg.device_ids)
-            result = self.state.tracker.step(msg.device_ids, cols, msg.readers)
-            moved.append(result.slots)
-            for alarm in result.alarms:
-                self.desk.trigger(self._trigger(alarm))
-            for slot in result.exits:
-                self.desk.trigger(self._exit(slot))
+            try:
+                moved.append(self._apply(msg, cols))
+            except Exception:  # a bug must cost one batch, never the alerting loop
+                self.sub.rejected["engine_error"] += 1
+                self.rt.log.exception("fix batch seq %d from %s failed; dropped", msg.seq,
+                                      msg.origin)
             if n >= 50_000:
                 break
         if moved:
@@ -190,6 +208,20 @@ class Engine:
             if len(slots):
                 self.pub.send(self._positions(slots))
         return n
+
+    def _apply(self, msg: FixBatch, cols: dict[str, np.ndarray]) -> np.ndarray:
+        """Check one batch, run the tracker, hand its alarms and exits to the desk."""
+        ids, cols, readers, dropped = check_batch(msg.device_ids, cols, msg.readers, time.time())
+        if dropped:
+            self.sub.rejected.update(dropped)
+            self.rt.log.warning("fix batch seq %d from %s: %s", msg.seq, msg.origin,
+                                ", ".join(f"{k} {v}" for k, v in dropped.items()))
+        result = self.state.tracker.step(ids, cols, readers)
+        for alarm in result.alarms:
+            self.desk.trigger(self._trigger(alarm))
+        for slot in result.exits:
+            self.desk.trigger(self._exit(slot))
+        return result.slots
 
     def _positions(self, slots: np.ndarray) -> PositionBatch:
         tr = self.state.tracker
