@@ -21,7 +21,10 @@ from models.messages import (
 )
 
 EPOCH_2000 = 946_684_800.0
-MAX_FUTURE_S = 25 * 3600.0
+# A device clock this far ahead is wrong, not early: one such fix would hold
+# its child's live position (the tracker keeps the newest) until real time
+# caught up. Watches that send local time need watch_utc_offset_s, not slack.
+MAX_FUTURE_S = 300.0
 LOW_BATTERY_PCT = 15
 
 
@@ -75,7 +78,7 @@ def position_problem(lat: float, lon: float) -> str | None:
 def validate(r: Report, now: float | None = None) -> Report:
     """Return the report with ``flags`` decided, or raise ``Rejected``.
 
-    A time before 2000 or more than 25 h ahead is impossible, not late; a
+    A time before 2000 or more than 5 min ahead is impossible, not late; a
     bad position rejects a plain fix but only marks an alarm (SOS, fall,
     watch removed).
     """

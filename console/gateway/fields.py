@@ -96,7 +96,7 @@ def number(obj: Mapping[str, Any], key: str, default: float | None = None) -> fl
 
 def epoch(value: object, name: str = "t") -> float:
     """Epoch seconds from a JSON number (seconds or milliseconds) or an
-    ISO-8601 string; the range check (2000 .. now + 25 h) is the intake's."""
+    ISO-8601 string; the range check (2000 .. now + 5 min) is the intake's."""
     if isinstance(value, str):
         return parse_time(value[:64])
     if isinstance(value, bool) or not isinstance(value, int | float):
