@@ -215,6 +215,8 @@ class ConsoleWindow(QMainWindow):
         self.side.setTabVisible(self.side.indexOf(self.camera_panel), s.may("cmd.camera"))
         self.camera_admin.reset()
         self._shift_asked = 0.0
+        if who is not None and self.panel.alert is not None:
+            self._ask_detail(self.panel.alert.id)  # asked before the sign-in, refused then
 
     def command(self, cmd: AlertCommand) -> None:
         """An action from the alert panel: to the engine, the answer to the panel."""

@@ -43,6 +43,7 @@ class Session(QObject):
         self.dialog = dialog
         self.current: SignedIn | None = None
         self._waiting: dict[int, OnReply] = {}
+        self._sent_with: dict[int, str] = {}  # ref -> the token the request carried
         self.otherwise: OnReply = lambda _r: None  # replies nobody waits for
         dialog.submitted.connect(self.sign_in)
 
@@ -86,6 +87,7 @@ class Session(QObject):
         if "token" in getattr(type(command), "__struct_fields__", ()):
             command = msgspec.structs.replace(command, token=self.token)  # type: ignore[type-var]
         ref = self.feed.send(command)
+        self._sent_with[ref] = self.token
         if on_reply is not None:
             self._waiting[ref] = on_reply
         return ref
@@ -97,12 +99,17 @@ class Session(QObject):
                 self._set(reply)
                 self.dialog.hide()
                 continue
-            handler = self._waiting.pop(getattr(reply, "ref", 0), None)
+            ref = getattr(reply, "ref", 0)
+            handler = self._waiting.pop(ref, None)
+            sent_with = self._sent_with.pop(ref, None)
             if isinstance(reply, CommandReply) and not reply.ok:
                 if reply.code == "signin":
                     self.dialog.show_error(reply.error)
                     continue
-                if reply.code == "unauthenticated" and self.current is not None:
+                # Only this session's own token being refused ends it (a request
+                # sent before the sign-in was answered says nothing about it).
+                if (reply.code == "unauthenticated" and self.current is not None
+                        and sent_with == self.current.token):
                     user = self.user
                     self._set(None)
                     self.dialog.ask(user, reply.error)
