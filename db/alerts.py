@@ -13,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.tables import Alert, AlertAction, Child
-from models.alerts import HistoryLine
 from models.messages import AlertView, HistoryEntry
 
 # AlertView fields stored under the same name (the rest: slot and token come
@@ -29,7 +28,7 @@ def _none_if_nan(v: float) -> float | None:
     return None if not math.isfinite(v) else v
 
 
-def insert(session: Session, view: AlertView, child_id: int, line: HistoryLine) -> int:
+def insert(session: Session, view: AlertView, child_id: int, line: HistoryEntry) -> int:
     """A new alert and its first history line; returns the id the store gave it."""
     row = Alert(child_id=child_id)
     _fill(row, view)
@@ -39,7 +38,7 @@ def insert(session: Session, view: AlertView, child_id: int, line: HistoryLine) 
     return row.id
 
 
-def save(session: Session, view: AlertView, line: HistoryLine) -> None:
+def save(session: Session, view: AlertView, line: HistoryEntry) -> None:
     """Write the alert's new state and its history line; the caller commits."""
     row = session.get(Alert, view.id)
     if row is None:
@@ -59,7 +58,7 @@ def _fill(row: Alert, view: AlertView) -> None:
     row.steps = ",".join(view.steps)
 
 
-def append(session: Session, alert_id: int, line: HistoryLine) -> None:
+def append(session: Session, alert_id: int, line: HistoryEntry) -> None:
     session.add(AlertAction(alert_id=alert_id, action=line.action, actor=line.actor,
                             at=line.at, note=line.note, detail=line.detail[:200],
                             lat=line.lat, lon=line.lon))

@@ -33,6 +33,7 @@ from models.messages import (
     AlertView,
     AssignAlert,
     DispatchAlert,
+    HistoryEntry,
     HoldAlert,
     MarkStep,
     ReopenAlert,
@@ -141,19 +142,6 @@ class Actor:
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryLine:
-    """One append-only line of an alert's history (``alert_actions``)."""
-
-    action: str
-    actor: str
-    at: float
-    note: str = ""
-    detail: str = ""
-    lat: float | None = None
-    lon: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Trigger:
     """A device event that opens an alert or folds into the child's open one."""
 
@@ -220,7 +208,7 @@ def check_actor(cmd: AlertCommand, alert: AlertView, actor: Actor) -> None:
 
 def transition(alert: AlertView, cmd: AlertCommand, actor: Actor, now: float,
                policy: Policy, assignable: frozenset[str] = frozenset()
-               ) -> tuple[AlertView, HistoryLine]:
+               ) -> tuple[AlertView, HistoryEntry]:
     """Apply ``cmd`` to ``alert``; returns the new alert and its history line.
 
     ``assignable`` names the users an alert may be assigned to (enabled
@@ -316,7 +304,7 @@ def transition(alert: AlertView, cmd: AlertCommand, actor: Actor, now: float,
         changes["last_note"] = note
     new = msgspec.structs.replace(alert, version=alert.version + 1, last_actor=actor.user,
                                   updated_at=now, **changes)
-    return new, HistoryLine(ACTION_NAME[type(cmd)], actor.user, now, note, detail)
+    return new, HistoryEntry(ACTION_NAME[type(cmd)], actor.user, now, note, detail)
 
 
 def _text(value: str, name: str, limit: int) -> str:
@@ -329,7 +317,7 @@ def _text(value: str, name: str, limit: int) -> str:
 # ------------------------------------------------------------------ triggers
 
 
-def fold(alert: AlertView, trigger: Trigger) -> tuple[AlertView, HistoryLine]:
+def fold(alert: AlertView, trigger: Trigger) -> tuple[AlertView, HistoryEntry]:
     """A repeated trigger of an unresolved alert: count it, move the alert to
     the newest position (when the device gave one), and say so in the history."""
     has_fix = not trigger.position_is_last_known and math.isfinite(trigger.lat)
@@ -341,7 +329,7 @@ def fold(alert: AlertView, trigger: Trigger) -> tuple[AlertView, HistoryLine]:
     new = msgspec.structs.replace(alert, count=alert.count + 1, last_trigger_at=trigger.at,
                                   version=alert.version + 1, updated_at=trigger.at,
                                   last_actor="device", **moved)
-    line = HistoryLine("repeat", "device", trigger.at, detail=f"trigger {new.count}",
+    line = HistoryEntry("repeat", "device", trigger.at, detail=f"trigger {new.count}",
                        lat=trigger.lat if has_fix else None,
                        lon=trigger.lon if has_fix else None)
     return new, line
@@ -373,21 +361,21 @@ def breaches(alert: AlertView, now: float) -> tuple[int, str]:
 
 
 def escalate(alert: AlertView, bits: int, reason: str, now: float
-             ) -> tuple[AlertView, HistoryLine]:
+             ) -> tuple[AlertView, HistoryEntry]:
     new = msgspec.structs.replace(alert, breaches=alert.breaches | bits, escalated_at=now,
                                   version=alert.version + 1, updated_at=now,
                                   last_actor="engine")
-    return new, HistoryLine("escalate", "engine", now, detail=reason)
+    return new, HistoryEntry("escalate", "engine", now, detail=reason)
 
 
-def hold_expired(alert: AlertView, now: float) -> tuple[AlertView, HistoryLine] | None:
+def hold_expired(alert: AlertView, now: float) -> tuple[AlertView, HistoryEntry] | None:
     """An on-hold alert whose time is up comes back to its owner's work."""
     if alert.state != "on_hold" or not alert.hold_until or now < alert.hold_until:
         return None
     new = msgspec.structs.replace(alert, state="in_progress", hold_reason="", hold_until=0.0,
                                   version=alert.version + 1, updated_at=now,
                                   last_actor="engine")
-    return new, HistoryLine("hold_expired", "engine", now, detail=alert.hold_reason)
+    return new, HistoryEntry("hold_expired", "engine", now, detail=alert.hold_reason)
 
 
 def acked_in_time(alert: AlertView) -> bool | None:

@@ -337,7 +337,10 @@ class AlertDetailRequest(Message, tag="req.alert"):
     alert_id: int
 
 
-class HistoryEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+class HistoryEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One append-only line of an alert's history (``alert_actions``): who,
+    when, why (the note), and for a repeated trigger where the child was."""
+
     action: str
     actor: str
     at: float

@@ -29,7 +29,7 @@ from db import alerts as db_alerts
 from db.tables import Alert
 from models.alerts import (
     Actor,
-    HistoryLine,
+    HistoryEntry,
     Policy,
     Refused,
     Trigger,
@@ -60,7 +60,7 @@ class PendingAlert:
 
     view: AlertView  # id 0 until stored
     child_id: int
-    lines: list[HistoryLine] = field(default_factory=list)
+    lines: list[HistoryEntry] = field(default_factory=list)
 
 
 class AlertDesk:
@@ -81,7 +81,7 @@ class AlertDesk:
         self.opened = opened  # called once an alert is stored and published
         self.clock = clock
         self.pending: list[PendingAlert] = []
-        self.outbox: list[tuple[AlertView, HistoryLine]] = []
+        self.outbox: list[tuple[AlertView, HistoryEntry]] = []
 
     # ----------------------------------------------------------- triggers
     def trigger(self, t: Trigger) -> None:
@@ -122,7 +122,7 @@ class AlertDesk:
             device_kind=self.device_kinds.get(t.device_id, ""),
         )
         return PendingAlert(view, self.child_ids[t.slot],
-                            [HistoryLine("open", "engine", now, detail=t.kind,
+                            [HistoryEntry("open", "engine", now, detail=t.kind,
                                          lat=t.lat if known else None,
                                          lon=t.lon if known else None)])
 
@@ -160,7 +160,7 @@ class AlertDesk:
             self.outbox.pop(0)
             self.publish(AlertUpdated(alert=view, action=line.action, actor=line.actor))
 
-    def _write_later(self, view: AlertView, line: HistoryLine) -> None:
+    def _write_later(self, view: AlertView, line: HistoryEntry) -> None:
         self.outbox.append((view, line))
         self.flush()
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from PySide6.QtCore import QT_TRANSLATE_NOOP, QCoreApplication, Qt
 
 from models.alerts import district
+from models.kpi import clock
 from models.messages import AlertView
 from models.qt.row_table import RowTableModel
 
@@ -73,14 +74,6 @@ def kind_text(kind: str) -> str:
 
 def state_text(state: str) -> str:
     return tr(STATE_LABEL[state]) if state in STATE_LABEL else state
-
-
-def clock(seconds: float) -> str:
-    """A countdown: "0:45", "12:05", "1:02:03" (sign dropped)."""
-    s = round(abs(seconds))
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 def age_text(seconds: float) -> str:

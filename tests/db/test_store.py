@@ -15,8 +15,7 @@ from db.repositories import RosterEntry
 from db.seed import seed_demo, split_children
 from db.store import make_engine, open_store, upgrade
 from db.tables import Alert, AlertAction, Event, Fix
-from models.alerts import HistoryLine
-from models.messages import AlertView
+from models.messages import AlertView, HistoryEntry
 
 
 def test_migration_creates_every_table_and_is_idempotent(store_url: str) -> None:
@@ -76,7 +75,7 @@ def test_an_alert_and_its_history_round_trip(store_url: str) -> None:
         seed_demo(s, 10)
         child = repo.roster(s)[0]
         alert_id = db_alerts.insert(s, _view(child), child.child_id,
-                                    HistoryLine("open", "engine", 100.0, detail="sos",
+                                    HistoryEntry("open", "engine", 100.0, detail="sos",
                                                 lat=37.5, lon=127.0))
         s.commit()
     worked = _view(child, id=alert_id, state="on_hold", owner="operator1", version=3,
@@ -85,7 +84,7 @@ def test_an_alert_and_its_history_round_trip(store_url: str) -> None:
                    acked_at=105.0, lat=float("nan"), lon=float("nan"), battery=12,
                    battery_trend=-3.5, breaches=1)
     with sessions() as s:
-        db_alerts.save(s, worked, HistoryLine("hold", "operator1", 110.0, note="why",
+        db_alerts.save(s, worked, HistoryEntry("hold", "operator1", 110.0, note="why",
                                               detail="guardian calling"))
         s.commit()
     with sessions() as s:
@@ -101,10 +100,10 @@ def test_an_alert_and_its_history_round_trip(store_url: str) -> None:
         assert history[0].lat == 37.5 and history[1].lat is None
         assert s.scalar(select(func.count()).select_from(AlertAction)) == 2
         with pytest.raises(LookupError):
-            db_alerts.save(s, _view(child, id=999), HistoryLine("ack", "x", 1.0))
+            db_alerts.save(s, _view(child, id=999), HistoryEntry("ack", "x", 1.0))
     resolved = msgspec.structs.replace(worked, state="resolved", outcome="child_safe")
     with sessions() as s:
-        db_alerts.save(s, resolved, HistoryLine("resolve", "operator1", 120.0, note="home"))
+        db_alerts.save(s, resolved, HistoryEntry("resolve", "operator1", 120.0, note="home"))
         s.commit()
         assert db_alerts.unresolved(s) == []
         assert [a.id for a, _ in db_alerts.since(s, 0.0, 10)] == [alert_id]
@@ -165,7 +164,7 @@ def test_an_alert_keeps_the_breadcrumb_it_opened_with(store_url: str) -> None:
     with sessions() as s:
         seed_demo(s, 3)
         child = repo.roster(s)[0]
-        line = HistoryLine("open", "engine", 1.0)
+        line = HistoryEntry("open", "engine", 1.0)
         plain = db_alerts.insert(s, _view(child, lat=float("nan"), lon=float("nan"),
                                           position_is_last_known=True), child.child_id, line)
         tagged = db_alerts.insert(s, _view(child, last_reader="R001-1", last_reader_at=1.5,

@@ -43,7 +43,7 @@ from models.alerts import (
     STATES,
     Actor,
     AlertBook,
-    HistoryLine,
+    HistoryEntry,
     Policy,
     Refused,
     Sla,
@@ -147,7 +147,7 @@ def command(cls: type[AlertCommand], alert: AlertView, **fields: object) -> Aler
 
 
 def do(alert: AlertView, cls: type[AlertCommand], actor: Actor, now: float = T0 + 10,
-       **fields: object) -> tuple[AlertView, HistoryLine]:
+       **fields: object) -> tuple[AlertView, HistoryEntry]:
     return transition(alert, command(cls, alert, **fields), actor, now, POLICY, ASSIGNABLE)
 
 
@@ -256,14 +256,14 @@ def expected_refusal(alert: AlertView, cmd: AlertCommand, actor: Actor,
     return None
 
 
-def check_accepted(before: AlertView, after: AlertView, line: HistoryLine,
+def check_accepted(before: AlertView, after: AlertView, line: HistoryEntry,
                    cmd: AlertCommand, actor: Actor, now: float) -> None:
     """What an accepted command must have done, and nothing else."""
     kind = type(cmd)
     note = cmd.note.strip()
     # (c) one version, one history line by the actor
     assert after.version == before.version + 1
-    assert line == HistoryLine(ACTION[kind], actor.user, now, note, line.detail)
+    assert line == HistoryEntry(ACTION[kind], actor.user, now, note, line.detail)
     assert (after.last_actor, after.updated_at) == (actor.user, now)
     assert after.state in STATES
     assert after.last_note == (note or before.last_note)
@@ -377,7 +377,7 @@ class AlertEngine(RuleBasedStateMachine):
         super().__init__()
         self.now = T0
         self.alerts: list[AlertView] = []
-        self.history: dict[int, list[HistoryLine]] = {}
+        self.history: dict[int, list[HistoryEntry]] = {}
         self.triggers = 0
         self.accepted = 0
 
@@ -448,7 +448,7 @@ class AlertEngine(RuleBasedStateMachine):
         assert (after.count, after.version) == (before.count + 1, before.version + 1)
         assert (after.last_trigger_at, after.updated_at, after.last_actor) == (
             self.now, self.now, "device")
-        assert line == HistoryLine("repeat", "device", self.now,
+        assert line == HistoryEntry("repeat", "device", self.now,
                                    detail=f"trigger {after.count}",
                                    lat=lat if has_fix else None, lon=lon if has_fix else None)
         if has_fix:
@@ -530,7 +530,7 @@ class AlertEngine(RuleBasedStateMachine):
                 a2, line = escalate(a, bits, reason, self.now)
                 assert a2.breaches == a.breaches | bits
                 assert (a2.state, a2.owner, a2.version) == (a.state, a.owner, a.version + 1)
-                assert line == HistoryLine("escalate", "engine", self.now, detail=reason)
+                assert line == HistoryEntry("escalate", "engine", self.now, detail=reason)
                 assert breaches(a2, self.now) == (0, "")  # escalated once
                 self.history[a.id].append(line)
                 a = self.alerts[i] = a2
@@ -542,7 +542,7 @@ class AlertEngine(RuleBasedStateMachine):
             a2, line = expired
             assert (a2.state, a2.hold_reason, a2.hold_until) == ("in_progress", "", 0.0)
             assert (a2.owner, a2.version) == (a.owner, a.version + 1)
-            assert line == HistoryLine("hold_expired", "engine", self.now, detail=a.hold_reason)
+            assert line == HistoryEntry("hold_expired", "engine", self.now, detail=a.hold_reason)
             self.history[a.id].append(line)
             self.alerts[i] = a2
 
@@ -592,7 +592,7 @@ def test_ack_happy_path() -> None:
     assert (after.state, after.acked_by, after.acked_at, after.owner) == (
         "acknowledged", "op1", T0 + 5, "")
     assert (after.version, after.last_actor) == (2, "op1")
-    assert line == HistoryLine("ack", "op1", T0 + 5)
+    assert line == HistoryEntry("ack", "op1", T0 + 5)
 
 
 def test_ack_twice_is_illegal_and_says_the_state() -> None:
@@ -925,7 +925,7 @@ def test_fold_counts_and_moves_but_never_changes_state_or_owner() -> None:
     assert (after.count, after.version, after.last_actor) == (2, alert.version + 1, "device")
     assert (after.lat, after.lon, after.battery, after.last_trigger_at) == (
         37.55, 127.06, 40, T0 + 50)
-    assert line == HistoryLine("repeat", "device", T0 + 50, detail="trigger 2",
+    assert line == HistoryEntry("repeat", "device", T0 + 50, detail="trigger 2",
                                lat=37.55, lon=127.06)
 
 
@@ -962,7 +962,7 @@ def test_p1_not_acknowledged_in_31_s_breaches_once() -> None:
     assert (escalated.breaches, escalated.escalated_at, escalated.version) == (
         BREACH_ACK, T0 + 31, 2)
     assert (escalated.state, escalated.last_actor) == ("new", "engine")
-    assert line == HistoryLine("escalate", "engine", T0 + 31, detail=reason)
+    assert line == HistoryEntry("escalate", "engine", T0 + 31, detail=reason)
     assert breaches(escalated, T0 + 32) == (0, "")
     assert acked_in_time(escalated) is False
 
@@ -1020,7 +1020,7 @@ def test_hold_expired_brings_the_alert_back() -> None:
         "in_progress", "", 0.0, "op1")
     assert (back.version, back.last_actor, back.updated_at) == (on_hold.version + 1,
                                                                 "engine", until)
-    assert line == HistoryLine("hold_expired", "engine", until,
+    assert line == HistoryEntry("hold_expired", "engine", until,
                                detail="waiting for call back")
     assert hold_expired(back, until + 1) is None
     assert hold_expired(owned(), T0 + 10**6) is None
