@@ -11,11 +11,14 @@ import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import get_type_hints
 
+import msgspec
 import platformdirs
 
 from db.store import sqlite_url
 
+SIGNED = frozenset({"watch_utc_offset_s"})  # durations that may be negative (west of UTC)
 # Unix socket paths are limited to 107 bytes; keep a margin for the file name.
 _IPC_PATH_LIMIT = 90
 
@@ -120,11 +123,38 @@ class Config:
 
     @classmethod
     def from_mapping(cls, data: dict[str, object]) -> Config:
+        """Settings checked by type and range at load, each error naming its
+        key: a typo must stop ``serve`` with a sentence, not make a service
+        die on every restart."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
-        return cls(**data)  # type: ignore[arg-type]
+        hints = get_type_hints(cls)
+        checked: dict[str, object] = {}
+        problems: list[str] = []
+        for key, value in data.items():
+            hint = str if hints[key] is Path else hints[key]
+            if isinstance(value, Path) and hint is str:
+                value = str(value)
+            try:
+                checked[key] = msgspec.convert(value, hint, strict=hint is not float)
+            except msgspec.ValidationError as exc:
+                problems.append(f"{key}: {exc} (got {value!r:.60})")
+                continue
+            number = checked[key]
+            if key.endswith("_port") and not 1 <= number <= 65535:  # type: ignore[operator]
+                problems.append(f"{key}: a port is 1 to 65535 (got {value!r})")
+            elif (key.endswith(("_s", "_days")) and key not in SIGNED
+                    and not number >= 0):  # type: ignore[operator]
+                problems.append(f"{key}: must be zero or more (got {value!r})")
+        if problems:
+            raise ValueError("bad setting(s): " + "; ".join(problems))
+        config = cls(**checked)  # type: ignore[arg-type]
+        from models.alerts import Policy
+
+        Policy.from_settings(config.alert_priorities, config.alert_sla)  # raises naming the key
+        return config
 
     @classmethod
     def load(cls, file: Path | None = None, **overrides: object) -> Config:
