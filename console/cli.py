@@ -88,12 +88,22 @@ def _demo_accounts(session: Session, data_dir: Path) -> str | None:
     return read_demo_accounts(path).get("operator1")
 
 
-def _wait_for_signal() -> None:
+def _wait_for_signal(alive: Callable[[], bool] = lambda: True) -> None:
+    """Until SIGINT or SIGTERM; under systemd, tell it we are ready, then
+    ping its watchdog while ``alive()`` (the supervisor's own health)."""
+    from console.sd_notify import notify, watchdog_interval_s
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
+    notify("READY=1")
+    every = watchdog_interval_s()
+    next_ping = 0.0
+    while not stop.wait(0.5 if every is None else min(0.5, every)):
+        if every is not None and time.monotonic() >= next_ping and alive():
+            notify("WATCHDOG=1")
+            next_ping = time.monotonic() + every
+    notify("STOPPING=1")
 
 
 def _run_backend(cfg: Config, services: tuple[str, ...], headless: bool,
@@ -105,7 +115,7 @@ def _run_backend(cfg: Config, services: tuple[str, ...], headless: bool,
     try:
         if headless:
             log.info("backend running (%s); Ctrl+C stops it", ", ".join(services))
-            _wait_for_signal()
+            _wait_for_signal(sup.alive)
             return 0
         from console.app import run_console
 

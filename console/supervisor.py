@@ -134,6 +134,10 @@ class Supervisor:
                     out[c.name] = "stopped"
             return out
 
+    def alive(self) -> bool:
+        """The supervisor's own health: its watchdog thread is running."""
+        return self._watch is not None and self._watch.is_alive()
+
     def pid(self, name: str) -> int:
         with self._lock:
             child = next(c for c in self.children if c.name == name)
