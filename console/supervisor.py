@@ -9,6 +9,7 @@ supervisor, which then stops the others in order: nothing is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -29,6 +30,10 @@ BACKOFF_S = (0.5, 30.0)  # the first restart's delay, doubled per quick death up
 STABLE_S = 30.0  # a process that ran this long starts the backoff afresh when it dies
 KEEPS_DYING = 5  # quick deaths in a row before it is logged as an error
 STOP_TIMEOUT_S = 8.0
+# Services that publish a heartbeat every second: one silent this long while
+# its process lives is hung (SIGSTOP, a deadlock) and is killed to restart.
+HEARTBEATS = frozenset({"engine", "gateway", "relay"})
+HUNG_S = 20.0
 
 
 @dataclass
@@ -45,13 +50,18 @@ class Child:
 class Supervisor:
     def __init__(self, config: Config, services: tuple[str, ...] = DEMO,
                  package: str = "console.services",
-                 backoff: tuple[float, float] = BACKOFF_S) -> None:
+                 backoff: tuple[float, float] = BACKOFF_S, hung_s: float = HUNG_S) -> None:
         self.config = config
         self.package = package
         self.backoff = backoff
+        self.hung_s = hung_s
+        self.beats: dict[int, float] = {}  # pid -> monotonic time of its last heartbeat
+        self.hung_kills: list[str] = []  # services killed as hung, in order
+        self._grace_from = 0.0  # silences count from here (the last hung kill)
         self.children = [Child(name) for name in services]
         self._stopping = threading.Event()
         self._watch: threading.Thread | None = None
+        self._listen: threading.Thread | None = None
         self._lock = threading.Lock()
         config.ensure_dirs()
         self.config_file: Path = config.run_dir / "config.json"
@@ -77,6 +87,10 @@ class Supervisor:
                 self._wait_for_bus()
         self._watch = threading.Thread(target=self._watchdog, name="supervisor", daemon=True)
         self._watch.start()
+        if "bus" in {c.name for c in self.children}:
+            self._listen = threading.Thread(target=self._heartbeats, name="supervisor-beats",
+                                            daemon=True)
+            self._listen.start()
 
     def _wait_for_bus(self, timeout: float = 10.0) -> None:
         """Publishers may connect before the bus binds (ZeroMQ reconnects), but
@@ -100,6 +114,71 @@ class Supervisor:
                     elif now >= child.restart_at:
                         child.restarts += 1
                         self._spawn(child)
+
+    def _heartbeats(self) -> None:
+        """Listen to the bus's heartbeats and kill a service that stopped
+        giving them while its process lives (a hung process never exits, so
+        exit codes alone never see it). No heartbeat from anyone means the
+        bus itself is hung."""
+        import zmq
+
+        from console.bus import Subscriber, role_of
+        from models.messages import Heartbeat
+
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        sub = Subscriber(ctx, self.config.bus_sub, ("sys.heartbeat",))
+        last_any = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                got = sub.recv(timeout_ms=200)
+                now = time.monotonic()
+                if got is not None and isinstance(got[1], Heartbeat):
+                    _, _, pid = got[1].origin.partition(":")
+                    if role_of(got[1].origin) in HEARTBEATS and pid.isdigit():
+                        self.beats[int(pid)] = now
+                        last_any = now
+                self._kill_hung(now, last_any)
+        finally:
+            sub.close()
+            ctx.term()
+
+    def _kill_hung(self, now: float, last_any: float) -> None:
+        """At most one kill per look: the bus when nobody is heard through it,
+        else the service silent longest while the others are heard; then
+        everyone gets a fresh ``hung_s`` (a stall spreads before it is seen)."""
+        with self._lock:
+            beating = [c for c in self.children if c.name in HEARTBEATS and c.proc is not None
+                       and c.proc.poll() is None and now - c.started_at > self.hung_s]
+            bus = next((c for c in self.children if c.name == "bus"), None)
+            if not beating or bus is None or bus.proc is None or bus.proc.poll() is not None:
+                return
+            floor = max(bus.started_at, self._grace_from)
+            if now - floor <= self.hung_s:
+                return
+            if now - max(last_any, floor) > self.hung_s:
+                self._kill(bus, f"no heartbeat from anyone through it for {now - last_any:.0f} s")
+            elif now - last_any < 2.0:  # the bus delivers: a silent service is hung itself
+                silence = {c.name: now - max(self.beats.get(c.proc.pid, c.started_at), floor)
+                           for c in beating if c.proc is not None}
+                worst = max(beating, key=lambda c: silence[c.name])
+                if silence[worst.name] > self.hung_s:
+                    self._kill(worst, f"no heartbeat for {silence[worst.name]:.0f} s")
+                else:
+                    return
+            else:
+                return
+            self._grace_from = now
+
+    def _kill(self, child: Child, why: str) -> None:
+        """SIGKILL a hung service (it works on a stopped process too); the
+        watchdog then restarts it like any death."""
+        assert child.proc is not None
+        log.error("%s (pid %d) is hung: %s; killing it to restart", child.name,
+                  child.proc.pid, why)
+        self.hung_kills.append(child.name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.proc.pid, signal.SIGKILL)
+        child.proc.wait()
 
     def _schedule(self, child: Child, now: float) -> None:
         """A process died: start it again after a delay that doubles with each
@@ -149,6 +228,8 @@ class Supervisor:
         self._stopping.set()
         if self._watch is not None:
             self._watch.join()
+        if self._listen is not None:
+            self._listen.join()
         with self._lock:
             for child in reversed(self.children):
                 proc = child.proc

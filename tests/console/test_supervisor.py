@@ -31,3 +31,26 @@ def test_a_process_that_keeps_dying_is_retried_forever_with_a_capped_backoff(
     finally:
         sup.stop()
     assert sup.status()["crashing_service"] != "running"
+
+
+def test_a_hung_engine_or_bus_is_killed_and_restarted(data_dir: Path) -> None:
+    """SIGSTOP: the process lives but says nothing. The supervisor notices by
+    the missing heartbeats (not by an exit), kills it and starts it again."""
+    import os
+    import signal
+
+    from tests.console.conftest import make_config, running_backend
+
+    cfg = make_config(data_dir, children=10)
+    with running_backend(cfg) as b:
+        b.supervisor.hung_s = 3.0
+        engine = b.supervisor.pid("engine")
+        os.kill(engine, signal.SIGSTOP)
+        wait_for(lambda: b.supervisor.pid("engine") != engine, 30, "the hung engine replaced")
+        assert b.supervisor.hung_kills == ["engine"]
+        b.snapshot(timeout_s=15)  # the new engine answers
+        bus = b.supervisor.pid("bus")
+        os.kill(bus, signal.SIGSTOP)
+        wait_for(lambda: b.supervisor.pid("bus") != bus, 30, "the hung bus replaced")
+        assert b.supervisor.hung_kills == ["engine", "bus"]
+        wait_for(lambda: b.snapshot().children != [], 15, "the backend back")
