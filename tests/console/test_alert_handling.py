@@ -84,8 +84,14 @@ def resolve_fully(b: Backend, token: str, alert: AlertView) -> AlertView:
                                      note="child pressed it while playing")))
 
 
+BOTH_STORES = pytest.mark.parametrize(
+    "store", ["backend", pytest.param("pg_backend", marks=pytest.mark.postgres)])
+
+
+@BOTH_STORES
 def test_the_same_child_pressing_sos_three_times_is_one_alert_then_a_new_one(
-        backend: Backend) -> None:
+        store: str, request: pytest.FixtureRequest) -> None:
+    backend: Backend = request.getfixturevalue(store)
     device = backend.roster[0].device_id
     lat, lon = SEOUL_FOREST
     for i in range(3):
@@ -143,7 +149,10 @@ def test_a_watch_fall_removed_and_low_battery_become_alerts(backend: Backend) ->
     assert kinds()[low].count == 1
 
 
-def test_two_operators_racing_one_wins_and_both_see_it(backend: Backend) -> None:
+@BOTH_STORES
+def test_two_operators_racing_one_wins_and_both_see_it(store: str,
+                                                      request: pytest.FixtureRequest) -> None:
+    backend: Backend = request.getfixturevalue(store)
     device = backend.roster[1].device_id
     backend.fix(device, *SEOUL_FOREST, alarm="sos")
     wait_for(lambda: open_alerts(backend, "sos", device), 10, "the SOS")
@@ -234,8 +243,10 @@ def test_wrong_passwords_lock_the_account_and_disabled_users_cannot_sign_in(
         assert user is not None and user.locked_until > time.time()
 
 
+@BOTH_STORES
 def test_an_engine_restarted_mid_shift_keeps_alerts_owners_history_and_sessions(
-        backend: Backend) -> None:
+        store: str, request: pytest.FixtureRequest) -> None:
+    backend: Backend = request.getfixturevalue(store)
     device = backend.roster[4].device_id
     backend.fix(device, *SEOUL_FOREST, alarm="sos")
     wait_for(lambda: open_alerts(backend, "sos", device), 10, "the SOS")
