@@ -233,6 +233,15 @@ class AlarmPlayer(QObject):
                 self._restart_once = True
         self._apply()
 
+    def cue(self, priority: int) -> None:
+        """Play ``priority``'s tone once now (e.g. the system turning DEGRADED)."""
+        self._check_thread()
+        if self._closed or priority not in PRIORITIES:
+            return
+        self._once = priority if self._once == 0 else min(priority, self._once)
+        self._restart_once = self._once == priority
+        self._apply()
+
     def set_mute_low(self, muted: bool) -> None:
         """Mute (or unmute) P3 and P4 tones on this console; P1/P2 always sound."""
         self._check_thread()

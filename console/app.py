@@ -183,6 +183,7 @@ class ConsoleWindow(QMainWindow):
         self.second.setInterval(1000)
         self.second.timeout.connect(self._each_second)
         self._shift_asked = 0.0
+        self._last_state = ""
         self._signed(None)
 
     def start(self, sign_in: tuple[str, str] | None = None) -> None:
@@ -333,8 +334,11 @@ class ConsoleWindow(QMainWindow):
             self.gateway.show_stats(frame.gateway_stats)
             self.gateway.show_unregistered(frame.unregistered)
         self.session.deliver(frame.replies)
+        if frame.state.value == "DEGRADED" and self._last_state != "DEGRADED":
+            self.alarm.cue(2)  # heard, not only seen: something is held back or down
+        self._last_state = frame.state.value
         self.status.show_state(frame.state.value, frame.fixes_per_s, frame.children,
-                               self.open_alerts)
+                               self.open_alerts, frame.degraded)
 
     # ------------------------------------------------------------- commands
     def locate(self, alert: AlertView) -> None:

@@ -50,6 +50,7 @@ class Frame:
     state: BusState
     children: int
     fixes_per_s: float
+    degraded: list[str] = field(default_factory=list)  # why, when the state is DEGRADED
     zones: list[ZoneView] | None = None  # set after a (re)snapshot
     readers: list[ReaderView] | None = None
     cameras: list[CameraView] | None = None  # the registry, after a (re)snapshot
@@ -104,7 +105,7 @@ class LiveFeed:
         with self._lock:
             st = self.state
             frame = Frame(
-                state=st.bus_state(), children=len(st.tokens),
+                state=st.bus_state(), children=len(st.tokens), degraded=st.degraded(),
                 fixes_per_s=float(st.engine_stats.get("fixes_per_s", 0.0)), resyncs=st.resyncs,
                 gateway_stats=st.gateway_stats, unregistered=st.unregistered,
             )

@@ -122,16 +122,21 @@ class Supervisor:
         bus itself is hung."""
         import zmq
 
-        from console.bus import Subscriber, role_of
+        from console.bus import Publisher, Subscriber, role_of
+        from models.health import supervisor_stats
         from models.messages import Heartbeat
 
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         sub = Subscriber(ctx, self.config.bus_sub, ("sys.heartbeat",))
-        last_any = time.monotonic()
+        pub = Publisher(ctx, self.config.bus_pub, origin="supervisor")
+        last_any = next_report = time.monotonic()
         try:
             while not self._stopping.is_set():
                 got = sub.recv(timeout_ms=200)
                 now = time.monotonic()
+                if now >= next_report:  # every console shows what runs and what does not
+                    pub.heartbeat(supervisor_stats(self._states(), len(self.hung_kills)))
+                    next_report = now + 1.0
                 if got is not None and isinstance(got[1], Heartbeat):
                     _, _, pid = got[1].origin.partition(":")
                     if role_of(got[1].origin) in HEARTBEATS and pid.isdigit():
@@ -140,6 +145,7 @@ class Supervisor:
                 self._kill_hung(now, last_any)
         finally:
             sub.close()
+            pub.close()
             ctx.term()
 
     def _kill_hung(self, now: float, last_any: float) -> None:
@@ -212,6 +218,12 @@ class Supervisor:
                 else:
                     out[c.name] = "stopped"
             return out
+
+    def _states(self) -> dict[str, tuple[bool, int]]:
+        """(up, restarts so far) of each process."""
+        with self._lock:
+            return {c.name: (c.proc is not None and c.proc.poll() is None, c.restarts)
+                    for c in self.children}
 
     def alive(self) -> bool:
         """The supervisor's own health: its watchdog thread is running."""

@@ -15,6 +15,7 @@ from enum import Enum
 
 import numpy as np
 
+from models import health
 from models.alerts import AlertBook
 from models.geo import to_map
 from models.messages import (
@@ -47,6 +48,7 @@ def is_engine(origin: str) -> bool:
 class BusState(Enum):
     DISCONNECTED = "DISCONNECTED"
     STALE = "STALE"
+    DEGRADED = "DEGRADED"  # in step with the engine, but something is held back or down
     LIVE = "LIVE"
 
 
@@ -72,6 +74,8 @@ class ConsoleState:
         self.last_heartbeat = 0.0
         self.engine_stats: dict[str, float] = {}
         self.gateway_stats: dict[str, float] = {}
+        self.supervisor_stats: dict[str, float] = {}
+        self.heard: dict[str, float] = {}  # role -> monotonic time of its last heartbeat
         self.unregistered: list[UnregisteredView] = []
         self.resyncs = 0
         self.dropped_old = 0
@@ -86,7 +90,12 @@ class ConsoleState:
             return BusState.DISCONNECTED
         if not self.synced or age > HEARTBEAT_STALE_S:
             return BusState.STALE
-        return BusState.LIVE
+        return BusState.DEGRADED if self.degraded(now) else BusState.LIVE
+
+    def degraded(self, now: float | None = None) -> list[str]:
+        """Why the system is not healthy, in words (``models.health``)."""
+        now = time.monotonic() if now is None else now
+        return health.reasons(self.engine_stats, self.supervisor_stats, self.heard, now)
 
     # ----------------------------------------------------------- snapshot
     def apply_snapshot(self, snap: Snapshot) -> bool:
@@ -136,8 +145,13 @@ class ConsoleState:
         if isinstance(msg, UnregisteredSeen):
             self.unregistered = list(msg.devices)
             return True
-        if isinstance(msg, Heartbeat) and msg.origin.partition(":")[0] == "gateway":
-            self.gateway_stats = dict(msg.stats)
+        if isinstance(msg, Heartbeat) and not is_engine(msg.origin):
+            role = msg.origin.partition(":")[0]
+            self.heard[role] = time.monotonic() if now is None else now
+            if role == "gateway":
+                self.gateway_stats = dict(msg.stats)
+            elif role == "supervisor":
+                self.supervisor_stats = dict(msg.stats)
             return True
         if not is_engine(msg.origin):
             return True

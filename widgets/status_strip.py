@@ -11,19 +11,29 @@ class StatusStrip(QStatusBar):
         self.bus = QLabel("DISCONNECTED")
         self.bus.setObjectName("busState")
         self.bus.setProperty("state", "DISCONNECTED")
-        self.bus.setToolTip("LIVE: in step with the engine · STALE: resyncing or late "
-                            "heartbeat · DISCONNECTED: no engine heartbeat")
+        self.bus.setToolTip("LIVE: in step with the engine · DEGRADED: in step, but something "
+                            "is held back or down (the reason follows) · STALE: resyncing or "
+                            "late heartbeat · DISCONNECTED: no engine heartbeat")
+        self.reason = QLabel("")
+        self.reason.setObjectName("degradedReason")
+        self.reason.hide()
         self.rate = QLabel("0 fixes/s")
         self.children = QLabel("0 children")
         self.alerts = QLabel("0 open alerts")
         self.message = QLabel("")
         self.addWidget(self.bus)
+        self.addWidget(self.reason)
         self.addWidget(self.rate)
         self.addWidget(self.children)
         self.addWidget(self.alerts)
         self.addWidget(self.message, 1)
 
-    def show_state(self, state: str, fixes_per_s: float, children: int, open_alerts: int) -> None:
+    def show_state(self, state: str, fixes_per_s: float, children: int, open_alerts: int,
+                   degraded: list[str] | None = None) -> None:
+        why = "; ".join(degraded or []) if state == "DEGRADED" else ""
+        if self.reason.text() != why:
+            self.reason.setText(why)
+            self.reason.setVisible(bool(why))
         if self.bus.property("state") != state:
             self.bus.setText(state)
             self.bus.setProperty("state", state)

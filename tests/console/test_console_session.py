@@ -104,3 +104,23 @@ def test_an_expired_session_asks_for_sign_in_again(backend: Backend, qtbot: QtBo
     assert window.sign_in_dialog.user.text() == "operator1"
     assert window.alerts.model.alert_at(0).state == "new"  # type: ignore[union-attr]
     window.close()
+
+
+def test_a_process_down_turns_every_console_degraded_with_the_reason(
+        backend: Backend, qtbot: QtBot) -> None:
+    import os
+    import signal
+
+    window = window_for(qtbot, backend)
+    type_in(qtbot, window, "operator1", TEST_PASSWORD)
+    qtbot.waitUntil(lambda: window.status.bus.text() == "LIVE", timeout=10_000)
+    plays = window.alarm.plays
+    backend.supervisor.backoff = (6.0, 6.0)  # keep it down long enough to be seen
+    os.kill(backend.supervisor.pid("recorder"), signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.status.bus.text() == "DEGRADED", timeout=10_000)
+    assert window.status.reason.text() == "recorder down (restarted 0 times)"
+    assert window.status.reason.isVisibleTo(window)
+    assert window.alarm.plays == plays + 1  # heard too, not only seen
+    qtbot.waitUntil(lambda: window.status.bus.text() == "LIVE", timeout=15_000)
+    assert not window.status.reason.isVisibleTo(window)
+    window.close()

@@ -1,0 +1,48 @@
+"""Is the system healthy, and if not, why, in words (Qt-free).
+
+A console is never LIVE while something is held back: the engine has
+alerts it could not save, a process is down or restarting, or a service
+has stopped sending its heartbeat. Each of those turns the console's state
+DEGRADED with the reasons an operator reads in the status bar. Sources: the
+heartbeats on the bus (the engine's, the gateway's, the relay's, and the
+supervisor's report of every process it runs).
+"""
+
+from __future__ import annotations
+
+SILENT_S = 5.0  # a service heard before and silent this long is not healthy
+WATCHED = ("gateway", "relay")  # services whose heartbeat a console expects (the engine's
+# is the bus state itself: STALE / DISCONNECTED)
+
+
+def supervisor_stats(status: dict[str, tuple[bool, int]], hung_kills: int) -> dict[str, float]:
+    """What the supervisor puts in its heartbeat: ``up.<name>`` (1/0) and
+    ``restarts.<name>`` for each process, and the hung processes it killed."""
+    stats: dict[str, float] = {"hung_kills": float(hung_kills)}
+    for name, (up, restarts) in status.items():
+        stats[f"up.{name}"] = 1.0 if up else 0.0
+        stats[f"restarts.{name}"] = float(restarts)
+    return stats
+
+
+def reasons(engine: dict[str, float], supervisor: dict[str, float],
+            heard: dict[str, float], now: float) -> list[str]:
+    """Why the system is degraded; empty when it is healthy.
+
+    ``heard`` maps a role to when (monotonic) its last heartbeat came.
+    """
+    out: list[str] = []
+    unsaved = int(engine.get("unsaved_alerts", 0))
+    if unsaved:
+        out.append(f"{unsaved} alert{'s' if unsaved != 1 else ''} not yet saved")
+    for key, value in sorted(supervisor.items()):
+        if key.startswith("up.") and value == 0.0:
+            name = key[3:]
+            restarts = int(supervisor.get(f"restarts.{name}", 0))
+            out.append(f"{name} down (restarted {restarts} time{'s' if restarts != 1 else ''})")
+    for role in WATCHED:
+        if role in heard and now - heard[role] > SILENT_S:
+            out.append(f"{role} silent for {now - heard[role]:.0f} s")
+    if "supervisor" in heard and now - heard["supervisor"] > SILENT_S:
+        out.append(f"supervisor silent for {now - heard['supervisor']:.0f} s")
+    return out

@@ -1,0 +1,44 @@
+"""DEGRADED, and why, from what the heartbeats say (Qt-free)."""
+
+from __future__ import annotations
+
+from models.console_state import BusState, ConsoleState
+from models.health import reasons, supervisor_stats
+from models.messages import Heartbeat
+
+
+def test_healthy_is_no_reason() -> None:
+    sup = supervisor_stats({"bus": (True, 0), "engine": (True, 2)}, 0)
+    assert sup == {"hung_kills": 0.0, "up.bus": 1.0, "restarts.bus": 0.0, "up.engine": 1.0,
+                   "restarts.engine": 2.0}
+    assert reasons({"unsaved_alerts": 0}, sup, {"gateway": 99.0, "supervisor": 99.0}, 100.0) == []
+
+
+def test_each_fault_says_why() -> None:
+    sup = supervisor_stats({"recorder": (False, 3), "engine": (True, 0)}, 1)
+    said = reasons({"unsaved_alerts": 2}, sup, {"gateway": 90.0, "relay": 99.5,
+                                                "supervisor": 80.0}, 100.0)
+    assert said == ["2 alerts not yet saved", "recorder down (restarted 3 times)",
+                    "gateway silent for 10 s", "supervisor silent for 20 s"]
+    assert reasons({}, {}, {}, 100.0) == []  # nothing heard of yet is not a fault
+
+
+def beat(origin: str, seq: int, **stats: float) -> Heartbeat:
+    return Heartbeat(origin=origin, seq=seq, last_seq=seq, stats=stats)
+
+
+def test_a_synced_console_turns_degraded_and_back() -> None:
+    st = ConsoleState()
+    st.synced, st.origin, st.seq = True, "engine:1", 5
+    assert st.apply(beat("engine:1", 5), now=100.0)
+    assert st.bus_state(now=100.5) is BusState.LIVE
+    st.apply(beat("supervisor:7", 1, **{"up.recorder": 0.0, "restarts.recorder": 1.0}),
+             now=100.2)
+    assert st.bus_state(now=100.5) is BusState.DEGRADED
+    assert st.degraded(now=100.5) == ["recorder down (restarted 1 time)"]
+    st.apply(beat("supervisor:7", 2, **{"up.recorder": 1.0, "restarts.recorder": 1.0}),
+             now=100.4)
+    assert st.bus_state(now=100.5) is BusState.LIVE
+    # STALE and DISCONNECTED still win: DEGRADED needs a console in step.
+    st.apply(beat("supervisor:7", 3, **{"up.recorder": 0.0}), now=100.6)
+    assert st.bus_state(now=104.0) is BusState.STALE
