@@ -214,6 +214,13 @@ class ConsoleWindow(QMainWindow):
         if not s.may("req.shift"):
             self.escalation_window.hide()
         self.side.setTabVisible(self.side.indexOf(self.camera_panel), s.may("cmd.camera"))
+        # The queue for who works or audits alerts; an admin's console opens on
+        # the registry instead (the map still shows where alerts are).
+        works = s.may("req.alerts") or who is None
+        self.side.setTabVisible(self.side.indexOf(self.work_split), works)
+        if not works:
+            self.side.setCurrentWidget(self.camera_panel if s.may("cmd.camera")
+                                       else self.gateway)
         self.camera_admin.reset()
         self._shift_asked = 0.0
         if who is not None and self.panel.alert is not None:

@@ -11,6 +11,10 @@ role, ownership: ``why_not``), but the engine is the gate.
 When a new alert is shown, or the shown one changes, ``detail_needed``
 asks the window for its ``AlertDetail``; ``show_detail`` fills the history
 and the step notes and hands the child's trail to the map (``trail_ready``).
+
+The procedure checklist's rows are in ``widgets.procedure_steps`` and the
+inline action forms in ``widgets.alert_forms``; their names are still
+importable from here, and the forms' fields are attributes of the panel.
 """
 
 from __future__ import annotations
@@ -34,8 +38,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
-    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -43,14 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from models.accounts import may
-from models.alerts import (
-    ALLOWED_FROM,
-    DISPATCH_TARGETS,
-    MAX_NOTE,
-    MAX_REFERENCE,
-    OUTCOMES,
-    OWNED,
-)
+from models.alerts import ALLOWED_FROM, DISPATCH_TARGETS, MAX_NOTE, OWNED
 from models.messages import (
     AckAlert,
     AddNote,
@@ -69,7 +64,7 @@ from models.messages import (
     pack,
     unpack,
 )
-from models.procedures import Procedures, Step
+from models.procedures import Procedures
 from models.qt.alert_table import (
     clock,
     kind_text,
@@ -78,21 +73,29 @@ from models.qt.alert_table import (
     severity,
     state_text,
 )
+from widgets.alert_forms import FORMS, OUTCOME_TEXT, TARGET_TEXT, AlertForms
+from widgets.procedure_steps import StepRow, build_checklist, step_records
+
+__all__ = [
+    "ACTIONS",
+    "ACTION_TEXT",
+    "FORMS",
+    "HISTORY_COLUMNS",
+    "OUTCOME_TEXT",
+    "TARGET_TEXT",
+    "WORKING_ROLES",
+    "AlertPanel",
+    "StepRow",
+    "fake_detail",
+    "main",
+    "step_records",
+    "why_not",
+]
 
 _CTX = "AlertPanel"
 
 WORKING_ROLES = frozenset({"operator", "supervisor"})
 
-OUTCOME_TEXT = {
-    "child_safe": QT_TRANSLATE_NOOP("AlertPanel", "Child safe"),
-    "false_alarm": QT_TRANSLATE_NOOP("AlertPanel", "False alarm"),
-    "handed_to_police": QT_TRANSLATE_NOOP("AlertPanel", "Handed to police"),
-    "handed_to_fire": QT_TRANSLATE_NOOP("AlertPanel", "Handed to fire"),
-    "device_fault": QT_TRANSLATE_NOOP("AlertPanel", "Device fault"),
-    "other": QT_TRANSLATE_NOOP("AlertPanel", "Other"),
-}
-TARGET_TEXT = {"police": QT_TRANSLATE_NOOP("AlertPanel", "Police"),
-               "fire": QT_TRANSLATE_NOOP("AlertPanel", "Fire")}
 ACTION_TEXT = {
     "open": QT_TRANSLATE_NOOP("AlertPanel", "Opened"),
     "repeat": QT_TRANSLATE_NOOP("AlertPanel", "Triggered again"),
@@ -131,7 +134,6 @@ ACTIONS: tuple[tuple[str, str, type[AlertCommand] | None, str, str], ...] = (
     ("cameras", QT_TRANSLATE_NOOP("AlertPanel", "Cameras"), None, "F11",
      QT_TRANSLATE_NOOP("AlertPanel", "Show the nearest cameras")),
 )
-FORMS = ("hold", "dispatch", "resolve", "reopen", "assign", "skip")
 
 
 def _tr(text: str) -> str:
@@ -165,72 +167,6 @@ def why_not(cmd: type[AlertCommand], alert: AlertView, user: str,
     return ""
 
 
-def step_records(history: Iterable[HistoryEntry]) -> dict[str, HistoryEntry]:
-    """The history line that ticked or skipped each step, by step id."""
-    out: dict[str, HistoryEntry] = {}
-    for h in history:
-        if h.action == "step" and " " in h.detail:
-            step, _ = h.detail.rsplit(" ", 1)
-            out[step] = h
-    return out
-
-
-class StepRow:
-    """One procedure step's widgets (kept for the panel and its tests)."""
-
-    def __init__(self, step: Step, grid: QGridLayout, row: int, parent: QWidget) -> None:
-        self.step = step
-        self.mark = QLabel(parent)
-        self.mark.setObjectName("stepMark")
-        self.text = QLabel(step.text, parent)
-        self.text.setObjectName("stepText")
-        self.text.setWordWrap(True)
-        self.mandatory = QLabel(_tr("required") if step.mandatory else "", parent)
-        self.mandatory.setObjectName("stepMandatory")
-        self.status = QLabel(parent)
-        self.status.setObjectName("stepStatus")
-        self.status.setWordWrap(True)
-        self.done = QPushButton(_tr("Done"), parent)
-        self.done.setObjectName("stepDone")
-        self.skip = QPushButton(_tr("Skip…"), parent)
-        self.skip.setObjectName("stepSkip")
-        text = QVBoxLayout()
-        text.setSpacing(0)
-        text.addWidget(self.text)
-        text.addWidget(self.status)
-        grid.addWidget(self.mark, row, 0, Qt.AlignmentFlag.AlignTop)
-        grid.addLayout(text, row, 1)
-        grid.addWidget(self.mandatory, row, 2, Qt.AlignmentFlag.AlignTop)
-        grid.addWidget(self.done, row, 3, Qt.AlignmentFlag.AlignTop)
-        grid.addWidget(self.skip, row, 4, Qt.AlignmentFlag.AlignTop)
-
-    def widgets(self) -> list[QWidget]:
-        return [self.mark, self.text, self.mandatory, self.status, self.done, self.skip]
-
-    def show_state(self, ticked: bool, record: HistoryEntry | None, allowed: str) -> str:
-        """Draw the step's state; returns it (pending | done | skipped)."""
-        state = "pending"
-        if ticked:
-            state = "skipped" if record and record.detail.endswith(" skipped") else "done"
-        self.mark.setText({"pending": "○", "done": "✓", "skipped": "⤼"}[state])
-        for w in (self.mark, self.text):
-            w.setProperty("state", state)
-            w.style().unpolish(w)
-            w.style().polish(w)
-        words = {"done": _tr("done"), "skipped": _tr("skipped"), "pending": ""}[state]
-        if record is not None:
-            words = f"{words} · {record.actor} {_hms(record.at)[:5]}"
-            if record.note:
-                words += f" — {record.note}"
-        self.status.setText(words)
-        self.status.setVisible(bool(words))
-        for button in (self.done, self.skip):
-            button.setVisible(state == "pending")
-            button.setEnabled(not allowed)
-            button.setToolTip(allowed)
-        return state
-
-
 class AlertPanel(QWidget):
     """One alert in full, with its actions. Present-only: it emits, never sends."""
 
@@ -251,7 +187,6 @@ class AlertPanel(QWidget):
         self._user = ""
         self._roles: frozenset[str] = frozenset()
         self._assignable: list[str] = []
-        self._skip_step = ""
         self._steps_kind = ""
         self.step_rows: dict[str, StepRow] = {}
 
@@ -303,11 +238,21 @@ class AlertPanel(QWidget):
             self.buttons[key] = button
             actions.addWidget(button, i // 5, i % 5)
 
-        self.forms = QStackedWidget()
-        self.forms.setObjectName("alertForms")
-        self.form_pages: dict[str, QWidget] = {}
-        self._build_forms()
-        self.forms.hide()
+        self.forms = AlertForms(clock=clock)
+        self.forms.submitted.connect(lambda cmd, fields: self._send(cmd, **fields))
+        # The forms' pages and fields, by the names the panel has always had.
+        forms = self.forms
+        self.form_pages = forms.form_pages
+        self.hold_reason, self.hold_minutes, self.hold_ok = (
+            forms.hold_reason, forms.hold_minutes, forms.hold_ok)
+        self.dispatch_target, self.dispatch_ref, self.dispatch_ok = (
+            forms.dispatch_target, forms.dispatch_ref, forms.dispatch_ok)
+        self.outcome, self.resolve_note, self.resolve_ok = (
+            forms.outcome, forms.resolve_note, forms.resolve_ok)
+        self.reopen_note, self.reopen_ok = forms.reopen_note, forms.reopen_ok
+        self.assignee, self.assign_ok = forms.assignee, forms.assign_ok
+        self.skip_label, self.skip_reason, self.skip_ok = (
+            forms.skip_label, forms.skip_reason, forms.skip_ok)
 
         self.note = QLineEdit()
         self.note.setObjectName("noteEdit")
@@ -363,69 +308,6 @@ class AlertPanel(QWidget):
 
     # ------------------------------------------------------------ forms
 
-    def _field(self, placeholder: str, limit: int) -> QLineEdit:
-        edit = QLineEdit()
-        edit.setPlaceholderText(placeholder)
-        edit.setMaxLength(limit)
-        edit.textChanged.connect(self._update_forms)
-        return edit
-
-    def _page(self, key: str, fields: list[QWidget], confirm: str,
-              action: Callable[[], None]) -> QPushButton:
-        page = QWidget()
-        row = QHBoxLayout(page)
-        row.setContentsMargins(0, 0, 0, 0)
-        for w in fields:
-            row.addWidget(w, 1 if isinstance(w, QLineEdit) else 0)
-        ok = QPushButton(confirm)
-        ok.setObjectName("confirmButton")
-        ok.clicked.connect(action)
-        cancel = QPushButton(self.tr("Cancel"))
-        cancel.clicked.connect(self.close_form)
-        row.addWidget(ok)
-        row.addWidget(cancel)
-        for w in fields:
-            if isinstance(w, QLineEdit):
-                w.returnPressed.connect(ok.click)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), page, self.close_form,
-                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
-        self.forms.addWidget(page)
-        self.form_pages[key] = page
-        return ok
-
-    def _build_forms(self) -> None:
-        self.hold_reason = self._field(self.tr("Reason (required)"), 200)
-        self.hold_minutes = QSpinBox()
-        self.hold_minutes.setRange(1, 24 * 60)
-        self.hold_minutes.setValue(15)
-        self.hold_minutes.setSuffix(self.tr(" min"))
-        self.hold_ok = self._page("hold", [self.hold_reason, self.hold_minutes],
-                                  self.tr("Hold"), self._hold)
-        self.dispatch_target = QComboBox()
-        for target, number in DISPATCH_TARGETS.items():
-            self.dispatch_target.addItem(f"{_tr(TARGET_TEXT[target])} {number}", target)
-        self.dispatch_ref = self._field(self.tr("Their reference (required)"), MAX_REFERENCE)
-        self.dispatch_ok = self._page("dispatch", [self.dispatch_target, self.dispatch_ref],
-                                      self.tr("Dispatch"), self._dispatch)
-        self.outcome = QComboBox()
-        for code in OUTCOMES:
-            self.outcome.addItem(_tr(OUTCOME_TEXT[code]), code)
-        self.resolve_note = self._field(self.tr("What happened (required)"), MAX_NOTE)
-        self.resolve_ok = self._page("resolve", [self.outcome, self.resolve_note],
-                                     self.tr("Resolve"), self._resolve)
-        self.reopen_note = self._field(self.tr("Why reopen (required)"), MAX_NOTE)
-        self.reopen_ok = self._page("reopen", [self.reopen_note], self.tr("Reopen"),
-                                    self._reopen)
-        self.assignee = QComboBox()
-        self.assignee.setMinimumContentsLength(12)
-        self.assign_ok = self._page("assign", [QLabel(self.tr("Give to")), self.assignee],
-                                    self.tr("Assign"), self._assign)
-        self.skip_label = QLabel()
-        self.skip_label.setObjectName("skipStep")
-        self.skip_reason = self._field(self.tr("Why skip it (required)"), MAX_NOTE)
-        self.skip_ok = self._page("skip", [self.skip_label, self.skip_reason],
-                                  self.tr("Skip step"), self._skip)
-
     def open_form(self, key: str) -> None:
         """Show the inline form of an action that needs more than a click."""
         a = self._alert
@@ -433,37 +315,15 @@ class AlertPanel(QWidget):
             return
         if key == "skip" and why_not(MarkStep, a, self._user, self._roles):
             return
-        if key == "assign":
-            self.assignee.clear()
-            self.assignee.addItems([n for n in self._assignable if n != a.owner])
-        for edit in (self.resolve_note, self.reopen_note):
-            if key in ("resolve", "reopen") and not edit.text():
-                edit.setText(self.note.text().strip())
-        self.forms.setCurrentWidget(self.form_pages[key])
-        self.forms.show()
-        first = {"hold": self.hold_reason, "dispatch": self.dispatch_ref,
-                 "resolve": self.outcome, "reopen": self.reopen_note,
-                 "assign": self.assignee, "skip": self.skip_reason}[key]
-        first.setFocus()
-        self._update_forms()
+        self.forms.open_form(key, self.note.text().strip(),
+                             [n for n in self._assignable if n != a.owner])
 
     def close_form(self) -> None:
-        self.forms.hide()
+        self.forms.close_form()
 
     def current_form(self) -> str:
         """The open form's key, or ""."""
-        if self.forms.isHidden():
-            return ""
-        return next((k for k, p in self.form_pages.items() if p is self.forms.currentWidget()),
-                    "")
-
-    def _update_forms(self) -> None:
-        self.hold_ok.setEnabled(bool(self.hold_reason.text().strip()))
-        self.dispatch_ok.setEnabled(bool(self.dispatch_ref.text().strip()))
-        self.resolve_ok.setEnabled(bool(self.resolve_note.text().strip()))
-        self.reopen_ok.setEnabled(bool(self.reopen_note.text().strip()))
-        self.assign_ok.setEnabled(self.assignee.count() > 0)
-        self.skip_ok.setEnabled(bool(self.skip_reason.text().strip()))
+        return self.forms.current_form()
 
     # ------------------------------------------------------------ inputs
 
@@ -499,9 +359,8 @@ class AlertPanel(QWidget):
             self._detail = None
             self.history.setRowCount(0)
             self.close_form()
-            for edit in (self.note, self.hold_reason, self.dispatch_ref, self.resolve_note,
-                         self.reopen_note, self.skip_reason):
-                edit.clear()
+            self.note.clear()
+            self.forms.clear_fields()
         elif self.note.text().strip() and self.note.text().strip() == alert.last_note:
             self.note.clear()  # the note went out with the action that made this version
         self.refusal.hide()
@@ -636,20 +495,8 @@ class AlertPanel(QWidget):
         kind = a.kind if a is not None else ""
         if kind != self._steps_kind:
             self.steps_box.deleteLater()
-            self.steps_box = QWidget()
-            self.steps_box.setObjectName("procedure")
-            grid = QGridLayout(self.steps_box)
-            grid.setContentsMargins(0, 0, 0, 0)
-            grid.setHorizontalSpacing(8)
-            grid.setVerticalSpacing(4)
-            grid.setColumnStretch(1, 1)
-            self.steps_area.addWidget(self.steps_box)
-            self.step_rows = {}
-            for i, step in enumerate(self.procedures.steps(kind)):
-                row = StepRow(step, grid, i, self.steps_box)
-                row.done.clicked.connect(lambda _=False, s=step.id: self.mark_step(s))
-                row.skip.clicked.connect(lambda _=False, s=step.id: self.ask_skip(s))
-                self.step_rows[step.id] = row
+            self.steps_box, self.step_rows = build_checklist(
+                self.steps_area, self.procedures.steps(kind), self.mark_step, self.ask_skip)
             self._steps_kind = kind
         self.steps_title.setVisible(bool(self.step_rows))
         self.steps_box.setVisible(bool(self.step_rows))
@@ -725,25 +572,6 @@ class AlertPanel(QWidget):
         self.close_form()
         self.command_requested.emit(message)
 
-    def _hold(self) -> None:
-        until = self._clock() + self.hold_minutes.value() * 60.0
-        self._send(HoldAlert, reason=self.hold_reason.text().strip(), until=until)
-
-    def _dispatch(self) -> None:
-        self._send(DispatchAlert, target=self.dispatch_target.currentData(),
-                   reference=self.dispatch_ref.text().strip())
-
-    def _resolve(self) -> None:
-        self._send(ResolveAlert, outcome=self.outcome.currentData(),
-                   note=self.resolve_note.text().strip())
-
-    def _reopen(self) -> None:
-        self._send(ReopenAlert, note=self.reopen_note.text().strip())
-
-    def _assign(self) -> None:
-        if self.assignee.currentText():
-            self._send(AssignAlert, user=self.assignee.currentText())
-
     def mark_step(self, step_id: str) -> None:
         """Tick a procedure step (the note, if any, goes with it)."""
         self._send(MarkStep, step=step_id)
@@ -753,14 +581,8 @@ class AlertPanel(QWidget):
         step = self.procedures.step(self._alert.kind if self._alert else "", step_id)
         if step is None:
             return
-        self._skip_step = step_id
-        self.skip_label.setText(self.tr("Skip “%1”:").replace("%1", step.text[:40]))
-        self.skip_reason.clear()
+        self.forms.prepare_skip(step_id, step.text)
         self.open_form("skip")
-
-    def _skip(self) -> None:
-        self._send(MarkStep, step=self._skip_step, skipped=True,
-                   note=self.skip_reason.text().strip())
 
     def _cameras(self) -> None:
         if self._alert is not None:

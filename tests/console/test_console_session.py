@@ -49,6 +49,7 @@ def test_sign_in_out_and_switch_user_with_what_each_role_sees(
     side = window.side
     assert not window.escalation_button.isVisibleTo(window)
     assert not side.isTabVisible(side.indexOf(window.camera_panel))
+    assert side.isTabVisible(side.indexOf(window.work_split))
 
     # Switch user: sign out (the engine ends the session), the supervisor signs in.
     token = window.session.token
@@ -80,6 +81,12 @@ def test_sign_in_out_and_switch_user_with_what_each_role_sees(
     # Signing out closes it: the next user may not be a supervisor.
     qtbot.mouseClick(window.user_button, Qt.MouseButton.LeftButton)
     assert not window.escalation_window.isVisible()
+    # An admin's console opens on the camera registry; the queue is not theirs.
+    type_in(qtbot, window, "admin1", TEST_PASSWORD)
+    qtbot.waitUntil(lambda: window.session.user == "admin1", timeout=5000)
+    assert not side.isTabVisible(side.indexOf(window.work_split))
+    assert side.currentWidget() is window.camera_panel
+    assert not window.escalation_button.isVisibleTo(window)
     window.close()
 
 
