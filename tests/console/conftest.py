@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from console.bus import socket
+from console.bus import socket as zsocket
 from console.config import Config
 from console.supervisor import BACKEND, Supervisor
 from db import accounts
@@ -75,7 +76,7 @@ class Backend:
         """One request to the engine over its REQ/ROUTER socket, as a console
         sends it; returns the decoded reply."""
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        req = socket(ctx, zmq.REQ)
+        req = zsocket(ctx, zmq.REQ)
         try:
             req.connect(self.config.engine_rpc)
             req.send(encode(body))  # type: ignore[arg-type]
@@ -108,6 +109,19 @@ def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0,
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def watch_connection(port: int, timeout_s: float = 10.0) -> socket.socket:
+    """A TCP connection to the gateway's watch port, which it opens a moment
+    after the OsmAnd port the backend fixtures wait for."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), 5)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def make_config(data_dir: Path, **kw: object) -> Config:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket as pysocket
 import time
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from tests.console.conftest import (
     make_config,
     running_backend,
     wait_for,
+    watch_connection,
 )
 
 
@@ -121,7 +121,7 @@ def _watch(b: Backend, device: str, status: str) -> None:
     when = time.strftime("%d%m%y,%H%M%S", time.gmtime())
     content = (f"AL,{when},A,{SEOUL_FOREST[0]:.6f},N,{SEOUL_FOREST[1]:.6f},E,0.0,0.0,30.0,"
                f"8,90,{12 if status == '00000001' else 71},120,0,{status},0")
-    with pysocket.create_connection(("127.0.0.1", b.config.watch_port), 5) as s:
+    with watch_connection(b.config.watch_port) as s:
         s.sendall(watch_frame("3G", device, content))
         assert s.recv(200) == f"[3G*{device}*0002*AL]".encode()
 

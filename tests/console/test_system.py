@@ -25,7 +25,13 @@ from db.tables import Alert, AlertAction, Fix
 from models.console_state import BusState
 from models.geo import to_map
 from models.messages import position_columns
-from tests.console.conftest import SEOUL_FOREST, TEST_PASSWORD, Backend, wait_for
+from tests.console.conftest import (
+    SEOUL_FOREST,
+    TEST_PASSWORD,
+    Backend,
+    wait_for,
+    watch_connection,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -311,15 +317,13 @@ def test_a_tag_read_posted_to_the_gateway_becomes_a_fix_at_the_reader(backend: B
 def test_a_watch_sos_frame_to_the_gateway_raises_an_sos(backend: Backend) -> None:
     """A child's watch over the real 3G TCP protocol: AL with status bit 16,
     answered with AL as the watch expects."""
-    import socket as pysocket
-
     from console.gateway.watch import encode
 
     watch = next(r for r in backend.roster if r.kind == "watch")
     when = time.gmtime()
     content = (f"AL,{time.strftime('%d%m%y,%H%M%S', when)},A,37.544400,N,127.037400,E,"
                "0.0,0.0,30.0,8,90,71,120,0,00010000,0")
-    with pysocket.create_connection(("127.0.0.1", backend.config.watch_port), 5) as s:
+    with watch_connection(backend.config.watch_port) as s:
         s.sendall(encode("3G", watch.device_id, content))
         reply = s.recv(200)
     assert reply == f"[3G*{watch.device_id}*0002*AL]".encode()
