@@ -503,6 +503,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
                                 tiles=args.tiles, size=args.size)
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    """The fault suite against private installations (``console.chaos``):
+    ``--data-dir`` is only where their temp dirs go, never an installation
+    of yours."""
+    from console.chaos import run
+
+    return run(args.seconds, args.only, args.data_dir, args.keep)
+
+
 AddCommand = Callable[..., argparse.ArgumentParser]
 SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
 

@@ -8,6 +8,7 @@ come from defaults, then an optional TOML file, then command-line flags.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -46,6 +47,8 @@ class Config:
     relay_prealarm_s: float = 30.0  # seconds kept before (and recorded after) an SOS
     relay_debounce_s: float = 2.0  # a camera state must hold this long to be published
     relay_idle_s: float = 15.0  # stop pulling a camera this long after its last viewer
+    # <data_dir>/evidence may hold this much; then new clips are refused (kept ones stay)
+    evidence_budget_mb: float = 2048.0
     demo_rtsp_port: int = 8554  # the demo's stand-in cameras (RTSP)
     children: int | None = None  # demo seed size; None = the pilot's 2,600
     sim_interval_s: float = 10.0  # each simulated device reports this often
@@ -64,6 +67,9 @@ class Config:
     sim_carrier_methods: dict[str, float] = field(
         default_factory=lambda: {"gps": 0.5, "wifi": 0.3, "cell": 0.2})
     fix_retention_days: float = 30.0
+    # How long the gateway's journal keeps what devices were told is received
+    # (console.journal): a consumer down longer than this cannot catch up.
+    journal_keep_s: float = 3600.0
     # Alert priorities per kind (1 most urgent .. 4) over models.alerts'
     # defaults, e.g. {zone_exit = 1}; SLA per priority as [seconds to
     # acknowledge, seconds to resolve or dispatch], e.g. {P1 = [30, 600]}.
@@ -148,6 +154,8 @@ class Config:
             elif (key.endswith(("_s", "_days")) and key not in SIGNED
                     and not number >= 0):  # type: ignore[operator]
                 problems.append(f"{key}: must be zero or more (got {value!r})")
+            elif key.endswith("_mb") and not 0 < number < math.inf:  # type: ignore[operator]
+                problems.append(f"{key}: must be more than zero and finite (got {value!r})")
         if problems:
             raise ValueError("bad setting(s): " + "; ".join(problems))
         config = cls(**checked)  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ KEEPS_DYING = 5  # quick deaths in a row before it is logged as an error
 STOP_TIMEOUT_S = 8.0
 # Services that publish a heartbeat every second: one silent this long while
 # its process lives is hung (SIGSTOP, a deadlock) and is killed to restart.
-HEARTBEATS = frozenset({"engine", "gateway", "relay"})
+HEARTBEATS = frozenset({"engine", "gateway", "recorder", "relay"})
 HUNG_S = 20.0
 
 

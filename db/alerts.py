@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.tables import Alert, AlertAction, Child
@@ -87,6 +87,16 @@ def since(session: Session, t: float, limit: int) -> list[tuple[Alert, str]]:
         select(Alert, Child.token).join(Child, Alert.child_id == Child.id)
         .where(Alert.opened_at >= t).order_by(Alert.id.desc()).limit(limit))
     return [(a, tok) for a, tok in rows]
+
+
+def last_triggers(session: Session, since: float) -> dict[tuple[str, str], float]:
+    """The newest device time that raised or folded into an alert, per
+    (device, kind), over alerts opened since ``since``: what a replayed or
+    resent alarm is recognised by after an engine restart."""
+    rows = session.execute(
+        select(Alert.device_id, Alert.kind, func.max(Alert.last_trigger_at))
+        .where(Alert.opened_at >= since).group_by(Alert.device_id, Alert.kind))
+    return {(str(d), str(k)): float(t or 0.0) for d, k, t in rows}
 
 
 def history(session: Session, alert_id: int) -> list[HistoryEntry]:

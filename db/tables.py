@@ -276,3 +276,16 @@ class Evidence(Base):
     t_start: Mapped[float] = mapped_column(Float)
     t_end: Mapped[float] = mapped_column(Float)
     actor: Mapped[str] = mapped_column(String(64))
+
+
+class Cursor(Base):
+    """Where a consumer (engine, recorder) has got to in the gateway's journal
+    (``console.journal``): it restarts from here, so nothing acknowledged to
+    a device is skipped and nothing applied twice."""
+
+    __tablename__ = "cursors"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    epoch: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[float] = mapped_column(Float)

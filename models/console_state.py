@@ -75,6 +75,7 @@ class ConsoleState:
         self.engine_stats: dict[str, float] = {}
         self.gateway_stats: dict[str, float] = {}
         self.supervisor_stats: dict[str, float] = {}
+        self.relay_stats: dict[str, float] = {}
         self.heard: dict[str, float] = {}  # role -> monotonic time of its last heartbeat
         self.unregistered: list[UnregisteredView] = []
         self.resyncs = 0
@@ -95,7 +96,8 @@ class ConsoleState:
     def degraded(self, now: float | None = None) -> list[str]:
         """Why the system is not healthy, in words (``models.health``)."""
         now = time.monotonic() if now is None else now
-        return health.reasons(self.engine_stats, self.supervisor_stats, self.heard, now)
+        return health.reasons(self.engine_stats, self.supervisor_stats, self.heard, now,
+                              relay=self.relay_stats)
 
     # ----------------------------------------------------------- snapshot
     def apply_snapshot(self, snap: Snapshot) -> bool:
@@ -152,6 +154,8 @@ class ConsoleState:
                 self.gateway_stats = dict(msg.stats)
             elif role == "supervisor":
                 self.supervisor_stats = dict(msg.stats)
+            elif role == "relay":
+                self.relay_stats = dict(msg.stats)
             return True
         if not is_engine(msg.origin):
             return True

@@ -26,10 +26,13 @@ def supervisor_stats(status: dict[str, tuple[bool, int]], hung_kills: int) -> di
 
 
 def reasons(engine: dict[str, float], supervisor: dict[str, float],
-            heard: dict[str, float], now: float) -> list[str]:
+            heard: dict[str, float], now: float, *,
+            relay: dict[str, float] | None = None) -> list[str]:
     """Why the system is degraded; empty when it is healthy.
 
-    ``heard`` maps a role to when (monotonic) its last heartbeat came.
+    ``heard`` maps a role to when (monotonic) its last heartbeat came;
+    ``relay`` is the media relay's last heartbeat stats, if any (a full
+    evidence folder means an SOS gets no clip: operators must know).
     """
     out: list[str] = []
     unsaved = int(engine.get("unsaved_alerts", 0))
@@ -45,4 +48,18 @@ def reasons(engine: dict[str, float], supervisor: dict[str, float],
             out.append(f"{role} silent for {now - heard[role]:.0f} s")
     if "supervisor" in heard and now - heard["supervisor"] > SILENT_S:
         out.append(f"supervisor silent for {now - heard['supervisor']:.0f} s")
+    if relay and relay.get("evidence_full"):
+        out.append(evidence_full_reason(relay))
     return out
+
+
+def evidence_full_reason(relay: dict[str, float]) -> str:
+    """Words such as "evidence storage full (2.0 of 2.0 GB): new clips
+    refused", in the budget's own unit (GB, MB or kB) so that a small
+    budget does not read 0.0 of 0.0."""
+    used = float(relay.get("evidence_bytes", 0.0))
+    budget = float(relay.get("evidence_budget_bytes", 0.0))
+    scale, unit = next(((s, u) for s, u in ((2**30, "GB"), (2**20, "MB"))
+                        if budget >= s), (2**10, "kB"))
+    return (f"evidence storage full ({used / scale:.1f} of {budget / scale:.1f} {unit}): "
+            "new clips refused")

@@ -73,6 +73,10 @@ class FixBatch(Message, tag="fix.batch"):
     flags: bytes  # uint8 FLAG_* bits
     protocol: str = "osmand"
     readers: list[str] = []  # empty, or one reader id ("" for none) per fix
+    # Where the batch sits in the gateway's journal (``console.journal``):
+    # its epoch and gap-free number there; 0 when the journal refused it.
+    journal: str = ""
+    journal_seq: int = 0
 
 
 class PositionBatch(Message, tag="pos.batch"):

@@ -3,7 +3,9 @@
 Three things change an alert, each through ``models.alerts``:
 
 - a device trigger (``trigger``): opens a new alert, or folds into the
-  child's unresolved alert of the same kind — nothing is ever dropped;
+  child's unresolved alert of the same kind — nothing is ever dropped, but
+  the same alarm twice (a device's resend, a batch replayed from the
+  journal after a restart: same device, kind and device time) counts once;
 - an operator's command (``apply``): checked by ``transition``, written
   with its history line in one transaction, then published;
 - the clock (``tick``): SLA breaches escalate, holds run out.
@@ -69,7 +71,8 @@ class AlertDesk:
                  zone_names: dict[int, str], device_kinds: dict[str, str],
                  publish: Callable[[Message], None],
                  opened: Callable[[AlertView], None] = lambda _a: None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 last_triggers: dict[tuple[str, str], float] | None = None) -> None:
         self.sessions = sessions
         self.policy = policy
         self.tracker = tracker
@@ -82,9 +85,19 @@ class AlertDesk:
         self.clock = clock
         self.pending: list[PendingAlert] = []
         self.outbox: list[tuple[AlertView, HistoryEntry]] = []
+        # (device, kind) -> the newest device time already raised or folded
+        self.last_triggers = dict(last_triggers or {})
+        self.duplicates = 0
 
     # ----------------------------------------------------------- triggers
     def trigger(self, t: Trigger) -> None:
+        key = (t.device_id, t.kind)
+        if t.at <= self.last_triggers.get(key, -math.inf):
+            self.duplicates += 1
+            log.info("%s from %s at %.3f already raised: a repeat, not counted", t.kind,
+                     t.device_id, t.at)
+            return
+        self.last_triggers[key] = t.at
         current = next((a for a in self.alerts.values() if folds_into(a, t)), None)
         if current is not None:
             new, line = fold(current, t)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from console.gateway.fields import as_object, epoch, number, parse_json, text_id
-from console.gateway.http import Request
+from console.gateway.http import Answer, Durable, Request
 from console.gateway.intake import DUPLICATE, Intake
 from console.gateway.osmand import decode_json, decode_query
 from models.fixes import Rejected, Report
@@ -240,8 +240,14 @@ class FeedsHandler:
             self.intake.reject(protocol, rej.reason, rej.detail)
         accepted = await self._accept(items, protocol, rejects)
         rejects.sort()
-        return _reply(200, {"accepted": accepted,
-                            "rejected": [r._asdict() for r in rejects]})
+        status, text = _reply(200, {"accepted": accepted,
+                                    "rejected": [r._asdict() for r in rejects]})
+        if not accepted:
+            return status, text
+        if not await self.intake.durable():
+            return _reply(503, {"accepted": 0, "error": "not_stored",
+                                "detail": "the gateway could not store the batch; send it again"})
+        return status, text
 
     async def _accept(self, items: list[Item], protocol: str,
                       rejects: list[ItemRejection]) -> int:
@@ -286,10 +292,12 @@ def decode_osmand(req: Request, now: float) -> Report:
     return decode_query(query, now)
 
 
-def handle_osmand(intake: Intake, req: Request) -> tuple[int, str]:
-    """The OsmAnd port's handler: 200 when the fix is stored (or refused for
-    its content, with the reason), 403 for an unregistered phone, 405 for
-    other methods, 400 for a request that cannot be decoded.
+def handle_osmand(intake: Intake, req: Request) -> Answer:
+    """The OsmAnd port's handler: 200 once the fix is durable (or refused for
+    its content, with the reason), 503 with Retry-After when it cannot be
+    made durable or is an alarm while the engine is down, 403 for an
+    unregistered phone, 405 for other methods, 400 for a request that
+    cannot be decoded.
     A plain function, so ``HttpServer`` answers pipelined requests inline.
 
     A duplicate answers 200: phones keep a position and resend it until they
@@ -307,10 +315,12 @@ def handle_osmand(intake: Intake, req: Request) -> tuple[int, str]:
         intake.reject(OSMAND, DECODER_ERROR, req.target[:120])
         return 400, DECODER_ERROR
     verdict = intake.accept(report, OSMAND, now)
+    if verdict.accepted and not verdict.acknowledge:
+        return 503, "alarm not acknowledged: the engine is down; send again"
     if verdict.accepted:
-        return 200, "OK"
+        return Durable("OK")
     if verdict.reason == DUPLICATE:
-        return 200, "OK (duplicate)"
+        return Durable("OK (duplicate)")
     if verdict.unregistered:
         return 403, "unregistered device"
     # A well-formed report whose content we refuse (0,0 before a GPS fix, a

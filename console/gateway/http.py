@@ -15,7 +15,16 @@ Every refusal is counted by reason, and handed to ``on_error`` so the
 gateway counts it with the protocol's other rejections.
 
 Handlers are plain functions; a coroutine handler is also accepted (it is
-awaited, one request at a time per connection, in order).
+awaited, one request at a time per connection, in order). A handler whose
+answer depends on durability returns ``Durable(text)``: the server asks its
+``durable`` hook for a future (one group commit for every connection that
+read in the same moment), and answers 200 once it resolves True, or 503
+with ``Retry-After`` so the device sends again. Replies on a connection
+always leave in request order.
+
+A client gets ``HEADER_DEADLINE_S`` to finish a request's head, however
+slowly it trickles bytes (idle timeouts alone let one byte every minute
+hold a connection for ever).
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -32,9 +41,12 @@ log = logging.getLogger(__name__)
 
 MAX_HEAD = 8 * 1024
 MAX_BODY = 64 * 1024
+HEADER_DEADLINE_S = 10.0
+RETRY_AFTER_S = 5  # what a device is told to wait before sending again
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 411: "Length Required", 413: "Payload Too Large",
-           501: "Not Implemented", 503: "Service Unavailable"}
+           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+           413: "Payload Too Large", 501: "Not Implemented", 503: "Service Unavailable"}
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass(slots=True)
@@ -46,18 +58,42 @@ class Request:
     peer: str
 
 
+@dataclass(frozen=True, slots=True)
+class Durable:
+    """200 with ``text`` once what the request brought is durable; 503 with
+    ``refused`` and ``Retry-After`` if it could not be made so."""
+
+    text: str
+    refused: str = "not stored: send again"
+
+
 Reply = tuple[int, str]
-Handler = Callable[[Request], Reply] | Callable[[Request], Awaitable[Reply]]
+Answer = Reply | Durable
+Handler = Callable[[Request], Answer] | Callable[[Request], Awaitable[Answer]]
 ErrorHook = Callable[[str, str], object]  # (reason, detail), e.g. Intake.reject for a protocol
+DurableHook = Callable[[], "asyncio.Future[bool]"]
 
 
 def response(status: int, text: str, keep_alive: bool,
              content_type: str = "text/plain; charset=utf-8") -> bytes:
     body = text.encode("utf-8")
+    retry = f"Retry-After: {RETRY_AFTER_S}\r\n" if status == 503 else ""
     return (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{retry}"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
             ).encode("ascii") + body
+
+
+def settle(answer: Answer, durable: bool) -> Reply:
+    """The status and text of an answer once durability is known."""
+    if isinstance(answer, Durable):
+        return (200, answer.text) if durable else (503, answer.refused)
+    return answer
+
+
+# A connection's replies waiting for a group commit: the answers of one read
+# (with their keep-alive), and the future they wait for (None: none needed).
+_Pending = tuple[list[tuple[Answer, bool]], "asyncio.Future[bool] | None"]
 
 
 class _Connection(asyncio.Protocol):
@@ -69,6 +105,9 @@ class _Connection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.closing = False
         self.queue: asyncio.Queue[Request | None] | None = None
+        self.head_since = 0.0  # when the unfinished head in ``buf`` began (0: none)
+        self.unsent: deque[_Pending] = deque()
+        self.tail: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -103,6 +142,7 @@ class _Connection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self.buf += data
         out: list[bytes] = []
+        answers: list[tuple[Answer, bool]] = []
         while not self.closing:
             request = self._parse(out)
             if request is None:
@@ -111,14 +151,42 @@ class _Connection(asyncio.Protocol):
             if self.queue is not None:
                 self.queue.put_nowait(request)
                 continue
-            status, text = self.server.handler(request)  # type: ignore[misc]
-            out.append(response(status, text, keep_alive, self.server.content_type))
+            answers.append((self.server.handler(request), keep_alive))  # type: ignore[arg-type]
             if not keep_alive:
                 self.closing = True
-        if out and self.transport is not None:
-            self.transport.write(b"".join(out))
-        if self.closing and self.transport is not None and self.queue is None:
-            self.transport.close()
+        if b"\r\n\r\n" in self.buf or not self.buf:
+            self.head_since = 0.0
+        elif not self.head_since:
+            self.head_since = self.last_active
+        needs = any(isinstance(a, Durable) for a, _ in answers)
+        fut = self.server.durable() if needs and self.server.durable is not None else None
+        if answers:
+            self.unsent.append((answers, fut))
+        if fut is not None:
+            fut.add_done_callback(lambda _f: self._write_ready())
+        self.tail += out
+        self._write_ready()
+
+    def _write_ready(self) -> None:
+        """Write, in request order, every read's replies whose commit is known
+        (then ``tail``: a protocol error's reply), and close when asked."""
+        out: list[bytes] = []
+        while self.unsent and (self.unsent[0][1] is None or self.unsent[0][1].done()):
+            answers, fut = self.unsent.popleft()
+            ok = fut is None or (not fut.cancelled() and fut.result())
+            for answer, keep_alive in answers:
+                status, text = settle(answer, ok)
+                out.append(response(status, text, keep_alive, self.server.content_type))
+        if self.tail and not self.unsent:
+            out += self.tail
+            self.tail = []
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if out:
+            transport.write(b"".join(out))
+        if self.closing and not self.unsent and self.queue is None:
+            transport.close()
 
     def _parse(self, out: list[bytes]) -> Request | None:
         end = self.buf.find(b"\r\n\r\n")
@@ -138,14 +206,21 @@ class _Connection(asyncio.Protocol):
                 if not sep:
                     raise ValueError(line)
                 headers[k.strip().lower()] = v.strip()
-            length = int(headers.get("content-length", "0"))
+            declared = headers.get("content-length")
+            length = int(declared) if declared is not None else 0
         except ValueError:
             self._fail(out, 400, "malformed request", "http_malformed")
             return None
         if "transfer-encoding" in headers:
             self._refuse_coding(out, headers["transfer-encoding"])
             return None
-        if length < 0 or length > self.server.max_body:
+        if declared is None and method in BODY_METHODS:
+            self._fail(out, 411, f"{method} needs a Content-Length", "http_length_missing")
+            return None
+        if length < 0:
+            self._fail(out, 400, "negative Content-Length", "http_malformed")
+            return None
+        if length > self.server.max_body:
             self._fail(out, 413, "body too large", "http_body_too_large")
             return None
         total = end + 4 + length
@@ -184,7 +259,11 @@ class _Connection(asyncio.Protocol):
         assert self.queue is not None
         while (request := await self.queue.get()) is not None:
             keep_alive = request.headers.get("connection", "").lower() != "close"
-            status, text = await self.server.handler(request)  # type: ignore[misc]
+            answer = await self.server.handler(request)  # type: ignore[misc]
+            durable = True
+            if isinstance(answer, Durable) and self.server.durable is not None:
+                durable = await self.server.durable()
+            status, text = settle(answer, durable)
             if self.transport is None or self.transport.is_closing():
                 return
             self.transport.write(response(status, text, keep_alive, self.server.content_type))
@@ -199,8 +278,11 @@ class HttpServer:
     def __init__(self, handler: Handler, max_connections: int = 20_000,
                  idle_timeout_s: float = 120.0, max_body: int = MAX_BODY,
                  content_type: str = "text/plain; charset=utf-8",
-                 on_error: ErrorHook | None = None) -> None:
+                 on_error: ErrorHook | None = None, durable: DurableHook | None = None,
+                 header_deadline_s: float = HEADER_DEADLINE_S) -> None:
         self.handler = handler
+        self.durable = durable
+        self.header_deadline_s = header_deadline_s
         self.on_error = on_error
         self.max_body = max_body
         self.content_type = content_type
@@ -225,13 +307,20 @@ class HttpServer:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _sweep_idle(self) -> None:
-        """One timer for all connections instead of one per request."""
+        """One timer for all connections instead of one per request: closes
+        idle ones, and answers 408 to heads not finished in time."""
         while True:
-            await asyncio.sleep(min(5.0, self.idle_timeout_s / 2))
-            cutoff = time.monotonic() - self.idle_timeout_s
+            await asyncio.sleep(min(1.0, self.idle_timeout_s / 2, self.header_deadline_s / 2))
+            now = time.monotonic()
+            cutoff = now - self.idle_timeout_s
             for conn in [c for c in self.live if c.last_active < cutoff]:
                 if conn.transport is not None:
                     conn.transport.close()
+            late = now - self.header_deadline_s
+            for conn in [c for c in self.live if c.head_since and c.head_since < late]:
+                conn._fail(conn.tail, 408, "request head not finished in time",
+                           "http_header_timeout")
+                conn._write_ready()
 
     async def close(self) -> None:
         if self._sweeper is not None:

@@ -5,10 +5,22 @@ decode their wire format into ``Report``s and hand each one here; this is
 the one place that validates, checks the registry, drops exact duplicates,
 counts every outcome by protocol and reason, and batches what it accepts
 into ``fix.batch`` messages. A decoder never decides what is accepted.
+
+Nothing is acknowledged before it is durable: protocols ask ``durable()``
+for a future and answer their devices when it resolves. Whatever waits is
+written to the gateway's journal in one group commit (a few milliseconds
+after the first report, at once for an alarm) and only then published; a
+journal that refuses resolves the futures False, and the devices are told
+to send again. An alarm (SOS, fall, watch removed) is also refused its
+acknowledgement while the engine is down: the journal keeps it, but a
+child whose SOS nobody can raise must see "not received" and call for help
+another way. Either way its resend is let through (not treated as a
+duplicate), and the engine folds the repeat.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -17,6 +29,7 @@ from dataclasses import dataclass
 
 from console.gateway.batcher import Batcher
 from console.gateway.dedup import RecentFixes
+from console.journal import Journal, JournalError
 from models.fixes import Rejected, Report, validate
 from models.messages import FixBatch
 
@@ -24,25 +37,41 @@ log = logging.getLogger(__name__)
 
 UNREGISTERED = "unregistered_device"
 DUPLICATE = "duplicate"
+ENGINE_DOWN = "engine_down"  # an alarm journaled but not acknowledged: the engine is down
+COMMIT_WINDOW_S = 0.005  # reports wait at most this long to share a journal commit
 MAX_UNREGISTERED_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     accepted: bool
-    reason: str = ""  # a counter key when refused
+    reason: str = ""  # a counter key when refused, or ENGINE_DOWN when accepted unacknowledged
 
     @property
     def unregistered(self) -> bool:
         return self.reason == UNREGISTERED
 
+    @property
+    def acknowledge(self) -> bool:
+        """May the device be told its report is received (once durable)?"""
+        return self.accepted and self.reason != ENGINE_DOWN
+
 
 ACCEPTED = Verdict(True)
+NOT_ACKNOWLEDGED = Verdict(True, ENGINE_DOWN)
 
 
 class Intake:
-    def __init__(self, publish: Callable[[FixBatch], object]) -> None:
+    def __init__(self, publish: Callable[[FixBatch], object],
+                 journal: Journal | None = None) -> None:
         self.publish = publish
+        self.journal = journal
+        self.engine_up = True  # the gateway sets it from the engine's heartbeat
+        self.journal_failures = 0  # group commits the journal refused
+        self.alarms_unacknowledged = 0  # alarms journaled while the engine was down
+        self._waiters: list[asyncio.Future[bool]] = []
+        self._commit_at: asyncio.TimerHandle | None = None
+        self._refused_unanswered = False  # a refused commit no waiter has heard of
         self.registered: set[str] = set()
         self.accepted: Counter[str] = Counter()  # protocol
         self.rejected: Counter[str] = Counter()  # "protocol:reason"
@@ -93,8 +122,15 @@ class Intake:
             batcher = self._batchers[protocol] = Batcher(protocol)
         batcher.add(report, reader)
         self.accepted[protocol] += 1
-        if report.sos or len(batcher) >= batcher.max_fixes:
-            self._flush(batcher)
+        alarm = report.urgent
+        if alarm or len(batcher) >= batcher.max_fixes:
+            self.flush()  # an alarm is journaled and published at once
+        if alarm and not self.engine_up:
+            self.alarms_unacknowledged += 1
+            self.recent.forget({report.device_id})  # its resend must get through
+            log.warning("%s alarm from %s journaled but not acknowledged: engine down",
+                        protocol, report.device_id)
+            return NOT_ACKNOWLEDGED
         return ACCEPTED
 
     def _note_unregistered(self, device_id: str, protocol: str, now: float) -> None:
@@ -113,18 +149,56 @@ class Intake:
         dirty, self.unregistered_dirty = self.unregistered_dirty, set()
         return {d: self.unregistered_seen[d] for d in dirty}
 
-    def flush(self) -> None:
-        """Publish whatever is waiting (called on a short timer)."""
-        for batcher in self._batchers.values():
-            self._flush(batcher)
+    def durable(self) -> asyncio.Future[bool]:
+        """A future that resolves once everything accepted so far is in the
+        journal (True) or the journal refused it (False). Call it in the same
+        step as the ``accept`` calls it covers."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(fut)
+        if self._commit_at is None:
+            self._commit_at = loop.call_later(COMMIT_WINDOW_S, self.flush)
+        return fut
 
-    def _flush(self, batcher: Batcher) -> None:
-        batch = batcher.take()
-        if batch is not None:
+    def flush(self) -> bool:
+        """Journal, then publish, whatever is waiting, and resolve the
+        waiting futures; called by ``durable``'s timer and on a short tick."""
+        if self._commit_at is not None:
+            self._commit_at.cancel()
+            self._commit_at = None
+        batches = [b for b in (batcher.take() for batcher in self._batchers.values())
+                   if b is not None]
+        ok = True
+        if batches and self.journal is not None:
+            try:
+                batches = self.journal.append(batches)
+            except JournalError as exc:
+                ok = False
+                self.journal_failures += 1
+                for b in batches:  # not durable: the resends must not look like duplicates
+                    self.recent.forget(set(b.device_ids))
+                log.error("journal refused %d batches (%s): devices are told to resend",
+                          len(batches), exc)
+        for batch in batches:  # published even unjournaled: an SOS is never held back
             self.publish(batch)
+        # An alarm is committed inside ``accept``, before its protocol asks
+        # ``durable()``: a refusal then is told to the next waiters.
+        refused = self._refused_unanswered or not ok
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(not refused)
+        self._refused_unanswered = refused and not waiters
+        return ok
 
     def stats(self) -> dict[str, float]:
         out: dict[str, float] = {f"accepted.{k}": v for k, v in self.accepted.items()}
         out.update({f"rejected.{k}": v for k, v in self.rejected.items()})
         out["unregistered_devices"] = len(self.unregistered_seen)
+        out["engine_up"] = 1.0 if self.engine_up else 0.0
+        out["alarms_unacknowledged"] = self.alarms_unacknowledged
+        out["journal_failures"] = self.journal_failures
+        if self.journal is not None:
+            out["journal_seq"] = self.journal.seq
+            out["journal_ok"] = 0.0 if self.journal.last_error else 1.0
         return out

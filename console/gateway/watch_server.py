@@ -48,6 +48,7 @@ class WatchServer:
         self.bytes_in = 0
         self.cut_off = 0  # connections closed for garbage
         self.timed_out = 0
+        self.unacknowledged = 0  # frames not acknowledged: not durable, or an alarm, engine down
         self.ignored: Counter[str] = Counter()  # valid frames of types we do not use
         self.server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -74,7 +75,8 @@ class WatchServer:
     def stats(self) -> dict[str, float]:
         return {"connections.watch": self.connections, "frames.watch": self.frames,
                 "bytes_in.watch": self.bytes_in,
-                "cut_off.watch": self.cut_off, "timed_out.watch": self.timed_out}
+                "cut_off.watch": self.cut_off, "timed_out.watch": self.timed_out,
+                "unacknowledged.watch": self.unacknowledged}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str(writer.get_extra_info("peername"))
@@ -112,11 +114,12 @@ class WatchServer:
                 return
             self.bytes_in += len(data)
             oversized = splitter.oversized
-            replies: list[bytes] = []
+            # (reply, acknowledges reports): those wait until the reports are durable
+            replies: list[tuple[bytes, bool]] = []
             for frame in splitter.feed(data):
-                reply, good = self._handle(frame)
+                reply, good, acks = self._handle(frame)
                 if reply is not None:
-                    replies.append(reply)
+                    replies.append((reply, acks))
                 if good:
                     bad_in_row, garbage_mark = 0, splitter.garbage
                 else:
@@ -125,8 +128,11 @@ class WatchServer:
                         break  # cut off now: the rest of the read is not decoded
             for _ in range(splitter.oversized - oversized):
                 self.intake.reject(PROTOCOL, "frame_too_large", peer)
+            if any(acks for _, acks in replies) and not await self.intake.durable():
+                self.unacknowledged += sum(acks for _, acks in replies)
+                replies = [(r, acks) for r, acks in replies if not acks]
             if replies:
-                writer.write(b"".join(replies))
+                writer.write(b"".join(r for r, _ in replies))
                 await asyncio.wait_for(writer.drain(), self.idle_timeout_s)
             if (splitter.garbage - garbage_mark > self.max_garbage
                     or bad_in_row > self.max_bad_frames):
@@ -136,9 +142,11 @@ class WatchServer:
                                    f"{bad_in_row} bad frames in a row")
                 return
 
-    def _handle(self, frame: bytes) -> tuple[bytes | None, bool]:
+    def _handle(self, frame: bytes) -> tuple[bytes | None, bool, bool]:
         """Decode one frame and hand its reports to the intake; returns the
-        reply to send and whether the frame was decodable."""
+        reply to send (None: none, or no acknowledgement for an alarm the
+        engine cannot raise now), whether the frame was decodable, and
+        whether the reply acknowledges reports (so waits until durable)."""
         self.frames += 1
         now = time.time()
         try:
@@ -148,12 +156,15 @@ class WatchServer:
             device_id = frame_device_id(frame)
             if device_id is not None:
                 self.intake.note_if_unregistered(device_id, PROTOCOL, now)
-            return getattr(exc, "reply", None), False
-        for report in msg.reports:
-            self.intake.accept(report, PROTOCOL, now)
+            return getattr(exc, "reply", None), False, False
+        verdicts = [self.intake.accept(report, PROTOCOL, now) for report in msg.reports]
         if not msg.reports:
             # LK, INIT, TKQ, voice…: no report, but an unknown id is still seen.
             self.intake.check_device(msg.device_id, PROTOCOL, now)
             if msg.reply is None:
                 self.ignored[msg.type] += 1
-        return msg.reply, True
+            return msg.reply, True, False
+        if any(v.accepted and not v.acknowledge for v in verdicts):
+            self.unacknowledged += 1  # the watch repeats its alarm until it hears AL
+            return None, True, False
+        return msg.reply, True, msg.reply is not None

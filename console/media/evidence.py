@@ -47,13 +47,35 @@ class CameraBook:
         return url or None
 
 
+class UnsafePath(ValueError):
+    """A clip path that would leave the evidence folder."""
+
+
 def clip_path(evidence_dir: Path, camera_id: int, alert_id: int | None, t: float) -> Path:
     """``<evidence>/alert-<id>/cam<id>-<UTC time>.ts``: one folder per case,
     so an incident's evidence can be exported (or kept past retention) as
-    a whole."""
+    a whole. Only integer ids go into the name, and the result is checked
+    to stay inside ``evidence_dir`` (``UnsafePath`` otherwise)."""
+    for name, value in (("camera_id", camera_id), ("alert_id", alert_id)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise UnsafePath(f"{name} must be an integer to name a clip (got {value!r:.40})")
     stamp = datetime.fromtimestamp(t, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     case = f"alert-{alert_id}" if alert_id is not None else "no-alert"
-    return evidence_dir / case / f"cam{camera_id}-{stamp}.ts"
+    return inside(evidence_dir, evidence_dir / case / f"cam{camera_id}-{stamp}.ts")
+
+
+def inside(folder: Path, path: Path) -> Path:
+    """``path`` itself, once checked that it resolves (``..`` and symlinks
+    followed) to somewhere strictly below ``folder``: no peer-supplied part
+    and no planted symlink may send evidence elsewhere on the disk."""
+    try:
+        root = folder.resolve()
+        real = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before 3.13)
+        raise UnsafePath(f"{path} cannot be resolved: {exc}") from None
+    if real == root or not real.is_relative_to(root):
+        raise UnsafePath(f"{path} is not inside the evidence folder {root}")
+    return path
 
 
 def save_evidence(sessions: sessionmaker[Session], *, camera_id: int, alert_id: int | None,

@@ -25,37 +25,117 @@ Endpoints (all bodies JSON; errors are ``{"error": "..."}`` with 4xx):
   (default N).
 - ``GET /clip/<id>``: ``{"state": "recording"|"saved"|"failed",
   "evidence_id", "path", "t_start", "t_end", "pre_s", "error"}``.
+
+Nothing a peer sends is trusted (``console.media.limits``): ids, counts,
+durations and names out of bounds, and unknown fields, are a 400; a
+request without a ``Content-Length`` a 411, one over ``MAX_BODY`` a 413
+(before any of it is read); a clip when the evidence folder is full a 507.
+Every connection must have sent its headers (and a POST its body) within
+``request_deadline_s``, or it is cut off: a peer that trickles bytes holds
+no thread for long.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import re
+import socket
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from console.media import limits
 from console.media.hub import Relay, UnknownCamera
+from console.media.limits import MAX_BODY, Refused
 from console.media.prealarm import ClipInfo
 
+log = logging.getLogger(__name__)
+
 CLIENT_WRITE_TIMEOUT_S = 10.0  # a client that accepts nothing for this long is gone
-MAX_BODY = 64 * 1024
-_CAM = re.compile(r"^/cam/(\d+)\.ts$")
-_CLIP = re.compile(r"^/clip/([0-9a-f]+)$")
+_CAM = re.compile(r"^/cam/(\d{1,10})\.ts$")
+_CLIP = re.compile(r"^/clip/([0-9a-f]{1,32})$")
+_DIGITS = re.compile(r"^[0-9]{1,12}$")  # int() would also take "+5", " 5", "5_0"
+_FIELDS = {
+    "/hold": frozenset({"camera_ids", "alert_id", "ttl_s"}),
+    "/release": frozenset({"alert_id"}),
+    "/clip": frozenset({"camera_id", "alert_id", "actor", "post_s"}),
+}
 
 
 class RelayServer(ThreadingHTTPServer):
+    """The HTTP server, with one deadline per connection for its request.
+
+    The standard library's server waits forever for a request's headers;
+    here every accepted connection is armed with a deadline, disarmed by
+    its handler once the request is in, and shut down by ``service_actions``
+    (run by ``serve_forever`` every poll interval) if still armed after it.
+    """
+
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], relay: Relay) -> None:
         self.relay = relay
         self.stopping = False
+        self.deadline_s = relay.settings.request_deadline_s
+        self._armed: dict[socket.socket, float] = {}  # connection -> monotonic deadline
+        self._cut: set[socket.socket] = set()
+        self._deadline_lock = threading.Lock()
         super().__init__(address, RelayHandler)
 
     def shutdown(self) -> None:
         """Stop accepting; viewer threads notice ``stopping`` within a second."""
         self.stopping = True
         super().shutdown()
+
+    # ------------------------------------------------------------ deadline
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._deadline_lock:
+            self._armed[request] = time.monotonic() + self.deadline_s
+        super().process_request(request, client_address)
+
+    def request_in(self, conn: socket.socket) -> bool:
+        """The handler has its whole request: disarm. False if the
+        connection was already cut off at its deadline."""
+        with self._deadline_lock:
+            self._armed.pop(conn, None)
+            return conn not in self._cut
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._deadline_lock:
+            self._armed.pop(request, None)
+            self._cut.discard(request)
+        super().shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """Cut off connections whose request is not in by their deadline."""
+        now = time.monotonic()
+        with self._deadline_lock:
+            late = [c for c, due in self._armed.items() if due <= now]
+            for conn in late:
+                del self._armed[conn]
+                self._cut.add(conn)
+        for conn in late:
+            self._cut_off(conn)
+
+    def _cut_off(self, conn: socket.socket) -> None:
+        try:
+            peer = _peer(conn.getpeername())
+        except OSError:
+            peer = "?"
+        self.relay.refusals.note(Refused(
+            "request_deadline", f"request not received within {self.deadline_s:g} s; "
+            "connection cut off", 408), peer)
+        with contextlib.suppress(OSError):  # already gone
+            conn.shutdown(socket.SHUT_RDWR)  # the handler's blocked read returns at once
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A handler failed (not a refusal: those are answered): one log
+        line, and the server goes on."""
+        log.exception("relay HTTP request from %s failed", client_address)
 
 
 def clip_json(info: ClipInfo) -> dict[str, Any]:
@@ -68,15 +148,43 @@ def clip_json(info: ClipInfo) -> dict[str, Any]:
 class RelayHandler(BaseHTTPRequestHandler):
     server: RelayServer
     server_version = "childsafe-relay/1"
+    timeout = CLIENT_WRITE_TIMEOUT_S  # per read or write; the deadline bounds the request
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one line per tile request is noise; the relay logs what matters
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:
+            self.close_connection = True  # the peer left, or was cut off at its deadline
+
+    @property
+    def peer(self) -> str:
+        return _peer(self.client_address)
+
+    def _refused(self, exc: Refused) -> None:
+        """Count, log and answer a refusal."""
+        self.server.relay.refusals.note(exc, self.peer)
+        self._json(exc.status, {"error": str(exc)}, close=True)
+
     # ---------------------------------------------------------------- GET
     def do_GET(self) -> None:
+        if not self.server.request_in(self.connection):
+            return
         path = self.path.split("?", 1)[0]
+        try:
+            self._content_length(required=False)
+        except Refused as exc:
+            self._refused(exc)
+            return
         if m := _CAM.match(path):
-            self._stream(int(m.group(1)))
+            try:
+                camera_id = limits.check_id(int(m.group(1)), "camera_id")
+            except Refused as exc:
+                self._refused(exc)
+                return
+            self._stream(camera_id)
         elif path == "/status":
             self._json(200, self.server.relay.snapshot())
         elif m := _CLIP.match(path):
@@ -118,67 +226,97 @@ class RelayHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         try:
-            body = self._body()
-            if path == "/hold":
-                held, unknown = self.server.relay.hold(
-                    _ints(body, "camera_ids"), _int(body, "alert_id"),
-                    _opt_float(body, "ttl_s"))
-                self._json(200, {"held": held, "unknown": unknown})
-            elif path == "/release":
-                self._json(200, {"released": self.server.relay.release(_int(body, "alert_id"))})
-            elif path == "/clip":
-                alert = body.get("alert_id")
-                info = self.server.relay.clip(
-                    _int(body, "camera_id"), None if alert is None else _int(body, "alert_id"),
-                    str(body.get("actor") or "relay")[:64], _opt_float(body, "post_s"))
-                self._json(202, clip_json(info))
-            else:
-                self._json(404, {"error": f"no such resource {path}"})
+            body = self._body()  # the deadline covers the body too
+        except Refused as exc:
+            if self.server.request_in(self.connection):  # else it was cut off: no answer
+                self._refused(exc)
+            return
+        if not self.server.request_in(self.connection):
+            return
+        fields = _FIELDS.get(path)
+        if fields is None:
+            self._json(404, {"error": f"no such resource {path}"})
+            return
+        try:
+            limits.check_fields(body, fields)
+            self._command(path, body)
         except UnknownCamera as exc:
             self._json(404, {"error": str(exc)})
-        except ValueError as exc:
-            self._json(400, {"error": str(exc)})
+        except Refused as exc:
+            self._refused(exc)
+
+    def _command(self, path: str, body: dict[str, Any]) -> None:
+        """Carry out a checked POST (the relay checks the values again)."""
+        relay = self.server.relay
+        if path == "/hold":
+            held, unknown = relay.hold(
+                limits.check_ids(body.get("camera_ids"), "camera_ids"),
+                limits.check_id(body.get("alert_id"), "alert_id"),
+                limits.check_seconds(body.get("ttl_s"), "ttl_s", limits.MAX_HOLD_TTL_S))
+            self._json(200, {"held": held, "unknown": unknown})
+        elif path == "/release":
+            self._json(200, {"released": relay.release(
+                limits.check_id(body.get("alert_id"), "alert_id"))})
+        else:
+            alert = body.get("alert_id")
+            info = relay.clip(
+                limits.check_id(body.get("camera_id"), "camera_id"),
+                None if alert is None else limits.check_id(alert, "alert_id"),
+                limits.check_actor(body.get("actor")),
+                limits.check_seconds(body.get("post_s"), "post_s", limits.MAX_POST_S))
+            self._json(202, clip_json(info))
+
+    def _content_length(self, required: bool) -> int:
+        """The declared body size, refused at once (nothing read) if it is
+        missing where a body is expected (411), not one plain decimal
+        number (400) or over ``MAX_BODY`` (413)."""
+        values = self.headers.get_all("Content-Length") or []
+        if self.headers.get("Transfer-Encoding") is not None:
+            raise Refused("content_length", "send a Content-Length, not a Transfer-Encoding",
+                          411)
+        if not values:
+            if required:
+                raise Refused("content_length", "a Content-Length is required", 411)
+            return 0
+        if len(values) > 1 or not _DIGITS.match(values[0]):
+            raise Refused("content_length", f"bad Content-Length {values[0]!r:.30}")
+        length = int(values[0])
+        if length > MAX_BODY:
+            raise Refused("content_length", f"body of {length} bytes is over the "
+                                            f"{MAX_BODY} allowed", 413)
+        return length
 
     def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            raise ValueError("body too large")
+        """The request's JSON object (at most ``MAX_BODY`` bytes; no NaN
+        or Infinity, no nesting deep enough to exhaust the stack)."""
+        length = self._content_length(required=True)
+        raw = self.rfile.read(length)
+        if len(raw) != length:
+            raise Refused("body", f"body ended after {len(raw)} of {length} bytes")
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"body is not JSON: {exc}") from exc
+            body = json.loads(raw or b"{}", parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            raise Refused("body", f"body is not JSON: {exc}"[:200]) from None
         if not isinstance(body, dict):
-            raise ValueError("body must be a JSON object")
+            raise Refused("body", "body must be a JSON object")
         return body
 
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
+    def _json(self, status: int, payload: dict[str, Any], close: bool = False) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(data)
 
 
-def _int(body: dict[str, Any], name: str) -> int:
-    value = body.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer")
-    return value
+def _peer(address: Any) -> str:
+    host, port = address[:2]
+    return f"{host}:{port}"
 
 
-def _ints(body: dict[str, Any], name: str) -> list[int]:
-    value = body.get(name)
-    if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"{name} must be a list of integers")
-    return value
-
-
-def _opt_float(body: dict[str, Any], name: str) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive number")
-    return float(value)
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")

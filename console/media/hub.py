@@ -10,6 +10,10 @@ camera each time), then stops.
 Threads: pullers call ``_Feed.on_chunk``/``on_state``; HTTP handler
 threads call ``watch``/``hold``/``clip``; one owner thread calls ``tick``
 (which returns the status events to publish) and ``close``.
+
+Every value a caller passes is checked against ``console.media.limits``
+here too (not only by the HTTP layer), and a clip is refused, not
+started, when the evidence folder is at its disk budget.
 """
 
 from __future__ import annotations
@@ -18,14 +22,18 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console.media.evidence import clip_path
+from console.media import limits
+from console.media.budget import RESCAN_S, EvidenceBudget
+from console.media.evidence import UnsafePath, clip_path
 from console.media.fanout import DEFAULT_VIEWER_BUDGET, Channel, Viewer
+from console.media.limits import Refusals, Refused
 from console.media.prealarm import ClipInfo, ClipWriter, Ring
 from console.media.pull import Puller, PullSettings
 from console.media.remux import Chunk
@@ -36,6 +44,8 @@ log = logging.getLogger(__name__)
 UrlLookup = Callable[[int], str | None]
 SaveEvidence = Callable[..., int]  # keyword args as console.media.evidence.save_evidence
 MAX_CLIPS_KEPT = 1000  # clip states GET /clip/<id> still answers
+EVIDENCE_BUDGET_BYTES = 2048 * 2**20  # console.config's evidence_budget_mb default
+CLIP_REFUSALS = ("evidence_full", "evidence_io", "clip_path")  # a valid request, no clip
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,9 @@ class RelaySettings:
     idle_s: float = 15.0
     hold_ttl_s: float = 3600.0  # a hold not renewed or released lapses after this
     viewer_budget: int = DEFAULT_VIEWER_BUDGET
+    evidence_budget_bytes: int = EVIDENCE_BUDGET_BYTES  # new clips refused at this total
+    evidence_rescan_s: float = RESCAN_S  # re-walk the evidence folder this often
+    request_deadline_s: float = limits.REQUEST_DEADLINE_S  # slow HTTP peers are cut off
     pull: PullSettings = field(default_factory=PullSettings)
 
 
@@ -90,6 +103,24 @@ class Relay:
         self._clips: dict[str, ClipInfo] = {}
         self._lock = threading.Lock()
         self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence")
+        self.refusals = Refusals()
+        self.budget = EvidenceBudget(evidence_dir, settings.evidence_budget_bytes,
+                                     settings.evidence_rescan_s)
+
+    @contextmanager
+    def _counting(self) -> Iterator[None]:
+        """Count and log a refusal raised inside, then let it go on up."""
+        try:
+            yield
+        except Refused as exc:
+            self.refusals.note(exc)
+            raise
+
+    def _refuse(self, reason: str, message: str, status: int = 400) -> Refused:
+        """A refusal, already counted and logged, for the caller to raise."""
+        exc = Refused(reason, message, status)
+        self.refusals.note(exc)
+        return exc
 
     # ------------------------------------------------------------ feeds
     def _feed(self, camera_id: int) -> _Feed:
@@ -146,6 +177,10 @@ class Relay:
              ttl_s: float | None = None) -> tuple[list[int], list[int]]:
         """Keep a pre-alarm ring for these cameras while the alert is open.
         Returns (held, unknown) camera ids. Repeating a hold renews it."""
+        with self._counting():
+            camera_ids = limits.check_ids(camera_ids, "camera_ids")
+            alert_id = limits.check_id(alert_id, "alert_id")
+            ttl_s = limits.check_seconds(ttl_s, "ttl_s", limits.MAX_HOLD_TTL_S)
         expires = time.monotonic() + (ttl_s or self.settings.hold_ttl_s)
         held: list[int] = []
         unknown: list[int] = []
@@ -165,6 +200,8 @@ class Relay:
 
     def release(self, alert_id: int) -> list[int]:
         """The alert is resolved: its holds end (rings go once unheld)."""
+        with self._counting():
+            alert_id = limits.check_id(alert_id, "alert_id")
         released: list[int] = []
         for feed in self._all_feeds():
             with feed.lock:
@@ -178,16 +215,28 @@ class Relay:
     def clip(self, camera_id: int, alert_id: int | None, actor: str,
              post_s: float | None = None) -> ClipInfo:
         """Save the buffered pre-alarm seconds plus the next ``post_s``
-        (default N); the Evidence row is written when the clip ends."""
+        (default N); the Evidence row is written when the clip ends.
+        Refused (``Refused``, counted) when a value is out of bounds, the
+        evidence folder is at its budget or the clip cannot be created."""
+        with self._counting():
+            camera_id = limits.check_id(camera_id, "camera_id")
+            if alert_id is not None:
+                alert_id = limits.check_id(alert_id, "alert_id")
+            actor = limits.check_actor(actor)
+            post_s = limits.check_seconds(post_s, "post_s", limits.MAX_POST_S)
         feed = self._feed(camera_id)
         now = time.time()
         post = self.settings.prealarm_s if post_s is None else post_s
         info = ClipInfo(id=uuid.uuid4().hex[:12], camera_id=camera_id, alert_id=alert_id,
-                        actor=actor, path=clip_path(self.evidence_dir, camera_id, alert_id, now),
+                        actor=actor, path=self._clip_path(camera_id, alert_id, now),
                         t_start=now, t_end=now, ends_at=now + post, pre_s=0.0)
         with feed.lock:
             pre = feed.ring.snapshot() if feed.ring is not None else []
-            writer = ClipWriter(info, pre)
+            try:
+                writer = ClipWriter(info, pre, self.budget.add)
+            except OSError as exc:
+                raise self._refuse("evidence_io", f"cannot write the clip: {exc}"[:200],
+                                   507) from None
             feed.clips.append(writer)
         info.pre_s = max(0.0, now - info.t_start) if writer.bytes else 0.0
         with self._lock:
@@ -199,6 +248,19 @@ class Relay:
                  alert_id, info.pre_s, post)
         return info
 
+    def _clip_path(self, camera_id: int, alert_id: int | None, now: float) -> Path:
+        """Where a new clip goes, once it is known to fit the budget and to
+        stay inside the evidence folder."""
+        budget = self.budget
+        if budget.full:
+            raise self._refuse(
+                "evidence_full", f"evidence storage full ({budget.used} of "
+                f"{budget.budget_bytes} bytes): new clips refused", 507)
+        try:
+            return clip_path(self.evidence_dir, camera_id, alert_id, now)
+        except UnsafePath as exc:
+            raise self._refuse("clip_path", str(exc)) from None
+
     def clip_info(self, clip_id: str) -> ClipInfo | None:
         with self._lock:
             return self._clips.get(clip_id)
@@ -206,7 +268,7 @@ class Relay:
     def _store(self, writer: ClipWriter) -> None:
         info = writer.info
         if not writer.finish():
-            info.state, info.error = "failed", "no video was received"
+            info.state, info.error = "failed", info.error or "no video was received"
             return
         if self.save is None:
             info.state = "saved"
@@ -229,6 +291,7 @@ class Relay:
         """Expire holds, finish clips, stop idle pullers; return the status
         events now due (camera_id, state, detail)."""
         mono, wall = time.monotonic(), time.time()
+        self.budget.maybe_rescan(mono)
         for feed in self._all_feeds():
             done: list[ClipWriter] = []
             with feed.lock:
@@ -273,13 +336,20 @@ class Relay:
         return {"cameras": cams}
 
     def stats(self) -> dict[str, float]:
-        """Heartbeat numbers."""
+        """Heartbeat numbers: feeds, the evidence budget (``evidence_bytes``,
+        ``evidence_budget_bytes``, ``evidence_full``), ``clips_refused``
+        (valid clip requests that got no clip: storage full or unusable)
+        and the refusal counts by reason."""
         feeds = self._all_feeds()
+        refused = self.refusals.stats()
         return {
             "cameras_pulled": float(sum(1 for f in feeds if f.puller is not None)),
             "viewers": float(sum(f.channel.viewers for f in feeds)),
             "held": float(sum(1 for f in feeds if f.holds)),
             "clips_recording": float(sum(len(f.clips) for f in feeds)),
+            **self.budget.stats(),
+            "clips_refused": sum(refused[f"refused.{r}"] for r in CLIP_REFUSALS),
+            **refused,
         }
 
     def close(self, timeout_s: float = 5.0) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -95,42 +96,57 @@ class ClipInfo:
 class ClipWriter:
     """Writes one clip: the pre-alarm chunks at once, then live chunks until
     ``ends_at``. The file is ``<path>.part`` until finished, so a relay that
-    dies mid-clip leaves nothing that looks complete."""
+    dies mid-clip leaves nothing that looks complete. ``on_bytes`` hears
+    each write's size (the evidence budget keeps its total that way)."""
 
-    def __init__(self, info: ClipInfo, pre: list[Chunk]) -> None:
+    def __init__(self, info: ClipInfo, pre: list[Chunk],
+                 on_bytes: Callable[[int], None] | None = None) -> None:
         self.info = info
+        self._on_bytes = on_bytes
         self._lock = threading.Lock()
         info.path.parent.mkdir(parents=True, exist_ok=True)
         self._part = info.path.with_name(info.path.name + ".part")
         self._file: BinaryIO | None = self._part.open("wb")
         self._started = False
         self.bytes = 0
+        self.broken = ""  # why writing stopped early (disk full, folder gone)
         for chunk in pre:
             self.write(chunk)
 
     def write(self, chunk: Chunk) -> None:
         """Called from the puller thread: one small append, no fsync."""
         with self._lock:
-            if self._file is None or chunk.t > self.info.ends_at:
+            if self._file is None or self.broken or chunk.t > self.info.ends_at:
                 return
             if not self._started:
                 if not chunk.key:
                     return
                 self._started = True
                 self.info.t_start = chunk.t
-            self._file.write(chunk.data)
+            try:
+                self._file.write(chunk.data)
+            except OSError as exc:  # a full disk ends this clip, never the camera
+                self.broken = self.info.error = f"recording cut short: {exc}"[:200]
+                return
             self.bytes += len(chunk.data)
             self.info.t_end = chunk.t
+        if self._on_bytes is not None:
+            self._on_bytes(len(chunk.data))
 
     def finish(self) -> bool:
         """Close and move into place; False when nothing was recorded."""
         with self._lock:
             if self._file is None:
                 return self.bytes > 0
-            self._file.close()
-            self._file = None
-            if self.bytes == 0:
-                self._part.unlink(missing_ok=True)
+            try:
+                self._file.close()
+                self._file = None
+                if self.bytes == 0:
+                    self._part.unlink(missing_ok=True)
+                    return False
+                self._part.replace(self.info.path)
+            except OSError as exc:
+                self._file = None
+                self.info.error = f"clip not kept: {exc}"[:200]
                 return False
-            self._part.replace(self.info.path)
             return True

@@ -1,6 +1,8 @@
 """The engine: single writer of live state and alerts.
 
-It consumes ``fix.batch`` from the gateway, runs the tracking pipeline,
+It consumes ``fix.batch`` from the gateway (live from the bus, and from the
+gateway's journal after a gap or a restart, ``console.journal``), runs the
+tracking pipeline,
 hands device alarms and zone exits to the alert desk (``console.engine``),
 and answers requests on a ROUTER socket through one command table:
 snapshots for late-joining consoles, sign-in, and every operator command,
@@ -15,16 +17,17 @@ import time
 import numpy as np
 import zmq
 
-from console.bus import Publisher, SequenceTracker, Subscriber, socket
+from console.bus import Publisher, Subscriber, socket
 from console.engine.cameras import camera_entries
 from console.engine.commands import CommandTable, Entry
 from console.engine.desk import AlertDesk
 from console.engine.sessions import SessionBook
 from console.engine.state import camera_views, load_state
+from console.journal import Follower, JournalReader, journal_path
 from console.media.control import RelayControl
 from console.media.holds import HoldKeeper, HoldTarget
 from console.services.runtime import Runtime, start
-from db import accounts
+from db import accounts, cursors
 from db import alerts as db_alerts
 from db import repositories as repo
 from db.store import open_store
@@ -89,7 +92,10 @@ class Engine:
         self.sub = Subscriber(self.ctx, cfg.bus_sub, ("fix.batch",))
         self.rpc = socket(self.ctx, zmq.ROUTER)
         self.rpc.bind(cfg.engine_rpc)
-        self.seqs = SequenceTracker()
+        with self.sessions() as s:
+            epoch, seq = cursors.load(s, "engine")
+        self.follow = Follower(JournalReader(journal_path(cfg.data_dir)), epoch, seq)
+        self.saved_cursor = (epoch, seq)
         self.fixes_in = 0
         self.bad_requests = 0
         self.loop_errors = 0
@@ -100,7 +106,8 @@ class Engine:
         self.desk = AlertDesk(self.sessions, self.policy, self.state.tracker, self.state.alerts,
                               self.state.child_ids, self.state.zone_names,
                               self.state.device_kinds, self.pub.send,
-                              opened=self._secure_video)
+                              opened=self._secure_video,
+                              last_triggers=self._last_triggers())
         self.users = SessionBook(self.sessions)
         self.users.refresh(force=True)
         alert = Entry(self._alert_command)
@@ -116,6 +123,13 @@ class Engine:
             ReloadCameras: Entry(self._reload_cameras),
             **camera_entries(self),
         })
+
+    def _last_triggers(self) -> dict[tuple[str, str], float]:
+        """Alarms already raised, for as long as a repeat of one can come
+        back (the journal's span, or a device's resend within the day)."""
+        since = time.time() - max(self.rt.config.journal_keep_s, 86400.0) - 3600.0
+        with self.sessions() as s:
+            return db_alerts.last_triggers(s, since)
 
     # ----------------------------------------------------------------- loop
     def run(self) -> None:
@@ -148,7 +162,7 @@ class Engine:
         n = 0
         if self.rpc in events:
             self._serve_requests()
-        if self.sub.sock in events:
+        if self.sub.sock in events or self.follow.behind:
             n = self._drain_fixes()
         if self.desk.unsaved():
             self.desk.flush()
@@ -160,47 +174,67 @@ class Engine:
         tr = self.state.tracker
         self.desk.tick()
         self.users.refresh()
+        self.follow.poll()
+        self._save_cursor()
+        f = self.follow
         self.pub.heartbeat({
             "children": len(tr), "fixes_per_s": rate, "fixes_in": self.fixes_in,
             "applied": tr.applied, "open_alerts": len(self.state.alerts),
             "unsaved_alerts": self.desk.unsaved(),
             "refused_commands": self.commands.refused,
             "rejected": sum(tr.rejected.values()) + sum(self.sub.rejected.values()),
-            "gateway_gaps": self.seqs.gaps, "loop_errors": self.loop_errors,
+            "loop_errors": self.loop_errors,
+            "journal_seq": f.seq, "journal_behind": float(f.behind),
+            "journal_gaps": f.gaps, "journal_recovered": f.recovered,
+            "journal_lost": f.lost, "duplicate_batches": f.duplicates,
+            "duplicate_alarms": self.desk.duplicates,
             **{f"rejected_{k}": v for k, v in self.sub.rejected.items()},
         })
 
-    def _drain_fixes(self) -> int:
-        """Apply every fix batch waiting now, then publish one position batch."""
-        moved: list[np.ndarray] = []
-        n = 0
-        while True:
+    def _save_cursor(self) -> None:
+        """Keep the engine's place in the journal, once every alert its
+        batches raised is in the store: a restart resumes there, and the
+        repeats it replays fold away (``AlertDesk.trigger``)."""
+        here = (self.follow.epoch, self.follow.seq)
+        if here == self.saved_cursor or self.desk.unsaved():
+            return
+        try:
+            with self.sessions() as s:
+                cursors.save(s, "engine", *here)
+                s.commit()
+        except Exception as exc:  # the store is busy or full: next second
+            self.rt.log.warning("could not save the journal cursor: %s", exc)
+            return
+        self.saved_cursor = here
+
+    def _incoming(self) -> list[FixBatch]:
+        """The next batches to apply, in journal order: read back from the
+        journal while behind, else whatever the bus has brought."""
+        if self.follow.behind:
+            return self.follow.catch_up()
+        out: list[FixBatch] = []
+        while len(out) < 1000:
             try:
                 frames = self.sub.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             parsed = self.sub.parse(frames)
-            if parsed is None:
+            if parsed is None or not isinstance(parsed[1], FixBatch):
                 continue
-            _, msg = parsed
-            if not isinstance(msg, FixBatch):
-                continue
-            if not self.seqs.check(msg.origin, msg.seq):
-                self.rt.log.warning("gap in %s fixes before seq %d", msg.origin, msg.seq)
-            try:
-                cols = fix_columns(msg)
-            except BadMessage as exc:
-                self.sub.rejected["bad_columns"] += 1
-                self.rt.log.warning("rejected fix batch: %s", exc)
-                continue
-            n += len(msg.device_ids)
-            self.fixes_in += len(msg.device_ids)
-            try:
-                moved.append(self._apply(msg, cols))
-            except Exception:  # a bug must cost one batch, never the alerting loop
-                self.sub.rejected["engine_error"] += 1
-                self.rt.log.exception("fix batch seq %d from %s failed; dropped", msg.seq,
-                                      msg.origin)
+            msg = parsed[1]
+            if self.follow.admit(msg):
+                out.append(msg)
+            elif self.follow.behind:
+                break  # the journal has it, and everything after it
+        return out
+
+    def _drain_fixes(self) -> int:
+        """Apply every fix batch waiting now, then publish one position batch."""
+        moved: list[np.ndarray] = []
+        n = 0
+        while batches := self._incoming():
+            for msg in batches:
+                n += self._take(msg, moved)
             if n >= 50_000:
                 break
         if moved:
@@ -208,6 +242,23 @@ class Engine:
             if len(slots):
                 self.pub.send(self._positions(slots))
         return n
+
+    def _take(self, msg: FixBatch, moved: list[np.ndarray]) -> int:
+        """Check and apply one batch; returns its fix count."""
+        try:
+            cols = fix_columns(msg)
+        except BadMessage as exc:
+            self.sub.rejected["bad_columns"] += 1
+            self.rt.log.warning("rejected fix batch: %s", exc)
+            return 0
+        self.fixes_in += len(msg.device_ids)
+        try:
+            moved.append(self._apply(msg, cols))
+        except Exception:  # a bug must cost one batch, never the alerting loop
+            self.sub.rejected["engine_error"] += 1
+            self.rt.log.exception("fix batch seq %d from %s failed; dropped", msg.seq,
+                                  msg.origin)
+        return len(msg.device_ids)
 
     def _apply(self, msg: FixBatch, cols: dict[str, np.ndarray]) -> np.ndarray:
         """Check one batch, run the tracker, hand its alarms and exits to the desk."""

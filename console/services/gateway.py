@@ -18,16 +18,17 @@ import time
 
 import zmq
 
-from console.bus import Publisher
+from console.bus import Publisher, Subscriber, role_of
 from console.gateway.feeds import FEEDS, OSMAND, FeedsHandler, handle_osmand, reader_positions
 from console.gateway.http import HttpServer
 from console.gateway.intake import Intake
 from console.gateway.watch_server import WatchServer
+from console.journal import Journal, journal_path
 from console.services.runtime import Runtime, start
 from db import repositories as repo
 from db.registry import registry_version
 from db.store import open_store
-from models.messages import UnregisteredSeen, UnregisteredView
+from models.messages import Heartbeat, UnregisteredSeen, UnregisteredView
 
 REGISTRY_REFRESH_S = 5.0
 FLUSH_EVERY_S = 0.05
@@ -36,6 +37,8 @@ WATCH_IDLE_S = 600.0
 UNREGISTERED_SHOWN = 50  # many watches send LK every 300 s
 NOFILE_CAP = 1 << 20  # Linux's default fs.nr_open: the most a soft limit may be
 FD_HEADROOM = 256  # listeners, bus sockets, the store, logs
+ENGINE_SILENT_S = 3.0  # no engine heartbeat this long: alarms are not acknowledged
+TRIM_EVERY_S = 60.0
 
 
 def raise_open_files_limit() -> tuple[int, int]:
@@ -65,18 +68,25 @@ class Gateway:
         _, self.sessions = open_store(rt.config.db_url)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="gateway")
-        self.intake = Intake(self.pub.send)
+        # The engine's heartbeat says whether an alarm can be raised now.
+        self.beats = Subscriber(self.ctx, rt.config.bus_sub, ("sys.heartbeat",))
+        self.engine_heard = -1e9  # monotonic
+        self.journal = Journal(journal_path(rt.config.data_dir), rt.config.journal_keep_s)
+        self.intake = Intake(self.pub.send, self.journal)
+        self.intake.engine_up = False  # until its heartbeat is heard
         self._registry_version = (-1, 0.0)
         # HTTP-level refusals (chunked bodies, oversized headers…) are counted
         # with each port's other rejections, so the gateway panel shows them.
         self.osmand = HttpServer(functools.partial(handle_osmand, self.intake),
-                                 on_error=functools.partial(self.intake.reject, OSMAND))
+                                 on_error=functools.partial(self.intake.reject, OSMAND),
+                                 durable=self.intake.durable)
         self.feeds = FeedsHandler(self.intake, {})
         self.watch = WatchServer(self.intake, idle_timeout_s=WATCH_IDLE_S,
                                  utc_offset_s=rt.config.watch_utc_offset_s)
         self.feeds_http = HttpServer(self.feeds.handle, max_body=FEEDS_MAX_BODY,
                                      content_type="application/json",
-                                     on_error=functools.partial(self.intake.reject, FEEDS))
+                                     on_error=functools.partial(self.intake.reject, FEEDS),
+                                     durable=self.intake.durable)
 
     def sync_registry(self) -> None:
         """Reload registered ids; save the refused ones for the admin."""
@@ -100,6 +110,25 @@ class Gateway:
             UnregisteredView(device_id=d, protocol=p, first_seen=first, last_seen=last,
                              attempts=n)
             for d, (p, first, last, n) in latest[:UNREGISTERED_SHOWN]]))
+
+    def listen_for_engine(self, now: float) -> None:
+        """Note the engine's heartbeats; alarms are acknowledged only while
+        it is heard (``Intake``)."""
+        while True:
+            try:
+                frames = self.beats.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            parsed = self.beats.parse(frames)
+            if parsed is not None and isinstance(parsed[1], Heartbeat) \
+                    and role_of(parsed[1].origin) == "engine":
+                self.engine_heard = now
+        up = now - self.engine_heard < ENGINE_SILENT_S
+        if up != self.intake.engine_up:
+            log = self.rt.log.info if up else self.rt.log.error
+            log("engine %s: alarms are %s", "heard" if up else "silent",
+                "acknowledged again" if up else "journaled but NOT acknowledged to devices")
+            self.intake.engine_up = up
 
     def stats(self) -> dict[str, float]:
         out = self.intake.stats()
@@ -131,11 +160,15 @@ class Gateway:
         wport = await self.watch.start(cfg.osmand_host, cfg.watch_port)
         self.rt.log.info("child GPS watches (3G protocol) on %s:%d", cfg.osmand_host, wport)
         next_refresh = time.monotonic() + REGISTRY_REFRESH_S
-        next_beat = 0.0
+        next_beat = next_trim = 0.0
         while not self.rt.should_stop():
             await asyncio.sleep(FLUSH_EVERY_S)
             self.intake.flush()
             now = time.monotonic()
+            self.listen_for_engine(now)
+            if now >= next_trim:
+                next_trim = now + TRIM_EVERY_S
+                self.journal.trim()
             if now >= next_beat:
                 self.pub.heartbeat(self.stats())
                 next_beat = now + 1.0
@@ -150,6 +183,8 @@ class Gateway:
         await self.watch.close()
         self.intake.flush()
         await asyncio.to_thread(self.sync_registry)
+        self.journal.close()
+        self.beats.close()
         self.pub.close()
         self.ctx.term()
 

@@ -3,6 +3,14 @@ the event log (for audit and replay), and applies the retention schedule.
 
 It drains whatever is waiting and writes it in one transaction, so its
 write rate follows the load instead of one commit per message.
+
+It never discards what it was given. Fixes come in journal order
+(``console.journal``): the recorder's cursor commits in the same
+transaction as the fixes, so after a crash, a gap on the bus or a store
+that refused, it reads back from the gateway's journal exactly what it has
+not stored. Events (alerts, notices) are not journaled: while the store
+refuses they wait in memory, then in a spool file, and are written in
+order when it returns; the heartbeat reports the backlog.
 """
 
 from __future__ import annotations
@@ -15,14 +23,21 @@ import zmq
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
-from console.bus import SequenceTracker, Subscriber
+from console.bus import Publisher, Subscriber
+from console.journal import Follower, JournalReader, journal_path
 from console.services.runtime import Runtime, start
+from console.spool import Spool
+from db import cursors
 from db import repositories as repo
 from db.store import open_store
 from models.messages import AnyMessage, BadMessage, FixBatch, Heartbeat, encode, fix_columns
 
 RETENTION_EVERY_S = 3600.0
 MAX_DRAIN = 200
+RETRY_S = 1.0  # a store that refused is tried again this often
+MEMORY_BACKLOG = 10_000  # events kept in memory before they go to the spool file
+
+Item = tuple[str, AnyMessage]
 
 
 class Recorder:
@@ -31,66 +46,138 @@ class Recorder:
         self.engine, _ = open_store(rt.config.db_url)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.sub = Subscriber(self.ctx, rt.config.bus_sub, ("fix.batch", "alert.", "notice."))
-        self.seqs = SequenceTracker()
+        self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="recorder")
+        with self.engine.connect() as conn:
+            epoch, seq = cursors.load(conn, "recorder")
+        self.follow = Follower(JournalReader(journal_path(rt.config.data_dir)), epoch, seq)
+        self.stored = (epoch, seq)  # the cursor as committed
+        self.backlog: list[Item] = []  # events (and unjournaled fixes) not yet stored
+        self.spool = Spool(rt.config.data_dir / "spool" / "recorder.spool")
+        self.retry_at = 0.0
+        self.store_failures = 0
         self.fixes_written = 0
         self.events_written = 0
         self.failed: Counter[str] = Counter()
 
     def run(self) -> None:
         next_retention = time.monotonic() + 5.0
+        next_poll = 0.0
         while not self.rt.should_stop():
-            if self.sub.sock.poll(200):
-                self.write(self.drain())
-            if time.monotonic() >= next_retention:
+            now = time.monotonic()
+            if self.sub.sock.poll(0 if self.follow.behind else 200) or self.follow.behind:
+                self.take(self.drain())
+            elif self.backlog or len(self.spool):
+                self.take([])
+            if now >= next_poll:
+                next_poll = now + 1.0
+                self.follow.poll()
+                self.pub.heartbeat(self.stats())
+            if now >= next_retention:
                 self.apply_retention()
                 next_retention = time.monotonic() + RETENTION_EVERY_S
-        self.write(self.drain())  # whatever arrived before the stop
+        self.take(self.drain())  # whatever arrived before the stop
         self.sub.close()
+        self.pub.close()
         self.ctx.term()
-        self.rt.log.info("wrote %d fixes, %d events", self.fixes_written, self.events_written)
+        self.rt.log.info("wrote %d fixes, %d events; %d waiting", self.fixes_written,
+                         self.events_written, self.waiting())
 
-    def drain(self) -> list[tuple[str, AnyMessage]]:
-        out: list[tuple[str, AnyMessage]] = []
+    def waiting(self) -> int:
+        return len(self.backlog) + len(self.spool)
+
+    def stats(self) -> dict[str, float]:
+        """What the recorder's owner (and a test) reads: its backlog and place."""
+        return {"backlog": self.waiting(), "spooled": len(self.spool),
+                "store_failures": self.store_failures, "journal_seq": self.follow.seq,
+                "journal_lost": self.follow.lost, "fixes_written": self.fixes_written,
+                "events_written": self.events_written}
+
+    def drain(self) -> list[Item]:
+        """What to store next: journal batches when behind, then the bus."""
+        out: list[Item] = [("fix.batch", b) for b in self.follow.catch_up()]
         while len(out) < MAX_DRAIN:
             try:
                 frames = self.sub.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             parsed = self.sub.parse(frames)
-            if parsed is not None:
-                out.append(parsed)
+            if parsed is None or isinstance(parsed[1], Heartbeat):
+                continue
+            if isinstance(parsed[1], FixBatch) and not self.follow.admit(parsed[1]):
+                continue  # a repeat, or the journal will bring it
+            out.append(parsed)
         return out
 
-    def write(self, items: list[tuple[str, AnyMessage]]) -> None:
-        """One transaction for everything drained. A busy store is waited
-        for; if it still refuses, each message is written alone, so one bad
-        message loses only itself (logged and counted), never its neighbours."""
-        items = [(t, m) for t, m in items if not isinstance(m, Heartbeat)]
-        if not items:
+    def take(self, items: list[Item]) -> None:
+        """Store ``items`` after whatever waits; on a refusal, keep them."""
+        events = [(t, m) for t, m in items if not (isinstance(m, FixBatch) and m.journal_seq)]
+        self.backlog += events
+        if len(self.backlog) > MEMORY_BACKLOG:
+            try:
+                self.spool.push(self.backlog)
+                self.backlog = []
+            except OSError as exc:  # the disk is full too: memory it is
+                self.rt.log.error("cannot spool %d events (%s); kept in memory",
+                                  len(self.backlog), exc)
+        journaled = [(t, m) for t, m in items if isinstance(m, FixBatch) and m.journal_seq]
+        if time.monotonic() < self.retry_at:
+            self._unwind()
             return
-        for _, msg in items:
-            if not self.seqs.check(msg.origin, msg.seq):
-                self.rt.log.warning("gap in %s before seq %d", msg.origin, msg.seq)
-        for attempt in range(3):
-            try:
-                with self.engine.begin() as conn:
-                    for topic, msg in items:
-                        self._write_one(conn, topic, msg)
-                return
-            except OperationalError as exc:  # e.g. locked: worth waiting for
-                self.rt.log.warning("store busy (%s); retrying", exc.orig)
-                time.sleep(0.5 * (attempt + 1))
-            except Exception:
-                self.rt.log.exception("batch of %d messages refused", len(items))
-                break
-        for topic, msg in items:
-            try:
-                with self.engine.begin() as conn:
+        waiting = self.spool.peek() + self.backlog
+        if self.write(waiting + journaled):
+            self.spool.clear()
+            self.backlog = []
+            self.stored = (self.follow.epoch, self.follow.seq)
+        else:
+            self.store_failures += 1
+            self.retry_at = time.monotonic() + RETRY_S
+            self._unwind()
+
+    def _unwind(self) -> None:
+        """Forget journal batches not stored: they are read back later."""
+        self.follow.epoch, self.follow.seq = self.stored
+        self.follow.behind = True
+
+    def write(self, items: list[Item]) -> bool:
+        """One transaction for everything, the cursor included. False when
+        the store refused (locked, full, gone): nothing of it was stored.
+        A message the store rejects for its content is written alone, so
+        one bad message loses only itself (logged and counted)."""
+        if not items:
+            return True
+        fixes, events = self.fixes_written, self.events_written
+        try:
+            with self.engine.begin() as conn:
+                for topic, msg in items:
                     self._write_one(conn, topic, msg)
-            except Exception as exc:
-                self.failed[type(msg).__name__] += 1
-                self.rt.log.error("could not store %s seq %d from %s: %s", topic, msg.seq,
-                                  msg.origin, exc)
+                cursors.save(conn, "recorder", self.follow.epoch, self.follow.seq)
+            return True
+        except OperationalError as exc:  # locked, disk full: the store will come back
+            self.fixes_written, self.events_written = fixes, events  # none of it counted
+            self.rt.log.warning("store refused %d messages (%s); keeping them", len(items),
+                                exc.orig)
+            return False
+        except Exception:
+            self.fixes_written, self.events_written = fixes, events
+            self.rt.log.exception("batch of %d messages refused; writing one by one",
+                                  len(items))
+        try:
+            for topic, msg in items:
+                try:
+                    with self.engine.begin() as conn:
+                        self._write_one(conn, topic, msg)
+                except OperationalError:
+                    raise
+                except Exception as exc:
+                    self.failed[type(msg).__name__] += 1
+                    self.rt.log.error("could not store %s seq %d from %s: %s", topic, msg.seq,
+                                      msg.origin, exc)
+            with self.engine.begin() as conn:
+                cursors.save(conn, "recorder", self.follow.epoch, self.follow.seq)
+        except OperationalError as exc:
+            self.rt.log.warning("store refused (%s); keeping the rest", exc.orig)
+            return False
+        return True
 
     def _write_one(self, conn: Connection, topic: str, msg: AnyMessage) -> None:
         if isinstance(msg, FixBatch):
@@ -108,8 +195,12 @@ class Recorder:
 
     def apply_retention(self) -> None:
         cutoff = time.time() - self.rt.config.fix_retention_days * 86400.0
-        with self.engine.begin() as conn:
-            removed = repo.expire_fixes(conn, cutoff)
+        try:
+            with self.engine.begin() as conn:
+                removed = repo.expire_fixes(conn, cutoff)
+        except OperationalError as exc:
+            self.rt.log.warning("retention postponed: %s", exc.orig)
+            return
         if removed:
             self.rt.log.info("retention: removed %d fixes older than %.0f days",
                              removed, self.rt.config.fix_retention_days)

@@ -4,7 +4,9 @@ on the bus, pre-alarm clips into the evidence store.
 Why a process of its own: Debian's libvlc cannot open ``rtsp://`` (no
 live555), and a camera must see one session however many consoles watch
 it. HTTP (video and the control API, see ``console.media.http_ts``) listens
-on ``relay_host:relay_port``; clips go to ``<data_dir>/evidence/``.
+on ``relay_host:relay_port``; clips go to ``<data_dir>/evidence/``, up to
+``evidence_budget_mb`` (then new clips are refused and the heartbeat's
+``evidence_full`` turns every console DEGRADED; kept clips stay).
 
 Threads: one puller per pulled camera, one per HTTP connection, one that
 writes Evidence rows, and this one, which alone owns the bus publisher.
@@ -36,6 +38,7 @@ def settings_from(cfg: Config) -> RelaySettings:
         prealarm_s=cfg.relay_prealarm_s,
         debounce_s=cfg.relay_debounce_s,
         idle_s=cfg.relay_idle_s,
+        evidence_budget_bytes=int(cfg.evidence_budget_mb * 2**20),
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from console.bus import Subscriber, role_of
 from console.bus import socket as zsocket
 from console.config import Config
 from console.supervisor import BACKEND, Supervisor
@@ -30,7 +31,15 @@ from db.repositories import RosterEntry
 from db.seed import seed_demo
 from db.seed_readers import seed_readers
 from db.store import open_store
-from models.messages import SignedIn, SignIn, Snapshot, SnapshotRequest, decode, encode
+from models.messages import (
+    Heartbeat,
+    SignedIn,
+    SignIn,
+    Snapshot,
+    SnapshotRequest,
+    decode,
+    encode,
+)
 from tests.services import free_tcp_port
 
 SEOUL_FOREST = (37.5444, 127.0374)
@@ -124,6 +133,28 @@ def watch_connection(port: int, timeout_s: float = 10.0) -> socket.socket:
             time.sleep(0.1)
 
 
+def wait_for_heartbeat(cfg: Config, role: str, stat: str = "", value: float = 1.0,
+                       timeout_s: float = 15.0) -> dict[str, float]:
+    """The first heartbeat of ``role`` (whose ``stat`` equals ``value``, if
+    given) heard on the installation's bus; its stats."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",))
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            got = sub.recv(200)
+            if got is None or not isinstance(got[1], Heartbeat):
+                continue
+            hb = got[1]
+            if role_of(hb.origin) == role and (not stat or hb.stats.get(stat) == value):
+                return dict(hb.stats)
+    finally:
+        sub.close()
+        ctx.term()
+    raise AssertionError(f"no {role} heartbeat{f' with {stat}={value}' if stat else ''} "
+                         f"within {timeout_s} s")
+
+
 def make_config(data_dir: Path, **kw: object) -> Config:
     ports = {name: free_tcp_port() for name in ("osmand_port", "watch_port", "feeds_port",
                                                  "relay_port")}
@@ -171,6 +202,9 @@ def running_backend(cfg: Config, services: tuple[str, ...] = BACKEND,
             port = getattr(cfg, name)
             wait_for(lambda p=port: port_open(p), timeout_s, f"the {name.removesuffix('_port')}")
         b.snapshot(timeout_s=timeout_s)
+        if "gateway" in services and "engine" in services:
+            # the gateway acknowledges alarms only once it hears the engine
+            wait_for_heartbeat(cfg, "gateway", "engine_up", 1.0, timeout_s)
         yield b
     finally:
         sup.stop()

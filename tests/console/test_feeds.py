@@ -28,7 +28,7 @@ from console.gateway.feeds import (
     handle_osmand,
     reader_positions,
 )
-from console.gateway.http import Request
+from console.gateway.http import Request, settle
 from console.gateway.intake import Intake
 from console.gateway.osmand import decode_json
 from db import repositories as repo
@@ -238,7 +238,7 @@ def test_feeds_handler_refusals_are_counted() -> None:
 def _osmand(intake: Intake, method: str, target: str, body: bytes = b"",
             content_type: str = "") -> tuple[int, str]:
     headers = {"content-type": content_type} if content_type else {}
-    return handle_osmand(intake, Request(method, target, headers, body, "test"))
+    return settle(handle_osmand(intake, Request(method, target, headers, body, "test")), True)
 
 
 def test_handle_osmand_serves_get_form_and_json() -> None:
@@ -399,5 +399,5 @@ def test_fuzz_handlers_always_answer(method: str, path: str, doc: Any) -> None:
     status, text = asyncio.run(rig.feeds.handle(req))
     assert status in (200, 400, 404, 405)
     json.loads(text)
-    status, _ = handle_osmand(rig.intake, req)
+    status, _ = settle(handle_osmand(rig.intake, req), True)
     assert status in (200, 400, 403, 405)

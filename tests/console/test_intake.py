@@ -29,7 +29,8 @@ def test_accepts_counts_and_batches_per_protocol() -> None:
     assert sent == []  # waits for the timer
     i.flush()
     assert sorted(b.protocol for b in sent) == ["osmand", "watch"]
-    assert i.stats() == {"accepted.osmand": 1, "accepted.watch": 1, "unregistered_devices": 0}
+    assert i.stats() == {"accepted.osmand": 1, "accepted.watch": 1, "unregistered_devices": 0,
+                         "engine_up": 1.0, "alarms_unacknowledged": 0, "journal_failures": 0}
 
 
 def test_sos_flushes_at_once_even_without_a_position() -> None:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from console.gateway.feeds import handle_osmand
-from console.gateway.http import HttpServer, Request
+from console.gateway.http import HttpServer, Request, settle
 from console.gateway.intake import Intake
 from console.gateway.osmand import KNOT_MS, decode_json, decode_query, parse_time
 from models.fixes import Rejected, Report
@@ -250,7 +250,7 @@ def test_fuzz_forms_through_the_handler_always_answer(
         body = query.encode("utf-8", "surrogatepass") + junk
         headers = {"content-type": content_type} if content_type else {}
         req = Request("POST", "/?id=7" if junk[:1] == b"?" else "/", headers, body, "fuzz")
-    status, text = handle_osmand(intake, req)
+    status, text = settle(handle_osmand(intake, req), True)
     assert status in (200, 400, 403) and text
     assert not any(key.endswith(":decoder_error") for key in intake.rejected)
     assert sum(intake.accepted.values()) + sum(intake.rejected.values()) == 1  # counted once
