@@ -1,0 +1,398 @@
+"""No input takes the relay down: out-of-bounds values, path tricks, slow
+and lying HTTP peers, and a full evidence folder, each against the real
+relay (HTTP on 127.0.0.1, a GStreamer RTSP server as cameras, a real bus
+and store), which must refuse with a sentence, count the refusal, and
+keep serving.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+from console.bus import Subscriber
+from console.config import Config
+from console.media import limits
+from console.media.budget import EvidenceBudget
+from console.media.evidence import UnsafePath, clip_path, inside
+from console.services.relay import RelayService
+from console.supervisor import Supervisor
+from models.console_state import ConsoleState
+from models.health import reasons
+from models.messages import Heartbeat
+from tests.media.conftest import RtspServer
+from tests.media.test_relay import FAST, make_config, request, seed_store, wait_for
+
+DEADLINE_S = 1.0
+LIMITED = replace(FAST, request_deadline_s=DEADLINE_S, evidence_rescan_s=0.5)
+
+
+@dataclass
+class Limited:
+    config: Config
+    service: RelayService
+    alert_id: int
+
+    @property
+    def port(self) -> int:
+        return self.config.relay_port
+
+    def refused(self, reason: str) -> int:
+        return int(self.service.relay.stats()[f"refused.{reason}"])
+
+    @property
+    def evidence(self) -> Path:
+        return self.config.data_dir / "evidence"
+
+
+@contextmanager
+def running_relay(data_dir: Path, cameras: RtspServer, budget_bytes: int = 2**30,
+                  before: Callable[[Config], None] | None = None) -> Iterator[Limited]:
+    """The relay in-process with ``LIMITED`` settings and this evidence
+    budget, on a seeded store, with the bus running; ``before`` prepares
+    the data dir before the relay starts."""
+    cfg = make_config(data_dir)
+    alert_id = seed_store(cfg, cameras)
+    if before is not None:
+        before(cfg)
+    with Supervisor(cfg, ("bus",)):
+        service = RelayService(cfg, replace(LIMITED, evidence_budget_bytes=budget_bytes))
+        stop = threading.Event()
+        runner = threading.Thread(target=service.run, args=(stop,), name="relay-owner")
+        runner.start()
+        try:
+            yield Limited(cfg, service, alert_id)
+        finally:
+            stop.set()
+            runner.join(15)
+            assert not runner.is_alive(), "the relay did not stop"
+
+
+@pytest.fixture
+def relay(data_dir: Path, rtsp_server: RtspServer) -> Iterator[Limited]:
+    with running_relay(data_dir, rtsp_server) as env:
+        yield env
+
+
+def raw_http(port: int, data: bytes, timeout_s: float = 5.0) -> tuple[int, bytes, float]:
+    """Send ``data`` as it is; returns (status, body, seconds until the
+    relay closed the connection). Status 0: closed without an answer."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+        sock.sendall(data)
+        reply = b""
+        try:
+            while block := sock.recv(65536):
+                reply += block
+        except ConnectionResetError:
+            pass
+    elapsed = time.monotonic() - started
+    if not reply:
+        return 0, b"", elapsed
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body, elapsed
+
+
+def relay_beat(cfg: Config, want: Callable[[dict[str, float]], bool],
+               timeout_s: float = 10.0) -> dict[str, float]:
+    """The stats of the first relay heartbeat on the bus that ``want``s."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",))
+    seen: list[dict[str, float]] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            got = sub.recv(timeout_ms=200)
+            if got is None or not isinstance(got[1], Heartbeat):
+                continue
+            if got[1].origin.partition(":")[0] == "relay":
+                seen.append(dict(got[1].stats))
+                if want(seen[-1]):
+                    return seen[-1]
+    finally:
+        sub.close()
+        ctx.term()
+    raise AssertionError(f"no such relay heartbeat in {timeout_s} s; last: {seen[-1:]}")
+
+
+# ------------------------------------------------------- control values
+
+BAD_REQUESTS: list[tuple[str, dict[str, Any], str]] = [
+    ("/hold", {"camera_ids": [1], "alert_id": 1, "ttl_s": -1}, "ttl_s"),
+    ("/hold", {"camera_ids": [1], "alert_id": 1, "ttl_s": 0}, "ttl_s"),
+    ("/hold", {"camera_ids": [1], "alert_id": 1, "ttl_s": 6 * 3600 + 1}, "ttl_s"),
+    ("/hold", {"camera_ids": [1], "alert_id": 1, "ttl_s": 1e308}, "ttl_s"),
+    ("/hold", {"camera_ids": [1], "alert_id": 1, "ttl_s": "60"}, "ttl_s"),
+    ("/hold", {"camera_ids": [1], "alert_id": 1, "ttl_s": True}, "ttl_s"),
+    ("/hold", {"camera_ids": [1], "alert_id": 0}, "alert_id"),
+    ("/hold", {"camera_ids": [1], "alert_id": -5}, "alert_id"),
+    ("/hold", {"camera_ids": [1], "alert_id": 2**31}, "alert_id"),
+    ("/hold", {"camera_ids": [1], "alert_id": 10**30}, "alert_id"),
+    ("/hold", {"camera_ids": [1], "alert_id": 1.5}, "alert_id"),
+    ("/hold", {"camera_ids": list(range(1, 66)), "alert_id": 1}, "camera_ids"),
+    ("/hold", {"camera_ids": [1, 0], "alert_id": 1}, "camera_ids"),
+    ("/hold", {"camera_ids": [1, "2"], "alert_id": 1}, "camera_ids"),
+    ("/hold", {"camera_ids": [1], "alert_id": 1, "ttl": 60}, "unknown_field"),
+    ("/release", {"alert_id": "1"}, "alert_id"),
+    ("/clip", {"camera_id": 1, "alert_id": 1, "post_s": 0}, "post_s"),
+    ("/clip", {"camera_id": 1, "alert_id": 1, "post_s": 601}, "post_s"),
+    ("/clip", {"camera_id": 1, "alert_id": 1, "post_s": -3}, "post_s"),
+    ("/clip", {"camera_id": 2**31, "alert_id": 1}, "camera_id"),
+    ("/clip", {"camera_id": 0, "alert_id": None}, "camera_id"),
+    ("/clip", {"camera_id": 1, "alert_id": 1, "actor": "x" * 65}, "actor"),
+    ("/clip", {"camera_id": 1, "alert_id": 1, "actor": "op\nERROR forged line"}, "actor"),
+    ("/clip", {"camera_id": 1, "alert_id": 1, "actor": ["op"]}, "actor"),
+]
+
+
+def test_out_of_bounds_values_are_refused_counted_and_the_relay_serves_on(
+        relay: Limited) -> None:
+    expected: dict[str, int] = {}
+    for path, body, reason in BAD_REQUESTS:
+        status, answer = request(relay.port, "POST", path, body)
+        assert status == 400, (path, body, answer)
+        assert answer["error"], (path, body)
+        expected[reason] = expected.get(reason, 0) + 1
+    for reason, count in expected.items():
+        assert relay.refused(reason) == count, reason
+    # NaN and Infinity are not JSON numbers: refused as a bad body.
+    for text in ('{"camera_ids": [1], "alert_id": 1, "ttl_s": NaN}',
+                 '{"camera_id": 1, "alert_id": 1, "post_s": Infinity}'):
+        data = text.encode()
+        status, body, _ = raw_http(relay.port, b"POST /hold HTTP/1.0\r\nContent-Length: "
+                                   + str(len(data)).encode() + b"\r\n\r\n" + data)
+        assert status == 400 and b"not a number JSON allows" in body
+    assert relay.refused("body") == 2
+    # Ids in the video path are bounded too.
+    assert request(relay.port, "GET", "/cam/0.ts")[0] == 400
+    assert request(relay.port, "GET", "/cam/99999999999.ts")[0] == 404
+    assert relay.refused("camera_id") == expected["camera_id"] + 1
+    stats = relay.service.relay.stats()
+    assert stats["requests_refused"] == len(BAD_REQUESTS) + 3
+    assert stats["held"] == 0.0 and stats["clips_recording"] == 0.0  # nothing happened
+
+    # ... and the relay still does its job.
+    assert request(relay.port, "GET", "/status")[0] == 200
+    status, body = request(relay.port, "POST", "/hold", {
+        "camera_ids": [1, 1, 99], "alert_id": relay.alert_id, "ttl_s": 6 * 3600})
+    assert (status, body) == (200, {"held": [1], "unknown": [99]})
+    assert request(relay.port, "POST", "/release", {"alert_id": relay.alert_id})[1] == {
+        "released": [1]}
+
+
+def test_json_nested_too_deep_is_a_bad_body(relay: Limited) -> None:
+    data = b"[" * 60_000
+    status, body, _ = raw_http(relay.port, b"POST /clip HTTP/1.0\r\nContent-Length: "
+                               + str(len(data)).encode() + b"\r\n\r\n" + data)
+    assert status == 400 and b"not JSON" in body
+    assert relay.refused("body") == 1
+    assert request(relay.port, "GET", "/status")[0] == 200
+
+
+# ----------------------------------------------------------------- paths
+
+
+def test_clip_paths_stay_inside_the_evidence_folder(relay: Limited, tmp_path: Path) -> None:
+    for body in ({"camera_id": "../../../etc/x", "alert_id": relay.alert_id},
+                 {"camera_id": 1, "alert_id": "../../../tmp"}):
+        status, answer = request(relay.port, "POST", "/clip", body)
+        assert status == 400, answer
+    assert relay.refused("camera_id") == relay.refused("alert_id") == 1
+    assert request(relay.port, "GET", "/clip/../../etc/passwd")[0] == 404
+
+    # A case folder planted as a symlink out of the evidence folder.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    relay.evidence.mkdir(parents=True, exist_ok=True)
+    (relay.evidence / f"alert-{relay.alert_id}").symlink_to(outside, target_is_directory=True)
+    status, answer = request(relay.port, "POST", "/clip",
+                             {"camera_id": 1, "alert_id": relay.alert_id, "post_s": 1})
+    assert status == 400 and "not inside the evidence folder" in answer["error"]
+    assert relay.refused("clip_path") == 1
+    assert relay.service.relay.stats()["clips_refused"] == 1.0
+    assert list(outside.iterdir()) == []
+
+    # Without the trap, the same clip is taken.
+    (relay.evidence / f"alert-{relay.alert_id}").unlink()
+    status, answer = request(relay.port, "POST", "/clip",
+                             {"camera_id": 1, "alert_id": relay.alert_id, "post_s": 1})
+    assert status == 202
+    assert Path(answer["path"]).parent.parent == relay.evidence
+
+
+def test_clip_path_refuses_what_would_escape(tmp_path: Path) -> None:
+    folder = tmp_path / "evidence"
+    folder.mkdir()
+    assert clip_path(folder, 3, 7, 0.0) == folder / "alert-7" / "cam3-19700101T000000.000000Z.ts"
+    with pytest.raises(UnsafePath):
+        clip_path(folder, "../x", 7, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(UnsafePath):
+        inside(folder, folder / ".." / "elsewhere.ts")
+    with pytest.raises(UnsafePath):
+        inside(folder, folder)
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+def test_slow_or_silent_clients_are_cut_off_at_the_deadline(relay: Limited) -> None:
+    # Headers trickled one line at a time never finish.
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as sock:
+        sock.sendall(b"GET /status HTTP/1.0\r\n")
+        closed = False
+        for i in range(40):
+            try:
+                sock.sendall(b"X-Slow-%d: 1\r\n" % i)
+                sock.settimeout(0.25)
+                if sock.recv(1024) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                continue
+            except OSError:  # reset or broken pipe: cut off too
+                closed = True
+                break
+    elapsed = time.monotonic() - started
+    assert closed, "a client trickling headers was never cut off"
+    assert DEADLINE_S <= elapsed < DEADLINE_S + 1.5
+    # A client that connects and says nothing; one whose body never comes.
+    status, _, elapsed = raw_http(relay.port, b"")
+    assert status == 0 and DEADLINE_S <= elapsed < DEADLINE_S + 1.5
+    status, _, elapsed = raw_http(relay.port, b"POST /hold HTTP/1.0\r\nContent-Length: 40\r\n"
+                                               b"\r\n{\"camera_ids\"")
+    assert status == 0 and DEADLINE_S <= elapsed < DEADLINE_S + 1.5
+    wait_for(lambda: relay.refused("request_deadline") == 3, 2, "three cut-offs counted")
+    assert relay.refused("body") == 0  # a cut-off is counted once, as what it is
+    assert request(relay.port, "GET", "/status")[0] == 200
+
+
+@pytest.mark.parametrize(("length_header", "post_status", "get_status"), [
+    (b"", 411, 200),  # a POST must say how long its body is; a GET has none
+    (b"Content-Length: -1\r\n", 400, 400),
+    (b"Content-Length: abc\r\n", 400, 400),
+    (b"Content-Length: +5\r\n", 400, 400),
+    (b"Content-Length: 5\r\nContent-Length: 7\r\n", 400, 400),
+    (b"Content-Length: 999999999999\r\n", 413, 413),
+    (b"Content-Length: 65537\r\n", 413, 413),
+    (b"Transfer-Encoding: chunked\r\n", 411, 411),
+])
+def test_bad_content_length_is_refused_at_once(relay: Limited, length_header: bytes,
+                                               post_status: int, get_status: int) -> None:
+    status, body, elapsed = raw_http(relay.port, b"POST /hold HTTP/1.0\r\n" + length_header
+                                     + b"\r\n")
+    assert status == post_status, body
+    assert json.loads(body)["error"]
+    assert elapsed < DEADLINE_S / 2  # answered, not left to the deadline
+    assert relay.refused("content_length") == 1
+    status, _, _ = raw_http(relay.port, b"GET /status HTTP/1.0\r\n" + length_header + b"\r\n")
+    assert status == get_status
+    assert relay.refused("content_length") == (1 if get_status == 200 else 2)
+    assert relay.refused("request_deadline") == 0
+    assert request(relay.port, "GET", "/status")[0] == 200
+
+
+# ------------------------------------------------------------- evidence
+
+
+def test_full_evidence_refuses_new_clips_says_so_and_recovers(
+        data_dir: Path, rtsp_server: RtspServer) -> None:
+    budget = 1000  # the first clip's buffered seconds fill it at once
+    with running_relay(data_dir, rtsp_server, budget_bytes=budget) as relay:
+        assert request(relay.port, "POST", "/hold",
+                       {"camera_ids": [1], "alert_id": relay.alert_id})[0] == 200
+        wait_for(lambda: request(relay.port, "GET", "/status")[1]["cameras"][0]["buffer_s"]
+                 >= 1.0, 20, "1 s in the pre-alarm buffer")
+        clip = {"camera_id": 1, "alert_id": relay.alert_id, "actor": "operator1", "post_s": 1}
+        status, first = request(relay.port, "POST", "/clip", clip)
+        assert status == 202
+        for n in (1, 2):  # refused, and refused again: both counted
+            status, answer = request(relay.port, "POST", "/clip", clip)
+            assert status == 507
+            assert "evidence storage full" in answer["error"]
+            assert relay.refused("evidence_full") == n
+        assert relay.service.relay.stats()["clips_refused"] == 2.0
+
+        beat = relay_beat(relay.config, lambda s: s.get("clips_refused") == 2.0)
+        assert beat["evidence_full"] == 1.0
+        assert beat["evidence_budget_bytes"] == float(budget)
+        assert beat["evidence_bytes"] >= budget
+        words = f"evidence storage full ({beat['evidence_bytes'] / 1024:.1f} of 1.0 kB): " \
+                "new clips refused"
+        assert reasons({}, {}, {}, 0.0, relay=beat) == [words]
+        assert reasons({}, {}, {}, 0.0) == []
+        console = ConsoleState()
+        console.apply(Heartbeat(origin="relay:1", seq=0, last_seq=0, stats=beat), now=1.0)
+        assert console.degraded(now=1.0) == [words]
+
+        # The clip that was taken is kept, whole.
+        wait_for(lambda: request(relay.port, "GET", f"/clip/{first['clip']}")[1]["state"]
+                 == "saved", 15, "the first clip saved")
+        kept = Path(first["path"])
+        assert kept.is_file() and kept.stat().st_size > budget
+        time.sleep(1.0)  # two rescans: a full folder stays full
+        assert kept.is_file() and request(relay.port, "POST", "/clip", clip)[0] == 507
+        assert relay.refused("evidence_full") == 3
+
+        # An administrator archives the clips: the next rescan notices.
+        kept.unlink()
+        relay_beat(relay.config, lambda s: s.get("evidence_full") == 0.0)
+        status, again = request(relay.port, "POST", "/clip", clip)
+        assert status == 202, again
+    assert relay.refused("evidence_full") == 3
+
+
+def test_a_folder_full_at_start_refuses_the_first_clip(data_dir: Path,
+                                                       rtsp_server: RtspServer) -> None:
+    def fill(cfg: Config) -> None:
+        old = cfg.data_dir / "evidence" / "alert-1"
+        old.mkdir(parents=True)
+        (old / "cam1-old.ts").write_bytes(b"\x47" * 4096)
+
+    with running_relay(data_dir, rtsp_server, budget_bytes=2048, before=fill) as relay:
+        status, answer = request(relay.port, "POST", "/clip",
+                                 {"camera_id": 1, "alert_id": relay.alert_id})
+        assert status == 507 and "4096 of 2048 bytes" in answer["error"]
+        stats = relay.service.relay.stats()
+        assert (stats["evidence_bytes"], stats["evidence_full"], stats["clips_refused"]) == (
+            4096.0, 1.0, 1.0)
+        assert stats["clips_recording"] == 0.0
+        assert (relay.evidence / "alert-1" / "cam1-old.ts").stat().st_size == 4096
+
+
+def test_budget_adds_incrementally_and_rescans_at_most_every_period(tmp_path: Path) -> None:
+    folder = tmp_path / "evidence"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "x.ts").write_bytes(b"0" * 300)
+    budget = EvidenceBudget(folder, 1000, rescan_s=30.0)
+    assert (budget.used, budget.full) == (300, False)  # scanned at start
+    budget.add(700)
+    assert budget.full and budget.stats() == {
+        "evidence_bytes": 1000.0, "evidence_budget_bytes": 1000.0, "evidence_full": 1.0}
+    (folder / "a" / "x.ts").unlink()
+    assert not budget.maybe_rescan(time.monotonic() + 1.0)  # not due: no walk
+    assert budget.full
+    assert budget.maybe_rescan(time.monotonic() + 31.0)
+    assert (budget.used, budget.full) == (0, False)
+    assert EvidenceBudget(tmp_path / "missing", 10).used == 0
+
+
+def test_limits_checks_accept_what_is_sane() -> None:
+    assert limits.check_seconds(None, "ttl_s", limits.MAX_HOLD_TTL_S) is None
+    assert limits.check_seconds(90, "ttl_s", limits.MAX_HOLD_TTL_S) == 90.0
+    assert limits.check_ids([3, 1, 3], "camera_ids") == [3, 1]
+    assert limits.check_id(2**31 - 1, "alert_id") == 2**31 - 1
+    assert limits.check_actor(None) == "relay"
+    assert limits.check_actor("운영자 김") == "운영자 김"
+    with pytest.raises(limits.Refused, match="at most 600 s"):
+        limits.check_seconds(float("nan"), "post_s", limits.MAX_POST_S)
