@@ -652,6 +652,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cameras: grid size for the CPU part (0: skip it)")
     b.add_argument("--size", default="320x240", metavar="WxH",
                    help="cameras: frame size of the streams the grid plays")
+    from console.chaos import FAULT_NAMES
+
+    c = add("chaos", cmd_chaos, "inject each fault into a private installation and print "
+            "what was acknowledged, stored and shown (exit 1 if anything acknowledged was lost)")
+    c.add_argument("--seconds", type=float, default=10.0, help="length of each fault window")
+    c.add_argument("--only", nargs="+", choices=FAULT_NAMES, metavar="NAME",
+                   help=f"run only these: {', '.join(FAULT_NAMES)}")
+    c.add_argument("--keep", action="store_true",
+                   help="keep each private installation's files (logs) for a post-mortem")
     return p
 
 

@@ -110,10 +110,14 @@ class Journal:
         return numbered
 
     def trim(self, now: float | None = None) -> int:
-        """Forget batches older than ``keep_s``; returns how many went."""
+        """Forget batches older than ``keep_s``; returns how many went. The
+        newest batch always stays: a reopened journal numbers on from it (an
+        emptied one would start again at 1, and consumers would take the new
+        batches for repeats)."""
         cutoff = (time.time() if now is None else now) - self.keep_s
         try:
-            cur = self.conn.execute("DELETE FROM batches WHERE ts < ?", (cutoff,))
+            cur = self.conn.execute("DELETE FROM batches WHERE ts < ? AND seq < ?",
+                                    (cutoff, self.seq))
         except sqlite3.Error as exc:
             log.warning("journal trim failed: %s", exc)
             return 0
@@ -129,9 +133,19 @@ class JournalReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
+        self._inode = 0
 
     def _db(self) -> sqlite3.Connection | None:
-        if self._conn is None and self.path.exists():
+        """The open journal; reopened when the file was replaced (a new
+        journal: a new epoch a running consumer must see)."""
+        try:
+            inode = self.path.stat().st_ino
+        except OSError:
+            inode = 0
+        if self._conn is not None and inode != self._inode:
+            self.close()
+        self._inode = inode
+        if self._conn is None and inode:
             try:
                 self._conn = _connect(self.path, timeout_s=0.2)
             except sqlite3.Error as exc:

@@ -62,15 +62,23 @@ class Spool:
         return out
 
     def clear(self) -> None:
-        if self._count:
-            self.path.unlink(missing_ok=True)
-            self._count = 0
+        self.path.unlink(missing_ok=True)
+        self._count = 0
 
     def _scan(self) -> int:
+        """Count the whole records, and cut a torn tail off the file so that
+        what is appended next starts on a record boundary."""
         data = self.path.read_bytes()
         at = n = 0
         while at + _HEAD.size <= len(data):
             (size,) = _HEAD.unpack_from(data, at)
+            if at + _HEAD.size + size > len(data):
+                break
             at += _HEAD.size + size
-            n += at <= len(data)
+            n += 1
+        if at < len(data):
+            log.warning("spool %s ends in a torn record (%d bytes); cut off", self.path,
+                        len(data) - at)
+            with self.path.open("r+b") as f:
+                f.truncate(at)
         return n

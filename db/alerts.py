@@ -29,8 +29,10 @@ def _none_if_nan(v: float) -> float | None:
 
 
 def insert(session: Session, view: AlertView, child_id: int, line: HistoryEntry) -> int:
-    """A new alert and its first history line; returns the id the store gave it."""
-    row = Alert(child_id=child_id)
+    """A new alert and its first history line; returns its id: the view's own
+    when it has one (the engine numbers alerts itself, so it can publish one
+    before the store takes it), else the one the store gave."""
+    row = Alert(child_id=child_id, id=view.id or None)
     _fill(row, view)
     session.add(row)
     session.flush()
@@ -87,6 +89,10 @@ def since(session: Session, t: float, limit: int) -> list[tuple[Alert, str]]:
         select(Alert, Child.token).join(Child, Alert.child_id == Child.id)
         .where(Alert.opened_at >= t).order_by(Alert.id.desc()).limit(limit))
     return [(a, tok) for a, tok in rows]
+
+
+def last_id(session: Session) -> int:
+    return int(session.execute(select(func.coalesce(func.max(Alert.id), 0))).scalar_one())
 
 
 def last_triggers(session: Session, since: float) -> dict[tuple[str, str], float]:

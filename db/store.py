@@ -9,6 +9,7 @@ runs the same code. The schema is always brought up by Alembic, never by
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +23,30 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir) / 'childsafe.sqlite3'}"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+def _sqlite_pragmas(busy_timeout_s: float) -> Callable[[Any, Any], None]:
+    def apply(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cur.close()
+    return apply
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout_s: float = 10.0) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout because
-    several processes (engine, recorder, CLI) share the file."""
+    several processes (engine, recorder, CLI) share the file. The engine's
+    own store waits only a fraction of a second (``busy_timeout_s``): its
+    loop raises alerts and must not freeze behind a lock; PostgreSQL gets
+    the same bound as a lock timeout."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 10})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    ms = int(busy_timeout_s * 1000)
+    return create_engine(url, pool_pre_ping=True,
+                         connect_args={"options": f"-c lock_timeout={ms}"})
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -57,8 +65,8 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(cfg, revision)
 
 
-def open_store(url: str) -> tuple[Engine, sessionmaker[Session]]:
+def open_store(url: str, busy_timeout_s: float = 10.0) -> tuple[Engine, sessionmaker[Session]]:
     """Migrate, then return an engine and a session factory for it."""
     upgrade(url)
-    engine = make_engine(url)
+    engine = make_engine(url, busy_timeout_s)
     return engine, session_factory(engine)

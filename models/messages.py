@@ -152,6 +152,7 @@ class AlertView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
     battery: int = -1  # the device's last battery %, -1 unknown
     battery_trend: float = 0.0  # percent per hour (negative: draining), 0 unknown
     device_kind: str = ""  # watch | phone | tag, from the registry (not stored with the alert)
+    saved: bool = True  # False: published, but the store has not taken it yet
 
 
 class AlertOpened(Message, tag="alert.opened"):

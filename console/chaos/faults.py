@@ -90,8 +90,9 @@ Inject = Callable[[Run], None]
 
 def pick_devices(inst: Installation, plan: Plan) -> tuple[list[DeviceInfo], list[DeviceInfo]]:
     """(SOS devices, fix-load phones): one device per child, half the SOS
-    on watches and half on phones, and the load on the remaining phones, so
-    a storm child's SOS is never behind its own routine fixes."""
+    on watches and half on phones, and the load on the remaining phones but
+    the last (``spare_phone``), so a storm child's SOS is never behind its
+    own routine fixes."""
     seen: set[str] = set()
     watches, phones = [], []
     for d in inst.devices:
@@ -101,7 +102,12 @@ def pick_devices(inst: Installation, plan: Plan) -> tuple[list[DeviceInfo], list
         (watches if d.kind == "watch" else phones if d.kind == "phone" else []).append(d)
     n_phone = min(plan.sos_children // 2, max(0, len(phones) - 2))
     n_watch = min(plan.sos_children - n_phone, len(watches))
-    return watches[:n_watch] + phones[:n_phone], phones[n_phone:]
+    return watches[:n_watch] + phones[:n_phone], phones[n_phone:-1]
+
+
+def spare_phone(inst: Installation) -> DeviceInfo:
+    """A phone neither in the storm nor in the load, for a fault's own input."""
+    return [d for d in inst.devices if d.kind == "phone"][-1]
 
 
 def measure(inst: Installation, plan: Plan, name: str, inject: Inject,
@@ -135,10 +141,10 @@ def measure(inst: Installation, plan: Plan, name: str, inject: Inject,
 def settle(inst: Installation, storm: SosStorm, load: FixLoad, until: float) -> StoreCounts:
     """The store's counts once nothing acknowledged is missing, or once they
     stopped changing with the console LIVE, or at ``until``."""
-    acked_children = {p.device.child for p in storm.presses if p.acked}
+    acked_presses = Counter(p.device.child for p in storm.presses if p.acked)
     acked_fixes = {fix_key(f.device_id, f.t) for f in load.acked()}
     devices = {d.device_id for d in load.devices}
-    last: tuple[int, int, int] | None = None
+    last: tuple[int, ...] | None = None
     stable_since = time.monotonic()
     counts = StoreCounts()
     while True:
@@ -147,18 +153,23 @@ def settle(inst: Installation, storm: SosStorm, load: FixLoad, until: float) -> 
         except Exception as exc:  # locked or full right now: the store decides when
             log.debug("store not readable yet: %s", exc)
         complete = (storm.children <= set(counts.sos_alerts)
-                    and acked_children <= set(counts.sos_alerts)
+                    and all(_folded(counts, c) >= n for c, n in acked_presses.items())
                     and acked_fixes <= counts.fixes
                     and counts.alert_ids <= counts.opened_events)
         now = time.monotonic()
-        shape = (sum(map(len, counts.sos_alerts.values())), len(counts.fixes),
-                 len(counts.opened_events))
+        shape = (sum(map(len, counts.sos_alerts.values())), sum(counts.trigger_counts.values()),
+                 len(counts.fixes), len(counts.opened_events))
         if shape != last:
             last, stable_since = shape, now
         live = inst.health is not None and inst.health.is_live()
         if (complete and live) or (live and now - stable_since >= STABLE_S) or now >= until:
             return counts
         time.sleep(0.5)
+
+
+def _folded(counts: StoreCounts, child: str) -> int:
+    """Presses the store counts on ``child``'s SOS alerts."""
+    return sum(counts.trigger_counts.get(a, 0) for a in counts.sos_alerts.get(child, []))
 
 
 def fill(fig: Figures, run: Run, storm: SosStorm, load: FixLoad, counts: StoreCounts) -> None:
@@ -179,6 +190,13 @@ def fill(fig: Figures, run: Run, storm: SosStorm, load: FixLoad, counts: StoreCo
     fig.acked_sos_without_alert = sum(1 for p in storm.presses
                                       if p.acked and not per_child.get(p.device.child))
     fig.sos_alerts = sum(per_child.values())
+    for child in children:  # presses folded into the child's alert vs pressed
+        folded = _folded(counts, child)
+        acked = sum(1 for p in storm.presses if p.acked and p.device.child == child)
+        sent = sum(1 for p in storm.presses if p.attempts and p.device.child == child)
+        if folded:
+            fig.presses_not_counted += max(0, acked - folded)
+            fig.presses_counted_twice += max(0, folded - sent)
     acked = load.acked()
     fig.fixes_sent = len(load.fixes)
     fig.fixes_acked = len(acked)
@@ -355,7 +373,7 @@ def _poison(run: Run) -> None:
     from models.messages import AckAlert, CommandReply, FixBatch, pack
 
     inst = run.inst
-    device = next(d for d in inst.devices if d.kind == "phone")
+    device = spare_phone(inst)
 
     def batch(lat: float, raw_lat: bytes | None = None) -> FixBatch:
         now = time.time()
@@ -409,25 +427,39 @@ def poison(inst: Installation, plan: Plan) -> Figures:
 
 
 def _engine_time_of(inst: Installation, child: str) -> float | None:
-    """The device time of ``child``'s position in the engine's live state."""
-    from console.engine_client import EngineClient
-    from models.messages import Snapshot, SnapshotRequest, unpack
+    """The device time of ``child``'s position in the engine's live state
+    (its snapshot, read as plain MessagePack so that a field the product
+    added since this process started does not stop the measurement)."""
+    import msgspec
+    import zmq
 
-    with EngineClient(inst.config.engine_rpc, timeout_s=5.0) as client:
-        snap = client.request(SnapshotRequest())
-    if not isinstance(snap, Snapshot) or child not in snap.children:
+    from console.bus import socket as zsocket
+    from models.messages import SnapshotRequest, encode, unpack
+
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    req = zsocket(ctx, zmq.REQ)
+    try:
+        req.connect(inst.config.engine_rpc)
+        req.send(encode(SnapshotRequest()))
+        if not req.poll(5000):
+            return None
+        snap = msgspec.msgpack.decode(req.recv())
+    finally:
+        req.close(0)
+        ctx.term()
+    try:
+        slot = snap["children"].index(child)
+        slots = unpack("slots", snap["positions"]["slots"]).tolist()
+        return float(unpack("t", snap["positions"]["t"])[slots.index(slot)])
+    except (KeyError, TypeError, ValueError):  # not a snapshot, or no position yet
         return None
-    slot = snap.children.index(child)
-    slots = unpack("slots", snap.positions.slots).tolist()
-    return float(unpack("t", snap.positions.t)[slots.index(slot)]) if slot in slots else None
 
 
 def _future_fix(run: Run) -> None:
     """One phone reports a fix dated 24 h ahead, then normal fixes: its child
     must keep moving on the map (and its zone exits keep working)."""
     inst = run.inst
-    storm_children = {d.child for d in pick_devices(inst, run.plan)[0]}
-    d = [x for x in inst.devices if x.kind == "phone" and x.child not in storm_children][-1]
+    d = spare_phone(inst)
     ahead = round(time.time() + 24 * 3600, 3)
     answer = osmand_get(inst.config.osmand_port, {
         "id": d.device_id, "lat": f"{d.lat:.6f}", "lon": f"{d.lon:.6f}",

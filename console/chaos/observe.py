@@ -113,6 +113,7 @@ class StoreCounts:
     """What the store holds for the devices the run used."""
 
     sos_alerts: dict[str, list[int]] = field(default_factory=dict)  # child -> alert ids
+    trigger_counts: dict[int, int] = field(default_factory=dict)  # alert id -> presses folded
     fixes: set[tuple[str, int]] = field(default_factory=set)  # (device, device time in ms)
     alert_ids: set[int] = field(default_factory=set)  # every alert, any kind
     opened_events: set[int] = field(default_factory=set)  # alert ids with an alert.opened
@@ -131,19 +132,19 @@ def store_counts(db_url: str, fix_devices: Iterable[str]) -> StoreCounts:
 
     from db.store import make_engine
     from db.tables import Alert, Child, Event, Fix
-    from models.messages import AlertOpened, BadMessage, decode
 
     out = StoreCounts()
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
             by_child: dict[str, list[int]] = defaultdict(list)
-            for alert_id, kind, token in conn.execute(
-                    select(Alert.id, Alert.kind, Child.token)
+            for alert_id, kind, token, count in conn.execute(
+                    select(Alert.id, Alert.kind, Child.token, Alert.count)
                     .join(Child, Alert.child_id == Child.id)):
                 out.alert_ids.add(alert_id)
                 if kind == "sos":
                     by_child[token].append(alert_id)
+                    out.trigger_counts[alert_id] = count
             out.sos_alerts = dict(by_child)
             devices = sorted(set(fix_devices))
             for i in range(0, len(devices), 500):
@@ -151,12 +152,24 @@ def store_counts(db_url: str, fix_devices: Iterable[str]) -> StoreCounts:
                                     .where(Fix.device_id.in_(devices[i:i + 500])))
                 out.fixes.update(fix_key(d, t) for d, t in rows)
             for (body,) in conn.execute(select(Event.body).where(Event.topic == "alert.opened")):
-                try:
-                    msg = decode(body)
-                except BadMessage:
-                    continue
-                if isinstance(msg, AlertOpened):
-                    out.opened_events.add(msg.alert.id)
+                alert_id = _opened_alert_id(body)
+                if alert_id is not None:
+                    out.opened_events.add(alert_id)
     finally:
         engine.dispose()
     return out
+
+
+def _opened_alert_id(body: bytes) -> int | None:
+    """The alert id of a stored ``alert.opened`` body, read as plain
+    MessagePack: a record is counted even when its schema has grown fields
+    since this process started (the product changes under a long run)."""
+    import msgspec
+
+    try:
+        raw = msgspec.msgpack.decode(body)
+    except msgspec.DecodeError:
+        return None
+    alert = raw.get("alert") if isinstance(raw, dict) else None
+    alert_id = alert.get("id") if isinstance(alert, dict) else None
+    return alert_id if isinstance(alert_id, int) else None

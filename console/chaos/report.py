@@ -30,6 +30,11 @@ class Figures:
     episodes_many_alerts: int = 0
     acked_sos_without_alert: int = 0  # acknowledged presses whose child has no alert
     sos_alerts: int = 0  # distinct SOS alerts in the store for those children
+    # An alert counts the presses folded into it: fewer than were acknowledged
+    # means a press was dropped on the way; more than were sent, that a
+    # resend was taken for a new press (not idempotent by device time).
+    presses_not_counted: int = 0
+    presses_counted_twice: int = 0
     console_sos_alerts: int = 0  # ... in the headless console's queue
     # Fixes: acknowledged (200) and of those how many are in the fixes table.
     fixes_sent: int = 0
@@ -91,9 +96,14 @@ class Figures:
             problems.append(f"{len(self.failures)} other")
         if problems:
             return "FAIL: " + ", ".join(problems)
-        if self.events_missing:  # the audit trail, not a device's acknowledgement
-            return f"ok, but {self.events_missing} alert.opened not in the event log"
-        return "ok"
+        warnings = []  # not a device's acknowledgement lost, but not right either
+        if self.events_missing:
+            warnings.append(f"{self.events_missing} alert.opened not in the event log")
+        if self.presses_not_counted:
+            warnings.append(f"{self.presses_not_counted} acked presses not counted")
+        if self.presses_counted_twice:
+            warnings.append(f"{self.presses_counted_twice} resends counted as presses")
+        return "ok, but " + ", ".join(warnings) if warnings else "ok"
 
     def summary(self) -> str:
         """One line for a failed assertion: every count that matters."""
@@ -101,7 +111,9 @@ class Figures:
                 f"(sends {self.sos_sends}, refusals {self.sos_refusals}); episodes "
                 f"{self.episodes}: one alert {self.episodes_one_alert}, none "
                 f"{self.episodes_no_alert}, several {self.episodes_many_alerts}; acked SOS "
-                f"without alert {self.acked_sos_without_alert}; fixes acked "
+                f"without alert {self.acked_sos_without_alert}; presses not counted "
+                f"{self.presses_not_counted}, counted twice {self.presses_counted_twice}; "
+                f"fixes acked "
                 f"{self.fixes_acked} stored {self.fixes_stored}; alert.opened events "
                 f"{self.alerts_with_event}/{self.alerts_total}; notes: "
                 f"{'; '.join(self.notes)}; failures: {'; '.join(self.failures)}")

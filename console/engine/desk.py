@@ -10,10 +10,15 @@ Three things change an alert, each through ``models.alerts``:
   with its history line in one transaction, then published;
 - the clock (``tick``): SLA breaches escalate, holds run out.
 
-New alerts are committed before they are published (the store gives the
-id); if the store refuses, the alert waits in ``pending`` and is retried on
-every loop, folding any repeat meanwhile. Changes the engine makes itself
-(folds, escalations) wait in ``outbox`` the same way.
+A store fault never holds back an alert. The desk numbers alerts itself,
+tries the store once (the engine's store gives up after a fraction of a
+second), and publishes either way: saved, or marked unsaved, in which case
+it waits in ``pending`` and is retried once a second until the store takes
+it, then published again as saved. Changes the engine makes itself (folds,
+escalations, holds running out) are published at once and wait in
+``outbox`` the same way. An operator's command is different: it is stored
+first and refused if the store will not take it, so nobody is told a
+change happened that did not.
 """
 
 from __future__ import annotations
@@ -55,12 +60,14 @@ from models.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
+STORE_RETRY_S = 1.0
+
 
 @dataclass
 class PendingAlert:
     """A trigger whose alert the store has not taken yet, with any repeats."""
 
-    view: AlertView  # id 0 until stored
+    view: AlertView
     child_id: int
     lines: list[HistoryEntry] = field(default_factory=list)
 
@@ -72,7 +79,8 @@ class AlertDesk:
                  publish: Callable[[Message], None],
                  opened: Callable[[AlertView], None] = lambda _a: None,
                  clock: Callable[[], float] = time.time,
-                 last_triggers: dict[tuple[str, str], float] | None = None) -> None:
+                 last_triggers: dict[tuple[str, str], float] | None = None,
+                 last_id: int = 0) -> None:
         self.sessions = sessions
         self.policy = policy
         self.tracker = tracker
@@ -88,6 +96,9 @@ class AlertDesk:
         # (device, kind) -> the newest device time already raised or folded
         self.last_triggers = dict(last_triggers or {})
         self.duplicates = 0
+        self.last_id = last_id  # the engine is the only writer of alerts
+        self.retry_at = 0.0  # monotonic: the store refused; not tried again before
+        self.store_failures = 0
 
     # ----------------------------------------------------------- triggers
     def trigger(self, t: Trigger) -> None:
@@ -98,7 +109,7 @@ class AlertDesk:
                      t.device_id, t.at)
             return
         self.last_triggers[key] = t.at
-        current = next((a for a in self.alerts.values() if folds_into(a, t)), None)
+        current = next((a for a in self.alerts.values() if a.saved and folds_into(a, t)), None)
         if current is not None:
             new, line = fold(current, t)
             self.alerts[new.id] = new
@@ -108,9 +119,15 @@ class AlertDesk:
         if waiting is not None:
             waiting.view, line = fold(waiting.view, t)
             waiting.lines.append(line)
+            self.alerts[waiting.view.id] = waiting.view
+            self.publish(AlertUpdated(alert=waiting.view, action=line.action, actor=line.actor))
             return
-        self.pending.append(self._new(t))
+        p = self._new(t)
+        self.pending.append(p)
         self.flush()
+        if p in self.pending:  # the store refused: published unsaved, kept, retried
+            self.alerts[p.view.id] = p.view
+            self._announce(p.view)
 
     def _new(self, t: Trigger) -> PendingAlert:
         tr = self.tracker
@@ -120,8 +137,9 @@ class AlertDesk:
         priority = self.policy.priority_of(t.kind)
         ack_due, close_due = self.policy.deadlines(priority, now)
         battery = t.battery if t.battery >= 0 else int(tr.battery[t.slot])
+        self.last_id += 1
         view = AlertView(
-            id=0, kind=t.kind, priority=priority, state="new",
+            id=self.last_id, saved=False, kind=t.kind, priority=priority, state="new",
             child_token=tr.tokens[t.slot], child_slot=t.slot, device_id=t.device_id,
             lat=t.lat if known else math.nan, lon=t.lon if known else math.nan,
             place=place_name(t.lat, t.lon) if known else "위치 미상", opened_at=now,
@@ -141,39 +159,55 @@ class AlertDesk:
 
     # -------------------------------------------------------------- store
     def flush(self) -> None:
-        """Store what waits (new alerts first, in order), publishing each once
-        stored; stop at the first refusal and try again on the next loop."""
+        """Store what waits (new alerts first, in order); stop at the first
+        refusal and try again a second later (never sooner: each try may
+        wait out the store's busy timeout, and the loop must keep turning)."""
+        if time.monotonic() < self.retry_at:
+            return
         while self.pending:
             p = self.pending[0]
-            try:
-                with self.sessions() as s:
-                    alert_id = db_alerts.insert(s, p.view, p.child_id, p.lines[0])
-                    view = msgspec.structs.replace(p.view, id=alert_id)
-                    for line in p.lines[1:]:
-                        db_alerts.append(s, alert_id, line)
-                    s.commit()
-            except Exception:
-                log.exception("could not store a %s alert; will retry", p.view.kind)
+            view = msgspec.structs.replace(p.view, saved=True)
+            if not self._store(f"the {view.kind} alert {view.id}", lambda s, p=p, v=view: (
+                    db_alerts.insert(s, v, p.child_id, p.lines[0]),
+                    [db_alerts.append(s, v.id, line) for line in p.lines[1:]])):
                 return
             self.pending.pop(0)
+            announced = self.alerts.get(view.id)
             self.alerts[view.id] = view
-            self.publish(AlertOpened(alert=view))
-            log.info("alert %d opened: %s %s at %s", view.id, view.kind, view.child_token,
-                     view.place)
-            self.opened(view)
+            if announced is None:
+                self._announce(view)
+            else:  # consoles showed it unsaved
+                self.publish(AlertUpdated(alert=view, action="saved", actor="engine"))
+                log.info("alert %d saved at last", view.id)
         while self.outbox:
             view, line = self.outbox[0]
-            try:
-                with self.sessions() as s:
-                    db_alerts.save(s, view, line)
-                    s.commit()
-            except Exception:
-                log.exception("could not store %s of alert %d; will retry", line.action, view.id)
+            if not self._store(f"{line.action} of alert {view.id}",
+                               lambda s, v=view, ln=line: db_alerts.save(s, v, ln)):
                 return
             self.outbox.pop(0)
-            self.publish(AlertUpdated(alert=view, action=line.action, actor=line.actor))
+
+    def _store(self, what: str, write: Callable[[Session], object]) -> bool:
+        try:
+            with self.sessions() as s:
+                write(s)
+                s.commit()
+        except Exception as exc:
+            self.store_failures += 1
+            self.retry_at = time.monotonic() + STORE_RETRY_S
+            log.error("the store did not take %s (%s); kept, retried in %.0f s", what,
+                      str(exc).splitlines()[0][:200], STORE_RETRY_S)
+            return False
+        return True
+
+    def _announce(self, view: AlertView) -> None:
+        self.publish(AlertOpened(alert=view))
+        log.info("alert %d opened%s: %s %s at %s", view.id, "" if view.saved else " (unsaved)",
+                 view.kind, view.child_token, view.place)
+        self.opened(view)
 
     def _write_later(self, view: AlertView, line: HistoryEntry) -> None:
+        """A change the engine made: on the bus now, in the store when it can."""
+        self.publish(AlertUpdated(alert=view, action=line.action, actor=line.actor))
         self.outbox.append((view, line))
         self.flush()
 
@@ -202,7 +236,7 @@ class AlertDesk:
               assignable: Callable[[], frozenset[str]]) -> AlertView:
         """Check, store, publish; raises ``Refused`` and changes nothing when not allowed."""
         alert = self.find(cmd.alert_id)
-        if any(v.id == alert.id for v, _ in self.outbox):
+        if not alert.saved or any(v.id == alert.id for v, _ in self.outbox):
             raise Refused("busy", f"alert {alert.id} has a change the store has not taken "
                                   "yet; try again in a moment")
         users = assignable() if isinstance(cmd, AssignAlert) else frozenset()
@@ -228,8 +262,8 @@ class AlertDesk:
         """Escalate SLA breaches and end holds whose time is up."""
         now = self.clock()
         for alert in list(self.alerts.values()):
-            if any(v.id == alert.id for v, _ in self.outbox):
-                continue
+            if not alert.saved or any(v.id == alert.id for v, _ in self.outbox):
+                continue  # escalated once the store has it
             expired = hold_expired(alert, now)
             if expired is not None:
                 alert = expired[0]

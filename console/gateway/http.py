@@ -205,8 +205,13 @@ class _Connection(asyncio.Protocol):
                 k, sep, v = line.partition(":")
                 if not sep:
                     raise ValueError(line)
-                headers[k.strip().lower()] = v.strip()
+                key = k.strip().lower()
+                if key == "content-length" and key in headers and headers[key] != v.strip():
+                    raise ValueError("two different Content-Length headers")
+                headers[key] = v.strip()
             declared = headers.get("content-length")
+            if declared is not None and not (declared.isascii() and declared.isdigit()):
+                raise ValueError(f"Content-Length {declared[:20]!r} is not digits")
             length = int(declared) if declared is not None else 0
         except ValueError:
             self._fail(out, 400, "malformed request", "http_malformed")
@@ -216,9 +221,6 @@ class _Connection(asyncio.Protocol):
             return None
         if declared is None and method in BODY_METHODS:
             self._fail(out, 411, f"{method} needs a Content-Length", "http_length_missing")
-            return None
-        if length < 0:
-            self._fail(out, 400, "negative Content-Length", "http_malformed")
             return None
         if length > self.server.max_body:
             self._fail(out, 413, "body too large", "http_body_too_large")

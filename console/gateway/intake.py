@@ -182,13 +182,14 @@ class Intake:
         for batch in batches:  # published even unjournaled: an SOS is never held back
             self.publish(batch)
         # An alarm is committed inside ``accept``, before its protocol asks
-        # ``durable()``: a refusal then is told to the next waiters.
-        refused = self._refused_unanswered or not ok
+        # ``durable()``: a refusal is also told to the next group of waiters
+        # (some of them needlessly: a resend costs less than a false ack).
+        refused_now = not ok
         waiters, self._waiters = self._waiters, []
         for fut in waiters:
             if not fut.done():
-                fut.set_result(not refused)
-        self._refused_unanswered = refused and not waiters
+                fut.set_result(not (refused_now or self._refused_unanswered))
+        self._refused_unanswered = refused_now or (self._refused_unanswered and not waiters)
         return ok
 
     def stats(self) -> dict[str, float]:

@@ -72,6 +72,7 @@ from models.messages import (
 )
 from models.tracking import DeviceAlarm, check_batch
 
+STORE_WAIT_S = 0.5  # the most the loop waits for a busy store (then retries later)
 PREALARM_CAMERAS = 4  # nearest cameras held (and, for an SOS, clipped) per alert
 REQUESTS_PER_TURN = 8  # requests answered before the loop looks at fixes again
 TRAIL_S = 15 * 60.0  # the trail an alert panel shows
@@ -84,7 +85,7 @@ class Engine:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         cfg = rt.config
-        _, self.sessions = open_store(cfg.db_url)
+        _, self.sessions = open_store(cfg.db_url, busy_timeout_s=STORE_WAIT_S)
         self.state = load_state(self.sessions)
         self.policy = Policy.from_settings(cfg.alert_priorities, cfg.alert_sla)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -107,7 +108,7 @@ class Engine:
                               self.state.child_ids, self.state.zone_names,
                               self.state.device_kinds, self.pub.send,
                               opened=self._secure_video,
-                              last_triggers=self._last_triggers())
+                              last_triggers=self._last_triggers(), last_id=self._last_id())
         self.users = SessionBook(self.sessions)
         self.users.refresh(force=True)
         alert = Entry(self._alert_command)
@@ -123,6 +124,10 @@ class Engine:
             ReloadCameras: Entry(self._reload_cameras),
             **camera_entries(self),
         })
+
+    def _last_id(self) -> int:
+        with self.sessions() as s:
+            return db_alerts.last_id(s)
 
     def _last_triggers(self) -> dict[tuple[str, str], float]:
         """Alarms already raised, for as long as a repeat of one can come
@@ -180,7 +185,7 @@ class Engine:
         self.pub.heartbeat({
             "children": len(tr), "fixes_per_s": rate, "fixes_in": self.fixes_in,
             "applied": tr.applied, "open_alerts": len(self.state.alerts),
-            "unsaved_alerts": self.desk.unsaved(),
+            "unsaved_alerts": self.desk.unsaved(), "store_failures": self.desk.store_failures,
             "refused_commands": self.commands.refused,
             "rejected": sum(tr.rejected.values()) + sum(self.sub.rejected.values()),
             "loop_errors": self.loop_errors,

@@ -156,7 +156,7 @@ def cell(a: AlertView, column: int, now: float | None = None) -> str:
         case 4:
             return place_text(a)
         case 5:
-            return state_text(a.state)
+            return state_text(a.state) + ("" if a.saved else " · " + tr("unsaved"))
         case 6:
             return a.owner
         case 7:

@@ -30,6 +30,7 @@ from tests.console.conftest import (
     TEST_PASSWORD,
     Backend,
     wait_for,
+    wait_for_heartbeat,
     watch_connection,
 )
 
@@ -359,26 +360,33 @@ def test_f4_acknowledges_and_the_status_bar_counts(backend: Backend, qtbot: QtBo
     window.close()
 
 
-def test_an_alert_is_in_the_store_before_it_is_on_the_bus(backend: Backend) -> None:
-    """While another writer holds the store locked, the engine cannot commit
-    the SOS, so nothing may be published; once the lock goes, the alert is
-    published and its row is already there."""
+def test_a_locked_store_never_holds_back_an_sos(backend: Backend) -> None:
+    """While another writer holds the store locked, the SOS is acknowledged
+    (the gateway's journal has it), published at once marked unsaved, and
+    saved (and published as saved) once the lock goes; the engine keeps its
+    heartbeat meanwhile, and its row is the one consoles were shown."""
     db_file = backend.config.db_url.removeprefix("sqlite:///")
     lock = sqlite3.connect(db_file, timeout=10, isolation_level=None)
-    tap = start_tap(backend, "alert.opened", 1)
+    tap = start_tap(backend, "alert.", 2)
     assert tap.stdout is not None
     try:
         lock.execute("BEGIN EXCLUSIVE")
         assert backend.fix(backend.roster[8].device_id, *SEOUL_FOREST, alarm="sos")[0] == 200
-        ready, _, _ = io_select.select([tap.stdout], [], [], 3.0)
-        assert ready == [], "an alert reached the bus while the store could not commit it"
+        ready, _, _ = io_select.select([tap.stdout], [], [], 10.0)
+        assert ready, "the SOS waited for the store"
+        opened = json.loads(tap.stdout.readline())
+        assert opened["schema"] == "alert.opened" and opened["alert"]["saved"] is False
+        stats = wait_for_heartbeat(backend.config, "engine")
+        assert stats["unsaved_alerts"] >= 1
     finally:
         lock.execute("ROLLBACK")
         lock.close()
     out, _ = tap.communicate(timeout=20)
-    published = json.loads(out.strip())["alert"]
+    saved = json.loads(out.strip())
+    assert saved["schema"] == "alert.updated" and saved["action"] == "saved"
+    assert saved["alert"]["saved"] is True and saved["alert"]["id"] == opened["alert"]["id"]
     _, sessions = open_store(backend.config.db_url)
     with sessions() as s:
-        row = s.get(Alert, published["id"])
+        row = s.get(Alert, opened["alert"]["id"])
         assert row is not None and row.kind == "sos"
         assert row.device_id == backend.roster[8].device_id
