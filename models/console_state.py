@@ -76,6 +76,7 @@ class ConsoleState:
         self.gateway_stats: dict[str, float] = {}
         self.supervisor_stats: dict[str, float] = {}
         self.relay_stats: dict[str, float] = {}
+        self.recorder_stats: dict[str, float] = {}
         self.heard: dict[str, float] = {}  # role -> monotonic time of its last heartbeat
         self.unregistered: list[UnregisteredView] = []
         self.resyncs = 0
@@ -97,7 +98,8 @@ class ConsoleState:
         """Why the system is not healthy, in words (``models.health``)."""
         now = time.monotonic() if now is None else now
         return health.reasons(self.engine_stats, self.supervisor_stats, self.heard, now,
-                              relay=self.relay_stats)
+                              relay=self.relay_stats, gateway=self.gateway_stats,
+                              recorder=self.recorder_stats)
 
     # ----------------------------------------------------------- snapshot
     def apply_snapshot(self, snap: Snapshot) -> bool:
@@ -156,6 +158,8 @@ class ConsoleState:
                 self.supervisor_stats = dict(msg.stats)
             elif role == "relay":
                 self.relay_stats = dict(msg.stats)
+            elif role == "recorder":
+                self.recorder_stats = dict(msg.stats)
             return True
         if not is_engine(msg.origin):
             return True

@@ -11,7 +11,7 @@ supervisor's report of every process it runs).
 from __future__ import annotations
 
 SILENT_S = 5.0  # a service heard before and silent this long is not healthy
-WATCHED = ("gateway", "relay")  # services whose heartbeat a console expects (the engine's
+WATCHED = ("gateway", "recorder", "relay")  # services whose heartbeat a console expects (the engine's
 # is the bus state itself: STALE / DISCONNECTED)
 
 
@@ -27,17 +27,31 @@ def supervisor_stats(status: dict[str, tuple[bool, int]], hung_kills: int) -> di
 
 def reasons(engine: dict[str, float], supervisor: dict[str, float],
             heard: dict[str, float], now: float, *,
-            relay: dict[str, float] | None = None) -> list[str]:
+            relay: dict[str, float] | None = None, gateway: dict[str, float] | None = None,
+            recorder: dict[str, float] | None = None) -> list[str]:
     """Why the system is degraded; empty when it is healthy.
 
     ``heard`` maps a role to when (monotonic) its last heartbeat came;
-    ``relay`` is the media relay's last heartbeat stats, if any (a full
-    evidence folder means an SOS gets no clip: operators must know).
+    ``relay``, ``gateway`` and ``recorder`` are those services' last
+    heartbeat stats, if any (a full evidence folder means an SOS gets no
+    clip; a gateway that cannot journal or hear the engine tells devices to
+    resend; a recorder with a backlog is not storing: operators must know).
     """
     out: list[str] = []
     unsaved = int(engine.get("unsaved_alerts", 0))
     if unsaved:
         out.append(f"{unsaved} alert{'s' if unsaved != 1 else ''} not yet saved")
+    if engine.get("journal_behind"):
+        out.append("engine catching up with devices' reports")
+    gateway = gateway or {}
+    if gateway.get("journal_ok") == 0.0:
+        out.append("gateway cannot store reports: devices are told to send again")
+    if gateway.get("engine_up") == 0.0:
+        out.append("gateway hears no engine: SOS not acknowledged to devices")
+    backlog = int((recorder or {}).get("backlog", 0))
+    if backlog:
+        out.append(f"recorder: {backlog} event{'s' if backlog != 1 else ''} waiting for the "
+                   "store")
     for key, value in sorted(supervisor.items()):
         if key.startswith("up.") and value == 0.0:
             name = key[3:]

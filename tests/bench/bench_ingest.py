@@ -357,6 +357,27 @@ def _micro(min_s: float) -> dict[str, Any]:
         it.flush()
         return len(reports)
 
+    import tempfile
+
+    from console.journal import Journal
+    journal_dir = Path(tempfile.mkdtemp(prefix="cs-bench-journal-"))
+    journal = Journal(journal_dir / "gateway.sqlite3")
+
+    def intake_journaled(group: int) -> Any:
+        """The same, each ``group`` reports journaled in one commit before
+        publishing: the cost of a durable acknowledgement (one commit per
+        group the gateway's event loop gathers)."""
+        def step() -> int:
+            it = Intake(publish, journal)
+            it.registered = registered
+            for i, r in enumerate(reports, 1):
+                it.accept(r, "watch", now)
+                if i % group == 0:
+                    it.flush()
+            it.flush()
+            return len(reports)
+        return step
+
     def watch_end_to_end() -> int:
         it = Intake(publish)
         it.registered = registered
@@ -420,6 +441,8 @@ def _micro(min_s: float) -> dict[str, Any]:
         (f"tag reads: decode_tag_reads ({per_batch}/batch)", "reads", tag_reads),
         (f"carrier: decode_carrier ({per_batch}/batch)", "fixes", carrier),
         ("intake: registry + validate + dedupe + batch + encode", "reports", intake_only),
+        ("intake + journal, one commit per 4,000 reports", "reports", intake_journaled(4000)),
+        ("intake + journal, one commit per 20 reports", "reports", intake_journaled(20)),
         ("watch UD end to end: split + decode + intake", "frames", watch_end_to_end),
     ]
     # Check the frames are what the gateway would accept, once, before timing.
@@ -446,6 +469,8 @@ def _micro(min_s: float) -> dict[str, Any]:
     finally:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, old)
+        journal.close()
+        shutil.rmtree(journal_dir, ignore_errors=True)
     out["pinned_cpu"] = cpu
     return out
 
@@ -821,7 +846,8 @@ def headline(r: dict[str, Any]) -> list[str]:
             name = short.get(c["name"]) or (
                 "tag reads" if c["name"].startswith("tag") else "carrier"
                 if c["name"].startswith("carrier") else
-                "intake" if c["name"].startswith("intake") else
+                ("intake+journal/" + c["name"].split("per ")[1].split(" ")[0]
+                 if "journal" in c["name"] else "intake") if c["name"].startswith("intake") else
                 "watch UD+intake" if "end to end" in c["name"] else None)
             if name:
                 parts.append(f"{name} {c['per_s'] / 1000:,.0f}k")

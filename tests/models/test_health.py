@@ -42,3 +42,26 @@ def test_a_synced_console_turns_degraded_and_back() -> None:
     # STALE and DISCONNECTED still win: DEGRADED needs a console in step.
     st.apply(beat("supervisor:7", 3, **{"up.recorder": 0.0}), now=100.6)
     assert st.bus_state(now=104.0) is BusState.STALE
+
+
+def test_delivery_faults_say_why_and_clear() -> None:
+    """The gateway's journal refusing, a gateway that hears no engine, an
+    engine catching up and a recorder's backlog each turn a console
+    DEGRADED with words, and the next healthy heartbeat clears them."""
+    st = ConsoleState()
+    st.synced, st.origin, st.seq = True, "engine:1", 5
+    st.apply(beat("engine:1", 5, journal_behind=1.0), now=100.0)
+    st.apply(beat("gateway:2", 1, journal_ok=0.0, engine_up=0.0), now=100.0)
+    st.apply(beat("recorder:3", 1, backlog=1.0), now=100.0)
+    assert st.degraded(now=100.5) == [
+        "engine catching up with devices' reports",
+        "gateway cannot store reports: devices are told to send again",
+        "gateway hears no engine: SOS not acknowledged to devices",
+        "recorder: 1 event waiting for the store"]
+    assert st.bus_state(now=100.5) is BusState.DEGRADED
+    st.apply(beat("engine:1", 5, journal_behind=0.0), now=101.0)
+    st.apply(beat("gateway:2", 2, journal_ok=1.0, engine_up=1.0), now=101.0)
+    st.apply(beat("recorder:3", 2, backlog=0.0), now=101.0)
+    assert st.degraded(now=101.5) == []
+    assert st.bus_state(now=101.5) is BusState.LIVE
+    assert st.degraded(now=110.0) == ["gateway silent for 9 s", "recorder silent for 9 s"]
