@@ -218,6 +218,7 @@ class Follower:
         self.gaps = 0  # gaps seen live (each recovered from the journal)
         self.recovered = 0  # batches read back from the journal
         self.lost = 0  # batches the journal no longer held when they were needed
+        self._last_polled = 0  # the journal's newest batch at the previous poll
 
     def admit(self, batch: FixBatch) -> bool:
         """Apply this live batch now? A batch the journal did not take
@@ -239,11 +240,19 @@ class Follower:
         return False
 
     def poll(self) -> None:
-        """Look at the journal itself (once a second): something the bus did
-        not bring, or a new journal, puts the follower behind."""
+        """Look at the journal itself (once a second): a new journal, or a
+        batch it already held at the previous poll that the bus has still
+        not brought, puts the follower behind. (A batch journaled a moment
+        ago is usually on its way: the gateway publishes right after.)"""
         epoch = self.reader.epoch()
-        if epoch and (epoch != self.epoch or self.reader.bounds()[1] > self.seq):
+        if not epoch:
+            return
+        if epoch != self.epoch:
             self.behind = True
+            return
+        if self._last_polled > self.seq:
+            self.behind = True
+        self._last_polled = self.reader.bounds()[1]
 
     def catch_up(self, limit: int = READ_CHUNK) -> list[FixBatch]:
         """The next batches to apply from the journal, in order; clears

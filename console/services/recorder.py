@@ -64,9 +64,10 @@ class Recorder:
         next_poll = 0.0
         while not self.rt.should_stop():
             now = time.monotonic()
-            if self.sub.sock.poll(0 if self.follow.behind else 200) or self.follow.behind:
+            catching_up = self.follow.behind and now >= self.retry_at
+            if self.sub.sock.poll(0 if catching_up else 200) or catching_up:
                 self.take(self.drain())
-            elif self.backlog or len(self.spool):
+            elif (self.backlog or len(self.spool)) and now >= self.retry_at:
                 self.take([])
             if now >= next_poll:
                 next_poll = now + 1.0
@@ -93,8 +94,11 @@ class Recorder:
                 "events_written": self.events_written}
 
     def drain(self) -> list[Item]:
-        """What to store next: journal batches when behind, then the bus."""
-        out: list[Item] = [("fix.batch", b) for b in self.follow.catch_up()]
+        """What to store next: journal batches when behind (unless the store
+        is refusing: then they stay in the journal), then the bus."""
+        out: list[Item] = []
+        if time.monotonic() >= self.retry_at:
+            out = [("fix.batch", b) for b in self.follow.catch_up()]
         while len(out) < MAX_DRAIN:
             try:
                 frames = self.sub.sock.recv_multipart(zmq.NOBLOCK)

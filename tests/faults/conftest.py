@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from console.chaos.faults import Plan, run_fault
+from console.chaos.faults import run_fault
+from console.chaos.measure import Plan
 from console.chaos.report import Figures
 
 RunFault = Callable[..., Figures]

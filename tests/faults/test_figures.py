@@ -6,8 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from console.chaos.devices import FixLoad, Press, SentFix, SosStorm
-from console.chaos.faults import Run, fill
 from console.chaos.harness import DeviceInfo
+from console.chaos.measure import Run, fill
 from console.chaos.observe import StoreCounts, fix_key
 from console.chaos.report import Figures, table
 
