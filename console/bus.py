@@ -55,6 +55,14 @@ class Publisher:
             msg, seq=self.seq, ts=time.time(), origin=self.origin, source=self.source
         )
 
+    def unstamp(self, msg: AnyMessage) -> bool:
+        """Give back the number of the last message stamped and never sent
+        (its change was refused), so subscribers see no gap."""
+        if msg.origin == self.origin and msg.seq == self.seq:
+            self.seq -= 1
+            return True
+        return False
+
     def send(self, msg: AnyMessage, stamped: bool = False) -> AnyMessage:
         if not stamped:
             msg = self.stamp(msg)

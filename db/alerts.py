@@ -28,11 +28,16 @@ def _none_if_nan(v: float) -> float | None:
     return None if not math.isfinite(v) else v
 
 
-def insert(session: Session, view: AlertView, child_id: int, line: HistoryEntry) -> int:
+def insert(session: Session, view: AlertView, child_id: int, line: HistoryEntry,
+           first_trigger_at: float | None = None) -> int:
     """A new alert and its first history line; returns its id: the view's own
     when it has one (the engine numbers alerts itself, so it can publish one
-    before the store takes it), else the one the store gave."""
-    row = Alert(child_id=child_id, id=view.id or None)
+    before the store takes it), else the one the store gave.
+    ``first_trigger_at``: the opening trigger's device time (default: the
+    view's last), by which a repeat of it is recognised after a restart."""
+    row = Alert(child_id=child_id, id=view.id or None,
+                first_trigger_at=view.last_trigger_at if first_trigger_at is None
+                else first_trigger_at)
     _fill(row, view)
     session.add(row)
     session.flush()
@@ -95,14 +100,26 @@ def last_id(session: Session) -> int:
     return int(session.execute(select(func.coalesce(func.max(Alert.id), 0))).scalar_one())
 
 
-def last_triggers(session: Session, since: float) -> dict[tuple[str, str], float]:
-    """The newest device time that raised or folded into an alert, per
-    (device, kind), over alerts opened since ``since``: what a replayed or
-    resent alarm is recognised by after an engine restart."""
+def trigger_times(session: Session, since: float) -> dict[tuple[str, str], set[float]]:
+    """The device times that opened or folded into an alert, per (device,
+    kind), over alerts opened since ``since``: what a replayed or resent alarm
+    is recognised by after an engine restart. (A repeat is filed under the
+    alert's device: a child's second device folding in is the rare case.)"""
+    out: dict[tuple[str, str], set[float]] = {}
     rows = session.execute(
-        select(Alert.device_id, Alert.kind, func.max(Alert.last_trigger_at))
-        .where(Alert.opened_at >= since).group_by(Alert.device_id, Alert.kind))
-    return {(str(d), str(k)): float(t or 0.0) for d, k, t in rows}
+        select(Alert.id, Alert.device_id, Alert.kind, Alert.first_trigger_at,
+               Alert.last_trigger_at).where(Alert.opened_at >= since))
+    keys: dict[int, tuple[str, str]] = {}
+    for alert_id, device, kind, first, last in rows:
+        key = keys[alert_id] = (str(device), str(kind))
+        out.setdefault(key, set()).update(t for t in (first, last) if t)
+    if keys:
+        repeats = session.execute(
+            select(AlertAction.alert_id, AlertAction.at)
+            .where(AlertAction.action == "repeat", AlertAction.alert_id.in_(list(keys))))
+        for alert_id, at in repeats:
+            out[keys[alert_id]].add(float(at))
+    return out
 
 
 def history(session: Session, alert_id: int) -> list[HistoryEntry]:

@@ -116,6 +116,7 @@ class Alert(Base):
     owner: Mapped[str] = mapped_column(String(64), default="", server_default="")
     count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     last_trigger_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    first_trigger_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     hold_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
     hold_until: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     dispatched_to: Mapped[str] = mapped_column(String(16), default="", server_default="")

@@ -11,8 +11,9 @@ supervisor's report of every process it runs).
 from __future__ import annotations
 
 SILENT_S = 5.0  # a service heard before and silent this long is not healthy
-WATCHED = ("gateway", "recorder", "relay")  # services whose heartbeat a console expects (the engine's
-# is the bus state itself: STALE / DISCONNECTED)
+# Services whose heartbeat a console expects (the engine's is the bus state
+# itself: STALE / DISCONNECTED).
+WATCHED = ("gateway", "recorder", "relay")
 
 
 def supervisor_stats(status: dict[str, tuple[bool, int]], hung_kills: int) -> dict[str, float]:

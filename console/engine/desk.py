@@ -33,6 +33,7 @@ import msgspec
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import alerts as db_alerts
+from db import repositories as repo
 from db.tables import Alert
 from models.alerts import (
     Actor,
@@ -55,6 +56,8 @@ from models.messages import (
     AlertView,
     AssignAlert,
     Message,
+    encode,
+    topic_of,
 )
 from models.tracking import Tracker
 
@@ -63,24 +66,32 @@ log = logging.getLogger(__name__)
 STORE_RETRY_S = 1.0
 
 
+KEEP_TIMES = 256  # device times remembered per (device, kind) to recognise a repeat
+
+
 @dataclass
 class PendingAlert:
-    """A trigger whose alert the store has not taken yet, with any repeats."""
+    """A trigger whose alert the store has not taken yet, with any repeats
+    and the messages already published about it (logged once it is stored)."""
 
     view: AlertView
     child_id: int
+    first_at: float  # the device time of the trigger that opened it
     lines: list[HistoryEntry] = field(default_factory=list)
+    sent: list[Message] = field(default_factory=list)
 
 
 class AlertDesk:
     def __init__(self, sessions: sessionmaker[Session], policy: Policy, tracker: Tracker,
                  alerts: dict[int, AlertView], child_ids: list[int],
                  zone_names: dict[int, str], device_kinds: dict[str, str],
-                 publish: Callable[[Message], None],
+                 publish: Callable[[Message], object],
                  opened: Callable[[AlertView], None] = lambda _a: None,
                  clock: Callable[[], float] = time.time,
-                 last_triggers: dict[tuple[str, str], float] | None = None,
-                 last_id: int = 0) -> None:
+                 seen: dict[tuple[str, str], set[float]] | None = None,
+                 last_id: int = 0,
+                 stamp: Callable[[Message], Message] = lambda m: m,
+                 unstamp: Callable[[Message], object] = lambda m: None) -> None:
         self.sessions = sessions
         self.policy = policy
         self.tracker = tracker
@@ -88,13 +99,19 @@ class AlertDesk:
         self.child_ids = child_ids
         self.zone_names = zone_names
         self.device_kinds = device_kinds
+        # ``stamp`` numbers a message for the bus; ``publish`` sends a stamped
+        # one. Every alert message is also written to the event log in the
+        # transaction that stores its change, so the audit trail has each
+        # one exactly once whoever was down.
+        self.stamp = stamp
+        self.unstamp = unstamp  # gives back a number never sent (the bus stays gap-free)
         self.publish = publish
         self.opened = opened  # called once an alert is stored and published
         self.clock = clock
         self.pending: list[PendingAlert] = []
-        self.outbox: list[tuple[AlertView, HistoryEntry]] = []
-        # (device, kind) -> the newest device time already raised or folded
-        self.last_triggers = dict(last_triggers or {})
+        self.outbox: list[tuple[AlertView, HistoryEntry, Message]] = []
+        # (device, kind) -> device times already raised or folded
+        self.seen = {k: set(v) for k, v in (seen or {}).items()}
         self.duplicates = 0
         self.last_id = last_id  # the engine is the only writer of alerts
         self.retry_at = 0.0  # monotonic: the store refused; not tried again before
@@ -102,13 +119,15 @@ class AlertDesk:
 
     # ----------------------------------------------------------- triggers
     def trigger(self, t: Trigger) -> None:
-        key = (t.device_id, t.kind)
-        if t.at <= self.last_triggers.get(key, -math.inf):
+        times = self.seen.setdefault((t.device_id, t.kind), set())
+        if t.at in times:
             self.duplicates += 1
             log.info("%s from %s at %.3f already raised: a repeat, not counted", t.kind,
                      t.device_id, t.at)
             return
-        self.last_triggers[key] = t.at
+        times.add(t.at)
+        if len(times) > KEEP_TIMES:
+            times.difference_update(sorted(times)[:KEEP_TIMES // 2])
         current = next((a for a in self.alerts.values() if a.saved and folds_into(a, t)), None)
         if current is not None:
             new, line = fold(current, t)
@@ -120,14 +139,15 @@ class AlertDesk:
             waiting.view, line = fold(waiting.view, t)
             waiting.lines.append(line)
             self.alerts[waiting.view.id] = waiting.view
-            self.publish(AlertUpdated(alert=waiting.view, action=line.action, actor=line.actor))
+            waiting.sent.append(self._send(AlertUpdated(alert=waiting.view, action=line.action,
+                                                        actor=line.actor)))
             return
         p = self._new(t)
         self.pending.append(p)
         self.flush()
         if p in self.pending:  # the store refused: published unsaved, kept, retried
             self.alerts[p.view.id] = p.view
-            self._announce(p.view)
+            p.sent.append(self._announce(p.view))
 
     def _new(self, t: Trigger) -> PendingAlert:
         tr = self.tracker
@@ -152,7 +172,7 @@ class AlertDesk:
             battery_trend=tr.battery_trend(t.slot) if t.kind == "low_battery" else 0.0,
             device_kind=self.device_kinds.get(t.device_id, ""),
         )
-        return PendingAlert(view, self.child_ids[t.slot],
+        return PendingAlert(view, self.child_ids[t.slot], t.at,
                             [HistoryEntry("open", "engine", now, detail=t.kind,
                                          lat=t.lat if known else None,
                                          lon=t.lon if known else None)])
@@ -167,29 +187,37 @@ class AlertDesk:
         while self.pending:
             p = self.pending[0]
             view = msgspec.structs.replace(p.view, saved=True)
+            announced = view.id in self.alerts
+            msg = self.stamp(AlertUpdated(alert=view, action="saved", actor="engine")
+                             if announced else AlertOpened(alert=view))
             if not self._store(f"the {view.kind} alert {view.id}", lambda s, p=p, v=view: (
-                    db_alerts.insert(s, v, p.child_id, p.lines[0]),
-                    [db_alerts.append(s, v.id, line) for line in p.lines[1:]])):
+                    db_alerts.insert(s, v, p.child_id, p.lines[0], p.first_at),
+                    [db_alerts.append(s, v.id, line) for line in p.lines[1:]]),
+                    [*p.sent, msg]):
+                self.unstamp(msg)
                 return
             self.pending.pop(0)
-            announced = self.alerts.get(view.id)
             self.alerts[view.id] = view
-            if announced is None:
-                self._announce(view)
-            else:  # consoles showed it unsaved
-                self.publish(AlertUpdated(alert=view, action="saved", actor="engine"))
+            self.publish(msg)
+            if announced:  # consoles showed it unsaved
                 log.info("alert %d saved at last", view.id)
+            else:
+                self._opened(view)
         while self.outbox:
-            view, line = self.outbox[0]
+            view, line, sent = self.outbox[0]
             if not self._store(f"{line.action} of alert {view.id}",
-                               lambda s, v=view, ln=line: db_alerts.save(s, v, ln)):
+                               lambda s, v=view, ln=line: db_alerts.save(s, v, ln), [sent]):
                 return
             self.outbox.pop(0)
 
-    def _store(self, what: str, write: Callable[[Session], object]) -> bool:
+    def _store(self, what: str, write: Callable[[Session], object],
+               events: list[Message]) -> bool:
+        """Write a change and its bus messages (event log) in one transaction."""
         try:
             with self.sessions() as s:
                 write(s)
+                repo.append_events(s.connection(), [
+                    (topic_of(m).decode(), m.origin, m.seq, m.ts, encode(m)) for m in events])
                 s.commit()
         except Exception as exc:
             self.store_failures += 1
@@ -199,16 +227,26 @@ class AlertDesk:
             return False
         return True
 
-    def _announce(self, view: AlertView) -> None:
-        self.publish(AlertOpened(alert=view))
+    def _send(self, msg: Message) -> Message:
+        stamped = self.stamp(msg)
+        self.publish(stamped)
+        return stamped
+
+    def _announce(self, view: AlertView) -> Message:
+        """Publish an alert not yet stored."""
+        msg = self._send(AlertOpened(alert=view))
+        self._opened(view)
+        return msg
+
+    def _opened(self, view: AlertView) -> None:
         log.info("alert %d opened%s: %s %s at %s", view.id, "" if view.saved else " (unsaved)",
                  view.kind, view.child_token, view.place)
         self.opened(view)
 
     def _write_later(self, view: AlertView, line: HistoryEntry) -> None:
         """A change the engine made: on the bus now, in the store when it can."""
-        self.publish(AlertUpdated(alert=view, action=line.action, actor=line.actor))
-        self.outbox.append((view, line))
+        sent = self._send(AlertUpdated(alert=view, action=line.action, actor=line.actor))
+        self.outbox.append((view, line, sent))
         self.flush()
 
     # ----------------------------------------------------------- commands
@@ -236,24 +274,24 @@ class AlertDesk:
               assignable: Callable[[], frozenset[str]]) -> AlertView:
         """Check, store, publish; raises ``Refused`` and changes nothing when not allowed."""
         alert = self.find(cmd.alert_id)
-        if not alert.saved or any(v.id == alert.id for v, _ in self.outbox):
+        if not alert.saved or any(v.id == alert.id for v, _, _ in self.outbox):
             raise Refused("busy", f"alert {alert.id} has a change the store has not taken "
                                   "yet; try again in a moment")
         users = assignable() if isinstance(cmd, AssignAlert) else frozenset()
         new, line = transition(alert, cmd, actor, self.clock(), self.policy, users)
-        try:
-            with self.sessions() as s:
-                db_alerts.save(s, new, line)
-                s.commit()
-        except Exception as exc:
-            log.exception("could not store %s of alert %d", line.action, alert.id)
+        msg = self.stamp(AlertUpdated(alert=new, action=line.action, actor=actor.user))
+        retry_at = self.retry_at  # an operator's refusal must not delay the engine's retries
+        if not self._store(f"{line.action} of alert {alert.id}",
+                           lambda s: db_alerts.save(s, new, line), [msg]):
+            self.retry_at = retry_at
+            self.unstamp(msg)
             raise Refused("store", "the store did not take the change; nothing changed, try "
-                                   "again") from exc
+                                   "again")
         if new.state == "resolved":
             self.alerts.pop(new.id, None)
         else:
             self.alerts[new.id] = new
-        self.publish(AlertUpdated(alert=new, action=line.action, actor=actor.user))
+        self.publish(msg)
         log.info("alert %d %s by %s -> %s", new.id, line.action, actor.user, new.state)
         return new
 
@@ -262,7 +300,7 @@ class AlertDesk:
         """Escalate SLA breaches and end holds whose time is up."""
         now = self.clock()
         for alert in list(self.alerts.values()):
-            if not alert.saved or any(v.id == alert.id for v, _ in self.outbox):
+            if not alert.saved or any(v.id == alert.id for v, _, _ in self.outbox):
                 continue  # escalated once the store has it
             expired = hold_expired(alert, now)
             if expired is not None:

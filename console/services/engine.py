@@ -106,9 +106,11 @@ class Engine:
         self.holds.use_index(self.camera_index)
         self.desk = AlertDesk(self.sessions, self.policy, self.state.tracker, self.state.alerts,
                               self.state.child_ids, self.state.zone_names,
-                              self.state.device_kinds, self.pub.send,
-                              opened=self._secure_video,
-                              last_triggers=self._last_triggers(), last_id=self._last_id())
+                              self.state.device_kinds,
+                              lambda m: self.pub.send(m, stamped=True),
+                              opened=self._secure_video, seen=self._trigger_times(),
+                              last_id=self._last_id(), stamp=self.pub.stamp,
+                              unstamp=self.pub.unstamp)
         self.users = SessionBook(self.sessions)
         self.users.refresh(force=True)
         alert = Entry(self._alert_command)
@@ -129,12 +131,12 @@ class Engine:
         with self.sessions() as s:
             return db_alerts.last_id(s)
 
-    def _last_triggers(self) -> dict[tuple[str, str], float]:
+    def _trigger_times(self) -> dict[tuple[str, str], set[float]]:
         """Alarms already raised, for as long as a repeat of one can come
         back (the journal's span, or a device's resend within the day)."""
         since = time.time() - max(self.rt.config.journal_keep_s, 86400.0) - 3600.0
         with self.sessions() as s:
-            return db_alerts.last_triggers(s, since)
+            return db_alerts.trigger_times(s, since)
 
     # ----------------------------------------------------------------- loop
     def run(self) -> None:

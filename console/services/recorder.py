@@ -1,5 +1,6 @@
-"""The recorder: persists fixes in batches and every other bus message in
-the event log (for audit and replay), and applies the retention schedule.
+"""The recorder: persists fixes in batches and notices in the event log (for
+audit and replay), and applies the retention schedule. (The engine logs
+its own alert messages, with the changes they announce.)
 
 It drains whatever is waiting and writes it in one transaction, so its
 write rate follows the load instead of one commit per message.
@@ -45,7 +46,9 @@ class Recorder:
         self.rt = rt
         self.engine, _ = open_store(rt.config.db_url)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.sub = Subscriber(self.ctx, rt.config.bus_sub, ("fix.batch", "alert.", "notice."))
+        # Alert messages are not taken here: the engine logs each in the
+        # transaction that stores its change (exactly once, whoever is down).
+        self.sub = Subscriber(self.ctx, rt.config.bus_sub, ("fix.batch", "notice."))
         self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="recorder")
         with self.engine.connect() as conn:
             epoch, seq = cursors.load(conn, "recorder")

@@ -1,7 +1,8 @@
-"""journal cursors
+"""journal cursors, first trigger times
 
 Each consumer's place in the gateway's journal, so that a restart resumes
-where it left off (console.journal).
+where it left off (console.journal); and the device time of the trigger
+that opened each alert, by which a replayed or resent alarm is recognised.
 
 Revision ID: 0005
 Revises: 0004
@@ -28,7 +29,12 @@ def upgrade() -> None:
         sa.Column('seq', sa.BigInteger(), nullable=False),
         sa.Column('updated_at', sa.Float(), nullable=False),
     )
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('first_trigger_at', sa.Float(), nullable=False,
+                                      server_default='0'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.drop_column('first_trigger_at')
     op.drop_table('cursors')
