@@ -16,6 +16,14 @@ class GatewayCounters:
     rejected: dict[tuple[str, str], int] = field(default_factory=dict)
     connections: dict[str, int] = field(default_factory=dict)
     unregistered_devices: int = 0
+    # Delivery (``console.journal``): is the engine heard (alarms acknowledged)?
+    # does the journal take reports? what was not acknowledged?
+    engine_up: bool = True
+    journal_ok: bool = True
+    journal_seq: int = 0
+    journal_failures: int = 0
+    alarms_unacknowledged: int = 0
+    unacknowledged_watch: int = 0
 
     @classmethod
     def from_stats(cls, stats: dict[str, float]) -> GatewayCounters:
@@ -31,7 +39,25 @@ class GatewayCounters:
                 c.connections[rest] = int(value)
             elif key == "unregistered_devices":
                 c.unregistered_devices = int(value)
+        c.engine_up = stats.get("engine_up", 1.0) != 0.0
+        c.journal_ok = stats.get("journal_ok", 1.0) != 0.0
+        c.journal_seq = int(stats.get("journal_seq", 0))
+        c.journal_failures = int(stats.get("journal_failures", 0))
+        c.alarms_unacknowledged = int(stats.get("alarms_unacknowledged", 0))
+        c.unacknowledged_watch = int(stats.get("unacknowledged.watch", 0))
         return c
+
+    def delivery(self) -> list[str]:
+        """What devices are being told, in words: the acknowledgement state."""
+        return [
+            "alarms: " + ("acknowledged (engine heard)" if self.engine_up else
+                          "NOT acknowledged: the engine is not heard; devices resend"),
+            "journal: " + (f"taking reports (batch {self.journal_seq:,})" if self.journal_ok
+                           else "REFUSING writes: devices are told to resend"),
+            f"journal refusals: {self.journal_failures:,}; alarms not acknowledged: "
+            f"{self.alarms_unacknowledged:,}; watch frames not acknowledged: "
+            f"{self.unacknowledged_watch:,}",
+        ]
 
     def protocols(self) -> list[str]:
         """The device protocols in a fixed order, then any other counted
@@ -52,5 +78,6 @@ class GatewayCounters:
             lines += ["", f"{'rejected by reason':<40} {'count':>8}"]
             for (protocol, reason), n in sorted(self.rejected.items()):
                 lines.append(f"{protocol + ': ' + reason:<40} {n:>8,}")
-        lines += ["", f"unregistered devices seen: {self.unregistered_devices}"]
+        lines += ["", f"unregistered devices seen: {self.unregistered_devices}", "",
+                  *self.delivery()]
         return "\n".join(lines)

@@ -50,12 +50,17 @@ class GatewayPanel(QWidget):
         self.unregistered = QLabel("Unregistered devices seen: 0")
         self.unregistered_table = _table(["Device id", "Protocol", "Attempts", "Last seen"])
         self.empty = QLabel("Waiting for the gateway's heartbeat…")
+        # What devices are being told: acknowledged, or asked to send again.
+        self.delivery = QLabel("")
+        self.delivery.setObjectName("gatewayDelivery")
+        self.delivery.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         title = QLabel("Device intake")
         title.setObjectName("panelTitle")
         layout.addWidget(title)
         layout.addWidget(self.empty)
+        layout.addWidget(self.delivery)
         # Room for every protocol (watch, osmand, tag, carrier) without scrolling.
         self.protocols.setMinimumHeight(self.protocols.horizontalHeader().sizeHint().height()
                                         + 5 * self.protocols.verticalHeader().defaultSectionSize())
@@ -81,7 +86,10 @@ class GatewayPanel(QWidget):
         _fill(self.reasons, [[p, reason, f"{n:,}"] for (p, reason), n in
                              sorted(c.rejected.items(), key=lambda kv: -kv[1])])
         self.unregistered.setText(f"Unregistered devices seen: {c.unregistered_devices:,}")
-
+        self.delivery.setText("\n".join(c.delivery()))
+        self.delivery.setProperty("degraded", not (c.engine_up and c.journal_ok))
+        self.delivery.style().unpolish(self.delivery)
+        self.delivery.style().polish(self.delivery)
 
     def show_unregistered(self, devices: list[UnregisteredView]) -> None:
         """Refused ids, most recent first: register them with

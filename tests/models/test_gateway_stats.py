@@ -21,4 +21,22 @@ def test_table_lists_every_reason() -> None:
     assert text.splitlines()[1].split() == ["watch", "4", "1"]
     assert text.splitlines()[2].split() == ["osmand", "10", "2"]
     assert text.splitlines()[4].split() == ["carrier", "0", "0"]
-    assert text.endswith("unregistered devices seen: 1")
+    assert "unregistered devices seen: 1" in text
+    assert "alarms: acknowledged (engine heard)" in text
+
+
+def test_stats_say_when_devices_are_not_acknowledged() -> None:
+    """An engine not heard and a journal refusing writes are what an admin
+    must read first: devices are being told to send again."""
+    c = GatewayCounters.from_stats({**STATS, "engine_up": 0.0, "journal_ok": 0.0,
+                                    "journal_failures": 3.0, "alarms_unacknowledged": 2.0,
+                                    "unacknowledged.watch": 5.0, "journal_seq": 1200.0})
+    assert not c.engine_up and not c.journal_ok
+    assert c.delivery() == [
+        "alarms: NOT acknowledged: the engine is not heard; devices resend",
+        "journal: REFUSING writes: devices are told to resend",
+        "journal refusals: 3; alarms not acknowledged: 2; watch frames not acknowledged: 5"]
+    ok = GatewayCounters.from_stats({**STATS, "engine_up": 1.0, "journal_ok": 1.0,
+                                     "journal_seq": 1200.0})
+    assert ok.delivery()[:2] == ["alarms: acknowledged (engine heard)",
+                                 "journal: taking reports (batch 1,200)"]
