@@ -16,6 +16,23 @@ SILENT_S = 5.0  # a service heard before and silent this long is not healthy
 WATCHED = ("gateway", "recorder", "relay")
 
 
+# The store as its writers saw it at their last try (heartbeat stat
+# ``store_state``): what an operator needs to tell apart.
+STORE_STATES = ("writable", "locked", "full", "failing")
+
+
+def store_state(error: str) -> int:
+    """The ``STORE_STATES`` index for a store error's text ("" for none)."""
+    text = error.lower()
+    if not text:
+        return 0
+    if "locked" in text or "lock timeout" in text or "busy" in text:
+        return 1
+    if "full" in text or "no space" in text or "quota" in text:
+        return 2
+    return 3
+
+
 def supervisor_stats(status: dict[str, tuple[bool, int]], hung_kills: int) -> dict[str, float]:
     """What the supervisor puts in its heartbeat: ``up.<name>`` (1/0) and
     ``restarts.<name>`` for each process, and the hung processes it killed."""

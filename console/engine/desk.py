@@ -116,6 +116,7 @@ class AlertDesk:
         self.last_id = last_id  # the engine is the only writer of alerts
         self.retry_at = 0.0  # monotonic: the store refused; not tried again before
         self.store_failures = 0
+        self.store_error = ""  # the last refusal's text; "" once the store took a write
 
     # ----------------------------------------------------------- triggers
     def trigger(self, t: Trigger) -> None:
@@ -220,11 +221,13 @@ class AlertDesk:
                     (topic_of(m).decode(), m.origin, m.seq, m.ts, encode(m)) for m in events])
                 s.commit()
         except Exception as exc:
+            self.store_error = str(exc).splitlines()[0][:200]
             self.store_failures += 1
             self.retry_at = time.monotonic() + STORE_RETRY_S
             log.error("the store did not take %s (%s); kept, retried in %.0f s", what,
-                      str(exc).splitlines()[0][:200], STORE_RETRY_S)
+                      self.store_error, STORE_RETRY_S)
             return False
+        self.store_error = ""
         return True
 
     def _send(self, msg: Message) -> Message:

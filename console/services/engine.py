@@ -31,6 +31,7 @@ from db import accounts, cursors
 from db import alerts as db_alerts
 from db import repositories as repo
 from db.store import open_store
+from models import health
 from models.alerts import Actor, Policy, Refused, Trigger
 from models.cameras import CameraIndex
 from models.messages import (
@@ -188,6 +189,7 @@ class Engine:
             "children": len(tr), "fixes_per_s": rate, "fixes_in": self.fixes_in,
             "applied": tr.applied, "open_alerts": len(self.state.alerts),
             "unsaved_alerts": self.desk.unsaved(), "store_failures": self.desk.store_failures,
+            "store_state": health.store_state(self.desk.store_error),
             "refused_commands": self.commands.refused,
             "rejected": sum(tr.rejected.values()) + sum(self.sub.rejected.values()),
             "loop_errors": self.loop_errors,
@@ -210,9 +212,11 @@ class Engine:
                 cursors.save(s, "engine", *here)
                 s.commit()
         except Exception as exc:  # the store is busy or full: next second
-            self.rt.log.warning("could not save the journal cursor: %s", exc)
+            self.desk.store_error = str(exc).splitlines()[0][:200]
+            self.rt.log.warning("could not save the journal cursor: %s", self.desk.store_error)
             return
         self.saved_cursor = here
+        self.desk.store_error = ""
 
     def _incoming(self) -> list[FixBatch]:
         """The next batches to apply, in journal order: read back from the

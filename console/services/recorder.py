@@ -31,6 +31,7 @@ from console.spool import Spool
 from db import cursors
 from db import repositories as repo
 from db.store import open_store
+from models import health
 from models.messages import AnyMessage, BadMessage, FixBatch, Heartbeat, encode, fix_columns
 
 RETENTION_EVERY_S = 3600.0
@@ -58,6 +59,7 @@ class Recorder:
         self.spool = Spool(rt.config.data_dir / "spool" / "recorder.spool")
         self.retry_at = 0.0
         self.store_failures = 0
+        self.store_error = ""
         self.fixes_written = 0
         self.events_written = 0
         self.failed: Counter[str] = Counter()
@@ -92,7 +94,8 @@ class Recorder:
     def stats(self) -> dict[str, float]:
         """What the recorder's owner (and a test) reads: its backlog and place."""
         return {"backlog": self.waiting(), "spooled": len(self.spool),
-                "store_failures": self.store_failures, "journal_seq": self.follow.seq,
+                "store_failures": self.store_failures,
+                "store_state": health.store_state(self.store_error), "journal_seq": self.follow.seq,
                 "journal_lost": self.follow.lost, "fixes_written": self.fixes_written,
                 "events_written": self.events_written}
 
@@ -132,6 +135,7 @@ class Recorder:
             return
         waiting = self.spool.peek() + self.backlog
         if self.write(waiting + journaled):
+            self.store_error = ""
             self.spool.clear()
             self.backlog = []
             self.stored = (self.follow.epoch, self.follow.seq)
@@ -160,6 +164,7 @@ class Recorder:
                 cursors.save(conn, "recorder", self.follow.epoch, self.follow.seq)
             return True
         except OperationalError as exc:  # locked, disk full: the store will come back
+            self.store_error = str(exc.orig)
             self.fixes_written, self.events_written = fixes, events  # none of it counted
             self.rt.log.warning("store refused %d messages (%s); keeping them", len(items),
                                 exc.orig)
@@ -182,6 +187,7 @@ class Recorder:
             with self.engine.begin() as conn:
                 cursors.save(conn, "recorder", self.follow.epoch, self.follow.seq)
         except OperationalError as exc:
+            self.store_error = str(exc.orig)
             self.rt.log.warning("store refused (%s); keeping the rest", exc.orig)
             return False
         return True

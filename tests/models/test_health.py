@@ -65,3 +65,13 @@ def test_delivery_faults_say_why_and_clear() -> None:
     assert st.degraded(now=101.5) == []
     assert st.bus_state(now=101.5) is BusState.LIVE
     assert st.degraded(now=110.0) == ["gateway silent for 9 s", "recorder silent for 9 s"]
+
+
+def test_store_errors_are_told_apart() -> None:
+    from models.health import STORE_STATES, store_state
+    assert STORE_STATES[store_state("")] == "writable"
+    assert STORE_STATES[store_state("(sqlite3.OperationalError) database is locked")] == "locked"
+    assert STORE_STATES[store_state("canceling statement due to lock timeout")] == "locked"
+    assert STORE_STATES[store_state("database or disk is full")] == "full"
+    assert STORE_STATES[store_state("[Errno 28] No space left on device")] == "full"
+    assert STORE_STATES[store_state("no such table: alerts")] == "failing"
