@@ -54,6 +54,7 @@ from console.media.prealarm import ClipInfo
 
 log = logging.getLogger(__name__)
 
+MAX_CONNECTIONS = 256  # consoles x tiles, with room; each is a thread and a descriptor
 CLIENT_WRITE_TIMEOUT_S = 10.0  # a client that accepts nothing for this long is gone
 _CAM = re.compile(r"^/cam/(\d{1,10})\.ts$")
 _CLIP = re.compile(r"^/clip/([0-9a-f]{1,32})$")
@@ -77,9 +78,14 @@ class RelayServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], relay: Relay) -> None:
+    def __init__(self, address: tuple[str, int], relay: Relay,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self.relay = relay
         self.stopping = False
+        # Each connection is a thread and a file descriptor: a cap keeps a
+        # flood of viewers (or a misbehaving client) from exhausting either.
+        self.max_connections = max_connections
+        self.live = 0
         self.deadline_s = relay.settings.request_deadline_s
         self._armed: dict[socket.socket, float] = {}  # connection -> monotonic deadline
         self._cut: set[socket.socket] = set()
@@ -94,7 +100,19 @@ class RelayServer(ThreadingHTTPServer):
     # ------------------------------------------------------------ deadline
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._deadline_lock:
-            self._armed[request] = time.monotonic() + self.deadline_s
+            full = self.live >= self.max_connections
+            if not full:
+                self.live += 1
+                self._armed[request] = time.monotonic() + self.deadline_s
+        if full:
+            self.relay.refusals.note(Refused(
+                "too_many_connections", f"{self.max_connections} connections open", 503),
+                _peer(client_address))
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\n"
+                                b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            super().shutdown_request(request)
+            return
         super().process_request(request, client_address)
 
     def request_in(self, conn: socket.socket) -> bool:
@@ -108,6 +126,7 @@ class RelayServer(ThreadingHTTPServer):
         with self._deadline_lock:
             self._armed.pop(request, None)
             self._cut.discard(request)
+            self.live -= 1
         super().shutdown_request(request)
 
     def service_actions(self) -> None:

@@ -34,7 +34,7 @@ LOG_WINDOW_S = 60.0
 REASONS = (
     "request_deadline", "content_length", "body", "unknown_field", "camera_id",
     "camera_ids", "alert_id", "ttl_s", "post_s", "actor", "clip_path", "evidence_full",
-    "evidence_io",
+    "evidence_io", "too_many_connections",
 )
 
 
