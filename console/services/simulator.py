@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from console.config import Config
+from console.gateway.http import RETRY_AFTER_S
 from console.gateway.watch import encode as watch_frame
 from console.services.runtime import Runtime, start
 from db import repositories as repo
@@ -72,8 +73,10 @@ class Outgoing(NamedTuple):
     target: str
     content_type: str
     body: bytes
+    tries: int = 0  # answered 503 this many times (a phone sends again, as told)
 
 
+RESENDS = 5  # a 503'd request is sent again after its Retry-After this many times at most
 # ------------------------------------------------------------------ encoders
 
 
@@ -199,6 +202,9 @@ class Senders:
                         conns[req.port] = await asyncio.open_connection(self.host, req.port)
                     status, text = await self._exchange(*conns[req.port], req)
                     self._count_http(req.channel, status, text)
+                    if status == 503 and req.tries < RESENDS:  # not stored: send it again
+                        asyncio.get_running_loop().call_later(
+                            RETRY_AFTER_S, self.send_http, req._replace(tries=req.tries + 1))
             except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
                 self.counts["http.reconnects"] += 1
                 await asyncio.sleep(0.5)  # the gateway is (re)starting
