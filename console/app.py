@@ -62,6 +62,7 @@ from widgets.cctv_grid import CctvGrid
 from widgets.cctv_tile import ElidedLabel
 from widgets.escalation_panel import EscalationPanel
 from widgets.gateway_panel import GatewayPanel
+from widgets.health_strip import HealthStrip
 from widgets.import_dialog import ImportDialog
 from widgets.map_view import MapView
 from widgets.sign_in import SignInDialog
@@ -104,6 +105,7 @@ class ConsoleWindow(QMainWindow):
         self.escalation_button.clicked.connect(self.open_escalation)
         self.gateway = GatewayPanel()
         self.status = StatusStrip()
+        self.health_strip = HealthStrip()
         self.user_button = QPushButton(self.tr("Signed out"))
         self.user_button.setObjectName("userButton")
         self.user_button.setToolTip(self.tr("Sign out, or switch user (Ctrl+Shift+L)"))
@@ -143,7 +145,15 @@ class ConsoleWindow(QMainWindow):
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 1)
         split.setSizes([830, 770])
-        self.setCentralWidget(split)
+        # The health strip is a thin row under the work, just above the status
+        # bar: seen at a glance, no room taken from the map, CCTV or queue.
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(split, 1)
+        column.addWidget(self.health_strip)
+        self.setCentralWidget(central)
         self.setStatusBar(self.status)
         self.alerts.locate_requested.connect(self.locate)
         self.alerts.selected.connect(self._selected)
@@ -346,6 +356,7 @@ class ConsoleWindow(QMainWindow):
         self._last_state = frame.state.value
         self.status.show_state(frame.state.value, frame.fixes_per_s, frame.children,
                                self.open_alerts, frame.degraded)
+        self.health_strip.show_health(frame.health, frame.health_summary)
 
     # ------------------------------------------------------------- commands
     def locate(self, alert: AlertView) -> None:

@@ -23,6 +23,7 @@ import zmq
 from console.bus import Subscriber, socket
 from console.config import Config
 from models.console_state import BusState, ConsoleState
+from models.health import HealthSummary, ProcessHealth
 from models.messages import (
     AnyMessage,
     BadMessage,
@@ -65,6 +66,9 @@ class Frame:
     resyncs: int = 0
     gateway_stats: dict[str, float] = field(default_factory=dict)
     unregistered: list[UnregisteredView] = field(default_factory=list)
+    # The health strip's processes and store, read at the same moment as ``degraded``.
+    health: list[ProcessHealth] = field(default_factory=list)
+    health_summary: HealthSummary = field(default_factory=HealthSummary)
 
 
 class LiveFeed:
@@ -104,11 +108,13 @@ class LiveFeed:
     def take(self) -> Frame:
         with self._lock:
             st = self.state
+            now = time.monotonic()
             frame = Frame(
-                state=st.bus_state(), children=len(st.tokens), degraded=st.degraded(),
+                state=st.bus_state(now), children=len(st.tokens), degraded=st.degraded(now),
                 fixes_per_s=float(st.engine_stats.get("fixes_per_s", 0.0)), resyncs=st.resyncs,
                 gateway_stats=st.gateway_stats, unregistered=st.unregistered,
             )
+            frame.health, frame.health_summary = st.health(now)
             if self._zones_changed:
                 frame.zones = list(st.zones)
                 frame.readers = list(st.readers)

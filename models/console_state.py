@@ -101,6 +101,23 @@ class ConsoleState:
                               relay=self.relay_stats, gateway=self.gateway_stats,
                               recorder=self.recorder_stats)
 
+    def health(self, now: float | None = None
+               ) -> tuple[list[health.ProcessHealth], health.HealthSummary]:
+        """Each process and the store, for the health strip; from the same
+        heartbeats as ``degraded`` so that the two never disagree (the
+        engine counts as silent when the console turns STALE)."""
+        now = time.monotonic() if now is None else now
+        heard = dict(self.heard)
+        if self.last_heartbeat:
+            heard[ENGINE] = self.last_heartbeat
+        processes = health.process_health(
+            self.engine_stats, self.supervisor_stats, heard, now, relay=self.relay_stats,
+            gateway=self.gateway_stats, recorder=self.recorder_stats,
+            engine_late_s=HEARTBEAT_STALE_S)
+        return processes, health.health_summary(self.engine_stats, self.supervisor_stats,
+                                                gateway=self.gateway_stats,
+                                                recorder=self.recorder_stats)
+
     # ----------------------------------------------------------- snapshot
     def apply_snapshot(self, snap: Snapshot) -> bool:
         """Replace everything with ``snap``, then replay the updates that

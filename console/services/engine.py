@@ -205,8 +205,8 @@ class Engine:
         batches raised is in the store: a restart resumes there, and the
         repeats it replays fold away (``AlertDesk.trigger``)."""
         here = (self.follow.epoch, self.follow.seq)
-        if here == self.saved_cursor or self.desk.unsaved():
-            return
+        if self.desk.unsaved() or (here == self.saved_cursor and not self.desk.store_error):
+            return  # (after a refusal it writes anyway: that is how it sees the store back)
         try:
             with self.sessions() as s:
                 cursors.save(s, "engine", *here)
