@@ -69,7 +69,7 @@ class Intake:
         self.engine_up = True  # the gateway sets it from the engine's heartbeat
         self.journal_failures = 0  # group commits the journal refused
         self.alarms_unacknowledged = 0  # alarms journaled while the engine was down
-        self._waiters: list[asyncio.Future[bool]] = []
+        self._group: asyncio.Future[bool] | None = None  # what the next commit resolves
         self._commit_at: asyncio.TimerHandle | None = None
         self._refused_unanswered = False  # a refused commit no waiter has heard of
         self.registered: set[str] = set()
@@ -152,13 +152,14 @@ class Intake:
     def durable(self) -> asyncio.Future[bool]:
         """A future that resolves once everything accepted so far is in the
         journal (True) or the journal refused it (False). Call it in the same
-        step as the ``accept`` calls it covers."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
-        self._waiters.append(fut)
-        if self._commit_at is None:
-            self._commit_at = loop.call_later(COMMIT_WINDOW_S, self.flush)
-        return fut
+        step as the ``accept`` calls it covers. Everyone waiting for the same
+        commit shares one future (one object per group, not per request)."""
+        if self._group is None:
+            loop = asyncio.get_running_loop()
+            self._group = loop.create_future()
+            if self._commit_at is None:
+                self._commit_at = loop.call_later(COMMIT_WINDOW_S, self.flush)
+        return self._group
 
     def flush(self) -> bool:
         """Journal, then publish, whatever is waiting, and resolve the
@@ -185,11 +186,10 @@ class Intake:
         # ``durable()``: a refusal is also told to the next group of waiters
         # (some of them needlessly: a resend costs less than a false ack).
         refused_now = not ok
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(not (refused_now or self._refused_unanswered))
-        self._refused_unanswered = refused_now or (self._refused_unanswered and not waiters)
+        group, self._group = self._group, None
+        if group is not None and not group.done():
+            group.set_result(not (refused_now or self._refused_unanswered))
+        self._refused_unanswered = refused_now or (self._refused_unanswered and group is None)
         return ok
 
     def stats(self) -> dict[str, float]:
