@@ -116,8 +116,12 @@ class Journal:
         batches for repeats)."""
         cutoff = (time.time() if now is None else now) - self.keep_s
         try:
-            cur = self.conn.execute("DELETE FROM batches WHERE ts < ? AND seq < ?",
-                                    (cutoff, self.seq))
+            # seq and ts grow together: walk from the oldest to the first batch
+            # to keep (only the rows going are read), then cut by rowid range.
+            row = self.conn.execute("SELECT seq FROM batches WHERE ts >= ? ORDER BY seq LIMIT 1",
+                                    (cutoff,)).fetchone()
+            keep_from = min(int(row[0]) if row else self.seq, self.seq)
+            cur = self.conn.execute("DELETE FROM batches WHERE seq < ?", (keep_from,))
         except sqlite3.Error as exc:
             log.warning("journal trim failed: %s", exc)
             return 0
