@@ -56,6 +56,7 @@ from models.messages import (
     AlertView,
     AssignAlert,
     Message,
+    ReopenAlert,
     encode,
     topic_of,
 )
@@ -280,6 +281,12 @@ class AlertDesk:
         if not alert.saved or any(v.id == alert.id for v, _, _ in self.outbox):
             raise Refused("busy", f"alert {alert.id} has a change the store has not taken "
                                   "yet; try again in a moment")
+        if isinstance(cmd, ReopenAlert):
+            newer = next((a for a in self.alerts.values() if a.id != alert.id
+                          and a.child_slot == alert.child_slot and a.kind == alert.kind), None)
+            if newer is not None:  # one open alert per child and kind: repeats fold into it
+                raise Refused("illegal", f"alert {newer.id} for this child's {alert.kind} is "
+                                         "open: work that one (a note can still go here)")
         users = assignable() if isinstance(cmd, AssignAlert) else frozenset()
         new, line = transition(alert, cmd, actor, self.clock(), self.policy, users)
         msg = self.stamp(AlertUpdated(alert=new, action=line.action, actor=actor.user))

@@ -308,6 +308,30 @@ def test_resolve_needs_the_procedure_and_a_supervisor_reopens(backend: Backend) 
     assert actions[-2:] == ["resolve", "reopen"]
 
 
+def test_a_resolved_alert_is_not_reopened_beside_a_newer_one(backend: Backend) -> None:
+    """The same child presses SOS again after the first alert was resolved:
+    a new alert opens. Reopening the old one then would leave two open
+    alerts for one child and kind (repeats would fold into either), so it is
+    refused with the newer alert's id; a note on the old one still goes."""
+    device = backend.roster[6].device_id
+    backend.fix(device, *SEOUL_FOREST, alarm="sos")
+    wait_for(lambda: open_alerts(backend, "sos", device), 10, "the first SOS")
+    op = backend.sign_in("operator1")
+    first = resolve_fully(backend, op, open_alerts(backend, "sos", device)[0])
+    backend.fix(device, *SEOUL_FOREST, alarm="sos", t=time.time() + 1)
+    wait_for(lambda: open_alerts(backend, "sos", device), 10, "the second SOS")
+    second = open_alerts(backend, "sos", device)[0]
+    assert second.id != first.id
+    sup = backend.sign_in("supervisor1")
+    why = refused(backend.command(ReopenAlert(token=sup, alert_id=first.id,
+                                              alert_version=first.version,
+                                              note="guardian called again")), "illegal")
+    assert str(second.id) in why
+    ok(backend.command(AddNote(token=sup, alert_id=first.id, alert_version=first.version,
+                               note="see the newer alert")))
+    assert [a.id for a in open_alerts(backend, "sos", device)] == [second.id]
+
+
 def test_a_missed_sla_escalates_once_each_and_is_in_the_history(data_dir: Path) -> None:
     """P1 with a 1 s acknowledgement SLA and a 3 s resolution SLA: the engine's
     clock escalates the alert twice, publishes each, and writes who (the
