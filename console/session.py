@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 OnReply = Callable[[Any], None]
 
 
+MAX_UNANSWERED = 1000  # requests remembered while waiting for their reply
+
+
 class CommandSink(Protocol):
     """``console.feed.LiveFeed`` as far as sending goes."""
 
@@ -90,6 +93,11 @@ class Session(QObject):
         self._sent_with[ref] = self.token
         if on_reply is not None:
             self._waiting[ref] = on_reply
+        # A request whose engine died before answering is never answered:
+        # forget the oldest beyond a bound instead of keeping them for ever.
+        for book in (self._sent_with, self._waiting):
+            while len(book) > MAX_UNANSWERED:
+                del book[next(iter(book))]
         return ref
 
     def deliver(self, replies: list[Reply]) -> None:

@@ -69,3 +69,23 @@ def test_sign_out_tells_the_engine_and_a_wrong_password_is_shown(qtbot: QtBot) -
     session.deliver([CommandReply(ok=False, code="signin", error="wrong user name or password")])
     assert dialog.message.text() == "wrong user name or password"
     assert dialog.message.property("error") is True
+
+
+def test_requests_never_answered_are_forgotten_beyond_a_bound(qtbot: QtBot) -> None:
+    """An engine that dies with requests in flight never answers them: the
+    session keeps only the newest MAX_UNANSWERED, and a late reply to a
+    forgotten one goes to the general handler."""
+    from console.session import MAX_UNANSWERED
+    feed, dialog = FakeFeed(), SignInDialog()
+    qtbot.addWidget(dialog)
+    session = Session(feed, dialog)
+    session.deliver([signed()])
+    got: list[object] = []
+    refs = [session.send(AckAlert(token="", alert_id=3, alert_version=1), got.append)
+            for _ in range(MAX_UNANSWERED + 50)]
+    assert len(session._waiting) == len(session._sent_with) == MAX_UNANSWERED
+    others: list[object] = []
+    session.otherwise = others.append
+    session.deliver([CommandReply(ok=True, ref=refs[0]), CommandReply(ok=True, ref=refs[-1])])
+    assert got == [CommandReply(ok=True, ref=refs[-1])]
+    assert others == [CommandReply(ok=True, ref=refs[0])]
