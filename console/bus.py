@@ -122,34 +122,3 @@ class Subscriber:
 def role_of(origin: str) -> str:
     """``engine:4242`` -> ``engine``."""
     return origin.partition(":")[0]
-
-
-class SequenceTracker:
-    """Per-origin sequence bookkeeping: reports gaps (lost messages) and
-    duplicates so the owner can resync."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, int] = {}
-        self.gaps = 0
-
-    def check(self, origin: str, seq: int) -> bool:
-        """True if ``seq`` follows on; False on a gap (counted)."""
-        prev = self.last.get(origin)
-        self.last[origin] = max(seq, prev or 0)
-        if prev is None or seq == prev + 1:
-            return True
-        if seq <= prev:
-            return True  # a repeat is harmless for idempotent consumers
-        self.gaps += 1
-        return False
-
-    def check_heartbeat(self, hb: Heartbeat) -> bool:
-        prev = self.last.get(hb.origin)
-        if prev is None:
-            self.last[hb.origin] = hb.last_seq
-            return True
-        if hb.last_seq > prev:
-            self.gaps += 1
-            self.last[hb.origin] = hb.last_seq
-            return False
-        return True
