@@ -12,7 +12,7 @@ import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import get_type_hints
+from typing import Literal, get_type_hints
 
 import msgspec
 import platformdirs
@@ -66,7 +66,20 @@ class Config:
     sim_carrier_lag_s: float = 20.0
     sim_carrier_methods: dict[str, float] = field(
         default_factory=lambda: {"gps": 0.5, "wifi": 0.3, "cell": 0.2})
-    fix_retention_days: float = 30.0
+    # Retention (console.services.recorder): routine raw fixes; the
+    # location-usage log (§16(2), at least 6 months) and the access log
+    # (PIPA, 2 years); an alert's fixes, clips and notes stay until its case
+    # closes plus case_hold_days.
+    fix_retention_days: float = 7.0
+    usage_keep_days: float = 183.0
+    access_keep_days: float = 730.0
+    case_hold_days: float = 90.0
+    # A reveal of a child's identity or history lasts this long (then the
+    # console forgets what it showed).
+    reveal_s: float = 900.0
+    # "curve": every bus and command socket authenticated by CURVE keys under
+    # <data_dir>/keys, failing closed; "off" only to measure what it costs.
+    bus_security: Literal["curve", "off"] = "curve"
     # How long the gateway's journal keeps what devices were told is received
     # (console.journal): a consumer down longer than this cannot catch up.
     journal_keep_s: float = 3600.0

@@ -290,3 +290,121 @@ class Cursor(Base):
     epoch: Mapped[str] = mapped_column(String(32))
     seq: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Guardian(Base):
+    """A parent or legal guardian: who consents for a child, who is told
+    when the child's data is provided or disclosed (Location Information
+    Act §19(3)), and who may ask where the child is."""
+
+    __tablename__ = "guardians"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    phone: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    email: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Guardianship(Base):
+    """Which guardian answers for which child, and as whom (mother, father,
+    grandparent, legal guardian): siblings share guardians."""
+
+    __tablename__ = "guardianships"
+
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id"), primary_key=True)
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardians.id"), primary_key=True)
+    relation: Mapped[str] = mapped_column(String(20), default="", server_default="")
+
+
+class Consent(Base):
+    """One consent given for a child: by whom, when, to which services
+    (``models.consent.SERVICES``), and the child's age band (a guardian's
+    consent is required under 14). A withdrawal is written on the row,
+    never by deleting it: the registry is evidence."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id"), index=True)
+    guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardians.id"))
+    services: Mapped[str] = mapped_column(String(60))  # comma-separated
+    age_band: Mapped[str] = mapped_column(String(8))  # under14 | 14plus
+    given_at: Mapped[float] = mapped_column(Float)
+    recorded_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    withdrawn_at: Mapped[float | None] = mapped_column(Float)
+    withdrawn_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+
+
+class UsageRecord(Base):
+    """The location-usage log (Location Information Act §16(2)): every reveal,
+    history view, trail, location check, export, disclosure and deletion.
+    Append-only and hash-chained: ``hash`` covers the record and the hash
+    before it, so an edited or deleted record breaks the chain there."""
+
+    __tablename__ = "usage_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(32), index=True)  # child token, or "" for none
+    action: Mapped[str] = mapped_column(String(24))
+    purpose: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    alert_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class UsageHead(Base):
+    """The chain's one head row: the last record's number and hash (so that
+    deleting the newest record is detected too) and the anchor the chain
+    starts from after retention removed its oldest records. Appending
+    updates this row first, which serializes writers on both stores."""
+
+    __tablename__ = "usage_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    base_seq: Mapped[int] = mapped_column(BigInteger)
+    base_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Reveal(Base):
+    """A request to see a child's identity or history, and its outcome: with
+    an open alert the alert's owner is granted at once for a while; anything
+    else waits for a supervisor (four-eyes). A grant expires."""
+
+    __tablename__ = "reveals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id"), index=True)
+    user: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(200))
+    alert_id: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12))  # pending | granted | refused
+    requested_at: Mapped[float] = mapped_column(Float)
+    decided_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    decided_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+
+class Disclosure(Base):
+    """A disclosure of a child's data to police or fire (§29), bound to an
+    emergency alert, approved by a supervisor, with the guardian notice
+    §19(3) requires recorded on it."""
+
+    __tablename__ = "disclosures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    agency: Mapped[str] = mapped_column(String(16))  # police | fire
+    reason: Mapped[str] = mapped_column(String(200))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(12))  # pending | approved | refused
+    decided_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    decided_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    guardian_notice: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    guardian_notified_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
