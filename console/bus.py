@@ -17,6 +17,7 @@ from collections import Counter
 import msgspec
 import zmq
 
+from console.security import Security
 from models.messages import AnyMessage, BadMessage, Heartbeat, decode, encode, topic_of
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,10 @@ class Publisher:
     """One typed publisher per process (its ``origin``)."""
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, origin: str,
-                 source: str = "live") -> None:
+                 source: str = "live", security: Security | None = None) -> None:
         self.sock = socket(ctx, zmq.PUB)
+        if security is not None:
+            security.client(self.sock, "bus")
         self.sock.connect(endpoint)
         # The process id makes each incarnation distinct: a restarted
         # publisher starts its seq at 1 again, and subscribers must notice.
@@ -82,8 +85,10 @@ class Publisher:
 
 class Subscriber:
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str,
-                 prefixes: tuple[str, ...] = ("",)) -> None:
+                 prefixes: tuple[str, ...] = ("",), security: Security | None = None) -> None:
         self.sock = socket(ctx, zmq.SUB)
+        if security is not None:
+            security.client(self.sock, "bus")
         for p in prefixes:
             self.sock.setsockopt(zmq.SUBSCRIBE, p.encode("ascii"))
         self.sock.connect(endpoint)

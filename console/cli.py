@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from console.cli_keys import add_keys
 from console.config import Config
 
 if TYPE_CHECKING:
@@ -159,11 +160,13 @@ def cmd_tap(args: argparse.Namespace) -> int:
     import zmq
 
     from console.bus import Subscriber
+    from console.security import Security
     from models.messages import to_jsonable
 
     cfg = _config(args)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sub = Subscriber(ctx, cfg.bus_sub, (args.prefix, "sys.heartbeat"))
+    sub = Subscriber(ctx, cfg.bus_sub, (args.prefix, "sys.heartbeat"),
+                     security=Security.console(cfg))
     seen = 0
     listening = False
     stop = threading.Event()
@@ -338,11 +341,13 @@ def _with_engine(args: argparse.Namespace, work: Callable[[EngineClient], int]) 
     """Sign in as ``--user``, run ``work``, sign out; an engine refusal (of
     the sign-in too) is printed and exits 1."""
     from console.engine_client import EngineClient, EngineRefused
+    from console.security import Security
 
     cfg = _config(args)
     password = _password(confirm=False)
     try:
-        with EngineClient(cfg.engine_rpc, timeout_s=args.timeout) as engine:
+        with EngineClient(cfg.engine_rpc, timeout_s=args.timeout,
+                          security=Security.console(cfg)) as engine:
             engine.sign_in(args.user, password)
             return work(engine)
     except EngineRefused as exc:
@@ -435,12 +440,13 @@ def cmd_gateway_stats(args: argparse.Namespace) -> int:
     import zmq
 
     from console.bus import Subscriber, role_of
+    from console.security import Security
     from models.gateway_stats import GatewayCounters
     from models.messages import Heartbeat
 
     cfg = _config(args)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",))
+    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",), security=Security.console(cfg))
     deadline = time.monotonic() + args.timeout
     try:
         while time.monotonic() < deadline:
@@ -619,6 +625,10 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("device_id")
     dr.add_argument("--db", default=None)
     _add_users(sub, add)
+    from console.cli_privacy import add_privacy
+
+    add_privacy(sub, add)
+    add_keys(sub, add)
     _add_alerts(sub, add)
     gw = sub.add_parser("gateway", help="the device gateway")
     gw_sub = gw.add_subparsers(dest="gateway_command", required=True)

@@ -80,6 +80,9 @@ class Config:
     # "curve": every bus and command socket authenticated by CURVE keys under
     # <data_dir>/keys, failing closed; "off" only to measure what it costs.
     bus_security: Literal["curve", "off"] = "curve"
+    # The key pair this workstation's console and command-line tools use
+    # (<data_dir>/keys/<console_key>.key_secret): "console" or "console-<name>".
+    console_key: str = "console"
     # How long the gateway's journal keeps what devices were told is received
     # (console.journal): a consumer down longer than this cannot catch up.
     journal_keep_s: float = 3600.0

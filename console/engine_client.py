@@ -20,6 +20,7 @@ from typing import TypeVar
 import zmq
 
 from console.bus import socket
+from console.security import Security
 from models.messages import (
     CommandReply,
     Reply,
@@ -56,8 +57,9 @@ class EngineClient:
     """
 
     def __init__(self, endpoint: str, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 console: str = "") -> None:
+                 console: str = "", security: Security | None = None) -> None:
         self.endpoint = endpoint
+        self.security = security
         self.timeout_s = timeout_s
         self.console = console or f"cli@{_socket.gethostname()}"
         self.token = ""
@@ -73,6 +75,8 @@ class EngineClient:
             self._sock = socket(self._ctx, zmq.REQ)
             self._sock.setsockopt(zmq.SNDTIMEO, ms)
             self._sock.setsockopt(zmq.RCVTIMEO, ms)
+            if self.security is not None:
+                self.security.client(self._sock, "engine")
             self._sock.connect(self.endpoint)
         return self._sock
 

@@ -22,6 +22,7 @@ import zmq
 
 from console.bus import Subscriber, socket
 from console.config import Config
+from console.security import Security
 from models.console_state import BusState, ConsoleState
 from models.health import HealthSummary, ProcessHealth
 from models.messages import (
@@ -137,8 +138,10 @@ class LiveFeed:
     # --------------------------------------------------------- the worker
     def _run(self) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        sub = Subscriber(ctx, self.config.bus_sub, TOPICS)
+        security = Security.console(self.config)
+        sub = Subscriber(ctx, self.config.bus_sub, TOPICS, security=security)
         rpc = socket(ctx, zmq.DEALER)
+        security.client(rpc, "engine")
         rpc.connect(self.config.engine_rpc)
         poller = zmq.Poller()
         poller.register(sub.sock, zmq.POLLIN)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from console.app import ConsoleWindow
 from console.config import Config
+from console.security import Security
 from console.supervisor import DEMO, Supervisor
 from console.theme import apply_theme
 
@@ -101,7 +102,8 @@ def _stage_alerts(cfg: Config, passwords: dict[str, str]) -> None:
             w.recv(200)
     pump(2.0)
     steps = Procedures.load()
-    with EngineClient(cfg.engine_rpc, console="screenshots") as client:
+    with EngineClient(cfg.engine_rpc, console="screenshots",
+                      security=Security.console(cfg)) as client:
         token = client.sign_in("supervisor1", passwords["supervisor1"])
         alerts = client.call(AlertsRequest(token=token), AlertList).alerts
         staged_ids = {r.device_id for r in phones}

@@ -81,6 +81,13 @@ class Supervisor:
 
     def start(self) -> None:
         self.config_file.write_text(self.config.to_json(), encoding="utf-8")
+        if self.config.bus_security == "curve":
+            from console import keys
+
+            made = keys.init(self.config.data_dir)  # security is on from the first run
+            if made:
+                log.info("made CURVE keys under %s: %s", keys.keys_dir(self.config.data_dir),
+                         ", ".join(made))
         for child in self.children:
             self._spawn(child)
             if child.name == "bus":
@@ -123,12 +130,14 @@ class Supervisor:
         import zmq
 
         from console.bus import Publisher, Subscriber, role_of
+        from console.security import Security
         from models.health import supervisor_stats
         from models.messages import Heartbeat
 
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        sub = Subscriber(ctx, self.config.bus_sub, ("sys.heartbeat",))
-        pub = Publisher(ctx, self.config.bus_pub, origin="supervisor")
+        security = Security.of(self.config, "supervisor")
+        sub = Subscriber(ctx, self.config.bus_sub, ("sys.heartbeat",), security=security)
+        pub = Publisher(ctx, self.config.bus_pub, origin="supervisor", security=security)
         last_any = next_report = time.monotonic()
         try:
             while not self._stopping.is_set():

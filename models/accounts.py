@@ -35,6 +35,13 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "cmd.camera": frozenset({"admin"}),
     "cmd.import_cameras": frozenset({"admin"}),
     "cmd.cameras": frozenset({"admin"}),
+    # privacy (console.engine.privacy): reveals need a reason, four eyes
+    # when there is no open alert; disclosures always a supervisor's.
+    "cmd.reveal": _WORK, "cmd.decide_reveal": frozenset({"supervisor"}),
+    "req.reveals": _WORK, "req.child": _WORK,
+    "cmd.disclose": _WORK, "cmd.decide_disclosure": frozenset({"supervisor"}),
+    "req.disclosures": frozenset({"operator", "supervisor", "auditor"}),
+    "req.usage": frozenset({"auditor"}),
 }
 
 

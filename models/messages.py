@@ -18,6 +18,8 @@ from typing import Literal
 import msgspec
 import numpy as np
 
+from models.usage import UsageEntry, UsageFilter
+
 SCHEMA_VERSION = 1
 Source = Literal["live", "replay", "sim"]
 
@@ -335,6 +337,9 @@ class SignedIn(Message, tag="rep.signin", kw_only=True):
     user: str
     roles: list[str]
     expires_at: float
+    # Lets this console's viewers pull camera streams from the media relay
+    # (console.media.tokens); it expires with the session.
+    media_token: str = ""
 
 
 class AlertDetailRequest(Message, tag="req.alert"):
@@ -536,14 +541,174 @@ class CameraImportResult(Message, tag="rep.import_cameras", kw_only=True):
     allow_partial: bool = False
 
 
+# ------------------------------------------------------------------- privacy
+# Children are tokens everywhere; a name, the guardians' contacts or a
+# history are shown only through a reveal the engine granted (an open alert
+# the requester owns, or a supervisor's approval), and every reveal,
+# disclosure and usage-log export is written to the location-usage log
+# (``db.usage_log``). Auditors read that log and nothing live.
+
+MAX_TRAIL_S = 24 * 3600.0  # the longest history one reveal shows
+
+
+class RevealRequest(Message, tag="cmd.reveal", kw_only=True):
+    """Ask to see a child's identity (and history). With ``alert_id`` of an
+    open alert about that child which the requester owns, granted at once
+    for ``reveal_s``; otherwise it waits for a supervisor's approval."""
+
+    token: str
+    child: str  # the child's pseudonymous token
+    reason: str
+    alert_id: int = 0
+
+
+class RevealDecision(Message, tag="cmd.decide_reveal", kw_only=True):
+    """A supervisor approves or refuses a pending reveal (never their own)."""
+
+    token: str
+    reveal_id: int
+    approve: bool
+    note: str = ""
+
+
+class RevealView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    id: int
+    child: str
+    user: str
+    reason: str
+    alert_id: int
+    state: Literal["pending", "granted", "refused", "expired"]
+    requested_at: float
+    decided_by: str = ""
+    decided_at: float = 0.0
+    expires_at: float = 0.0
+
+
+class RevealsRequest(Message, tag="req.reveals", kw_only=True):
+    """A supervisor's approval queue (pending ones), or a user's own reveals."""
+
+    token: str
+    pending_only: bool = True
+
+
+class RevealList(Message, tag="rep.reveals", kw_only=True):
+    ref: int = 0
+    reveals: list[RevealView]
+
+
+class RevealReply(Message, tag="rep.reveal", kw_only=True):
+    """What became of a reveal request or decision."""
+
+    ref: int = 0
+    reveal: RevealView
+
+
+class ChildRequest(Message, tag="req.child", kw_only=True):
+    """A child's identity under a granted reveal, with ``trail_s`` seconds of
+    history (0: none). Refused without a live reveal; each answer is logged."""
+
+    token: str
+    child: str
+    trail_s: float = 0.0
+
+
+class GuardianView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    name: str
+    relation: str = ""
+    phone: str = ""
+    email: str = ""
+
+
+class ChildDetail(Message, tag="rep.child", kw_only=True):
+    ref: int = 0
+    child: str
+    name: str
+    guardians: list[GuardianView]
+    services: list[str]  # consented to, in force
+    reveal_id: int
+    expires_at: float  # the console forgets all this then
+    trail_t: bytes = b""  # float64, oldest first
+    trail_lat: bytes = b""
+    trail_lon: bytes = b""
+
+
+class DiscloseRequest(Message, tag="cmd.disclose", kw_only=True):
+    """Ask to disclose an emergency alert's child to police or fire (§29);
+    it waits for a supervisor's approval."""
+
+    token: str
+    alert_id: int
+    agency: Literal["police", "fire"]
+    reason: str
+
+
+class DisclosureDecision(Message, tag="cmd.decide_disclosure", kw_only=True):
+    """A supervisor (not the requester) approves or refuses a disclosure; an
+    approval records how the guardian was told (§19(3))."""
+
+    token: str
+    disclosure_id: int
+    approve: bool
+    guardian_notice: str = ""
+
+
+class DisclosureView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    id: int
+    alert_id: int
+    child: str
+    agency: str
+    reason: str
+    requested_by: str
+    requested_at: float
+    state: Literal["pending", "approved", "refused"]
+    decided_by: str = ""
+    decided_at: float = 0.0
+    guardian_notice: str = ""
+    guardian_notified_at: float = 0.0
+
+
+class DisclosuresRequest(Message, tag="req.disclosures", kw_only=True):
+    token: str
+    pending_only: bool = True
+
+
+class DisclosureList(Message, tag="rep.disclosures", kw_only=True):
+    ref: int = 0
+    disclosures: list[DisclosureView]
+
+
+class DisclosureReply(Message, tag="rep.disclosure", kw_only=True):
+    ref: int = 0
+    disclosure: DisclosureView
+
+
+class UsageRequest(Message, tag="req.usage", kw_only=True):
+    """An auditor's page of the location-usage log; ``export`` marks a
+    request whose rows leave the console (logged as an export)."""
+
+    token: str
+    filter: UsageFilter = UsageFilter()
+    export: bool = False
+
+
+class UsageRows(Message, tag="rep.usage", kw_only=True):
+    ref: int = 0
+    rows: list[UsageEntry]
+    verified: bool  # the chain checked out when these were read
+    problem: str = ""  # the first broken record, in words
+
+
 Published = (FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | CameraRegistry
              | UnregisteredSeen | Heartbeat)
 Request = (SnapshotRequest | AckAlert | TakeAlert | AssignAlert | HoldAlert | ResumeAlert
            | DispatchAlert | ResolveAlert | ReopenAlert | MarkStep | AddNote | SignIn | SignOut
            | AlertDetailRequest | AlertsRequest | ShiftRequest | RecordEvidence | ReloadCameras
-           | CameraListRequest | SaveCamera | ImportCameras)
+           | CameraListRequest | SaveCamera | ImportCameras | RevealRequest | RevealDecision
+           | RevealsRequest | ChildRequest | DiscloseRequest | DisclosureDecision
+           | DisclosuresRequest | UsageRequest)
 Reply = (Snapshot | CommandReply | SignedIn | AlertDetail | AlertList | ShiftReport | CameraRows
-         | CameraSaved | CameraImportResult)
+         | CameraSaved | CameraImportResult | RevealList | RevealReply | ChildDetail
+         | DisclosureList | DisclosureReply | UsageRows)
 AnyMessage = Published | Request | Reply
 
 _encoder = msgspec.msgpack.Encoder()

@@ -184,6 +184,7 @@ def _poison(run: Run) -> None:
 
     from console.bus import Publisher
     from console.engine_client import EngineClient, EngineUnavailable
+    from console.security import Security
     from models.messages import AckAlert, CommandReply, FixBatch, pack
 
     inst = run.inst
@@ -201,8 +202,12 @@ def _poison(run: Run) -> None:
     answers: Counter[str] = Counter()
     sent = 0
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    pub = Publisher(ctx, inst.config.bus_pub, origin="chaos-peer")
-    client = EngineClient(inst.config.engine_rpc, timeout_s=2.0, console="chaos")
+    # As a peer holding the gateway's key: the bus forwards only fix
+    # batches from it, and the engine must still check every value.
+    pub = Publisher(ctx, inst.config.bus_pub, origin="gateway",
+                    security=Security.of(inst.config, "gateway"))
+    client = EngineClient(inst.config.engine_rpc, timeout_s=2.0, console="chaos",
+                          security=Security.console(inst.config))
     try:
         time.sleep(0.3)  # the bus forwards once the connection is up
         end = run.t_inject + run.window_s
@@ -248,11 +253,13 @@ def _engine_time_of(inst: Installation, child: str) -> float | None:
     import zmq
 
     from console.bus import socket as zsocket
+    from console.security import Security
     from models.messages import SnapshotRequest, encode, unpack
 
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     req = zsocket(ctx, zmq.REQ)
     try:
+        Security.console(inst.config).client(req, "engine")
         req.connect(inst.config.engine_rpc)
         req.send(encode(SnapshotRequest()))
         if not req.poll(5000):

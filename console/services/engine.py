@@ -26,6 +26,7 @@ from console.engine.state import camera_views, load_state
 from console.journal import Follower, JournalReader, journal_path
 from console.media.control import RelayControl
 from console.media.holds import HoldKeeper, HoldTarget
+from console.security import Security
 from console.services.runtime import Runtime, start
 from db import accounts, cursors
 from db import alerts as db_alerts
@@ -33,6 +34,7 @@ from db import repositories as repo
 from db.store import open_store
 from models import health
 from models.alerts import Actor, Policy, Refused, Trigger
+from models.bus_rights import COMMANDS_FROM
 from models.cameras import CameraIndex
 from models.messages import (
     AckAlert,
@@ -90,9 +92,12 @@ class Engine:
         self.state = load_state(self.sessions)
         self.policy = Policy.from_settings(cfg.alert_priorities, cfg.alert_sla)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.pub = Publisher(self.ctx, cfg.bus_pub, origin="engine")
-        self.sub = Subscriber(self.ctx, cfg.bus_sub, ("fix.batch",))
+        security = Security.of(cfg, "engine")
+        self.guard = security.guard(self.ctx, {"engine": COMMANDS_FROM})
+        self.pub = Publisher(self.ctx, cfg.bus_pub, origin="engine", security=security)
+        self.sub = Subscriber(self.ctx, cfg.bus_sub, ("fix.batch",), security=security)
         self.rpc = socket(self.ctx, zmq.ROUTER)
+        security.server(self.rpc, "engine")
         self.rpc.bind(cfg.engine_rpc)
         with self.sessions() as s:
             epoch, seq = cursors.load(s, "engine")
@@ -463,6 +468,8 @@ class Engine:
         self.sub.close()
         self.pub.close()
         self.rpc.close(0)
+        if self.guard is not None:
+            self.guard.stop()
         self.ctx.term()
 
 

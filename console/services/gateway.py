@@ -24,6 +24,7 @@ from console.gateway.http import HttpServer
 from console.gateway.intake import Intake
 from console.gateway.watch_server import WatchServer
 from console.journal import Journal, journal_path
+from console.security import Security
 from console.services.runtime import Runtime, start
 from db import repositories as repo
 from db.registry import registry_version
@@ -67,9 +68,11 @@ class Gateway:
         self.rt = rt
         _, self.sessions = open_store(rt.config.db_url)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="gateway")
+        security = Security.of(rt.config, "gateway")
+        self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="gateway", security=security)
         # The engine's heartbeat says whether an alarm can be raised now.
-        self.beats = Subscriber(self.ctx, rt.config.bus_sub, ("sys.heartbeat",))
+        self.beats = Subscriber(self.ctx, rt.config.bus_sub, ("sys.heartbeat",),
+                                security=security)
         self.engine_heard = -1e9  # monotonic
         self.journal = Journal(journal_path(rt.config.data_dir), rt.config.journal_keep_s)
         self.intake = Intake(self.pub.send, self.journal)

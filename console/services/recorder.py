@@ -26,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from console.bus import Publisher, Subscriber
 from console.journal import Follower, JournalReader, journal_path
+from console.security import Security
 from console.services.runtime import Runtime, start
 from console.spool import Spool
 from db import cursors
@@ -49,8 +50,10 @@ class Recorder:
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         # Alert messages are not taken here: the engine logs each in the
         # transaction that stores its change (exactly once, whoever is down).
-        self.sub = Subscriber(self.ctx, rt.config.bus_sub, ("fix.batch", "notice."))
-        self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="recorder")
+        security = Security.of(rt.config, "recorder")
+        self.sub = Subscriber(self.ctx, rt.config.bus_sub, ("fix.batch", "notice."),
+                              security=security)
+        self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="recorder", security=security)
         with self.engine.connect() as conn:
             epoch, seq = cursors.load(conn, "recorder")
         self.follow = Follower(JournalReader(journal_path(rt.config.data_dir)), epoch, seq)

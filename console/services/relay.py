@@ -25,6 +25,7 @@ from console.config import Config
 from console.media.evidence import CameraBook, save_evidence
 from console.media.http_ts import RelayServer
 from console.media.hub import Relay, RelaySettings
+from console.security import Security
 from console.services.runtime import start
 from db.store import open_store
 from models.messages import CamStatus
@@ -64,7 +65,8 @@ class RelayService:
 
     def run(self, stop: threading.Event) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        pub = Publisher(ctx, self.cfg.bus_pub, origin="relay")
+        pub = Publisher(ctx, self.cfg.bus_pub, origin="relay",
+                        security=Security.of(self.cfg, "relay"))
         self._http_thread.start()
         next_beat = 0.0
         try:

@@ -251,12 +251,14 @@ class Operators:
         import zmq
 
         from console.bus import socket as zsocket
+        from console.security import Security
         from models.messages import AckAlert, MarkStep, ResolveAlert, TakeAlert
         from models.procedures import Procedures
 
         self.zmq = zmq
         self.ctx: Any = zmq.Context()
         self.sock = zsocket(self.ctx, zmq.DEALER)
+        Security.console(cfg).client(self.sock, "engine")
         self.sock.connect(cfg.engine_rpc)
         self.names = names
         self.tokens: list[str] = []
@@ -488,8 +490,10 @@ class AlertsBench:
     def start(self) -> None:
         import zmq
 
+        from console import keys
         from console.bus import Subscriber
         from console.feed import LiveFeed
+        from console.security import Security
         from console.supervisor import Supervisor
 
         names = [f"benchop{i + 1}" for i in range(self.n_operators)]
@@ -501,7 +505,9 @@ class AlertsBench:
         t_start = time.monotonic()
         self.sup = Supervisor(self.cfg, SERVICES)
         self.ctx = zmq.Context()
-        self.sub = Subscriber(self.ctx, self.cfg.bus_sub, ("alert.opened", "sys.heartbeat"))
+        keys.init(self.cfg.data_dir)
+        self.sub = Subscriber(self.ctx, self.cfg.bus_sub, ("alert.opened", "sys.heartbeat"),
+                              security=Security.console(self.cfg))
         self.sup.start()
         self.pids = {name: self.sup.pid(name) for name in SERVICES}
         deadline = t_start + READY_TIMEOUT_S

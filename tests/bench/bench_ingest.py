@@ -501,7 +501,9 @@ class GatewayBench:
     def start(self) -> list[tuple[str, float, float]]:
         import zmq
 
+        from console import keys
         from console.bus import Subscriber
+        from console.security import Security
         from console.supervisor import Supervisor
         from db import repositories as repo
         from db.seed import seed_demo
@@ -528,7 +530,9 @@ class GatewayBench:
         t = time.monotonic()
         self.sup = Supervisor(self.cfg, ("bus", "gateway"))
         self.ctx = zmq.Context()
-        self.sub = Subscriber(self.ctx, self.cfg.bus_sub, ("fix.batch", "sys.heartbeat"))
+        keys.init(self.cfg.data_dir)
+        self.sub = Subscriber(self.ctx, self.cfg.bus_sub, ("fix.batch", "sys.heartbeat"),
+                              security=Security.console(self.cfg))
         self.sup.start()
         deadline = t + READY_TIMEOUT_S
         while "connections.watch" not in self.last_stats:

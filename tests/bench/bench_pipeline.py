@@ -544,8 +544,10 @@ class PipelineBench:
     def start(self, phases: int) -> None:
         import zmq
 
+        from console import keys
         from console.bus import Subscriber
         from console.feed import LiveFeed
+        from console.security import Security
         from console.supervisor import BACKEND, Supervisor
 
         self.say(f"{self.backend}: seeding {self.children:,} children in {self.data_dir}")
@@ -556,7 +558,9 @@ class PipelineBench:
         t_start = time.monotonic()
         self.sup = Supervisor(self.cfg, BACKEND)
         self.ctx = zmq.Context()
-        self.hb = Subscriber(self.ctx, self.cfg.bus_sub, ("sys.heartbeat", "alert.opened"))
+        keys.init(self.cfg.data_dir)
+        self.hb = Subscriber(self.ctx, self.cfg.bus_sub, ("sys.heartbeat", "alert.opened"),
+                             security=Security.console(self.cfg))
         self.sup.start()
         deadline = t_start + READY_TIMEOUT_S
         _wait_port(self.cfg.osmand_port, deadline)

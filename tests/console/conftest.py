@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from console.bus import Subscriber, role_of
 from console.bus import socket as zsocket
 from console.config import Config
+from console.security import Security
 from console.supervisor import BACKEND, Supervisor
 from db import accounts
 from db import repositories as repo
@@ -87,6 +88,7 @@ class Backend:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         req = zsocket(ctx, zmq.REQ)
         try:
+            Security.console(self.config).client(req, "engine")
             req.connect(self.config.engine_rpc)
             req.send(encode(body))  # type: ignore[arg-type]
             assert req.poll(int(timeout_s * 1000)), "engine did not answer"
@@ -138,7 +140,7 @@ def wait_for_heartbeat(cfg: Config, role: str, stat: str = "", value: float = 1.
     """The first heartbeat of ``role`` (whose ``stat`` equals ``value``, if
     given) heard on the installation's bus; its stats."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",))
+    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",), security=Security.console(cfg))
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:

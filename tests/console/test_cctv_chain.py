@@ -40,6 +40,7 @@ from console.bus import Subscriber
 from console.config import Config
 from console.media.holds import HOLD_RENEW_S
 from console.media.pull import PullSettings
+from console.security import Security
 from console.services.democams import stream_url
 from console.supervisor import BACKEND
 from db.seed_cameras import seed_cameras
@@ -149,7 +150,8 @@ class BusTap:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._sub = Subscriber(self._ctx, cfg.bus_sub, ("cam.status",))
+        self._sub = Subscriber(self._ctx, cfg.bus_sub, ("cam.status",),
+                               security=Security.console(cfg))
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 

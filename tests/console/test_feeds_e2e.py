@@ -29,6 +29,7 @@ from console.gateway.feeds import (
 )
 from console.gateway.http import HttpServer
 from console.gateway.intake import Intake
+from console.security import Security
 from db import repositories as repo
 from db.seed_readers import seed_readers
 from db.store import open_store
@@ -59,7 +60,8 @@ def _position(backend: Backend, token: str) -> tuple[float, float] | None:
 def intake(backend: Backend) -> Iterator[Intake]:
     """A real Intake publishing on the backend's bus, as the gateway's does."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    pub = Publisher(ctx, backend.config.bus_pub, origin="feeds-e2e")
+    pub = Publisher(ctx, backend.config.bus_pub, origin="gateway",
+                    security=Security.of(backend.config, "gateway"))
     intake = Intake(pub.send)
     intake.registered = {e.device_id for e in backend.roster}
     time.sleep(0.5)  # PUB drops until the proxy has passed on the engine's subscription

@@ -24,6 +24,7 @@ import zmq
 
 from console.bus import Subscriber, role_of
 from console.config import Config
+from console.security import Security
 from console.supervisor import Supervisor
 from db import repositories as repo
 from db.seed import seed_demo
@@ -73,7 +74,7 @@ def gateway_counters(cfg: Config, ready: object, timeout_s: float) -> GatewayCou
     """The gateway's counters from its heartbeats, once ``ready(counters)``
     holds (or the last ones seen when the time is up)."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",))
+    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",), security=Security.console(cfg))
     last = GatewayCounters()
     deadline = time.monotonic() + timeout_s
     try:

@@ -16,9 +16,11 @@ from typing import Any
 import zmq
 
 from console.bus import Publisher, Subscriber
+from console.config import Config
 from console.gateway.intake import Intake
 from console.gateway.watch import encode
 from console.gateway.watch_server import READ_CHUNK, WatchServer
+from console.security import Security
 from models.messages import FLAG_SOS, AlertOpened, AlertView, FixBatch, Heartbeat, unpack
 from tests.console.conftest import SEOUL_FOREST, Backend, wait_for
 
@@ -214,11 +216,11 @@ def test_oversized_frame_is_refused_and_the_next_frame_answered() -> None:
 
 # --------------------------------------------------------------------- the whole way
 
-def bus_ready(pub: Publisher, endpoint: str) -> None:
+def bus_ready(pub: Publisher, cfg: Config) -> None:
     """PUB drops until the proxy's subscription arrives: wait until our own
     heartbeat comes back through the bus before sending anything that counts."""
     ctx = zmq.Context.instance()
-    sub = Subscriber(ctx, endpoint, ("sys.heartbeat",))
+    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",), security=Security.console(cfg))
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -260,10 +262,12 @@ def test_watch_sos_becomes_an_alert(backend: Backend) -> None:
     no GPS fix ('V' at 0,0). Both become SOS alerts in the engine and are
     published on the bus as ``alert.opened``."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    pub = Publisher(ctx, backend.config.bus_pub, origin="watch-test")
-    bus = Subscriber(ctx, backend.config.bus_sub, ("alert.opened", "sys.heartbeat"))
+    pub = Publisher(ctx, backend.config.bus_pub, origin="gateway",
+                    security=Security.of(backend.config, "gateway"))
+    bus = Subscriber(ctx, backend.config.bus_sub, ("alert.opened", "sys.heartbeat"),
+                     security=Security.console(backend.config))
     try:
-        bus_ready(pub, backend.config.bus_sub)
+        bus_ready(pub, backend.config)
         engine_reaches(bus)
         intake = Intake(pub.send)
         intake.registered = {r.device_id for r in backend.roster}

@@ -28,6 +28,7 @@ from console.bus import Subscriber
 from console.config import Config
 from console.media.hub import RelaySettings
 from console.media.pull import PullSettings
+from console.security import Security
 from console.services.relay import RelayService
 from console.supervisor import Supervisor
 from db.store import open_store
@@ -132,7 +133,8 @@ class StatusWatch:
 
     def _run(self, ready: threading.Event) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        sub = Subscriber(ctx, self.config.bus_sub, ("cam.status",))
+        sub = Subscriber(ctx, self.config.bus_sub, ("cam.status",),
+                         security=Security.console(self.config))
         ready.set()
         try:
             while not self._stop.is_set():

@@ -25,6 +25,7 @@ from console.config import Config
 from console.media import limits
 from console.media.budget import EvidenceBudget
 from console.media.evidence import UnsafePath, clip_path, inside
+from console.security import Security
 from console.services.relay import RelayService
 from console.supervisor import Supervisor
 from models.console_state import ConsoleState
@@ -107,7 +108,7 @@ def relay_beat(cfg: Config, want: Callable[[dict[str, float]], bool],
                timeout_s: float = 10.0) -> dict[str, float]:
     """The stats of the first relay heartbeat on the bus that ``want``s."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",))
+    sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",), security=Security.console(cfg))
     seen: list[dict[str, float]] = []
     try:
         deadline = time.monotonic() + timeout_s
