@@ -1,7 +1,9 @@
 """The demo installation: three real safety zones and their children.
 
 Seeding is deterministic (fixed RNG seed) and idempotent, so the demo's
-children keep their tokens and devices across restarts.
+children keep their tokens and devices across restarts. Every demo child
+comes with a guardian and that guardian's consent to all services: without
+consent nothing may locate a child (Location Information Act §15, §25).
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import json
 import random
 import time
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
-from db.tables import Child, Device, Zone
+from db.tables import Child, Consent, Device, Guardian, Guardianship, Zone
+from models.consent import SERVICES, format_services
 from resources import path
 
 _FAMILY = "김이박최정강조윤장임한오서신권황안송류홍"
@@ -67,9 +71,45 @@ def new_device_id(rng: random.Random, kind: str) -> str:
     return f"E200{rng.getrandbits(32):08X}"
 
 
+def guardian_phone(n: int) -> str:
+    """The n-th demo guardian's mobile number: synthetic, unique up to ten
+    million, and in the middle block 0xxx, which is not issued to
+    subscribers, so a demo never texts a real person."""
+    return f"010-0{n // 10_000 % 1000:03d}-{n % 10_000:04d}"
+
+
+def _seed_consents(session: Session, children_rows: list[dict[str, object]],
+                   now: float) -> None:
+    """One guardian per demo child and their consent to every service, as an
+    elementary pupil's (under 14) needs. Bulk inserts like the children's:
+    guardian ids follow the child ids, so the links and the consents are
+    copied from the children table inside the store in one statement each."""
+    if not children_rows:
+        return
+    base = session.scalar(select(func.coalesce(func.max(Guardian.id), 0))) or 0
+    session.execute(insert(Guardian), [
+        dict(id=base + cast(int, c["id"]), name=f"{c['name']} 보호자",
+             phone=guardian_phone(cast(int, c["id"])), email="", created_at=now)
+        for c in children_rows])
+    if session.get_bind().dialect.name == "postgresql":
+        # Explicit ids leave the sequence behind; guardians added later need it ahead.
+        session.execute(text("SELECT setval(pg_get_serial_sequence('guardians', 'id'), "
+                             "(SELECT max(id) FROM guardians))"))
+    guardian_id = (Child.id + base).label("guardian_id")
+    session.execute(insert(Guardianship).from_select(
+        ["child_id", "guardian_id", "relation"],
+        select(Child.id, guardian_id, literal("parent"))))
+    session.execute(insert(Consent).from_select(
+        ["child_id", "guardian_id", "services", "age_band", "given_at", "recorded_by",
+         "withdrawn_by"],
+        select(Child.id, guardian_id, literal(format_services(SERVICES)), literal("under14"),
+               literal(now), literal("seed"), literal(""))))
+
+
 def seed_demo(session: Session, children: int | None = None) -> int:
-    """Create the demo zones, children and devices unless already present.
-    Returns the number of children created (0 when already seeded)."""
+    """Create the demo zones, children, devices, guardians and consents unless
+    children are already present. Returns the number of children created
+    (0 when already seeded)."""
     if session.scalar(select(func.count()).select_from(Child)):
         return 0
     rng = random.Random(20081001)  # u-Seoul's pilot started in 2008
@@ -103,5 +143,6 @@ def seed_demo(session: Session, children: int | None = None) -> int:
     # Core bulk inserts: a city-scale seed (580k children) takes seconds, not minutes.
     session.execute(insert(Child), children_rows)
     session.execute(insert(Device), device_rows)
+    _seed_consents(session, children_rows, now)
     session.commit()
     return created

@@ -176,3 +176,41 @@ def test_an_alert_keeps_the_breadcrumb_it_opened_with(store_url: str) -> None:
         assert (a.last_reader, a.last_reader_at, a.position_from_reader) == (None, None, False)
         assert (b.last_reader, b.last_reader_at, b.position_from_reader) == ("R001-1", 1.5, True)
     engine.dispose()
+
+
+def test_every_seeded_child_has_a_guardian_and_consent_in_force(store_url: str) -> None:
+    """The demo locates its children, so each must have a guardian's consent
+    to every service (an elementary pupil: under 14); seeding again adds
+    nothing, and guardians added later get fresh ids (PostgreSQL's sequence
+    is kept ahead of the seeded ones)."""
+    from db import consent as db_consent
+    from db.tables import Child, Consent, Guardian, Guardianship
+    from models.consent import SERVICES
+
+    engine, sessions = open_store(store_url)
+    with sessions() as s:
+        assert seed_demo(s, 300) == 300
+        assert seed_demo(s, 300) == 0
+        assert db_consent.children_without_consent(s) == []
+        book = db_consent.book(s)
+        children = list(s.scalars(select(Child)))
+        assert len(book) == len(children) == 300
+        assert all(book.allows(c.id, svc) for c in children for svc in SERVICES)
+        consents = list(s.scalars(select(Consent)))
+        assert len(consents) == 300
+        assert {(c.age_band, c.recorded_by, c.services, c.withdrawn_at) for c in consents} == {
+            ("under14", "seed", "routine,location,emergency", None)}
+        links = {g.child_id: g.guardian_id for g in s.scalars(select(Guardianship))}
+        assert all(links[c.child_id] == c.guardian_id for c in consents)
+        names = {c.id: c.name for c in children}
+        guardians = {g.id: g for g in s.scalars(select(Guardian))}
+        assert len(guardians) == 300
+        for child_id, guardian_id in links.items():
+            g = guardians[guardian_id]
+            assert g.name == f"{names[child_id]} 보호자"
+            assert g.email == "" and g.phone.startswith("010-0")
+        assert len({g.phone for g in guardians.values()}) == 300
+        later = db_consent.add_guardian(s, "새 보호자", "010-0999-0001", "", 1.0)
+        s.commit()
+        assert later.id > max(guardians)
+    engine.dispose()
