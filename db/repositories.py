@@ -55,6 +55,12 @@ def registered_device_ids(session: Session) -> set[str]:
     return set(session.scalars(select(Device.id).where(Device.child_id.is_not(None))))
 
 
+def device_children(session: Session) -> dict[str, int]:
+    """Registered device id -> its child's id (what the gateway checks consent by)."""
+    return dict(session.execute(  # type: ignore[arg-type]
+        select(Device.id, Device.child_id).where(Device.child_id.is_not(None))).all())
+
+
 def devices(session: Session) -> list[tuple[str, str, str]]:
     """(device id, kind, child token or '-') for ``childsafe devices list``."""
     rows = session.execute(

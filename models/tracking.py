@@ -296,5 +296,23 @@ class Tracker:
         enters = s[(old == OUTSIDE) & (new == INSIDE)].tolist()
         return exits, enters
 
+    def forget(self, slots: np.ndarray | list[int]) -> None:
+        """Drop what is known of these children's whereabouts (their
+        consent ended): they leave the snapshot and the map until a consent
+        and a new fix bring them back."""
+        s = np.asarray(slots, dtype=np.int64)
+        self.t[s] = -np.inf
+        for col in (self.lat, self.lon, self.x, self.y, self.battery_since, self.battery_t):
+            col[s] = np.nan
+        self.inside[s] = 0
+        self.home_state[s] = UNKNOWN
+        self.flags[s] = 0
+        self.at_reader[s] = False
+        self.battery[s] = -1
+        self.battery_from[s] = -1
+        self.low_battery[s] = False
+        for slot in s.tolist():
+            self.breadcrumbs.pop(slot, None)
+
     def known_slots(self) -> np.ndarray:
         return np.flatnonzero(np.isfinite(self.lat))

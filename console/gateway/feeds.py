@@ -41,7 +41,7 @@ from typing import Any, NamedTuple, Protocol
 
 from console.gateway.fields import as_object, epoch, number, parse_json, text_id
 from console.gateway.http import Answer, Durable, Request
-from console.gateway.intake import DUPLICATE, Intake
+from console.gateway.intake import DUPLICATE, NO_CONSENT, Intake
 from console.gateway.osmand import decode_json, decode_query
 from models.fixes import Rejected, Report
 
@@ -323,6 +323,8 @@ def handle_osmand(intake: Intake, req: Request) -> Answer:
         return Durable("OK (duplicate)")
     if verdict.unregistered:
         return 403, "unregistered device"
+    if verdict.reason == NO_CONSENT:
+        return 403, "no consent in force for this device's child"
     # A well-formed report whose content we refuse (0,0 before a GPS fix, a
     # wrong phone clock) is answered 200 with the reason: the phone would
     # otherwise resend it forever and never send the positions behind it.

@@ -36,6 +36,7 @@ from models.messages import FixBatch
 log = logging.getLogger(__name__)
 
 UNREGISTERED = "unregistered_device"
+NO_CONSENT = "no_consent"  # registered, but no consent in force for the child
 DUPLICATE = "duplicate"
 ENGINE_DOWN = "engine_down"  # an alarm journaled but not acknowledged: the engine is down
 COMMIT_WINDOW_S = 0.005  # reports wait at most this long to share a journal commit
@@ -73,6 +74,7 @@ class Intake:
         self._commit_at: asyncio.TimerHandle | None = None
         self._refused_unanswered = False  # a refused commit no waiter has heard of
         self.registered: set[str] = set()
+        self.untracked: frozenset[str] = frozenset()  # registered, refused: NO_CONSENT
         self.accepted: Counter[str] = Counter()  # protocol
         self.rejected: Counter[str] = Counter()  # "protocol:reason"
         self.unregistered_seen: dict[str, tuple[str, float, float, int]] = {}
@@ -93,6 +95,8 @@ class Intake:
         ``LK`` heartbeat), so a device that only ever says hello still shows
         up in "unregistered devices seen"."""
         if device_id in self.registered:
+            if device_id in self.untracked:
+                return self.reject(protocol, NO_CONSENT, device_id)
             return ACCEPTED
         self._note_unregistered(device_id, protocol, time.time() if now is None else now)
         return self.reject(protocol, UNREGISTERED, device_id)
@@ -109,7 +113,7 @@ class Intake:
         """Validate, dedupe, count and batch one report; ``reader`` names the
         tag reader a tag read came through (it travels with the fix)."""
         now = time.time() if now is None else now
-        if report.device_id not in self.registered:
+        if report.device_id not in self.registered or report.device_id in self.untracked:
             return self.check_device(report.device_id, protocol, now)
         try:
             validate(report, now)

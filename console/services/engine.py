@@ -17,13 +17,17 @@ import time
 import numpy as np
 import zmq
 
+from console import keys
 from console.bus import Publisher, Subscriber, socket
 from console.engine.cameras import camera_entries
 from console.engine.commands import CommandTable, Entry
+from console.engine.consent_gate import ConsentGate
 from console.engine.desk import AlertDesk
+from console.engine.privacy import privacy_entries
 from console.engine.sessions import SessionBook
 from console.engine.state import camera_views, load_state
 from console.journal import Follower, JournalReader, journal_path
+from console.media import tokens
 from console.media.control import RelayControl
 from console.media.holds import HoldKeeper, HoldTarget
 from console.security import Security
@@ -107,7 +111,15 @@ class Engine:
         self.bad_requests = 0
         self.loop_errors = 0
         self.camera_index = CameraIndex.from_cameras(self.state.cameras)
-        self.relay = RelayControl(cfg.relay_host, cfg.relay_port)
+        # The relay's tokens: consoles get a "view" one at sign-in, the
+        # engine's own hold/clip/release carry a "control" one (None: the
+        # relay runs open, bus_security off).
+        self.media_secret = (keys.media_secret(cfg.data_dir)
+                             if cfg.bus_security == "curve" else None)
+        self.relay = RelayControl(
+            cfg.relay_host, cfg.relay_port,
+            token=None if self.media_secret is None
+            else tokens.renewing(self.media_secret, "engine", "control"))
         self.holds = HoldKeeper(self.relay, cameras_per_point=PREALARM_CAMERAS)
         self.holds.use_index(self.camera_index)
         self.desk = AlertDesk(self.sessions, self.policy, self.state.tracker, self.state.alerts,
@@ -119,6 +131,9 @@ class Engine:
                               unstamp=self.pub.unstamp)
         self.users = SessionBook(self.sessions)
         self.users.refresh(force=True)
+        self.consent = ConsentGate(self.sessions, self.state.child_ids,
+                                   self.state.tracker.device_slots)
+        self.consent.refresh(self._forget)
         alert = Entry(self._alert_command)
         self.commands = CommandTable(self.users, {
             SnapshotRequest: Entry(lambda _r, _a: self._snapshot(), signed_in=False),
@@ -131,6 +146,7 @@ class Engine:
             RecordEvidence: Entry(self._record_evidence),
             ReloadCameras: Entry(self._reload_cameras),
             **camera_entries(self),
+            **privacy_entries(self),
         })
 
     def _last_id(self) -> int:
@@ -187,6 +203,7 @@ class Engine:
         tr = self.state.tracker
         self.desk.tick()
         self.users.refresh()
+        self.consent.refresh(self._forget)
         self.follow.poll()
         self._save_cursor()
         f = self.follow
@@ -202,6 +219,7 @@ class Engine:
             "journal_gaps": f.gaps, "journal_recovered": f.recovered,
             "journal_lost": f.lost, "duplicate_batches": f.duplicates,
             "duplicate_alarms": self.desk.duplicates,
+            **{k: float(v) for k, v in self.consent.dropped.items()},
             **{f"rejected_{k}": v for k, v in self.sub.rejected.items()},
         })
 
@@ -278,17 +296,31 @@ class Engine:
 
     def _apply(self, msg: FixBatch, cols: dict[str, np.ndarray]) -> np.ndarray:
         """Check one batch, run the tracker, hand its alarms and exits to the desk."""
-        ids, cols, readers, dropped = check_batch(msg.device_ids, cols, msg.readers, time.time())
+        ids, readers = msg.device_ids, msg.readers
+        keep = self.consent.keep(ids)
+        if keep is not None:  # children without consent are not tracked
+            ids = [d for d, k in zip(ids, keep, strict=True) if k]
+            readers = [r for r, k in zip(readers, keep, strict=True) if k] if readers else readers
+            cols = {name: col[keep] for name, col in cols.items()}
+        ids, cols, readers, dropped = check_batch(ids, cols, readers, time.time())
         if dropped:
             self.sub.rejected.update(dropped)
             self.rt.log.warning("fix batch seq %d from %s: %s", msg.seq, msg.origin,
                                 ", ".join(f"{k} {v}" for k, v in dropped.items()))
         result = self.state.tracker.step(ids, cols, readers)
         for alarm in result.alarms:
-            self.desk.trigger(self._trigger(alarm))
+            if self.consent.emergency(alarm.slot):
+                self.desk.trigger(self._trigger(alarm))
         for slot in result.exits:
-            self.desk.trigger(self._exit(slot))
+            if self.consent.emergency(slot):
+                self.desk.trigger(self._exit(slot))
         return result.slots
+
+    def _forget(self, slots: list[int]) -> None:
+        """A consent ended: forget where these children are, and tell the
+        consoles (a position with no coordinates takes the marker away)."""
+        self.state.tracker.forget(slots)
+        self.pub.send(self._positions(np.asarray(slots, dtype=np.int64)))
 
     def _positions(self, slots: np.ndarray) -> PositionBatch:
         tr = self.state.tracker
@@ -386,8 +418,10 @@ class Engine:
             return CommandReply(ok=False, error=str(exc), code="signin")
         self.rt.log.info("%s signed in (%s) at %s", info.user, ",".join(sorted(info.roles)),
                          req.console or "?")
+        media = "" if self.media_secret is None else tokens.issue(
+            self.media_secret, info.user, "view", info.expires_at)
         return SignedIn(token=info.token, user=info.user, roles=sorted(info.roles),
-                        expires_at=info.expires_at)
+                        expires_at=info.expires_at, media_token=media)
 
     def _sign_out(self, req: SignOut, _actor: Actor | None) -> Reply:
         user = self.users.sign_out(req.token)

@@ -26,12 +26,14 @@ from console.gateway.watch_server import WatchServer
 from console.journal import Journal, journal_path
 from console.security import Security
 from console.services.runtime import Runtime, start
+from db import consent
 from db import repositories as repo
+from db.consent_version import consent_version
 from db.registry import registry_version
 from db.store import open_store
 from models.messages import Heartbeat, UnregisteredSeen, UnregisteredView
 
-REGISTRY_REFRESH_S = 5.0
+REGISTRY_REFRESH_S = 1.0  # a device added or a consent withdrawn takes effect this soon
 FLUSH_EVERY_S = 0.05
 FEEDS_MAX_BODY = 2 * 1024 * 1024  # a reader's batch of up to 10,000 reads
 WATCH_IDLE_S = 600.0
@@ -77,7 +79,7 @@ class Gateway:
         self.journal = Journal(journal_path(rt.config.data_dir), rt.config.journal_keep_s)
         self.intake = Intake(self.pub.send, self.journal)
         self.intake.engine_up = False  # until its heartbeat is heard
-        self._registry_version = (-1, 0.0)
+        self._registry_version: tuple[object, object] | None = None
         # HTTP-level refusals (chunked bodies, oversized headers…) are counted
         # with each port's other rejections, so the gateway panel shows them.
         self.osmand = HttpServer(functools.partial(handle_osmand, self.intake),
@@ -100,11 +102,16 @@ class Gateway:
                 s.commit()
                 self._publish_unregistered()
             self.feeds.readers = reader_positions(repo.readers(s))
-            version = registry_version(s)
+            version = (registry_version(s), consent_version(s))
             if version != self._registry_version:
-                registered = repo.registered_device_ids(s)
+                children = repo.device_children(s)
+                registered = set(children)
+                # a child with no consent in force is not located (§15):
+                # their devices are refused and counted as no_consent
+                untracked = frozenset(consent.book(s).refused_devices(children))
                 self.intake.recent.forget(self.intake.registered - registered)
                 self.intake.registered = registered
+                self.intake.untracked = untracked
                 self._registry_version = version
 
     def _publish_unregistered(self) -> None:
