@@ -1,0 +1,270 @@
+"""Applying the retention schedule (``models.retention``) to the store.
+
+What goes:
+
+- routine fixes older than ``fix_s``;
+- every fix of a child whose consent is withdrawn (it has consents and none
+  still in force), however recent;
+- bus events older than ``usage_s``, access-log rows older than ``access_s``,
+  usage-log records older than ``usage_s`` (``db.usage_log.purge_before``);
+- evidence (rows and files) of alerts closed more than ``case_hold_s`` ago.
+
+What stays: a fix of an alert's device inside the case window [opened −
+``case_lead_s``, closed] (open cases: until now and beyond) while the case
+is open or closed less than ``case_hold_s`` ago — incident data stays with
+its case, even past a withdrawal.
+
+Deletes go in chunks of ``CHUNK`` rows, each committed on its own, so a
+purge of millions never holds the store's write lock for more than a
+moment; a purge cut short (the store refused) is simply finished by the
+next one. What was removed is then written as one "purge" usage record
+(counts, never content), only when something was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Result,
+    Table,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from db import usage_log
+from db.tables import AccessRecord, Alert, Consent, Device, Event, Evidence, Fix
+from models.retention import PurgeReport, RetentionPolicy
+
+CHUNK = 20_000
+DEVICES_PER_COMMIT = 200
+Windows = dict[str, list[tuple[float, float]]]  # device id -> merged [start, end], sorted
+
+
+def purge(session: Session, now: float, policy: RetentionPolicy, *,
+          chunk: int = CHUNK) -> PurgeReport:
+    """Remove what the policy no longer allows to keep, as of ``now``; the
+    session is committed as it goes (see the module docstring)."""
+    report = PurgeReport()
+    hold_start = now - policy.case_hold_s
+    windows = case_windows(session, now, policy)
+    withdrawn = withdrawn_devices(session)
+    report.fixes = _routine_fixes(session, now - policy.fix_s, hold_start, chunk)
+    report.fixes += _fixes_by_device(session, windows, withdrawn, now - policy.fix_s)
+    report.events = _older(session, Event.__table__, Event.id, Event.ts,
+                           now - policy.usage_s, chunk)
+    report.access = _older(session, AccessRecord.__table__, AccessRecord.id, AccessRecord.at,
+                           now - policy.access_s, chunk)
+    _evidence(session, hold_start, policy.evidence_dir, report, chunk)
+    try:
+        report.usage = usage_log.purge_before(session, now - policy.usage_s, now=now,
+                                              record=False)
+    except usage_log.ChainBroken as exc:
+        report.usage_error = str(exc)
+    if report.removed:
+        usage_log.append(session, at=now, actor="retention", subject="", action="purge",
+                         purpose="retention schedule", detail=report.detail()[:500])
+    session.commit()
+    return report
+
+
+def _deleted(result: Result[Any]) -> int:
+    """Rows a DELETE removed (a DML statement's result is a CursorResult)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+# ---------------------------------------------------------------- the cases
+
+
+def _closed_at() -> ColumnElement[float]:
+    """When an alert was closed; rows from before the lifecycle columns
+    (resolved_at 0) fall back to their last change, then their opening."""
+    return case((Alert.resolved_at > 0, Alert.resolved_at),
+                (Alert.updated_at > 0, Alert.updated_at), else_=Alert.opened_at)
+
+
+def _held(hold_start: float) -> ColumnElement[bool]:
+    """Alerts whose case keeps its data: open, or closed since ``hold_start``."""
+    return or_(Alert.state != "resolved", _closed_at() >= hold_start)
+
+
+def case_windows(session: Session, now: float, policy: RetentionPolicy) -> Windows:
+    """Per device, the time ranges its held cases keep."""
+    rows = session.execute(select(Alert.device_id, Alert.state, Alert.opened_at, _closed_at())
+                           .where(_held(now - policy.case_hold_s)))
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for device_id, state, opened_at, closed_at in rows:
+        end = math.inf if state != "resolved" else float(closed_at)
+        spans.setdefault(device_id, []).append((float(opened_at) - policy.case_lead_s, end))
+    return {device: _merged(s) for device, s in spans.items()}
+
+
+def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def withdrawn_devices(session: Session) -> set[str]:
+    """Devices of children whose every consent is withdrawn: registered to
+    them now, or named by one of their alerts (a device unregistered at
+    withdrawal still has fixes)."""
+    children = (select(Consent.child_id).group_by(Consent.child_id)
+                .having(func.count(Consent.withdrawn_at) == func.count()))
+    devices = set(session.scalars(select(Device.id).where(Device.child_id.in_(children))))
+    devices |= set(session.scalars(select(Alert.device_id).where(Alert.child_id.in_(children))))
+    return devices
+
+
+# ------------------------------------------------------------------- fixes
+
+
+def _routine_fixes(session: Session, cutoff: float, hold_start: float, chunk: int) -> int:
+    """The bulk: old fixes of devices with no held case, by id ranges of
+    ``chunk`` rows. Fixes are stored roughly in time order, so this deletes
+    whole stretches of the table; it stops at the first range with nothing
+    older than ``cutoff``, and ``_fixes_by_device`` finds what lies beyond."""
+    held = select(Alert.device_id).where(_held(hold_start))
+    first = session.scalar(select(func.min(Fix.id)))
+    if first is None:
+        return 0
+    last, removed = int(first) - 1, 0
+    while True:
+        hi = session.scalar(select(Fix.id).where(Fix.id > last).order_by(Fix.id)
+                            .offset(chunk - 1).limit(1))
+        if hi is None:
+            hi = session.scalar(select(func.max(Fix.id)).where(Fix.id > last))
+            if hi is None:
+                break
+        in_range = (Fix.id > last, Fix.id <= hi)
+        if not session.scalar(select(func.count()).select_from(Fix)
+                              .where(*in_range, Fix.t < cutoff)):
+            break
+        removed += _deleted(session.execute(delete(Fix).where(
+            *in_range, Fix.t < cutoff, Fix.device_id.not_in(held))))
+        session.commit()
+        last = int(hi)
+    return removed
+
+
+def _gaps(keep: list[tuple[float, float]], upto: float
+          ) -> Iterable[tuple[float | None, float | None]]:
+    """The open ranges (lo, hi) outside ``keep`` and below ``upto`` (None:
+    unbounded); the kept ranges' ends are themselves kept."""
+    lo: float | None = None
+    for start, end in keep:
+        if start >= upto:
+            break
+        if lo is None or start > lo:
+            yield lo, start
+        lo = end
+        if end >= upto:
+            return
+    yield lo, None if math.isinf(upto) else upto
+
+
+def _fixes_by_device(session: Session, windows: Windows, withdrawn: set[str],
+                     cutoff: float) -> int:
+    """Device by device along the (device_id, t) index: what the id sweep
+    left (fixes stored out of time order), held devices' fixes outside
+    their case windows, and every fix of a withdrawn child outside them.
+    Devices are found in the index itself (one probe each), so a device
+    no longer registered is swept too."""
+    removed, n = 0, 0
+    device_id: str | None = None
+    while True:
+        probe = select(Fix.device_id).order_by(Fix.device_id).limit(1)
+        if device_id is not None:
+            probe = probe.where(Fix.device_id > device_id)
+        device_id = session.scalar(probe)
+        if device_id is None:
+            break
+        upto = math.inf if device_id in withdrawn else cutoff
+        for lo, hi in _gaps(windows.get(device_id, []), upto):
+            where = [Fix.device_id == device_id]
+            if lo is not None:
+                where.append(Fix.t > lo)
+            if hi is not None:
+                where.append(Fix.t < hi)
+            removed += _deleted(session.execute(delete(Fix).where(*where)))
+        n += 1
+        if n % DEVICES_PER_COMMIT == 0:
+            session.commit()
+    session.commit()
+    return removed
+
+
+# ------------------------------------------------------------- logs, evidence
+
+
+def _older(session: Session, table: Table, key: InstrumentedAttribute[int],
+           column: InstrumentedAttribute[float], cutoff: float, chunk: int) -> int:
+    """Delete rows whose ``column`` is before ``cutoff``, ``chunk`` at a time."""
+    removed = 0
+    while True:
+        batch = select(key).where(column < cutoff).limit(chunk).scalar_subquery()
+        n = _deleted(session.execute(delete(table).where(key.in_(batch))))
+        session.commit()
+        removed += n
+        if n < chunk:
+            return removed
+
+
+def _evidence(session: Session, hold_start: float, folder: Path | None, report: PurgeReport,
+              chunk: int) -> None:
+    """Evidence of cases closed before ``hold_start``: the file first, then
+    the row, so a purge cut short leaves a row without its file (removed
+    next time), never a file no row names."""
+    while True:
+        rows = session.execute(
+            select(Evidence.id, Evidence.path).join(Alert, Evidence.alert_id == Alert.id)
+            .where(Alert.state == "resolved", _closed_at() < hold_start)
+            .order_by(Evidence.id).limit(chunk)).all()
+        if not rows:
+            return
+        for _, path in rows:
+            outcome = _remove_file(path, folder)
+            report.evidence_files += outcome == "removed"
+            report.files_left += outcome == "outside"
+        session.execute(delete(Evidence).where(Evidence.id.in_([r[0] for r in rows])))
+        session.commit()
+        report.evidence += len(rows)
+
+
+def _remove_file(path: str, folder: Path | None) -> str:
+    """"removed", "missing", or "outside" (not under ``folder``: left alone)."""
+    if folder is None or not path:
+        return "outside"
+    root = folder.resolve()
+    candidate = Path(path) if Path(path).is_absolute() else root / path
+    try:
+        real = candidate.resolve()
+    except (OSError, RuntimeError):
+        return "outside"
+    if real == root or not real.is_relative_to(root):
+        return "outside"
+    try:
+        real.unlink()
+    except FileNotFoundError:
+        return "missing"
+    except IsADirectoryError:
+        return "outside"
+    parent = real.parent
+    if parent != root:  # the case's folder, once its last file is gone
+        with contextlib.suppress(OSError):  # not empty: other clips of the case
+            parent.rmdir()
+    return "removed"
