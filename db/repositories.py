@@ -129,17 +129,18 @@ def append_events(conn: Connection, events: list[tuple[str, str, int, float, byt
 def trail(session: Session, device_ids: list[str], t0: float, t1: float,
           limit: int = 5000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(t, lat, lon) of the devices' located fixes between t0 and t1, oldest
-    first: the trail an alert panel draws."""
+    first: the trail an alert panel draws. Past ``limit`` the newest are
+    kept (where the child is going matters more than where they started)."""
     if not device_ids:
         return np.empty(0), np.empty(0), np.empty(0)
     rows = session.execute(
         select(Fix.t, Fix.lat, Fix.lon)
         .where(Fix.device_id.in_(device_ids), Fix.t >= t0, Fix.t <= t1,
                Fix.lat.is_not(None), Fix.lon.is_not(None))
-        .order_by(Fix.t).limit(limit)).all()
+        .order_by(Fix.t.desc()).limit(limit)).all()
     if not rows:
         return np.empty(0), np.empty(0), np.empty(0)
-    arr = np.array(rows, dtype=float)
+    arr = np.array(rows[::-1], dtype=float)
     return arr[:, 0], arr[:, 1], arr[:, 2]
 
 

@@ -32,7 +32,7 @@ from console.media.control import RelayControl
 from console.media.holds import HoldKeeper, HoldTarget
 from console.security import Security
 from console.services.runtime import Runtime, start
-from db import accounts, cursors
+from db import accounts, cursors, usage_log
 from db import alerts as db_alerts
 from db import repositories as repo
 from db.store import open_store
@@ -437,14 +437,28 @@ class Engine:
             self.holds.sync(self._hold_targets())  # its cameras are released now
         return CommandReply(ok=True, alert=view)
 
-    def _alert_detail(self, req: AlertDetailRequest, _actor: Actor | None) -> Reply:
+    def _alert_detail(self, req: AlertDetailRequest, actor: Actor | None) -> Reply:
+        """The alert, its history and, for whoever works alerts, its child's
+        trail: each trail sent is a location use, written to the usage log
+        with the reply. Auditors review the case, never where a child went."""
+        assert actor is not None
         alert = self.desk.find(req.alert_id)
         tr = self.state.tracker
         devices = [d for d, s in tr.device_slots.items() if s == alert.child_slot]
         end = alert.resolved_at or time.time()
         with self.sessions() as s:
             history = db_alerts.history(s, alert.id)
-            t, lat, lon = repo.trail(s, devices, end - TRAIL_S, end)
+            if actor.roles & {"operator", "supervisor"}:
+                t, lat, lon = repo.trail(s, devices, end - TRAIL_S, end)
+            else:
+                t = lat = lon = np.empty(0)
+            if len(t):
+                usage_log.append(s, at=time.time(), actor=actor.user,
+                                 subject=alert.child_token, action="trail",
+                                 purpose=f"alert {alert.id} ({alert.kind})", alert_id=alert.id,
+                                 detail=f"{len(t)} points over the {TRAIL_S / 60:.0f} min "
+                                        f"before {'resolution' if alert.resolved_at else 'now'}")
+                s.commit()
         return AlertDetail(alert=alert, history=history, trail_t=pack("t", t),
                            trail_lat=pack("lat", lat), trail_lon=pack("lon", lon))
 

@@ -23,6 +23,9 @@ still run.
   latency; then SOS → console latency (a ``LiveFeed`` Frame) while 100
   alerts/s are opened and worked, against the 100 ms p99 budget. SQLite in a
   fresh temp dir, 3,000 seeded children; not part of the default set.
+- ``security`` (``tests/bench/bench_security.py``): the bus and the whole
+  pipeline with CURVE on beside the same runs with it off, as ratios; not
+  part of the default set.
 """
 
 from __future__ import annotations
@@ -151,9 +154,15 @@ def run_benchmarks(which: list[str], cfg: Config, seconds: float) -> int:
             h, d = bi.headline(r), [bi.format_result(r)]
         elif name == "alerts":
             h, d = _alerts(seconds)
+        elif name == "security":
+            from tests.bench import bench_security as bs
+
+            children = int(os.environ.get(CHILDREN_ENV, 0)) or None
+            r = bs.run(seconds, children)
+            h, d = bs.headline(r), [bs.format_result(r)]
         else:
             h, d = [f"{name}: unknown benchmark (pipeline, map, cameras, cctv, ingest, "
-                    "alerts)"], []
+                    "alerts, security)"], []
         heads += h
         details += d
     print(f"childsafe bench: {', '.join(names)}; {seconds:g} s per load phase; "

@@ -510,7 +510,8 @@ class PipelineBench:
 
     def __init__(self, children: int, seconds: float, db_url: str | None,
                  connections: int, depth: int, load_procs: int,
-                 profile_dir: Path | None, keep: bool, say: Any) -> None:
+                 profile_dir: Path | None, keep: bool, say: Any,
+                 bus_security: str = "curve") -> None:
         from console.config import Config
 
         self.say = say
@@ -520,7 +521,8 @@ class PipelineBench:
         self.keep = keep
         self.data_dir = Path(tempfile.mkdtemp(prefix="csb-", dir="/tmp"))
         self.cfg = Config(data_dir=self.data_dir, db_url=db_url or "",
-                          osmand_port=free_tcp_port())
+                          osmand_port=free_tcp_port(),
+                          bus_security=bus_security)  # type: ignore[arg-type]
         self.cfg.ensure_dirs()
         self.backend = backend_of(self.cfg.db_url)
         self.children = children
@@ -853,7 +855,7 @@ class PipelineBench:
 def run(children: int = DEFAULT_CHILDREN, seconds: float = 20.0, db_url: str | None = None,
         rate: float | None = None, connections: int = 200, depth: int = 8, load_procs: int = 1,
         sos_load_fraction: float = 0.8, profile_dir: Path | None = None, keep: bool = False,
-        log: Any = None) -> dict[str, Any]:
+        log: Any = None, bus_security: str = "curve") -> dict[str, Any]:
     """Run the pipeline benchmark on one store; returns its numbers.
 
     Two load phases of ``seconds`` each on the same installation:
@@ -866,13 +868,14 @@ def run(children: int = DEFAULT_CHILDREN, seconds: float = 20.0, db_url: str | N
     """
     say = log or (lambda msg: print(f"  [pipeline] {msg}", file=sys.stderr, flush=True))
     bench = PipelineBench(children, seconds, db_url, connections, depth, load_procs,
-                          profile_dir, keep, say)
+                          profile_dir, keep, say, bus_security)
     target = float(rate or BUDGET_FIXES_PER_S[bench.backend])
     result: dict[str, Any] = {
         "backend": bench.backend, "db": bench.cfg.db_url.split("@")[-1],
         "data_dir": str(bench.data_dir), "seconds": seconds,
         "connections": connections * load_procs, "depth": depth, "load_procs": load_procs,
         "budget": BUDGET_FIXES_PER_S[bench.backend], "phases": [],
+        "bus_security": bus_security,
     }
     try:
         bench.start(phases=2 if sos_load_fraction > 0 else 1)
