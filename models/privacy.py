@@ -121,11 +121,19 @@ def check_decider(decider: str, roles: frozenset[str], requester: str, state: st
         raise Refused("illegal", f"{what} was already decided ({state})")
 
 
-def reveal_state(state: str, expires_at: float, now: float) -> RevealState:
+PENDING_S = 3600.0  # a reveal request nobody decided within the hour lapses
+
+
+def reveal_state(state: str, expires_at: float, now: float,
+                 requested_at: float | None = None) -> RevealState:
     """A stored reveal's state as people see it: a grant past its time is
-    "expired" (the store keeps "granted" and the time, never rewritten)."""
+    "expired" (the store keeps "granted" and the time, never rewritten), and
+    so is a request left pending for ``PENDING_S`` (the need it was made
+    for has passed; an approval then would grant a stale reason)."""
     if state == "granted":
         return "expired" if expires_at <= now else "granted"
+    if state == "pending" and requested_at is not None and now - requested_at >= PENDING_S:
+        return "expired"
     if state in ("pending", "refused"):
         return state  # type: ignore[return-value]
     raise ValueError(f"unknown reveal state {state!r}")

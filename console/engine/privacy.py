@@ -132,7 +132,7 @@ def check_id(value: int, what: str) -> int:
 def reveal_view(row: Reveal, child: str, now: float) -> RevealView:
     return RevealView(id=row.id, child=child, user=row.user, reason=row.reason,
                       alert_id=row.alert_id or 0,
-                      state=reveal_state(row.state, row.expires_at, now),
+                      state=reveal_state(row.state, row.expires_at, now, row.requested_at),
                       requested_at=row.requested_at, decided_by=row.decided_by,
                       decided_at=row.decided_at, expires_at=row.expires_at)
 
@@ -217,7 +217,9 @@ class PrivacyCommands:
             row = s.get(Reveal, req.reveal_id)
             if row is None:
                 raise Refused("unknown", f"no reveal {req.reveal_id}")
-            check_decider(actor.user, actor.roles, row.user, row.state, f"reveal {row.id}")
+            check_decider(actor.user, actor.roles, row.user,
+                          reveal_state(row.state, row.expires_at, now, row.requested_at),
+                          f"reveal {row.id}")
             token = s.scalar(select(Child.token).where(Child.id == row.child_id)) or "?"
             row.decided_by, row.decided_at = actor.user, now
             if req.approve:
@@ -267,6 +269,11 @@ class PrivacyCommands:
                 raise Refused("no_reveal", f"no reveal of {child.token} is in force for "
                                            f"{actor.user}: give a reason first (an open alert "
                                            "you own, or a supervisor's approval)")
+            if (grant.decided_by == "engine" and grant.alert_id
+                    and grant.alert_id not in self.engine.desk.alerts):
+                # granted for an open alert: it ends when the alert is resolved
+                raise Refused("no_reveal", f"alert {grant.alert_id} is resolved, and the reveal "
+                                           "it gave with it: ask a supervisor to see more")
             guardians = [GuardianView(name=g.name, relation=relation, phone=g.phone,
                                       email=g.email)
                          for g, relation in s.execute(

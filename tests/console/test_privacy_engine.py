@@ -380,3 +380,17 @@ def test_a_reveal_expires_and_the_engine_says_so(short: Backend) -> None:
     mine = short.command(RevealsRequest(token=op, pending_only=False))
     assert isinstance(mine, RevealList)
     assert [r.state for r in mine.reveals if r.id == pending.id] == ["expired"]
+
+
+def test_a_grant_given_with_an_alert_ends_when_the_alert_is_resolved(
+        b: Backend, tokens: dict[str, str], children: list[RosterEntry]) -> None:
+    op = tokens["operator2"]
+    entry = children[7]
+    alert = sos_owned_by(b, op, entry.device_id)
+    view = revealed(b.command(RevealRequest(token=op, child=entry.token, alert_id=alert.id,
+                                            reason="SOS pressed, calling the guardian")))
+    assert view.state == "granted"
+    assert isinstance(b.command(ChildRequest(token=op, child=entry.token)), ChildDetail)
+    resolve_fully(b, op, alert)
+    assert "resolved" in refused(b.command(ChildRequest(token=op, child=entry.token)),
+                                 "no_reveal")

@@ -11,6 +11,7 @@ from models.alerts import KINDS, Refused
 from models.messages import MAX_TRAIL_S, AlertView
 from models.privacy import (
     EMERGENCY_KINDS,
+    PENDING_S,
     check_child_token,
     check_decider,
     check_disclosable,
@@ -106,6 +107,13 @@ def test_a_grant_past_its_time_reads_as_expired() -> None:
     assert reveal_state("granted", NOW, NOW) == "expired"
     assert reveal_state("pending", 0.0, NOW) == "pending"
     assert reveal_state("refused", 0.0, NOW) == "refused"
+    # a request nobody decided lapses: approving it later would grant a stale need
+    assert reveal_state("pending", 0.0, NOW, requested_at=NOW - PENDING_S + 1) == "pending"
+    assert reveal_state("pending", 0.0, NOW, requested_at=NOW - PENDING_S) == "expired"
+    with pytest.raises(Refused, match="already decided"):
+        check_decider("sup2", frozenset({"supervisor"}), "op1",
+                      reveal_state("pending", 0.0, NOW, requested_at=NOW - 2 * PENDING_S),
+                      "reveal 1")
     with pytest.raises(ValueError):
         reveal_state("bogus", 0.0, NOW)
     assert live_grant("granted", NOW + 1, NOW)
