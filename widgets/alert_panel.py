@@ -12,6 +12,13 @@ When a new alert is shown, or the shown one changes, ``detail_needed``
 asks the window for its ``AlertDetail``; ``show_detail`` fills the history
 and the step notes and hands the child's trail to the map (``trail_ready``).
 
+The child stays a token and the device shows only its tail
+(``models.privacy_view.mask_device``: the id is the device's credential).
+"Reveal identity…" and "Disclose to police/fire…" only ask
+(``reveal_requested`` / ``disclose_requested``): the privacy controller
+asks for the reason and the engine decides; a disclosure's state comes
+back through ``show_disclosure``.
+
 The procedure checklist's rows are in ``widgets.procedure_steps`` and the
 inline action forms in ``widgets.alert_forms``; their names are still
 importable from here, and the forms' fields are attributes of the panel.
@@ -53,6 +60,7 @@ from models.messages import (
     AlertDetail,
     AlertView,
     AssignAlert,
+    DisclosureView,
     DispatchAlert,
     HistoryEntry,
     HoldAlert,
@@ -64,6 +72,7 @@ from models.messages import (
     pack,
     unpack,
 )
+from models.privacy_view import mask_device, may_disclose
 from models.procedures import Procedures
 from models.qt.alert_table import (
     clock,
@@ -111,6 +120,12 @@ ACTION_TEXT = {
     "reopen": QT_TRANSLATE_NOOP("AlertPanel", "Reopened"),
     "step": QT_TRANSLATE_NOOP("AlertPanel", "Procedure step"),
     "note": QT_TRANSLATE_NOOP("AlertPanel", "Note"),
+    "disclosure": QT_TRANSLATE_NOOP("AlertPanel", "Disclosed"),
+}
+DISCLOSURE_STATE = {
+    "pending": QT_TRANSLATE_NOOP("AlertPanel", "waiting for a supervisor's approval"),
+    "approved": QT_TRANSLATE_NOOP("AlertPanel", "approved by %1 at %2; guardian told: %3"),
+    "refused": QT_TRANSLATE_NOOP("AlertPanel", "refused by %1 at %2"),
 }
 HISTORY_COLUMNS = ("Time", "Actor", "Action", "Detail", "Note")
 # (key, label, command, shortcut, what it does): the action buttons, in order.
@@ -174,6 +189,8 @@ class AlertPanel(QWidget):
     detail_needed = Signal(int)  # alert id
     cameras_requested = Signal(object)  # AlertView
     trail_ready = Signal(object, object)  # lat, lon: np.ndarray, oldest first
+    reveal_requested = Signal(object)  # AlertView: its child's identity, with a reason
+    disclose_requested = Signal(object)  # AlertView: to police or fire, with a reason
 
     def __init__(self, parent: QWidget | None = None, *, procedures: Procedures | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -189,6 +206,8 @@ class AlertPanel(QWidget):
         self._assignable: list[str] = []
         self._steps_kind = ""
         self.step_rows: dict[str, StepRow] = {}
+        # The newest disclosure per (alert, agency), as the engine last said.
+        self._disclosures: dict[tuple[int, str], DisclosureView] = {}
 
         self.header = QLabel(self.tr("No alert selected"))
         self.header.setObjectName("alertHeader")
@@ -203,8 +222,8 @@ class AlertPanel(QWidget):
         self.fact: dict[str, QLabel] = {}
         names = {"place": self.tr("Place"), "position": self.tr("Position"),
                  "battery": self.tr("Battery"), "sla": self.tr("SLA"), "hold": self.tr("Hold"),
-                 "dispatch": self.tr("Dispatch"), "outcome": self.tr("Outcome"),
-                 "note": self.tr("Last note")}
+                 "dispatch": self.tr("Dispatch"), "disclosure": self.tr("Disclosure"),
+                 "outcome": self.tr("Outcome"), "note": self.tr("Last note")}
         for key, name in names.items():
             value = QLabel()
             value.setObjectName("alertFact")
@@ -237,6 +256,18 @@ class AlertPanel(QWidget):
                           context=Qt.ShortcutContext.WindowShortcut)
             self.buttons[key] = button
             actions.addWidget(button, i // 5, i % 5)
+
+        self.reveal_button = QPushButton(self.tr("Reveal identity…"))
+        self.reveal_button.setObjectName("revealButton")
+        self.reveal_button.clicked.connect(self._reveal)
+        self.disclose_button = QPushButton(self.tr("Disclose to police/fire…"))
+        self.disclose_button.setObjectName("discloseButton")
+        self.disclose_button.clicked.connect(self._disclose)
+        privacy_row = QHBoxLayout()
+        privacy_row.setSpacing(4)
+        privacy_row.addWidget(self.reveal_button)
+        privacy_row.addWidget(self.disclose_button)
+        privacy_row.addStretch(1)
 
         self.forms = AlertForms(clock=clock)
         self.forms.submitted.connect(lambda cmd, fields: self._send(cmd, **fields))
@@ -298,6 +329,7 @@ class AlertPanel(QWidget):
         layout.addLayout(self.facts)
         layout.addWidget(self.refusal)
         layout.addLayout(actions)
+        layout.addLayout(privacy_row)
         layout.addWidget(self.forms)
         layout.addLayout(note_row)
         layout.addWidget(self.steps_title)
@@ -380,6 +412,22 @@ class AlertPanel(QWidget):
         self.trail_ready.emit(np.array(unpack("lat", detail.trail_lat)),
                               np.array(unpack("lon", detail.trail_lon)))
 
+    def show_disclosure(self, d: DisclosureView) -> None:
+        """A disclosure's state as the engine said it (the newest per agency
+        is kept, for whichever alert it is about)."""
+        key = (d.alert_id, d.agency)
+        old = self._disclosures.get(key)
+        if old is None or d.id >= old.id:
+            self._disclosures[key] = d
+        if self._alert is not None and self._alert.id == d.alert_id:
+            self._render_facts(self._alert)
+
+    def clear_disclosures(self) -> None:
+        """Forget every disclosure state (the session ended)."""
+        self._disclosures.clear()
+        if self._alert is not None:
+            self._render_facts(self._alert)
+
     def show_refusal(self, text: str) -> None:
         """The engine's refusal, shown until the alert next changes."""
         self.refusal.setText(text)
@@ -417,7 +465,7 @@ class AlertPanel(QWidget):
             count = f"  ×{a.count}" if a.count > 1 else ""
             self.header.setText(f"{kind_text(a.kind)} · P{a.priority} · "
                                 f"{state_text(a.state)}{count}")
-            device = a.device_id
+            device = mask_device(a.device_id)
             if a.device_kind:
                 device += f" ({a.device_kind})"
             owner = a.owner or self.tr("nobody")
@@ -479,6 +527,7 @@ class AlertPanel(QWidget):
             name = _tr(TARGET_TEXT.get(a.dispatched_to, a.dispatched_to))
             dispatch = f"{name} {number} · " + self.tr("ref %1").replace("%1", a.dispatch_ref)
         f["dispatch"].setText(dispatch)
+        f["disclosure"].setText(self._disclosure_text(a.id))
         outcome = _tr(OUTCOME_TEXT[a.outcome]) if a.outcome in OUTCOME_TEXT else a.outcome
         if outcome and a.resolved_at:
             outcome += " · " + _hms(a.resolved_at)
@@ -489,6 +538,21 @@ class AlertPanel(QWidget):
             self.facts.setRowVisible(label, bool(label.text()))
             label.style().unpolish(label)
             label.style().polish(label)
+
+    def _disclosure_text(self, alert_id: int) -> str:
+        lines = []
+        for (aid, agency), d in sorted(self._disclosures.items()):
+            if aid != alert_id:
+                continue
+            number = DISPATCH_TARGETS.get(agency, "")
+            name = _tr(TARGET_TEXT.get(agency, agency))
+            state = _tr(DISCLOSURE_STATE.get(d.state, d.state))
+            state = (state.replace("%1", d.decided_by).replace("%2", _hms(d.decided_at))
+                     .replace("%3", d.guardian_notice))
+            asked = self.tr("asked by %1 at %2").replace("%1", d.requested_by).replace(
+                "%2", _hms(d.requested_at))
+            lines.append(f"{name} {number}: {state} ({asked})")
+        return "\n".join(lines)
 
     def _render_steps(self) -> None:
         a = self._alert
@@ -557,6 +621,7 @@ class AlertPanel(QWidget):
         if self.current_form() == "skip" and (a is None or why_not(MarkStep, a, self._user,
                                                                     self._roles)):
             self.close_form()
+        self._update_privacy_buttons()
         can_note = a is not None and not why_not(AddNote, a, self._user, self._roles)
         self.note.setEnabled(a is not None and bool(self._roles & WORKING_ROLES))
         self.note_button.setEnabled(can_note and bool(self.note.text().strip()))
@@ -583,6 +648,36 @@ class AlertPanel(QWidget):
             return
         self.forms.prepare_skip(step_id, step.text)
         self.open_form("skip")
+
+    def _update_privacy_buttons(self) -> None:
+        a = self._alert
+        reveal = disclose = self.tr("No alert selected") if a is None else ""
+        if a is not None:
+            if not may(self._roles, "cmd.reveal"):
+                reveal = self.tr("Your role does not allow this")
+            if not may(self._roles, "cmd.disclose"):
+                disclose = self.tr("Your role does not allow this")
+            elif not may_disclose(a):
+                disclose = (self.tr("Not for a resolved alert") if a.state == "resolved"
+                            else self.tr("Only for emergency alerts"))
+        self.reveal_button.setEnabled(not reveal)
+        self.reveal_button.setToolTip(
+            self.tr("Show the child's name and guardians, with a reason: at once for an "
+                    "open alert you own, else after a supervisor's approval")
+            + (f"\n{reveal}" if reveal else ""))
+        self.disclose_button.setEnabled(not disclose)
+        self.disclose_button.setToolTip(
+            self.tr("Give the child's data to police or fire for this emergency, after a "
+                    "supervisor's approval and with the guardian told")
+            + (f"\n{disclose}" if disclose else ""))
+
+    def _reveal(self) -> None:
+        if self._alert is not None and self.reveal_button.isEnabled():
+            self.reveal_requested.emit(self._alert)
+
+    def _disclose(self) -> None:
+        if self._alert is not None and self.disclose_button.isEnabled():
+            self.disclose_requested.emit(self._alert)
 
     def _cameras(self) -> None:
         if self._alert is not None:

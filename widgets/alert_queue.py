@@ -11,6 +11,10 @@ asks the window to show it on the map.
 
 Keys: Up/Down move, N or F8 selects the most urgent new alert (clearing a
 filter that hides it), Enter locates.
+
+The Device column shows only the id's tail ("•••• 4821",
+``models.privacy_view.mask_device``): a device id is the device's only
+credential, and a queue is on screen all shift long.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from PySide6.QtWidgets import (
 
 from models.alerts import DEFAULT_SLA, district, sort_key
 from models.messages import AlertView
+from models.privacy_view import mask_device
 from models.qt.alert_table import (
     COLUMNS,
     DEVICE,
@@ -109,6 +114,15 @@ class QueuePalette(SeverityPalette):
         self.setObjectName("queuePalette")
 
 
+class MaskedAlertTableModel(AlertTableModel):
+    """The queue's model with the device id masked in every role it is read
+    through (display, copy, accessibility): the full id never reaches the view."""
+
+    def cell(self, row: AlertView, column: int) -> str:
+        text = super().cell(row, column)
+        return mask_device(text) if column == DEVICE else text
+
+
 class AlertQueue(QWidget):
     """The queue table with its filters. Present-only: it emits, never sends."""
 
@@ -127,7 +141,7 @@ class AlertQueue(QWidget):
         self._updating = False
         self._sized = False
 
-        self.model = AlertTableModel()
+        self.model = MaskedAlertTableModel()
         self.severity = QueuePalette(self)
         self.title = QLabel(self.tr("Alerts"))
         self.title.setObjectName("panelTitle")
@@ -392,7 +406,7 @@ class AlertQueue(QWidget):
             "Age": "9:59 h", "P": "P4", "Kind": max(KIND_LABEL.values(), key=len),
             "Child": "C-A13F00X", "State": max(STATE_LABEL.values(), key=len),
             "Owner": "operator1", "Count": "×99", "SLA": tr("overdue %1").replace("%1", "10:00"),
-            "Device": "…45925926",
+            "Device": mask_device("86045925926"),
         }
         header = self.table.horizontalHeader()
         for i, name in enumerate(COLUMNS):
