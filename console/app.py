@@ -10,6 +10,11 @@ unless the operator is working an alert they located; locating an alert
 does the same and follows its child; Ctrl+click or "Cameras here" on the
 map ranks the cameras around any point.  The grid's title and the status
 bar say which alert or point it shows.
+
+Video needs the ``view`` token the engine gave this console at sign-in
+(``SignedIn.media_token``, sent to the relay as ``?t=``): signed out, no
+tile plays and the grid says to sign in; signing in again plays the grid's
+cameras with the new token.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
@@ -38,6 +44,7 @@ from console.alarm import AlarmPlayer
 from console.cctv_focus import GridFocus, alert_label, has_position, pick_alert
 from console.config import Config
 from console.feed import Frame, LiveFeed
+from console.privacy_controller import PrivacyController
 from console.session import Session
 from console.theme import apply_theme
 from models.cameras import CameraIndex
@@ -57,6 +64,7 @@ from models.messages import (
 )
 from widgets.alert_panel import AlertPanel
 from widgets.alert_queue import AlertQueue
+from widgets.approvals_panel import ApprovalsPanel
 from widgets.camera_admin import CameraAdminPanel
 from widgets.cctv_grid import CctvGrid
 from widgets.cctv_tile import ElidedLabel
@@ -65,8 +73,10 @@ from widgets.gateway_panel import GatewayPanel
 from widgets.health_strip import HealthStrip
 from widgets.import_dialog import ImportDialog
 from widgets.map_view import MapView
+from widgets.reveal_view import RevealView
 from widgets.sign_in import SignInDialog
 from widgets.status_strip import StatusStrip
+from widgets.usage_log_view import UsageLogView
 
 FRAME_MS = 33
 SHIFT_POLL_S = 10.0  # the supervisor's panel refreshes its shift figures this often
@@ -126,12 +136,26 @@ class ConsoleWindow(QMainWindow):
         self.work_split = QSplitter(Qt.Orientation.Vertical)
         self.work_split.addWidget(self.alerts)
         self.work_split.addWidget(self.panel)
-        self.work_split.setSizes([330, 570])
+        # A child's identity under a reveal, below the alert: shown only while
+        # there is one to show (the card clears itself when the grant ends).
+        self.reveal_view = RevealView()
+        self.work_split.addWidget(self.reveal_view)
+        self.reveal_view.hide()
+        self.work_split.setSizes([330, 570, 0])
         self.side = QTabWidget()
         self.side.addTab(self.work_split, self.tr("Alerts"))
         self.side.addTab(self.gateway, self.tr("Gateway"))
         self.camera_panel = CameraAdminPanel()
         self.side.addTab(self.camera_panel, self.tr("Cameras"))
+        # Privacy: the supervisor's approvals beside the queue; the auditor's
+        # usage log (an auditor's console shows nothing live: see _signed).
+        self.approvals = ApprovalsPanel()
+        self.side.addTab(self.approvals, self.tr("Approvals"))
+        self.usage_log = UsageLogView()
+        self.side.addTab(self.usage_log, self.tr("Usage log"))
+        self.privacy = PrivacyController(self.session, self.panel, self.reveal_view,
+                                         self.approvals, self.usage_log, parent=self,
+                                         dialog_parent=self, ask_path=self._usage_path)
         self.camera_admin = CameraAdmin(self.session, lambda: self.session.token,
                                         self.camera_panel, ImportDialog(self), parent=self)
         self.cctv = CctvGrid(tiles=4, snapshot_dir=config.data_dir / "evidence" / "snapshots")
@@ -161,6 +185,11 @@ class ConsoleWindow(QMainWindow):
         self.panel.detail_needed.connect(self._ask_detail)
         self.panel.cameras_requested.connect(self.locate)
         self.panel.trail_ready.connect(self._draw_trail)
+        self.reveal_view.trail_ready.connect(self._draw_trail)
+        self.reveal_view.active_changed.connect(self._reveal_room)
+        self.privacy.forgotten.connect(self._identity_forgotten)
+        self.privacy.status.connect(self.status.say)
+        self.approvals.pending_changed.connect(self._approvals_waiting)
         self.escalation.reassign_requested.connect(self._reassign)
         self.escalation.export_requested.connect(self._export_handover)
         self.cctv.snapshot_taken.connect(self.file_snapshot)
@@ -184,6 +213,9 @@ class ConsoleWindow(QMainWindow):
         self.followed_slot = -1
         self._x = np.empty(0)
         self._y = np.empty(0)
+        self._marker_status = np.empty(0, dtype=np.uint8)
+        self._alert_rows: list[AlertView] = []
+        self._live = True  # map, queue and cameras shown (not an auditor-only console)
         self.open_alerts = 0
         self.frames = 0
         self.timer = QTimer(self)
@@ -224,17 +256,84 @@ class ConsoleWindow(QMainWindow):
         if not s.may("req.shift"):
             self.escalation_window.hide()
         self.side.setTabVisible(self.side.indexOf(self.camera_panel), s.may("cmd.camera"))
-        # The queue for who works or audits alerts; an admin's console opens on
-        # the registry instead (the map still shows where alerts are).
-        works = s.may("req.alerts") or who is None
+        # An auditor reads the usage log and nothing live: no map, no cameras,
+        # no queue of where children are, no device ids (the gateway's list).
+        self._set_live(who is None or bool(s.roles - {"auditor"}))
+        self.side.setTabVisible(self.side.indexOf(self.gateway), self._live)
+        self.side.setTabVisible(self.side.indexOf(self.approvals),
+                                s.may("cmd.decide_reveal"))
+        self.side.setTabVisible(self.side.indexOf(self.usage_log), s.may("req.usage"))
+        # The queue for who works alerts; an admin's console opens on the
+        # registry instead (the map still shows where alerts are).
+        works = (s.may("req.alerts") and self._live) or who is None
         self.side.setTabVisible(self.side.indexOf(self.work_split), works)
         if not works:
             self.side.setCurrentWidget(self.camera_panel if s.may("cmd.camera")
+                                       else self.usage_log if s.may("req.usage")
                                        else self.gateway)
         self.camera_admin.reset()
+        self.privacy.reset()
         self._shift_asked = 0.0
+        if not self.may_view_video():
+            # A signed-out console plays no camera; the grid keeps its alert
+            # (snapshots stay its evidence) for whoever signs in next.
+            self.cctv.show_cameras([], alert_id=self.cctv.alert_id)
+        else:
+            self._refocus()  # the grid's cameras again, with this session's token
+        self._say_source()
         if who is not None and self.panel.alert is not None:
             self._ask_detail(self.panel.alert.id)  # asked before the sign-in, refused then
+
+    def _set_live(self, live: bool) -> None:
+        """Show the live picture (map, CCTV, queue), or withhold it from an
+        auditor-only console: the widgets are emptied, not just hidden, and
+        get nothing until someone who works alerts signs in."""
+        if live == self._live:
+            return
+        self._live = live
+        self.left_split.setVisible(live)
+        if live:
+            if len(self._x) == len(self._marker_status):
+                self.map.set_positions(self._x, self._y, self._marker_status)
+            self.alerts.set_alerts(self._alert_rows)
+            return
+        empty = np.empty(0)
+        self.map.set_positions(empty, empty, np.empty(0, dtype=np.uint8))
+        self.map.clear_trail()
+        self.map.clear_highlight()
+        self.alerts.set_alerts([])
+        self.panel.show_alert(None)
+        self.followed_slot = -1
+        self._followed_xy = None
+        self.grid_focus = None
+        self._focus_xy = None
+        self.cctv.clear()
+        self.status.say("")  # it may name a child or a place
+
+    def _usage_path(self, name: str) -> str:
+        """Where the auditor saves a usage-log export ("" if cancelled)."""
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export the location-usage log"),
+                                              str(self.config.data_dir / name), "CSV (*.csv)")
+        return path
+
+    def _reveal_room(self, active: bool) -> None:
+        """Make room for the identity card under the alert, or give it back."""
+        self.reveal_view.setVisible(active)
+        if active and self.work_split.sizes()[2] < 120:
+            queue, panel, _ = self.work_split.sizes()
+            self.work_split.setSizes([max(queue - 60, 150), max(panel - 200, 300), 260])
+
+    def _identity_forgotten(self, _child: str) -> None:
+        """The card cleared a child's identity: a trail it drew goes too (the
+        shown alert's own trail is asked for again)."""
+        self.map.clear_trail()
+        if self.panel.alert is not None and self._live:
+            self._ask_detail(self.panel.alert.id)
+
+    def _approvals_waiting(self, count: int) -> None:
+        index = self.side.indexOf(self.approvals)
+        self.side.setTabText(index, self.tr("Approvals · {0}").format(count) if count
+                             else self.tr("Approvals"))
 
     def command(self, cmd: AlertCommand) -> None:
         """An action from the alert panel: to the engine, the answer to the panel."""
@@ -288,6 +387,7 @@ class ConsoleWindow(QMainWindow):
             self.session.send(ShiftRequest(token="", since=since),
                               lambda reply: self._shift(reply, since))
         self.escalation.tick(now)
+        self.privacy.tick(now)
 
     def _shift(self, reply: object, since: float) -> None:
         """The shift report: who a supervisor may assign to, and the panel's figures."""
@@ -338,15 +438,18 @@ class ConsoleWindow(QMainWindow):
         if frame.cameras is not None or frame.camera_states is not None:
             self._draw_cameras()
         if frame.x is not None and frame.y is not None and frame.status is not None:
-            self._x, self._y = frame.x, frame.y
-            self.map.set_positions(frame.x, frame.y, frame.status)
-            self._follow()
+            self._x, self._y, self._marker_status = frame.x, frame.y, frame.status
+            if self._live:
+                self.map.set_positions(frame.x, frame.y, frame.status)
+                self._follow()
         if frame.alerts is not None:
             rows: list[AlertView] = frame.alerts  # type: ignore[assignment]
-            self.alerts.set_alerts(rows)
+            self._alert_rows = rows
             self.open_alerts = sum(1 for a in rows if a.state != "resolved")
-            self.alarm.update(rows)
-            self._alerts_arrived(rows)
+            if self._live:
+                self.alerts.set_alerts(rows)
+                self.alarm.update(rows)
+                self._alerts_arrived(rows)
         if self.side.currentWidget() is self.gateway:
             self.gateway.show_stats(frame.gateway_stats)
             self.gateway.show_unregistered(frame.unregistered)
@@ -428,7 +531,11 @@ class ConsoleWindow(QMainWindow):
 
     def _say_source(self) -> None:
         label = self.grid_focus.label if self.grid_focus else ""
-        self.cctv.set_source(label or IDLE_SOURCE, label or MapView.HINT)
+        if not self.may_view_video():
+            text = self.tr("Sign in to view cameras")
+            self.cctv.set_source(text, text)
+        else:
+            self.cctv.set_source(label or IDLE_SOURCE, label or MapView.HINT)
         self.cctv_source.setText(f"CCTV: {label}" if label else "")
 
     def _refocus(self) -> None:
@@ -473,14 +580,32 @@ class ConsoleWindow(QMainWindow):
 
     def _ranked_feeds(self, x: float, y: float,
                       heading: float | None) -> list[tuple[int, str, str]]:
-        """The grid's cameras for a point: playable ones only, live preferred."""
+        """The grid's cameras for a point: playable ones only, live preferred;
+        none while this console may not view video (signed out)."""
+        if not self.may_view_video():
+            return []
         ranked = self.cameras.rank_xy(x, y, heading, k=self.cctv.tile_count,
                                       offline=self._offline)
         return [(r.camera_id, self.camera_names.get(r.camera_id, str(r.camera_id)),
                  self.relay_url(r.camera_id)) for r in ranked]
 
+    def media_token(self) -> str:
+        """This session's relay token ("" when signed out, or when the engine
+        runs without security and issues none)."""
+        current = self.session.current
+        return current.media_token if current is not None else ""
+
+    def may_view_video(self) -> bool:
+        """Whether the relay will play for this console: it holds a token, or
+        security is off (the relay then asks for none)."""
+        return self.config.bus_security != "curve" or bool(self.media_token())
+
     def relay_url(self, camera_id: int) -> str:
-        return f"http://{self.config.relay_host}:{self.config.relay_port}/cam/{camera_id}.ts"
+        """The camera's MPEG-TS URL at the relay, with this session's token
+        (libvlc can be given nothing but a URL)."""
+        url = f"http://{self.config.relay_host}:{self.config.relay_port}/cam/{camera_id}.ts"
+        token = self.media_token()
+        return f"{url}?t={quote(token, safe='')}" if token else url
 
     def _index_cameras(self) -> None:
         self.cameras = CameraIndex.from_cameras(self._camera_list)

@@ -42,7 +42,7 @@ class Config:
     watch_port: int = 5093  # child GPS watches: "3G" text protocol over TCP
     watch_utc_offset_s: float = 0.0  # watches that send local time: 32400 for KST
     feeds_port: int = 5081  # tag readers and carrier LBS feeds: JSON over HTTP
-    relay_host: str = "127.0.0.1"  # the relay's control API has no login: keep it local
+    relay_host: str = "127.0.0.1"  # plain HTTP (tokens in the clear): keep it local or behind TLS
     relay_port: int = 8560  # media relay: MPEG-TS over HTTP to consoles
     relay_prealarm_s: float = 30.0  # seconds kept before (and recorded after) an SOS
     relay_debounce_s: float = 2.0  # a camera state must hold this long to be published

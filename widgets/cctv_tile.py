@@ -302,7 +302,9 @@ class CctvTile(QFrame):
 
     def _show_name(self, feed: CameraFeed) -> None:
         self.name.setText(tile_title(feed.camera_id, feed.name))
-        self.name.setToolTip(f"{feed.name}\ncamera {feed.camera_id} · {feed.url}")
+        # Without the query: it holds the session's relay token, not for the screen.
+        where = feed.url.split("?", 1)[0]
+        self.name.setToolTip(f"{feed.name}\ncamera {feed.camera_id} · {where}")
 
     def set_rank(self, rank: int) -> None:
         """Rank of the camera in the current ranking (1 = nearest); 0 hides it."""

@@ -4,6 +4,10 @@ The engine calls this for its open alerts (``console.media.holds`` decides
 what to hold, renew and release). Requests go out from one
 background thread, so a slow or restarting relay never delays an alert;
 failures are logged and counted, and the alert stands without its video.
+
+Each request carries a ``control`` token (``console.media.tokens``) from
+the ``token`` provider the engine passes in, as ``Authorization: Bearer``;
+no provider means the relay runs open (``bus_security`` off).
 """
 
 from __future__ import annotations
@@ -14,13 +18,19 @@ import logging
 import queue
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 
+TokenProvider = Callable[[], str]
+
+
 class RelayControl:
-    def __init__(self, host: str, port: int, timeout_s: float = 3.0) -> None:
+    def __init__(self, host: str, port: int, timeout_s: float = 3.0,
+                 token: TokenProvider | None = None) -> None:
         self.host, self.port, self.timeout_s = host, port, timeout_s
+        self.token = token  # asked once per request, on the sending thread
         self.sent: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self._queue: queue.Queue[tuple[str, dict[str, object]] | None] = queue.Queue(1000)
@@ -57,15 +67,17 @@ class RelayControl:
         while (item := self._queue.get()) is not None:
             path, body = item
             conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+            headers = {"Content-Type": "application/json"}
             try:
-                conn.request("POST", path, json.dumps(body),
-                             {"Content-Type": "application/json"})
+                if self.token is not None:
+                    headers["Authorization"] = f"Bearer {self.token()}"
+                conn.request("POST", path, json.dumps(body), headers)
                 resp = conn.getresponse()
                 reply = resp.read()[:300]
                 if resp.status >= 300:
                     raise OSError(f"HTTP {resp.status}: {reply!r}")
                 self.sent[path] += 1
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, http.client.HTTPException, ValueError) as exc:
                 self.failed[path] += 1
                 log.warning("relay %s %s failed: %s", path, body, exc)
             finally:

@@ -1,15 +1,26 @@
 """The relay's HTTP side: MPEG-TS to consoles, and a small JSON control API.
 
 Why HTTP: libvlc plays ``http://…/cam/7.ts`` as it is (no live555
-needed), and the engine or a console can drive holds and clips with one
-POST. One thread per connection (the standard library's threading
-server): a viewer thread sleeps on its queue, so hundreds cost memory, not
-CPU.
+needed), and the engine drives holds and clips with one POST. One thread
+per connection (the standard library's threading server): a viewer thread
+sleeps on its queue, so hundreds cost memory, not CPU.
 
-Endpoints (all bodies JSON; errors are ``{"error": "..."}`` with 4xx):
+Every request carries a token (``console.media.tokens``) unless the relay
+runs open (``bus_security`` off, only to measure what security costs):
+``?t=<token>`` in the URL (all libvlc can send) or ``Authorization: Bearer
+<token>``. Streams and reads need a ``view`` token, which the engine gives
+a console at sign-in; POSTs need the engine's ``control`` token. Without
+one, or with one that is malformed, forged, expired or of the other scope,
+the answer is a 401 naming the reason, before anything else is looked at
+(no body parsed, no camera looked up), and the refusal is counted
+(``refused.token_<reason>``) and logged without the token.
+
+Endpoints (all bodies JSON; errors are ``{"error": "..."}`` with 4xx, and
+a refusal also names its counted ``reason``):
 
 - ``GET /cam/<id>.ts``: the camera live as MPEG-TS, starting at a keyframe,
-  until the client disconnects or falls behind (then the response ends).
+  until the client disconnects or falls behind or its token expires (then
+  the response ends).
   404 for an unknown camera.
 - ``GET /status``: ``{"cameras": [{camera_id, state, pulling, viewers,
   held_for, buffer_s, ...}]}``; ``state`` is the last published
@@ -46,8 +57,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
-from console.media import limits
+from console.media import limits, tokens
 from console.media.hub import Relay, UnknownCamera
 from console.media.limits import MAX_BODY, Refused
 from console.media.prealarm import ClipInfo
@@ -79,8 +91,11 @@ class RelayServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], relay: Relay,
-                 max_connections: int = MAX_CONNECTIONS) -> None:
+                 max_connections: int = MAX_CONNECTIONS, secret: bytes | None = None) -> None:
         self.relay = relay
+        # The media secret tokens are checked with; None: open to anyone
+        # who can connect (bus_security "off").
+        self.secret = None if secret is None else tokens.check_secret(secret)
         self.stopping = False
         # Each connection is a thread and a file descriptor: a cap keeps a
         # flood of viewers (or a misbehaving client) from exhausting either.
@@ -185,7 +200,50 @@ class RelayHandler(BaseHTTPRequestHandler):
     def _refused(self, exc: Refused) -> None:
         """Count, log and answer a refusal."""
         self.server.relay.refusals.note(exc, self.peer)
-        self._json(exc.status, {"error": str(exc)}, close=True)
+        extra = {"WWW-Authenticate": 'Bearer realm="childsafe-relay"'} \
+            if exc.status == 401 else None
+        self._json(exc.status, {"error": str(exc), "reason": exc.reason}, close=True,
+                   headers=extra)
+
+    def _authorize(self, scope: str) -> tokens.Grant | None:
+        """Let the request through if it carries a valid ``scope`` token (or
+        the relay is open); else ``Refused`` (401) with the reason. Only
+        the request line and headers are looked at: a refused peer costs
+        no body parsing and no camera lookup."""
+        secret = self.server.secret
+        if secret is None:
+            return None
+        token = self._token()
+        if token is None:
+            raise Refused("token_missing", f"a {scope} token is required (?t=... or "
+                                           "Authorization: Bearer ...)", 401)
+        try:
+            return tokens.grant(secret, token, scope)
+        except tokens.BadToken as exc:
+            raise Refused(f"token_{exc.reason}", str(exc), 401) from None
+
+    def _token(self) -> str | None:
+        """The token from ``Authorization: Bearer`` or the query's ``t``; None
+        when there is neither. Two of them (repeated, or both ways) is a
+        malformed request: which one would count is not the peer's to guess."""
+        found: list[str] = []
+        for value in self.headers.get_all("Authorization") or []:
+            scheme, _, credentials = value.strip().partition(" ")
+            if scheme.lower() != "bearer" or not credentials.strip():
+                raise Refused("token_malformed", "Authorization must be 'Bearer <token>'",
+                              401)
+            found.append(credentials.strip())
+        _, _, query = self.path.partition("?")
+        if query:
+            try:
+                found += parse_qs(query, keep_blank_values=True, strict_parsing=False,
+                                  max_num_fields=8).get("t", [])
+            except ValueError:
+                raise Refused("token_malformed", "the query string is malformed",
+                              401) from None
+        if len(found) > 1:
+            raise Refused("token_malformed", "more than one token in the request", 401)
+        return found[0] if found else None
 
     # ---------------------------------------------------------------- GET
     def do_GET(self) -> None:
@@ -193,6 +251,7 @@ class RelayHandler(BaseHTTPRequestHandler):
             return
         path = self.path.split("?", 1)[0]
         try:
+            grant = self._authorize("view")
             self._content_length(required=False)
         except Refused as exc:
             self._refused(exc)
@@ -203,7 +262,7 @@ class RelayHandler(BaseHTTPRequestHandler):
             except Refused as exc:
                 self._refused(exc)
                 return
-            self._stream(camera_id)
+            self._stream(camera_id, grant)
         elif path == "/status":
             self._json(200, self.server.relay.snapshot())
         elif m := _CLIP.match(path):
@@ -215,8 +274,12 @@ class RelayHandler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": f"no such resource {path}"})
 
-    def _stream(self, camera_id: int) -> None:
+    def _stream(self, camera_id: int, grant: tokens.Grant | None) -> None:
+        """Send the camera until the client leaves, falls behind, or its
+        token expires (a session that ended must not keep watching through
+        a connection it opened before)."""
         relay = self.server.relay
+        until = grant.expires_at if grant is not None else float("inf")
         try:
             viewer = relay.watch(camera_id)
         except UnknownCamera as exc:
@@ -230,6 +293,10 @@ class RelayHandler(BaseHTTPRequestHandler):
             self.end_headers()
             self.connection.settimeout(CLIENT_WRITE_TIMEOUT_S)
             while not self.server.stopping:
+                if time.time() >= until:
+                    log.info("cam %d: %s's token expired; stream ended", camera_id,
+                             grant.subject if grant else "?")
+                    break
                 data = viewer.take(timeout=1.0)
                 if data is not None:
                     self.wfile.write(data)
@@ -245,6 +312,11 @@ class RelayHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         try:
+            try:
+                self._authorize("control")  # before the body is looked at
+            except Refused:
+                self._discard_body()
+                raise
             body = self._body()  # the deadline covers the body too
         except Refused as exc:
             if self.server.request_in(self.connection):  # else it was cut off: no answer
@@ -305,6 +377,17 @@ class RelayHandler(BaseHTTPRequestHandler):
                                             f"{MAX_BODY} allowed", 413)
         return length
 
+    def _discard_body(self) -> None:
+        """Read and drop a refused request's body (when its size is sane):
+        closing with unread bytes makes the kernel reset the connection,
+        and the peer would see a reset instead of the 401 saying why."""
+        try:
+            length = self._content_length(required=False)
+        except Refused:
+            return
+        while length > 0 and (block := self.rfile.read(min(length, 16384))):
+            length -= len(block)
+
     def _body(self) -> dict[str, Any]:
         """The request's JSON object (at most ``MAX_BODY`` bytes; no NaN
         or Infinity, no nesting deep enough to exhaust the stack)."""
@@ -320,11 +403,14 @@ class RelayHandler(BaseHTTPRequestHandler):
             raise Refused("body", "body must be a JSON object")
         return body
 
-    def _json(self, status: int, payload: dict[str, Any], close: bool = False) -> None:
+    def _json(self, status: int, payload: dict[str, Any], close: bool = False,
+              headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True

@@ -338,8 +338,9 @@ class Relay:
     def stats(self) -> dict[str, float]:
         """Heartbeat numbers: feeds, the evidence budget (``evidence_bytes``,
         ``evidence_budget_bytes``, ``evidence_full``), ``clips_refused``
-        (valid clip requests that got no clip: storage full or unusable)
-        and the refusal counts by reason."""
+        (valid clip requests that got no clip: storage full or unusable),
+        ``refused_token`` (requests without a valid token, each also under
+        its ``refused.token_<reason>``) and the refusal counts by reason."""
         feeds = self._all_feeds()
         refused = self.refusals.stats()
         return {
@@ -349,6 +350,7 @@ class Relay:
             "clips_recording": float(sum(len(f.clips) for f in feeds)),
             **self.budget.stats(),
             "clips_refused": sum(refused[f"refused.{r}"] for r in CLIP_REFUSALS),
+            "refused_token": sum(refused[f"refused.{r}"] for r in limits.TOKEN_REASONS),
             **refused,
         }
 

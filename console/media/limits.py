@@ -1,9 +1,10 @@
 """Bounds on every value a peer sends the relay, and the tally of refusals.
 
-Why: the relay's control API has no login (it listens on localhost) and is
-driven by the engine and by consoles. A bug or a hostile peer there must
-get a 400 with a sentence, never a crash, a six-year hold, a clip that
-records for a month, or a file outside the evidence folder: no input
+Why: the relay is driven by the engine (control) and by consoles
+(streams), each with a token (``console.media.tokens``), but a token
+proves who sent a request, not that it is sane. A bug or a hostile peer
+must get a 400 with a sentence, never a crash, a six-year hold, a clip
+that records for a month, or a file outside the evidence folder: no input
 takes alerting down. Each refusal is counted by reason (the relay's
 heartbeat carries the counts) and logged, at most ``LOG_BURST`` lines per
 reason per minute so a flood cannot fill the disk with log lines.
@@ -35,7 +36,11 @@ REASONS = (
     "request_deadline", "content_length", "body", "unknown_field", "camera_id",
     "camera_ids", "alert_id", "ttl_s", "post_s", "actor", "clip_path", "evidence_full",
     "evidence_io", "too_many_connections",
+    # console.media.tokens: no token, or one that is malformed, forged,
+    # expired or of the wrong scope (each a 401)
+    "token_missing", "token_malformed", "token_signature", "token_expired", "token_scope",
 )
+TOKEN_REASONS = tuple(r for r in REASONS if r.startswith("token_"))
 
 
 class Refused(ValueError):

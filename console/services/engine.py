@@ -27,7 +27,7 @@ from console.engine.privacy import privacy_entries
 from console.engine.sessions import SessionBook
 from console.engine.state import camera_views, load_state
 from console.journal import Follower, JournalReader, journal_path
-from console.media import tokens
+from console.media import tokens as media_tokens
 from console.media.control import RelayControl
 from console.media.holds import HoldKeeper, HoldTarget
 from console.security import Security
@@ -119,7 +119,7 @@ class Engine:
         self.relay = RelayControl(
             cfg.relay_host, cfg.relay_port,
             token=None if self.media_secret is None
-            else tokens.renewing(self.media_secret, "engine", "control"))
+            else media_tokens.renewing(self.media_secret, "engine", "control"))
         self.holds = HoldKeeper(self.relay, cameras_per_point=PREALARM_CAMERAS)
         self.holds.use_index(self.camera_index)
         self.desk = AlertDesk(self.sessions, self.policy, self.state.tracker, self.state.alerts,
@@ -418,8 +418,10 @@ class Engine:
             return CommandReply(ok=False, error=str(exc), code="signin")
         self.rt.log.info("%s signed in (%s) at %s", info.user, ",".join(sorted(info.roles)),
                          req.console or "?")
-        media = "" if self.media_secret is None else tokens.issue(
-            self.media_secret, info.user, "view", info.expires_at)
+        # Camera video, as the console's live picture, is for whoever works
+        # or runs the system; an auditor-only session reads logs, not video.
+        media = "" if self.media_secret is None or not info.roles - {"auditor"} \
+            else media_tokens.issue(self.media_secret, info.user, "view", info.expires_at)
         return SignedIn(token=info.token, user=info.user, roles=sorted(info.roles),
                         expires_at=info.expires_at, media_token=media)
 

@@ -6,7 +6,11 @@ live555), and a camera must see one session however many consoles watch
 it. HTTP (video and the control API, see ``console.media.http_ts``) listens
 on ``relay_host:relay_port``; clips go to ``<data_dir>/evidence/``, up to
 ``evidence_budget_mb`` (then new clips are refused and the heartbeat's
-``evidence_full`` turns every console DEGRADED; kept clips stay).
+``evidence_full`` turns every console DEGRADED; kept clips stay). Every
+request needs a token signed with the installation's media secret
+(``console.media.tokens``) when ``bus_security`` is on; off, the relay is
+open to anyone who can reach the port (only to measure what security
+costs).
 
 Threads: one puller per pulled camera, one per HTTP connection, one that
 writes Evidence rows, and this one, which alone owns the bus publisher.
@@ -20,6 +24,7 @@ import time
 
 import zmq
 
+from console import keys
 from console.bus import Publisher
 from console.config import Config
 from console.media.evidence import CameraBook, save_evidence
@@ -43,6 +48,16 @@ def settings_from(cfg: Config) -> RelaySettings:
     )
 
 
+def media_secret(cfg: Config) -> bytes | None:
+    """The secret the relay checks tokens with: the one the engine signs
+    them with (``<data_dir>/keys``), read once at start; None when
+    security is off. A missing secret with security on stops the start
+    (``keys.MissingKey``): a relay must never fall back to open."""
+    if cfg.bus_security != "curve":
+        return None
+    return keys.media_secret(cfg.data_dir)
+
+
 class RelayService:
     """The relay wired to a config: store, HTTP server, bus. ``run`` is the
     owner loop; tests run it in a thread with their own settings."""
@@ -58,7 +73,8 @@ class RelayService:
         )
         # Bind now, so a busy port fails the start and callers can connect
         # as soon as the constructor returns.
-        self.http = RelayServer((cfg.relay_host, cfg.relay_port), self.relay)
+        self.http = RelayServer((cfg.relay_host, cfg.relay_port), self.relay,
+                                secret=media_secret(cfg))
         self._http_thread = threading.Thread(target=self.http.serve_forever,
                                              kwargs={"poll_interval": 0.2},
                                              name="relay-http", daemon=True)
@@ -89,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     rt = start("relay", argv)
     service = RelayService(rt.config)
     rt.log.info("serving on http://%s:%d", rt.config.relay_host, rt.config.relay_port)
+    if service.http.secret is None:
+        rt.log.warning("bus_security is off: camera streams and control need no token")
 
     # Runtime.should_stop also notices a dead supervisor; poll it into the event.
     def watch_parent() -> None:

@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + args.timeout
     summary: dict[str, Any] = {}
     try:
+        # Video needs the session's relay token: an operator signs in first.
+        gui.wait(lambda: gui.window.session.current is not None, 20, "the sign-in")
         gui.wait(gui.first_sos, 20, "SOS in the alert queue")
         alert = gui.first_sos()
         assert alert is not None

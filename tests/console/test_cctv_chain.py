@@ -59,7 +59,7 @@ from models.messages import (
 from models.procedures import Procedures
 from tests.console.conftest import SEOUL_FOREST, Backend, make_config, port_open, wait_for
 from tests.console.conftest import running_backend as backend_running
-from tests.media.conftest import RtspServer, _check_gstreamer
+from tests.media.conftest import RtspServer, _check_gstreamer, relay_token
 from tests.services import free_tcp_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,9 +86,24 @@ def running_backend(data_dir: Path, rtsp_port: int, services: tuple[str, ...],
 def relay_status(cfg: Config) -> dict[int, dict[str, Any]]:
     conn = http.client.HTTPConnection("127.0.0.1", cfg.relay_port, timeout=5)
     try:
-        conn.request("GET", "/status")
+        conn.request("GET", "/status",
+                     headers={"Authorization": f"Bearer {relay_token(cfg, 'view')}"})
         cams = json.loads(conn.getresponse().read())["cameras"]
         return {c["camera_id"]: c for c in cams}
+    finally:
+        conn.close()
+
+
+def relay_post(cfg: Config, path: str, payload: object) -> int:
+    """A control request as the engine makes it (with a control token)."""
+    conn = http.client.HTTPConnection("127.0.0.1", cfg.relay_port, timeout=5)
+    try:
+        conn.request("POST", path, json.dumps(payload),
+                     {"Content-Type": "application/json",
+                      "Authorization": f"Bearer {relay_token(cfg, 'control')}"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
     finally:
         conn.close()
 
@@ -432,7 +447,7 @@ def test_an_sos_after_a_zone_exit_has_prealarm_video_and_holds_survive_restarts(
         old_engine = b.supervisor.pid("engine")
         os.kill(old_engine, signal.SIGKILL)
         for alert_id in wanted:
-            assert b.post_json(cfg.relay_port, "/release", {"alert_id": alert_id})[0] == 200
+            assert relay_post(cfg, "/release", {"alert_id": alert_id}) == 200
         assert all(held_for(cfg, a) == [] for a in wanted)
         wait_for(lambda: b.supervisor.pid("engine") != old_engine, 15, "the engine's restart")
         wait_for(lambda: all(held_for(cfg, a) == cams for a, cams in wanted.items()), 20,

@@ -9,7 +9,9 @@ from a real GStreamer RTSP server, with the real window under qtbot
 - follow mode re-ranks from the heading of the child's successive fixes;
 - cameras that cannot play never take a tile but stay on the map;
 - a camera that dies is drawn offline on the map, and live again after;
-- the snapshot button files an Evidence row linked to the alert.
+- the snapshot button files an Evidence row linked to the alert;
+- video plays with the session's relay token only: signed out, no tile
+  plays and the grid says to sign in.
 
 One backend serves the whole module (starting one costs seconds of both
 cores); each test opens its own window and uses its own children.  The
@@ -18,12 +20,14 @@ tests run in file order: the first needs a store without open alerts.
 
 from __future__ import annotations
 
+import http.client
 import math
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -32,8 +36,10 @@ from pytestqt.qtbot import QtBot
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from console import keys
 from console.app import ConsoleWindow
 from console.cctv_focus import GridFocus, alert_label, has_position, pick_alert
+from console.media import tokens
 from console.services.democams import stream_url
 from console.supervisor import BACKEND
 from db.seed_cameras import seed_cameras
@@ -41,7 +47,7 @@ from db.store import open_store
 from db.tables import Camera, Evidence, Zone
 from models.cameras import CameraIndex
 from models.geo import to_map, to_wgs84
-from models.messages import AlertKind, AlertState, AlertView
+from models.messages import AlertKind, AlertState, AlertView, SignedIn, SignIn
 from tests.console.conftest import (
     SEOUL_FOREST,
     TEST_PASSWORD,
@@ -436,5 +442,60 @@ def test_a_dead_camera_is_drawn_offline_on_the_map(cctv: Backend, cams: RtspServ
             cams.command(f"revive {mount}")
         qtbot.waitUntil(lambda: victim in window.map.camera_ids("live"), timeout=40_000)
         assert victim not in window.map.camera_ids("offline")
+    finally:
+        close(window)
+
+
+def test_video_plays_with_the_sessions_token_only(cctv: Backend, qtbot: QtBot) -> None:
+    """The engine hands the console a view token at sign-in that ends with
+    the session; tiles play with it, the relay refuses the bare URL, and a
+    signed-out console plays nothing until someone signs in again."""
+    # Everyone who works or runs the system gets one; an auditor reads logs.
+    for user, gets in (("auditor1", False), ("admin1", True), ("supervisor1", True)):
+        reply = cctv.request(SignIn(user=user, password=TEST_PASSWORD, console="test"))
+        assert isinstance(reply, SignedIn) and bool(reply.media_token) is gets, user
+    window = open_window(qtbot, cctv)
+    try:
+        signed = window.session.current
+        assert signed is not None and signed.media_token == window.media_token()
+        grant = tokens.grant(keys.media_secret(cctv.config.data_dir), signed.media_token,
+                             "view")
+        assert grant.subject == "operator1"
+        assert grant.expires_at == float(int(signed.expires_at))  # ends with the session
+
+        window.cameras_here(FX + 120, FY - 100)
+        qtbot.waitUntil(lambda: any(t.state == "live" for t in window.cctv.visible_tiles()),
+                        timeout=30_000)
+        feeds = [t.feed for t in window.cctv.visible_tiles() if t.feed is not None]
+        assert feeds and all(f.url.endswith(f".ts?t={signed.media_token}") for f in feeds)
+        assert all(signed.media_token not in t.name.toolTip()  # not for the screen
+                   for t in window.cctv.visible_tiles())
+        conn = http.client.HTTPConnection("127.0.0.1", cctv.config.relay_port, timeout=5)
+        try:
+            conn.request("GET", urlsplit(feeds[0].url).path)  # the URL without its token
+            assert conn.getresponse().status == 401
+        finally:
+            conn.close()
+
+        # Signed out: every tile stops, the grid says why, a new point plays nothing.
+        window.session.sign_out()
+        assert window.media_token() == "" and not window.may_view_video()
+        assert window.cctv.cameras_shown() == [None] * TILES
+        assert window.cctv.source() == "Sign in to view cameras"
+        window.cameras_here(FX - 150, FY + 100)
+        assert window.cctv.cameras_shown() == [None] * TILES
+        assert window.cctv.source() == "Sign in to view cameras"
+
+        # Signed in again: the grid's point plays, with the new session's token.
+        window.session.sign_in("operator1", TEST_PASSWORD)
+        qtbot.waitUntil(lambda: window.session.current is not None, timeout=10_000)
+        again = window.session.current
+        assert again is not None and again.media_token
+        assert window.cctv.cameras_shown() != [None] * TILES
+        assert window.cctv.source().startswith("cameras around")
+        assert all(t.feed.url.endswith(f"?t={again.media_token}")
+                   for t in window.cctv.visible_tiles() if t.feed is not None)
+        qtbot.waitUntil(lambda: any(t.state == "live" for t in window.cctv.visible_tiles()),
+                        timeout=30_000)
     finally:
         close(window)

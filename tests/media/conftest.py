@@ -7,6 +7,10 @@ GStreamer bindings are Debian packages, not in the venv) and records the
 events the script prints, so tests can count RTSP sessions (``plays``),
 kill or revive one mount, or stop and restart the whole server on the same
 port (a camera that died and came back).
+
+``relay_token(cfg, scope)`` is a token the relay of that installation
+accepts (as the engine would issue it: ``view`` to a console, ``control``
+to itself).
 """
 
 from __future__ import annotations
@@ -20,12 +24,22 @@ from pathlib import Path
 
 import pytest
 
+from console import keys
+from console.config import Config
+from console.media import tokens
 from tests.services import free_tcp_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SCRIPT = Path(__file__).resolve().parents[2] / "console" / "media" / "rtsp_test_server.py"
 DEBIAN_PACKAGES = ("gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base "
                    "gstreamer1.0-x gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly")
+
+
+def relay_token(cfg: Config, scope: str, ttl_s: float = 600.0,
+                subject: str = "tester") -> str:
+    """A ``scope`` token signed with the installation's media secret (made
+    by the supervisor's ``keys.init``), valid for ``ttl_s``."""
+    return tokens.issue(keys.media_secret(cfg.data_dir), subject, scope, time.time() + ttl_s)
 
 
 class RtspServer:

@@ -34,7 +34,7 @@ from console.supervisor import Supervisor
 from db.store import open_store
 from db.tables import Alert, Camera, Child, Evidence
 from models.messages import CamStatus
-from tests.media.conftest import RtspServer
+from tests.media.conftest import RtspServer, relay_token
 from tests.services import free_tcp_port
 
 FAST = RelaySettings(
@@ -55,13 +55,16 @@ def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> No
         time.sleep(0.05)
 
 
-def request(port: int, method: str, path: str,
-            body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+def request(port: int, method: str, path: str, body: dict[str, Any] | None = None,
+            token: str | None = None) -> tuple[int, dict[str, Any]]:
+    """One request; ``token`` goes as ``Authorization: Bearer`` when given."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         data = json.dumps(body).encode() if body is not None else None
-        conn.request(method, path, body=data,
-                     headers={"Content-Type": "application/json"} if data else {})
+        headers = {"Content-Type": "application/json"} if data else {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         return resp.status, json.loads(resp.read() or b"{}")
     finally:
@@ -69,23 +72,28 @@ def request(port: int, method: str, path: str,
 
 
 class TsClient(threading.Thread):
-    """A console's view of one tile: reads ``/cam/<id>.ts`` until told to stop."""
+    """A console's view of one tile: reads ``/cam/<id>.ts?t=<token>`` (as
+    libvlc is given it) until told to stop; ``token`` None sends none."""
 
-    def __init__(self, port: int, camera_id: int) -> None:
+    def __init__(self, port: int, camera_id: int, token: str | None) -> None:
         super().__init__(daemon=True)
         self.port = port
         self.camera_id = camera_id
+        self.token = token
         self.data = bytearray()
         self.status = 0
+        self.headers: dict[str, str] = {}
         self.halt = threading.Event()
         self.ended = threading.Event()
 
     def run(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
-            conn.request("GET", f"/cam/{self.camera_id}.ts")
+            query = f"?t={self.token}" if self.token is not None else ""
+            conn.request("GET", f"/cam/{self.camera_id}.ts{query}")
             resp = conn.getresponse()
             self.status = resp.status
+            self.headers = dict(resp.getheaders())
             while not self.halt.is_set():
                 block = resp.read1(65536)
                 if not block:
@@ -169,6 +177,18 @@ class RelayEnv:
     def port(self) -> int:
         return self.config.relay_port
 
+    def token(self, scope: str) -> str:
+        return relay_token(self.config, scope)
+
+    def request(self, method: str, path: str,
+                body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """As the engine (POST, a control token) or a console (GET, view)."""
+        return request(self.port, method, path, body,
+                       self.token("control" if method == "POST" else "view"))
+
+    def viewer(self, camera_id: int) -> TsClient:
+        return TsClient(self.port, camera_id, self.token("view"))
+
 
 def seed_store(cfg: Config, cameras: RtspServer) -> int:
     """Two cameras on the stand-in server and one open SOS alert; returns its id."""
@@ -191,8 +211,8 @@ def seed_store(cfg: Config, cameras: RtspServer) -> int:
     return alert_id
 
 
-def make_config(data_dir: Path) -> Config:
-    cfg = Config(data_dir=data_dir, relay_port=free_tcp_port())
+def make_config(data_dir: Path, **settings: Any) -> Config:
+    cfg = Config(data_dir=data_dir, relay_port=free_tcp_port(), **settings)
     cfg.ensure_dirs()
     return cfg
 
@@ -223,12 +243,12 @@ def relay(data_dir: Path, rtsp_server: RtspServer) -> Iterator[RelayEnv]:
 
 
 def test_two_consoles_one_camera_session_decodable_ts(relay: RelayEnv) -> None:
-    a, b = TsClient(relay.port, 1), TsClient(relay.port, 1)
+    a, b = relay.viewer(1), relay.viewer(1)
     a.start()
     wait_for(lambda: len(a.data) > 20_000, 15, "the first console's stream")
     b.start()
     wait_for(lambda: len(b.data) > 20_000, 10, "the second console's stream")
-    _, status = request(relay.port, "GET", "/status")
+    _, status = relay.request("GET", "/status")
     cam = next(c for c in status["cameras"] if c["camera_id"] == 1)
     assert cam["viewers"] == 2
     a.stop()
@@ -246,7 +266,7 @@ def test_two_consoles_one_camera_session_decodable_ts(relay: RelayEnv) -> None:
     assert decode_frames(bytes(b.data))[0].key_frame
 
     # Nobody watches any more: after idle_s the relay hangs up on the camera.
-    wait_for(lambda: not request(relay.port, "GET", "/status")[1]["cameras"][0]["pulling"],
+    wait_for(lambda: not relay.request("GET", "/status")[1]["cameras"][0]["pulling"],
              10, "the idle camera to be released")
     (session,) = relay.cameras.players("cam1")
     wait_for(lambda: relay.cameras.closed(session), 10, "the relay's RTSP session to close")
@@ -254,18 +274,18 @@ def test_two_consoles_one_camera_session_decodable_ts(relay: RelayEnv) -> None:
 
 def test_unknown_camera_and_bad_requests(relay: RelayEnv) -> None:
     for path in ("/cam/99.ts", "/cam/3.ts", "/nothing"):
-        assert request(relay.port, "GET", path)[0] == 404
-    assert request(relay.port, "POST", "/hold", {"camera_ids": "1", "alert_id": 1})[0] == 400
-    assert request(relay.port, "POST", "/clip", {"camera_id": 99, "alert_id": None})[0] == 404
-    status, body = request(relay.port, "POST", "/hold",
-                           {"camera_ids": [1, 99], "alert_id": relay.alert_id})
+        assert relay.request("GET", path)[0] == 404
+    assert relay.request("POST", "/hold", {"camera_ids": "1", "alert_id": 1})[0] == 400
+    assert relay.request("POST", "/clip", {"camera_id": 99, "alert_id": None})[0] == 404
+    status, body = relay.request("POST", "/hold",
+                                 {"camera_ids": [1, 99], "alert_id": relay.alert_id})
     assert (status, body) == (200, {"held": [1], "unknown": [99]})
-    assert request(relay.port, "POST", "/release", {"alert_id": relay.alert_id})[1] == {
+    assert relay.request("POST", "/release", {"alert_id": relay.alert_id})[1] == {
         "released": [1]}
 
 
 def test_camera_drop_goes_offline_on_the_bus_and_comes_back_live(relay: RelayEnv) -> None:
-    viewer = TsClient(relay.port, 1)
+    viewer = relay.viewer(1)
     viewer.start()
     try:
         relay.status.wait_state(1, "live", 15)
@@ -292,8 +312,8 @@ def test_camera_drop_goes_offline_on_the_bus_and_comes_back_live(relay: RelayEnv
 
 
 def test_one_mount_killed_goes_offline_and_revived_goes_live(relay: RelayEnv) -> None:
-    assert request(relay.port, "POST", "/hold",
-                   {"camera_ids": [2], "alert_id": relay.alert_id})[0] == 200
+    assert relay.request("POST", "/hold",
+                         {"camera_ids": [2], "alert_id": relay.alert_id})[0] == 200
     relay.status.wait_state(2, "live", 15)
     relay.cameras.command("kill cam2")
     relay.status.wait_state(2, "offline", 10)
@@ -304,26 +324,26 @@ def test_one_mount_killed_goes_offline_and_revived_goes_live(relay: RelayEnv) ->
 
 
 def test_sos_clip_keeps_prealarm_seconds(relay: RelayEnv) -> None:
-    status, body = request(relay.port, "POST", "/hold",
-                           {"camera_ids": [1], "alert_id": relay.alert_id})
+    status, body = relay.request("POST", "/hold",
+                                 {"camera_ids": [1], "alert_id": relay.alert_id})
     assert (status, body["held"]) == (200, [1])
     # Fill the pre-alarm ring (N = 3 s) with nobody watching.
-    wait_for(lambda: request(relay.port, "GET", "/status")[1]["cameras"][0]["buffer_s"] >= 3.0,
+    wait_for(lambda: relay.request("GET", "/status")[1]["cameras"][0]["buffer_s"] >= 3.0,
              20, "3 s in the pre-alarm buffer")
 
-    status, clip = request(relay.port, "POST", "/clip", {
+    status, clip = relay.request("POST", "/clip", {
         "camera_id": 1, "alert_id": relay.alert_id, "actor": "operator1", "post_s": 2})
     assert status == 202
     assert clip["state"] == "recording"
     assert clip["pre_s"] >= 2.9
 
     def saved() -> bool:
-        info = request(relay.port, "GET", f"/clip/{clip['clip']}")[1]
+        info = relay.request("GET", f"/clip/{clip['clip']}")[1]
         assert info["state"] != "failed", info
         return bool(info["state"] == "saved")
 
     wait_for(saved, 15, "the clip to be saved")
-    info = request(relay.port, "GET", f"/clip/{clip['clip']}")[1]
+    info = relay.request("GET", f"/clip/{clip['clip']}")[1]
     path = Path(info["path"])
     assert path.is_file() and path.parent.parent == relay.config.data_dir / "evidence"
 
@@ -356,8 +376,10 @@ def test_supervised_relay_process_serves_and_stops(data_dir: Path,
         watch = StatusWatch(cfg)
         watch.start()
         try:
-            wait_for(lambda: _answers(cfg.relay_port), 20, "the relay's HTTP port")
-            viewer = TsClient(cfg.relay_port, 2)
+            wait_for(lambda: _answers(cfg), 20, "the relay's HTTP port")
+            # The process read the installation's media secret: no token, no video.
+            assert request(cfg.relay_port, "GET", "/cam/2.ts")[0] == 401
+            viewer = TsClient(cfg.relay_port, 2, relay_token(cfg, "view"))
             viewer.start()
             wait_for(lambda: len(viewer.data) > 20_000, 20, "video from the relay process")
             viewer.stop()
@@ -370,8 +392,8 @@ def test_supervised_relay_process_serves_and_stops(data_dir: Path,
     assert "stopped" in (cfg.log_dir / "relay.log").read_text(encoding="utf-8")
 
 
-def _answers(port: int) -> bool:
+def _answers(cfg: Config) -> bool:
     try:
-        return request(port, "GET", "/status")[0] == 200
+        return request(cfg.relay_port, "GET", "/status", token=relay_token(cfg, "view"))[0] == 200
     except OSError:
         return False
