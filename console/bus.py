@@ -18,20 +18,32 @@ import msgspec
 import zmq
 
 from console.security import Security
-from models.messages import AnyMessage, BadMessage, Heartbeat, decode, encode, topic_of
+from models.messages import (
+    MAX_BODY_BYTES,
+    AnyMessage,
+    BadMessage,
+    Heartbeat,
+    decode,
+    encode,
+    topic_of,
+)
 
 log = logging.getLogger(__name__)
 
 HWM = 100_000
+MAX_FRAME_BYTES = MAX_BODY_BYTES + 1024  # a body at the decoder's limit, and no more
 
 
 def socket(ctx: zmq.Context[zmq.Socket[bytes]], kind: int) -> zmq.Socket[bytes]:
-    """A socket that never blocks process exit (linger 0) and buffers
-    generously before dropping."""
+    """A socket that never blocks process exit (linger 0), buffers
+    generously before dropping, and disconnects a peer that sends a frame
+    larger than any message may be (libzmq stops reading it there, so an
+    oversized frame costs no memory)."""
     s = ctx.socket(kind)
     s.setsockopt(zmq.LINGER, 0)
     s.setsockopt(zmq.SNDHWM, HWM)
     s.setsockopt(zmq.RCVHWM, HWM)
+    s.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
     return s
 
 

@@ -299,3 +299,36 @@ def test_secret_keys_are_private_and_never_replaced(tmp_path: Path) -> None:
         keys.create(tmp_path, "intruder")  # a name with no role is no key
     assert set(keys.known(tmp_path).values()) >= {"bus", "engine", "gateway", "console"}
 
+
+
+def test_a_known_key_sending_an_oversized_frame_is_cut_off_and_the_bus_goes_on(
+        tcp_backend: Backend) -> None:
+    """libzmq disconnects a peer whose frame exceeds MAXMSGSIZE: 70 MB never
+    reach the proxy's memory, and everyone else keeps the bus."""
+    from console.bus import MAX_FRAME_BYTES
+
+    cfg = tcp_backend.config
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    big = zsocket(ctx, zmq.PUB)
+    Security.of(cfg, "gateway").client(big, "bus")
+    big.connect(cfg.bus_pub)
+    witness = Subscriber(ctx, cfg.bus_sub, ("fix.", "sys.heartbeat"),
+                         security=Security.console(cfg))
+    try:
+        time.sleep(0.5)
+        malformed = bus_stats(cfg, "forwarded").get("dropped_malformed", 0)
+        big.send_multipart([b"fix.batch", b"\x00" * (MAX_FRAME_BYTES + 1)])
+        heartbeats, end = 0, time.monotonic() + 3
+        while time.monotonic() < end:
+            got = witness.recv(200)
+            assert got is None or isinstance(got[1], Heartbeat), got
+            heartbeats += got is not None
+        assert heartbeats > 0
+        assert witness.rejected["bad_body"] == 0
+        # the proxy never received it (had it, it would have dropped it as malformed)
+        assert bus_stats(cfg, "forwarded").get("dropped_malformed", 0) == malformed
+    finally:
+        big.close(0)
+        witness.close()
+        ctx.term()
+    assert tcp_backend.sign_in("operator1")
