@@ -630,6 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_privacy(sub, add)
     add_keys(sub, add)
     _add_alerts(sub, add)
+    from console.cli_audit import add_audit
+
+    add_audit(sub, add)
     gw = sub.add_parser("gateway", help="the device gateway")
     gw_sub = gw.add_subparsers(dest="gateway_command", required=True)
     gs = add("stats", cmd_gateway_stats, "accepted and rejected input by protocol and reason",

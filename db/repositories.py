@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from db.tables import (
@@ -142,13 +142,6 @@ def trail(session: Session, device_ids: list[str], t0: float, t1: float,
         return np.empty(0), np.empty(0), np.empty(0)
     arr = np.array(rows[::-1], dtype=float)
     return arr[:, 0], arr[:, 1], arr[:, 2]
-
-
-def expire_fixes(conn: Connection, cutoff: float) -> int:
-    """Delete raw fixes older than ``cutoff`` (epoch s); incident data lives
-    in alerts and is not touched."""
-    result = conn.execute(delete(Fix).where(Fix.t < cutoff))
-    return int(result.rowcount or 0)
 
 
 def record_unregistered(session: Session,

@@ -9,10 +9,11 @@ What goes:
   usage-log records older than ``usage_s`` (``db.usage_log.purge_before``);
 - evidence (rows and files) of alerts closed more than ``case_hold_s`` ago.
 
-What stays: a fix of an alert's device inside the case window [opened −
-``case_lead_s``, closed] (open cases: until now and beyond) while the case
-is open or closed less than ``case_hold_s`` ago — incident data stays with
-its case, even past a withdrawal.
+What stays: a fix of an alert's device, or of any device registered to its
+child, inside the case window [opened − ``case_lead_s``, closed] (open
+cases: until now and beyond) while the case is open or closed less than
+``case_hold_s`` ago — incident data stays with its case, even past a
+withdrawal.
 
 Deletes go in chunks of ``CHUNK`` rows, each committed on its own, so a
 purge of millions never holds the store's write lock for more than a
@@ -31,14 +32,18 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
+    Connection,
     CursorResult,
     Result,
     Table,
+    bindparam,
     case,
     delete,
     func,
     or_,
     select,
+    text,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -61,10 +66,10 @@ def purge(session: Session, now: float, policy: RetentionPolicy, *,
     withdrawn = withdrawn_devices(session)
     report.fixes = _routine_fixes(session, now - policy.fix_s, hold_start, chunk)
     report.fixes += _fixes_by_device(session, windows, withdrawn, now - policy.fix_s)
-    report.events = _older(session, Event.__table__, Event.id, Event.ts,
+    report.events = _older(session, cast(Table, Event.__table__), Event.id, Event.ts,
                            now - policy.usage_s, chunk)
-    report.access = _older(session, AccessRecord.__table__, AccessRecord.id, AccessRecord.at,
-                           now - policy.access_s, chunk)
+    report.access = _older(session, cast(Table, AccessRecord.__table__), AccessRecord.id,
+                           AccessRecord.at, now - policy.access_s, chunk)
     _evidence(session, hold_start, policy.evidence_dir, report, chunk)
     try:
         report.usage = usage_log.purge_before(session, now - policy.usage_s, now=now,
@@ -78,7 +83,7 @@ def purge(session: Session, now: float, policy: RetentionPolicy, *,
     return report
 
 
-def _deleted(result: Result[Any]) -> int:
+def _deleted(result: Result[Any] | CursorResult[Any]) -> int:
     """Rows a DELETE removed (a DML statement's result is a CursorResult)."""
     return int(cast(CursorResult[Any], result).rowcount or 0)
 
@@ -98,15 +103,29 @@ def _held(hold_start: float) -> ColumnElement[bool]:
     return or_(Alert.state != "resolved", _closed_at() >= hold_start)
 
 
+def _held_devices(hold_start: float) -> CompoundSelect[str]:
+    """Devices whose fixes a held case may keep: the alert's own, and every
+    device registered to the alert's child (the engine draws a case's
+    trail from all of them)."""
+    own = select(Alert.device_id).where(_held(hold_start))
+    siblings = (select(Device.id).join(Alert, Alert.child_id == Device.child_id)
+                .where(_held(hold_start)))
+    return own.union(siblings)
+
+
 def case_windows(session: Session, now: float, policy: RetentionPolicy) -> Windows:
     """Per device, the time ranges its held cases keep."""
-    rows = session.execute(select(Alert.device_id, Alert.state, Alert.opened_at, _closed_at())
-                           .where(_held(now - policy.case_hold_s)))
-    spans: dict[str, list[tuple[float, float]]] = {}
-    for device_id, state, opened_at, closed_at in rows:
-        end = math.inf if state != "resolved" else float(closed_at)
-        spans.setdefault(device_id, []).append((float(opened_at) - policy.case_lead_s, end))
-    return {device: _merged(s) for device, s in spans.items()}
+    held = _held(now - policy.case_hold_s)
+    rows = session.execute(
+        select(Alert.device_id, Device.id, Alert.state, Alert.opened_at, _closed_at())
+        .outerjoin(Device, Device.child_id == Alert.child_id).where(held))
+    spans: dict[str, set[tuple[float, float]]] = {}
+    for device_id, sibling, state, opened_at, closed_at in rows:
+        span = (float(opened_at) - policy.case_lead_s,
+                math.inf if state != "resolved" else float(closed_at))
+        for device in {device_id, sibling} - {None}:
+            spans.setdefault(device, set()).add(span)
+    return {device: _merged(list(s)) for device, s in spans.items()}
 
 
 def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -138,7 +157,7 @@ def _routine_fixes(session: Session, cutoff: float, hold_start: float, chunk: in
     ``chunk`` rows. Fixes are stored roughly in time order, so this deletes
     whole stretches of the table; it stops at the first range with nothing
     older than ``cutoff``, and ``_fixes_by_device`` finds what lies beyond."""
-    held = select(Alert.device_id).where(_held(hold_start))
+    held = _held_devices(hold_start)
     first = session.scalar(select(func.min(Fix.id)))
     if first is None:
         return 0
@@ -177,34 +196,60 @@ def _gaps(keep: list[tuple[float, float]], upto: float
     yield lo, None if math.isinf(upto) else upto
 
 
+_FIXES = cast(Table, Fix.__table__)
+# The next devices that have fixes, straight from the (device_id, t) index:
+# a loose index scan, one probe per device, as one statement per batch.
+_NEXT_DEVICES = """
+WITH RECURSIVE d(id) AS (
+    SELECT (SELECT min(device_id) FROM fixes WHERE device_id {op} :after)
+    UNION ALL
+    SELECT (SELECT min(f.device_id) FROM fixes f WHERE f.device_id > d.id)
+    FROM d WHERE d.id IS NOT NULL
+)
+SELECT id FROM d WHERE id IS NOT NULL LIMIT :n
+"""
+_FIRST_DEVICES = text(_NEXT_DEVICES.format(op=">="))
+_LATER_DEVICES = text(_NEXT_DEVICES.format(op=">"))
+_OLD_FIXES_OF = delete(_FIXES).where(_FIXES.c.device_id.in_(bindparam("ids", expanding=True)),
+                                     _FIXES.c.t < bindparam("cutoff"))
+
+
 def _fixes_by_device(session: Session, windows: Windows, withdrawn: set[str],
-                     cutoff: float) -> int:
+                     cutoff: float, batch: int = DEVICES_PER_COMMIT) -> int:
     """Device by device along the (device_id, t) index: what the id sweep
     left (fixes stored out of time order), held devices' fixes outside
     their case windows, and every fix of a withdrawn child outside them.
-    Devices are found in the index itself (one probe each), so a device
-    no longer registered is swept too."""
-    removed, n = 0, 0
-    device_id: str | None = None
+    Devices are found in the index itself, so one no longer registered is
+    swept too; plain devices go ``batch`` to a statement."""
+    removed = 0
+    after, query = "", _FIRST_DEVICES
     while True:
-        probe = select(Fix.device_id).order_by(Fix.device_id).limit(1)
-        if device_id is not None:
-            probe = probe.where(Fix.device_id > device_id)
-        device_id = session.scalar(probe)
-        if device_id is None:
+        conn = session.connection()
+        devices = list(conn.execute(query, {"after": after, "n": batch}).scalars())
+        if not devices:
             break
-        upto = math.inf if device_id in withdrawn else cutoff
-        for lo, hi in _gaps(windows.get(device_id, []), upto):
-            where = [Fix.device_id == device_id]
-            if lo is not None:
-                where.append(Fix.t > lo)
-            if hi is not None:
-                where.append(Fix.t < hi)
-            removed += _deleted(session.execute(delete(Fix).where(*where)))
-        n += 1
-        if n % DEVICES_PER_COMMIT == 0:
-            session.commit()
-    session.commit()
+        plain = [d for d in devices if d not in windows and d not in withdrawn]
+        if plain:
+            removed += _deleted(conn.execute(_OLD_FIXES_OF, {"ids": plain, "cutoff": cutoff}))
+        for device_id in devices:
+            if device_id in windows or device_id in withdrawn:
+                upto = math.inf if device_id in withdrawn else cutoff
+                removed += _outside_windows(conn, device_id, windows.get(device_id, []), upto)
+        session.commit()
+        after, query = devices[-1], _LATER_DEVICES
+    return removed
+
+
+def _outside_windows(conn: Connection, device_id: str, keep: list[tuple[float, float]],
+                     upto: float) -> int:
+    removed = 0
+    for lo, hi in _gaps(keep, upto):
+        where = [_FIXES.c.device_id == device_id]
+        if lo is not None:
+            where.append(_FIXES.c.t > lo)
+        if hi is not None:
+            where.append(_FIXES.c.t < hi)
+        removed += _deleted(conn.execute(delete(_FIXES).where(*where)))
     return removed
 
 

@@ -19,13 +19,22 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
-from sqlalchemy import Connection, Select, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from db.tables import UsageHead, UsageRecord
@@ -37,8 +46,8 @@ QUERY_MAX = 10_000  # rows one query may return (an auditor's screen, a bus repl
 CSV_HEADER = ("seq", "at_utc", "at", "actor", "subject", "action", "purpose", "alert_id",
               "detail", "prev_hash", "hash")
 
-_HEAD = UsageHead.__table__
-_LOG = UsageRecord.__table__
+_HEAD = cast(Table, UsageHead.__table__)
+_LOG = cast(Table, UsageRecord.__table__)
 _FIELDS = (UsageRecord.seq, UsageRecord.at, UsageRecord.actor, UsageRecord.subject,
            UsageRecord.action, UsageRecord.purpose, UsageRecord.alert_id, UsageRecord.detail)
 
@@ -123,10 +132,11 @@ def append(session: Session, *, at: float, actor: str, subject: str, action: str
     conn = session.connection()
     head = _lock_head(conn)
     seq = head.seq + 1
-    fields = {"seq": seq, "at": float(at), "actor": actor, "subject": subject,
-              "action": action, "purpose": purpose, "alert_id": alert_id, "detail": detail}
-    digest = record_hash(head.hash, **fields)
-    conn.execute(insert(_LOG).values(**fields, prev_hash=head.hash, hash=digest))
+    digest = record_hash(head.hash, seq=seq, at=float(at), actor=actor, subject=subject,
+                         action=action, purpose=purpose, alert_id=alert_id, detail=detail)
+    conn.execute(insert(_LOG).values(seq=seq, at=float(at), actor=actor, subject=subject,
+                                     action=action, purpose=purpose, alert_id=alert_id,
+                                     detail=detail, prev_hash=head.hash, hash=digest))
     conn.execute(update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(seq=seq, hash=digest))
     return seq
 
@@ -240,18 +250,20 @@ def head_of(session: Session) -> tuple[int, str]:
 # ------------------------------------------------------------------- reading
 
 
-def _filtered(stmt: Select[Any], f: UsageFilter) -> Select[Any]:
+def _matching(f: UsageFilter) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a filter (none: everything)."""
+    where: list[ColumnElement[bool]] = []
     if f.subject is not None:
-        stmt = stmt.where(UsageRecord.subject == f.subject)
+        where.append(UsageRecord.subject == f.subject)
     if f.actor is not None:
-        stmt = stmt.where(UsageRecord.actor == f.actor)
+        where.append(UsageRecord.actor == f.actor)
     if f.action is not None:
-        stmt = stmt.where(UsageRecord.action == f.action)
+        where.append(UsageRecord.action == f.action)
     if f.since is not None:
-        stmt = stmt.where(UsageRecord.at >= f.since)
+        where.append(UsageRecord.at >= f.since)
     if f.until is not None:
-        stmt = stmt.where(UsageRecord.at < f.until)
-    return stmt
+        where.append(UsageRecord.at < f.until)
+    return where
 
 
 def _entry(row: Any) -> UsageEntry:
@@ -264,7 +276,7 @@ def query(session: Session, f: UsageFilter) -> list[UsageEntry]:
     """Records matching ``f``, newest first, at most ``f.limit`` (and never
     more than QUERY_MAX: a whole log belongs in ``export_csv``)."""
     limit = QUERY_MAX if f.limit is None else min(max(f.limit, 0), QUERY_MAX)
-    stmt = _filtered(select(*_FIELDS), f).order_by(UsageRecord.seq.desc()).limit(limit)
+    stmt = select(*_FIELDS).where(*_matching(f)).order_by(UsageRecord.seq.desc()).limit(limit)
     return [_entry(row) for row in session.execute(stmt)]
 
 
@@ -276,13 +288,14 @@ def iter_records(session: Session, f: UsageFilter, *, chunk: int = CHUNK
     if f.limit is not None:
         if f.limit <= 0:
             return
-        first = session.scalar(_filtered(select(UsageRecord.seq), f)
+        first = session.scalar(select(UsageRecord.seq).where(*_matching(f))
                                .order_by(UsageRecord.seq.desc()).offset(f.limit - 1).limit(1))
     last = -1 if first is None else int(first) - 1
     cols = (*_FIELDS, UsageRecord.prev_hash, UsageRecord.hash)
     while True:
-        rows = session.execute(_filtered(select(*cols), f).where(UsageRecord.seq > last)
-                               .order_by(UsageRecord.seq).limit(chunk)).all()
+        rows: Sequence[Any] = session.execute(
+            select(*cols).where(*_matching(f), UsageRecord.seq > last)
+            .order_by(UsageRecord.seq).limit(chunk)).all()
         if not rows:
             return
         for row in rows:

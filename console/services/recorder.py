@@ -29,13 +29,15 @@ from console.journal import Follower, JournalReader, journal_path
 from console.security import Security
 from console.services.runtime import Runtime, start
 from console.spool import Spool
-from db import cursors
+from db import cursors, retention
 from db import repositories as repo
-from db.store import open_store
+from db.store import open_store, session_factory
 from models import health
 from models.messages import AnyMessage, BadMessage, FixBatch, Heartbeat, encode, fix_columns
+from models.retention import RetentionPolicy
 
 RETENTION_EVERY_S = 3600.0
+RETENTION_RETRY_S = 300.0  # after the store refused a purge
 MAX_DRAIN = 200
 RETRY_S = 1.0  # a store that refused is tried again this often
 MEMORY_BACKLOG = 10_000  # events kept in memory before they go to the spool file
@@ -82,8 +84,9 @@ class Recorder:
                 self.follow.poll()
                 self.pub.heartbeat(self.stats())
             if now >= next_retention:
-                self.apply_retention()
-                next_retention = time.monotonic() + RETENTION_EVERY_S
+                done = self.apply_retention()
+                next_retention = time.monotonic() + (RETENTION_EVERY_S if done
+                                                     else RETENTION_RETRY_S)
         self.take(self.drain())  # whatever arrived before the stop
         self.sub.close()
         self.pub.close()
@@ -209,17 +212,35 @@ class Recorder:
             repo.append_events(conn, [(topic, msg.origin, msg.seq, msg.ts, encode(msg))])
             self.events_written += 1
 
-    def apply_retention(self) -> None:
-        cutoff = time.time() - self.rt.config.fix_retention_days * 86400.0
+    def apply_retention(self) -> bool:
+        """Purge what the retention schedule no longer allows to keep
+        (``db.retention``); False when it has to be tried again soon. A
+        failure is logged and counted (``failed["retention"]``), never fatal:
+        the recorder's job is storing, and a purge missed now is done next."""
         try:
-            with self.engine.begin() as conn:
-                removed = repo.expire_fixes(conn, cutoff)
-        except OperationalError as exc:
+            policy = RetentionPolicy.from_config(self.rt.config)
+        except ValueError as exc:
+            self.failed["retention"] += 1
+            self.rt.log.error("retention not applied: %s", exc)
+            return True  # the settings will not change until a restart
+        for concern in policy.concerns():
+            self.rt.log.warning("retention: %s", concern)
+        try:
+            with session_factory(self.engine)() as session:
+                report = retention.purge(session, time.time(), policy)
+        except OperationalError as exc:  # locked, disk full: the store will come back
+            self.failed["retention"] += 1
             self.rt.log.warning("retention postponed: %s", exc.orig)
-            return
-        if removed:
-            self.rt.log.info("retention: removed %d fixes older than %.0f days",
-                             removed, self.rt.config.fix_retention_days)
+            return False
+        except Exception:
+            self.failed["retention"] += 1
+            self.rt.log.exception("retention failed; trying again later")
+            return False
+        if report.usage_error:
+            self.rt.log.error("retention: %s", report.usage_error)
+        if report.removed:
+            self.rt.log.info("retention removed %s", report.detail())
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,10 +12,12 @@ from sqlalchemy import func, inspect, select, text
 from db import alerts as db_alerts
 from db import repositories as repo
 from db.repositories import RosterEntry
+from db.retention import purge
 from db.seed import seed_demo, split_children
 from db.store import make_engine, open_store, upgrade
 from db.tables import Alert, AlertAction, Event, Fix
 from models.messages import AlertView, HistoryEntry
+from models.retention import RetentionPolicy
 
 
 def test_migration_creates_every_table_and_is_idempotent(store_url: str) -> None:
@@ -111,7 +113,7 @@ def test_an_alert_and_its_history_round_trip(store_url: str) -> None:
 
 
 def test_fix_batches_and_retention(store_url: str) -> None:
-    engine, _ = open_store(store_url)
+    engine, sessions = open_store(store_url)
     n = 1000
     cols = {
         "t": np.arange(n, dtype=float) * 10, "lat": np.full(n, 37.5), "lon": np.full(n, 127.0),
@@ -122,8 +124,10 @@ def test_fix_batches_and_retention(store_url: str) -> None:
     with engine.begin() as conn:
         assert repo.insert_fixes(conn, [f"d{i % 7}" for i in range(n)], cols) == n
         repo.append_events(conn, [("alert.opened", "engine", 1, 1.0, b"\x80")])
-    with engine.begin() as conn:
-        assert repo.expire_fixes(conn, cutoff=5000.0) == 500
+    policy = RetentionPolicy(fix_s=7 * 86400.0, usage_s=183 * 86400.0,
+                             access_s=730 * 86400.0, case_hold_s=90 * 86400.0)
+    with sessions() as s:  # the clock at 7 days after t=5000: older fixes go
+        assert purge(s, 5000.0 + policy.fix_s, policy).fixes == 500
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Fix)) == 500
         assert conn.scalar(select(func.min(Fix.t))) == 5000.0
