@@ -64,6 +64,13 @@ def purge(session: Session, now: float, policy: RetentionPolicy, *,
     hold_start = now - policy.case_hold_s
     windows = case_windows(session, now, policy)
     withdrawn = withdrawn_devices(session)
+    # a withdrawn child's data stays only while an open case needs it (§24)
+    open_windows = case_windows(session, now, policy, open_only=True)
+    for device in withdrawn:
+        if device in open_windows:
+            windows[device] = open_windows[device]
+        else:
+            windows.pop(device, None)
     report.fixes = _routine_fixes(session, now - policy.fix_s, hold_start, chunk)
     report.fixes += _fixes_by_device(session, windows, withdrawn, now - policy.fix_s)
     report.events = _older(session, cast(Table, Event.__table__), Event.id, Event.ts,
@@ -113,9 +120,11 @@ def _held_devices(hold_start: float) -> CompoundSelect[str]:
     return own.union(siblings)
 
 
-def case_windows(session: Session, now: float, policy: RetentionPolicy) -> Windows:
-    """Per device, the time ranges its held cases keep."""
-    held = _held(now - policy.case_hold_s)
+def case_windows(session: Session, now: float, policy: RetentionPolicy,
+                 open_only: bool = False) -> Windows:
+    """Per device, the time ranges its held cases keep (``open_only``: its
+    open cases alone, all a withdrawn child's data may stay for)."""
+    held = Alert.state != "resolved" if open_only else _held(now - policy.case_hold_s)
     rows = session.execute(
         select(Alert.device_id, Device.id, Alert.state, Alert.opened_at, _closed_at())
         .outerjoin(Device, Device.child_id == Alert.child_id).where(held))
@@ -141,12 +150,15 @@ def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def withdrawn_devices(session: Session) -> set[str]:
     """Devices of children whose every consent is withdrawn: registered to
     them now, or named by one of their alerts (a device unregistered at
-    withdrawal still has fixes)."""
+    withdrawal still has fixes) unless it is now another child's (its
+    fixes may be that child's)."""
     children = (select(Consent.child_id).group_by(Consent.child_id)
                 .having(func.count(Consent.withdrawn_at) == func.count()))
     devices = set(session.scalars(select(Device.id).where(Device.child_id.in_(children))))
-    devices |= set(session.scalars(select(Alert.device_id).where(Alert.child_id.in_(children))))
-    return devices
+    named = set(session.scalars(select(Alert.device_id).where(Alert.child_id.in_(children))))
+    taken = set(session.scalars(select(Device.id).where(
+        Device.id.in_(named - devices), Device.child_id.is_not(None))))
+    return devices | (named - taken)
 
 
 # ------------------------------------------------------------------- fixes

@@ -280,3 +280,61 @@ def test_a_path_that_escapes_the_evidence_folder_is_left(tmp_path: Path) -> None
     (folder / "alert-1" / "a.ts").write_bytes(b"x")
     assert _remove_file("alert-1/a.ts", folder) == "removed"  # relative to the folder
     assert _remove_file("alert-1/a.ts", folder) == "missing"
+
+
+def test_a_withdrawn_childs_closed_case_is_not_held_and_another_childs_device_is_spared(
+        store_url: str) -> None:
+    """After a withdrawal only an open case keeps data (§24): a case closed
+    yesterday is not held for its 90 days. A device the withdrawn child's
+    alert named, now registered to another child, keeps that child's fixes."""
+    from sqlalchemy import func, select
+
+    from db import consent
+    from db.store import open_store
+    from db.tables import Alert, Child, Device, Fix
+    from models.retention import RetentionPolicy
+
+    now = 1_800_000_000.0
+    day = 86400.0
+    engine, sessions = open_store(store_url)
+    try:
+        with sessions() as s:
+            a = Child(token="C-WITHDRAWN", name="a")
+            b = Child(token="C-OTHER", name="b")
+            s.add_all([a, b])
+            s.flush()
+            s.add_all([Device(id="W-A", kind="watch", child_id=a.id, registered_at=now - 30 * day),
+                       Device(id="W-PASSED", kind="watch", child_id=b.id,
+                              registered_at=now - 2 * day)])
+            g = consent.add_guardian(s, "guardian a", "010-1111-2222", "", now - 30 * day)
+            consent.link(s, "C-WITHDRAWN", g.id, "mother")
+            consent.give(s, "C-WITHDRAWN", g.id, ["emergency"], "under14", "test", now - 30 * day)
+            # a case resolved yesterday, on the child's own watch and on one since passed on
+            for i, device in enumerate(("W-A", "W-PASSED")):
+                s.add(Alert(id=100 + i, kind="sos", priority=1, state="resolved", child_id=a.id,
+                            device_id=device, lat=37.5, lon=127.0, place="",
+                            opened_at=now - 2 * day,
+                            resolved_at=now - day))
+            for device in ("W-A", "W-PASSED"):
+                for k in range(5):
+                    s.add(Fix(device_id=device, t=now - 2 * day + k * 60, lat=37.5, lon=127.0,
+                              speed=0, bearing=0, accuracy=5, battery=80, flags=0))
+            s.commit()
+            consent.withdraw(s, "C-WITHDRAWN", "test", now - 2 * day + 600)
+            s.commit()
+            # fixes that arrived after the withdrawal, inside the (closed) case window
+            s.add(Fix(device_id="W-A", t=now - 2 * day + 700, lat=37.5, lon=127.0, speed=0,
+                      bearing=0, accuracy=5, battery=80, flags=0))
+            s.commit()
+        policy = RetentionPolicy(fix_s=7 * day, usage_s=183 * day, access_s=730 * day,
+                                 case_hold_s=90 * day)
+        with sessions() as s:
+            from db.retention import purge
+
+            purge(s, now, policy)
+            left = dict(s.execute(select(Fix.device_id, func.count())
+                                  .group_by(Fix.device_id)).tuples().all())
+        assert "W-A" not in left  # the closed case holds nothing of a withdrawn child
+        assert left.get("W-PASSED") == 5  # now another child's device: untouched
+    finally:
+        engine.dispose()
