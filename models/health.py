@@ -72,6 +72,8 @@ def reasons(engine: dict[str, float], supervisor: dict[str, float],
     if backlog:
         out.append(f"recorder: {backlog} event{'s' if backlog != 1 else ''} waiting for the "
                    "store")
+    if (recorder or {}).get("usage_chain_broken"):
+        out.append("location-usage log chain broken: run childsafe audit verify")
     stores = [STORE_STATES[int(st.get("store_state", 0))] for st in (engine, recorder or {})
               if 0 < int(st.get("store_state", 0)) < len(STORE_STATES)]
     if stores:

@@ -62,6 +62,7 @@ class Recorder:
         self.stored = (epoch, seq)  # the cursor as committed
         self.backlog: list[Item] = []  # events (and unjournaled fixes) not yet stored
         self.spool = Spool(rt.config.data_dir / "spool" / "recorder.spool")
+        self.usage_chain_broken = False  # the last purge found the usage log tampered with
         self.retry_at = 0.0
         self.store_failures = 0
         self.store_error = ""
@@ -103,7 +104,9 @@ class Recorder:
                 "store_failures": self.store_failures,
                 "store_state": health.store_state(self.store_error), "journal_seq": self.follow.seq,
                 "journal_lost": self.follow.lost, "fixes_written": self.fixes_written,
-                "events_written": self.events_written}
+                "events_written": self.events_written,
+                "retention_failures": self.failed["retention"],
+                "usage_chain_broken": float(self.usage_chain_broken)}
 
     def drain(self) -> list[Item]:
         """What to store next: journal batches when behind (unless the store
@@ -236,6 +239,8 @@ class Recorder:
             self.failed["retention"] += 1
             self.rt.log.exception("retention failed; trying again later")
             return False
+        # a tampered usage log is never purged, and every console says so
+        self.usage_chain_broken = bool(report.usage_error)
         if report.usage_error:
             self.rt.log.error("retention: %s", report.usage_error)
         if report.removed:

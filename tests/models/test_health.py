@@ -193,3 +193,9 @@ def test_strip_and_reasons_never_disagree() -> None:
                 assert not named, (p, said)
         if state is BusState.LIVE:
             assert all(p.state in ("up", "unknown") for p in st.health(now=now)[0])
+
+
+def test_a_tampered_usage_log_degrades_every_console_until_it_is_sound() -> None:
+    broken = reasons({}, {}, {}, 100.0, recorder={"usage_chain_broken": 1.0})
+    assert broken == ["location-usage log chain broken: run childsafe audit verify"]
+    assert reasons({}, {}, {}, 100.0, recorder={"usage_chain_broken": 0.0}) == []
