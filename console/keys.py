@@ -14,9 +14,12 @@ engine signs camera tokens with it and the relay checks them.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +32,9 @@ KEY_NAME = re.compile(r"[a-z][a-z0-9-]{1,39}")
 MEDIA_SECRET = "media.secret"
 
 
-class MissingKey(Exception):
+class MissingKey(RuntimeError):
     """A key that should be there is not, or cannot be read: say which and
-    how to make it."""
+    how to make it (the command line prints it as an error)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +55,33 @@ def _write_private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+@contextmanager
+def _locked(data_dir: Path) -> Iterator[Path]:
+    """The keys folder (made 0700), held against another process making keys
+    in it at the same moment (a demo starting while its console or ``tap``
+    starts): the second one finds the first one's keys."""
+    folder = keys_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    with open(folder / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield folder
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def create(data_dir: Path, name: str) -> bool:
     """Make the pair ``name`` unless it exists; True when it was made."""
     if not KEY_NAME.fullmatch(name):
         raise ValueError(f"key name {name!r}: 2-40 lower-case letters, digits or '-', "
                          "starting with a letter")
     role_of_key(name)  # raises for a name that has no role
-    folder = keys_dir(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)
+    with _locked(data_dir) as folder:
+        return _create(folder, name)
+
+
+def _create(folder: Path, name: str) -> bool:
     public_file, secret_file = folder / f"{name}.key", folder / f"{name}.key_secret"
     if secret_file.exists():
         return False
@@ -76,19 +97,21 @@ def create(data_dir: Path, name: str) -> bool:
 def init(data_dir: Path) -> list[str]:
     """Every service's pair, one console's, and the media secret; returns
     what was made (nothing on the second run: keys are never replaced)."""
-    made = [name for name in (*SERVICE_KEYS, "console") if create(data_dir, name)]
-    secret_file = keys_dir(data_dir) / MEDIA_SECRET
-    if not secret_file.exists():
-        _write_private(secret_file, secrets.token_bytes(32))
-        made.append(MEDIA_SECRET)
+    with _locked(data_dir) as folder:
+        made = [name for name in (*SERVICE_KEYS, "console") if _create(folder, name)]
+        secret_file = folder / MEDIA_SECRET
+        if not secret_file.exists():
+            _write_private(secret_file, secrets.token_bytes(32))
+            made.append(MEDIA_SECRET)
     return made
 
 
 def load(data_dir: Path, name: str) -> KeyPair:
     path = keys_dir(data_dir) / f"{name}.key_secret"
     if not path.exists():
-        raise MissingKey(f"no key pair {name!r} under {path.parent}: run "
-                        f"`childsafe keys init --data-dir {data_dir}`")
+        raise MissingKey(f"no key pair {name!r} under {path.parent}: the backend makes the "
+                         f"keys on its first start (is the backend running with this data "
+                         f"dir?), or run `childsafe keys init --data-dir {data_dir}`")
     public, secret = zmq.auth.load_certificate(path)
     if secret is None:
         raise MissingKey(f"{path} holds no secret key")

@@ -17,6 +17,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication
@@ -140,6 +141,43 @@ def _stage_alerts(cfg: Config, passwords: dict[str, str]) -> None:
                             step="cctv", note="seen on camera 12, walking north"))
 
 
+def _wait(predicate: Callable[[], object], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        pump(0.1)
+    return False
+
+
+def _privacy_shots(window: ConsoleWindow, passwords: dict[str, str], sos_id: int | None,
+                   out: Path) -> list[Path]:
+    """The staged SOS's owner reveals its child with a reason (the identity
+    card under the alert), then an auditor reads the usage log it wrote."""
+    shots: list[Path] = []
+    window.session.sign_out()
+    window.session.sign_in("supervisor1", passwords["supervisor1"])
+    if sos_id is not None and _wait(lambda: window.session.user == "supervisor1", 15):
+        window.side.setCurrentIndex(0)
+        window.alerts.select_alert(sos_id)
+        pump(1.0)
+        window.panel.reveal_button.click()
+        pump(0.3)
+        window.privacy.reveal_dialog.reason.setText("SOS, the child does not answer the phone")
+        window.privacy.reveal_dialog.ok.click()
+        if _wait(lambda: window.reveal_view.detail is not None, 15):
+            pump(1.0)
+            shots.append(grab(window, out / "reveal.png"))
+    window.session.sign_out()
+    window.session.sign_in("auditor1", passwords["auditor1"])
+    if _wait(lambda: window.session.user == "auditor1", 15):
+        window.usage_log.search()
+        if _wait(lambda: window.usage_log.loaded_once, 15):
+            pump(1.0)
+            shots.append(grab(window, out / "usage-log.png"))
+    return shots
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m console.screenshots", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("resources/screenshots"))
@@ -214,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             window.side.setCurrentWidget(window.camera_panel)
             pump(3.0)
             shots.append(grab(window, args.out / "cameras.png"))
+            shots += _privacy_shots(window, passwords, sos.id if sos else None, args.out)
             summary = {
                 "shots": [str(s) for s in shots],
                 "alert_kinds": sorted(kinds),

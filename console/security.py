@@ -48,6 +48,10 @@ class Security:
 
     def __post_init__(self) -> None:
         if self.enabled and self.pair is None:
+            if not keys.keys_dir(self.data_dir).exists():
+                # a fresh installation, whichever of its commands runs first:
+                # security is on from then (a workstation has copied keys)
+                keys.init(self.data_dir)
             self.pair = keys.load(self.data_dir, self.name)
 
     @classmethod

@@ -23,9 +23,7 @@ from collections.abc import Callable, Sequence
 from PySide6.QtCore import QT_TRANSLATE_NOOP, Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -39,6 +37,7 @@ from models.kpi import clock as duration
 from models.messages import DisclosureView
 from models.messages import RevealView as RevealState
 from models.privacy_view import MAX_NOTICE, MAX_REASON, MIN_NOTICE, reason_ok
+from widgets.tables import read_only
 
 REVEAL_COLUMNS = (
     QT_TRANSLATE_NOOP("ApprovalsPanel", "Asked by"), QT_TRANSLATE_NOOP("ApprovalsPanel", "Child"),
@@ -59,15 +58,7 @@ IdRole = Qt.ItemDataRole.UserRole + 1
 def _table(columns: Sequence[str], stretch: int, tr: Callable[[str], str]) -> QTableWidget:
     t = QTableWidget(0, len(columns))
     t.setHorizontalHeaderLabels([tr(c) for c in columns])
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    t.verticalHeader().hide()
-    t.setShowGrid(False)
-    t.setWordWrap(False)
-    head = t.horizontalHeader()
-    head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    head.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    read_only(t, stretch)
     return t
 
 

@@ -23,10 +23,8 @@ from pathlib import Path
 from PySide6.QtCore import QModelIndex, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
     QSplitter,
@@ -47,6 +45,7 @@ from models.qt.escalation_table import (
 from widgets.alert_queue import SeverityDelegate
 from widgets.kpi_charts import KpiCharts
 from widgets.severity import SeverityPalette
+from widgets.tables import read_only
 
 FORMATS = ("csv", "html")
 TICK_MS = 1000
@@ -55,16 +54,7 @@ TICK_MS = 1000
 def _table(model: EscalationTableModel | OperatorLoadModel, stretch: int) -> QTableView:
     view = QTableView()
     view.setModel(model)
-    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    view.verticalHeader().hide()
-    view.setShowGrid(False)
-    view.setWordWrap(False)
-    header = view.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
-    return view
+    return read_only(view, stretch)
 
 
 class EscalationPanel(QWidget):

@@ -24,13 +24,11 @@ from collections.abc import Callable
 import numpy as np
 from PySide6.QtCore import QT_TRANSLATE_NOOP, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -45,6 +43,7 @@ from models.kpi import clock as countdown
 from models.messages import ChildDetail, GuardianView, pack, unpack
 from models.messages import RevealView as RevealState
 from models.privacy_view import MAX_REASON, MIN_REASON, local_time, reason_ok
+from widgets.tables import read_only
 
 GUARDIAN_COLUMNS = ("Guardian", "Relation", "Phone", "E-mail")
 HISTORY_S = 3600.0  # the trail the "last hour" button asks for
@@ -98,14 +97,7 @@ class RevealView(QWidget):
         self.guardians = QTableWidget(0, len(GUARDIAN_COLUMNS))
         self.guardians.setObjectName("revealGuardians")
         self.guardians.setHorizontalHeaderLabels([self.tr(c) for c in GUARDIAN_COLUMNS])
-        self.guardians.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.guardians.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.guardians.verticalHeader().hide()
-        self.guardians.setShowGrid(False)
-        self.guardians.setWordWrap(False)
-        head = self.guardians.horizontalHeader()
-        head.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        head.setStretchLastSection(True)
+        read_only(self.guardians, single=False)
 
         self.history_button = QPushButton(self.tr("Last hour's trail"))
         self.history_button.setObjectName("revealHistory")

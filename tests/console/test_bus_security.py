@@ -332,3 +332,20 @@ def test_a_known_key_sending_an_oversized_frame_is_cut_off_and_the_bus_goes_on(
         witness.close()
         ctx.term()
     assert tcp_backend.sign_in("operator1")
+
+
+def _init_and_read(data_dir: str) -> dict[str, str]:
+    keys.init(Path(data_dir))
+    return {name: public.decode() for public, name in keys.known(Path(data_dir)).items()}
+
+
+def test_commands_starting_together_make_one_set_of_keys(tmp_path: Path) -> None:
+    """A demo and its console (or ``tap``) started at once both make the
+    installation's keys: one set comes out, and everyone reads the same."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(4) as pool:
+        seen = list(pool.map(_init_and_read, [str(tmp_path)] * 8))
+    assert all(s == seen[0] for s in seen) and len(seen[0]) >= 7
+    for name, public in seen[0].items():
+        assert keys.load(tmp_path, name).public.decode() == public
