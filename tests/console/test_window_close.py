@@ -37,7 +37,9 @@ def test_closing_the_window_stops_the_backend(data_dir: Path, qtbot: QtBot,
     seen: dict[str, object] = {}
 
     def close_when_live() -> None:
-        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, ConsoleWindow)]
+        # this run's window (one an earlier failed test left open is not it)
+        windows = [w for w in QApplication.topLevelWidgets()
+                   if isinstance(w, ConsoleWindow) and w.config is cfg]
         if windows and windows[0].status.bus.text() == "LIVE":
             sup = started[0]
             seen["pids"] = [c.proc.pid for c in sup.children if c.proc]
