@@ -40,11 +40,15 @@ ALERT_COMMANDS = ("cmd.ack", "cmd.take", "cmd.assign", "cmd.hold", "cmd.resume",
 CAMERA_ADMIN = {"req.cameras", "cmd.camera", "cmd.import_cameras", "cmd.cameras"}
 
 # What each role may send, written out from DESIGN.md's role table.
+# Reveals, the revealed child and disclosures for whoever works alerts; the
+# decisions are a supervisor's (four eyes); the usage log an auditor's.
+PRIVACY_WORK = {"cmd.reveal", "req.reveals", "req.child", "cmd.disclose", "req.disclosures"}
 EXPECTED: dict[str, set[str]] = {
-    "operator": set(ALERT_COMMANDS) - {"cmd.assign", "cmd.reopen"} | {"req.alert",
-                                                                     "req.alerts"},
-    "supervisor": set(ALERT_COMMANDS) | {"req.alert", "req.alerts", "req.shift"},
-    "auditor": {"req.alert", "req.alerts", "req.shift"},
+    "operator": set(ALERT_COMMANDS) - {"cmd.assign", "cmd.reopen"}
+    | {"req.alert", "req.alerts"} | PRIVACY_WORK,
+    "supervisor": set(ALERT_COMMANDS) | {"req.alert", "req.alerts", "req.shift"}
+    | PRIVACY_WORK | {"cmd.decide_reveal", "cmd.decide_disclosure"},
+    "auditor": {"req.alert", "req.alerts", "req.shift", "req.disclosures", "req.usage"},
     "admin": CAMERA_ADMIN,
     "trainer": set(),
 }
