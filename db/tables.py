@@ -62,7 +62,7 @@ class Device(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # watch | phone | tag
     child_id: Mapped[int | None] = mapped_column(ForeignKey("children.id"), index=True)
-    registered_at: Mapped[float] = mapped_column(Float)
+    registered_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class Fix(Base):
@@ -332,7 +332,7 @@ class Consent(Base):
     age_band: Mapped[str] = mapped_column(String(8))  # under14 | 14plus
     given_at: Mapped[float] = mapped_column(Float)
     recorded_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
-    withdrawn_at: Mapped[float | None] = mapped_column(Float)
+    withdrawn_at: Mapped[float | None] = mapped_column(Float, index=True)
     withdrawn_by: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 

@@ -31,7 +31,7 @@ class ConsentGate:
         self.child_ids = child_ids  # slot -> child id
         self.device_slots = device_slots
         self.book = ConsentBook()
-        self.version: tuple[int, float, int, float] | None = None
+        self.version: tuple[int, int, float] | None = None
         self.untracked_devices: frozenset[str] = frozenset()
         self.untracked_slots: frozenset[int] = frozenset()
         self.dropped: Counter[str] = Counter()  # untracked_fixes, no_consent_alarms

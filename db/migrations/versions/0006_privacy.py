@@ -46,6 +46,10 @@ def upgrade() -> None:
         sa.Column('withdrawn_by', sa.String(64), server_default='', nullable=False),
     )
     op.create_index('ix_consents_child_id', 'consents', ['child_id'])
+    # the registry's fingerprint, read every second by the gateway and the
+    # engine (db.consent_version, db.registry), is answered from these
+    op.create_index('ix_consents_withdrawn_at', 'consents', ['withdrawn_at'])
+    op.create_index('ix_devices_registered_at', 'devices', ['registered_at'])
     op.create_table(
         'usage_log',
         sa.Column('seq', sa.BigInteger(), primary_key=True, autoincrement=False),
@@ -101,6 +105,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_devices_registered_at', 'devices')
     for table in ('disclosures', 'reveals', 'usage_head', 'usage_log', 'consents',
                   'guardianships', 'guardians'):
         op.drop_table(table)
