@@ -652,14 +652,18 @@ def run_console(config: Config, sign_in: tuple[str, str] | None = None) -> int:
 
     def _quit(*_: object) -> None:
         window.close()
-        app.quit()
+        app.exit(0)
 
     signal.signal(signal.SIGINT, _quit)
     signal.signal(signal.SIGTERM, _quit)
-    # Let the interpreter run signal handlers while Qt's loop is in C++.
+    # Let the interpreter run signal handlers while Qt's loop is in C++; and
+    # end when this window is closed, even if another top-level window is
+    # still open (a detached video wall, a sign-in dialog). exit(), not
+    # quit(): Qt 6's quit() asks every window to close and gives up when one
+    # declines, which left the loop running with the console closed.
     wake = QTimer()
     wake.start(200)
-    wake.timeout.connect(lambda: None)
+    wake.timeout.connect(lambda: None if window.isVisible() else app.exit(0))
     app.exec()
     wake.stop()
     return 0

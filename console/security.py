@@ -140,7 +140,9 @@ class Guard(ThreadAuthenticator):
         return self._name(z85.encode(client_public_key)) or "?"
 
     def stats(self) -> dict[str, float]:
-        return {"peers_refused": float(sum(self.refused.values()))}
+        """For the owner's heartbeat: connections admitted and refused."""
+        return {"peers_admitted": float(sum(self.admitted.values())),
+                "peers_refused": float(sum(self.refused.values()))}
 
 
 def peer(frame: zmq.Frame) -> str:

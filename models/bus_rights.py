@@ -30,9 +30,6 @@ PUBLISHES: dict[KeyRole, tuple[str, ...]] = {
 # Who may connect to the engine's command socket: the people's tools.
 COMMANDS_FROM: frozenset[KeyRole] = frozenset({"console"})
 
-# Why the proxy dropped a message (its counters and log lines use these).
-DROP_REASONS = ("unknown_key", "topic", "origin", "malformed")
-
 
 def role_of_key(name: str) -> KeyRole:
     """``console-ws2`` -> ``console``; a name with no role is a ValueError."""

@@ -53,6 +53,7 @@ class Gate:
 
     def allows(self, frames: list[zmq.Frame]) -> bool:
         if not self.secured:
+            self.forwarded += 1
             return True
         reason, who = self._reason(frames)
         if reason is None:

@@ -220,6 +220,7 @@ class Engine:
             "journal_lost": f.lost, "duplicate_batches": f.duplicates,
             "duplicate_alarms": self.desk.duplicates,
             **{k: float(v) for k, v in self.consent.dropped.items()},
+            **(self.guard.stats() if self.guard is not None else {}),
             **{f"rejected_{k}": v for k, v in self.sub.rejected.items()},
         })
 

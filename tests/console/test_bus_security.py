@@ -84,8 +84,10 @@ def received(sock: zmq.Socket[bytes], seconds: float) -> int:
     return count
 
 
-def bus_stats(cfg: object, want: str, timeout_s: float = 10.0) -> dict[str, float]:
-    """The bus's own heartbeat stats, once ``want`` is among them."""
+def bus_stats(cfg: object, want: str, timeout_s: float = 10.0,
+              role: str = "bus") -> dict[str, float]:
+    """A process's heartbeat stats (the bus's own by default), once ``want``
+    is among them."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sub = Subscriber(ctx, cfg.bus_sub, ("sys.heartbeat",),  # type: ignore[attr-defined]
                      security=Security.console(cfg))  # type: ignore[arg-type]
@@ -94,14 +96,14 @@ def bus_stats(cfg: object, want: str, timeout_s: float = 10.0) -> dict[str, floa
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
             got = sub.recv(200)
-            if got and isinstance(got[1], Heartbeat) and role_of(got[1].origin) == "bus":
+            if got and isinstance(got[1], Heartbeat) and role_of(got[1].origin) == role:
                 last = dict(got[1].stats)
                 if want in last:
                     return last
     finally:
         sub.close()
         ctx.term()
-    raise AssertionError(f"no bus heartbeat with {want}; last {last}")
+    raise AssertionError(f"no {role} heartbeat with {want}; last {last}")
 
 
 def test_a_known_console_reads_the_bus_and_signs_in_over_tcp(tcp_backend: Backend) -> None:
@@ -192,6 +194,8 @@ def test_only_console_keys_reach_the_engine(tcp_backend: Backend, peer: str) -> 
         req.close(0)
         ctx.term()
     assert tcp_backend.sign_in("operator2")  # the engine still serves its consoles
+    if peer != "no key":  # a plain peer fails the handshake before ZAP is asked
+        assert bus_stats(cfg, "peers_refused", role="engine")["peers_refused"] >= 1
 
 
 def test_known_keys_saying_what_their_role_may_not_are_dropped(tcp_backend: Backend) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from console import cli
@@ -48,6 +48,11 @@ def test_closing_the_window_stops_the_backend(data_dir: Path, qtbot: QtBot,
         else:
             QTimer.singleShot(100, close_when_live)
 
+    # another top-level window stays open (a detached video wall, a window an
+    # earlier test left): closing the console's own window still ends it
+    other = QWidget()
+    qtbot.addWidget(other)
+    other.show()
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     monkeypatch.setattr(Supervisor, "start", remember)
     QTimer.singleShot(100, close_when_live)
