@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -628,6 +628,7 @@ class ConsoleWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.escalation_window.close()
+        self.sign_in_dialog.close()  # a dialog left open would keep the keyboard
         self.timer.stop()
         self.second.stop()
         self.alarm.close()
@@ -666,4 +667,9 @@ def run_console(config: Config, sign_in: tuple[str, str] | None = None) -> int:
     wake.timeout.connect(lambda: None if window.isVisible() else app.exit(0))
     app.exec()
     wake.stop()
+    # gone for good: nothing of it (a dialog, an active window) outlives it
+    for widget in (window.sign_in_dialog, window.escalation_window, window):
+        widget.close()
+        widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     return 0
