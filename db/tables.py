@@ -20,6 +20,7 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     String,
+    Text,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -33,16 +34,40 @@ class Base(DeclarativeBase):
 
 
 class Zone(Base):
-    """A u-Children Safety Zone: a circle around a school or park."""
+    """A safety zone (school, park, academy, home or custom): a circle
+    (``shape`` empty: centre and ``radius_m``) or a polygon (``shape``: its
+    GeoJSON geometry in WGS84; centre and radius then bound it)."""
 
     __tablename__ = "zones"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
-    kind: Mapped[str] = mapped_column(String(20))  # school | park
+    kind: Mapped[str] = mapped_column(String(20))  # models.zones.ZONE_KINDS
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
     radius_m: Mapped[float] = mapped_column(Float)
+    shape: Mapped[str] = mapped_column(Text, default="", server_default="")
+    hours: Mapped[str] = mapped_column(String(40), default="", server_default="")  # "07:00-20:00"
+    district: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class Change(Base):
+    """Every admin change to what the engine and gateway load (zones, the
+    roster, timetables, the calendar), in order: each process reloads a
+    scope when its newest id moves, and the rows are the change history
+    (a zone's row holds its GeoJSON as it became)."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_scope_id", "scope", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))  # zones | roster | timetables | calendar
+    key: Mapped[str] = mapped_column(String(64))  # the zone id, child token...
+    action: Mapped[str] = mapped_column(String(16))  # add | update | remove
+    at: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Child(Base):
@@ -51,7 +76,12 @@ class Child(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token: Mapped[str] = mapped_column(String(16), unique=True)
     name: Mapped[str] = mapped_column(String(80))
-    zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id"))
+    zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id"))  # the school
+    # How the child travels, for unusual-movement alerts: walking | bus
+    profile: Mapped[str] = mapped_column(String(12), default="walking", server_default="walking")
+    # Enrolment ended (children remove): devices unregistered, history kept
+    # under retention, nothing tracked or expected any more.
+    removed_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Device(Base):
@@ -304,6 +334,10 @@ class Guardian(Base):
     phone: Mapped[str] = mapped_column(String(40), default="", server_default="")
     email: Mapped[str] = mapped_column(String(120), default="", server_default="")
     created_at: Mapped[float] = mapped_column(Float)
+    # The location-check token (sha256 hex of it; the token itself is shown
+    # once, when issued).
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    token_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Guardianship(Base):
@@ -408,3 +442,91 @@ class Disclosure(Base):
     decided_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     guardian_notice: Mapped[str] = mapped_column(String(300), default="", server_default="")
     guardian_notified_at: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+
+
+class TimetableSlot(Base):
+    """Where a child is expected on a weekday: at school or an academy from
+    ``start_min`` to ``end_min`` (minutes after local midnight)."""
+
+    __tablename__ = "timetable_slots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id"), index=True)
+    weekday: Mapped[int] = mapped_column(SmallInteger)  # 0 Monday .. 6 Sunday
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # school | academy
+    start_min: Mapped[int] = mapped_column(SmallInteger)
+    end_min: Mapped[int] = mapped_column(SmallInteger)
+
+
+class CalendarDay(Base):
+    """A day without school: a city-wide holiday (``zone_id`` NULL) beyond
+    the built-in Korean public holidays, or one school's closure."""
+
+    __tablename__ = "calendar_days"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), index=True)  # YYYY-MM-DD, local
+    zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id"))
+    name: Mapped[str] = mapped_column(String(80))
+
+
+class TimetableException(Base):
+    """A one-off change to one child's day: absent (sick day: nothing
+    expected) or a trip (nothing expected at school; expected at
+    ``zone_id`` from ``start_min`` to ``end_min`` when given)."""
+
+    __tablename__ = "timetable_exceptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id"), index=True)
+    day: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(10))  # absent | trip
+    zone_id: Mapped[int | None] = mapped_column(ForeignKey("zones.id"))
+    start_min: Mapped[int | None] = mapped_column(SmallInteger)
+    end_min: Mapped[int | None] = mapped_column(SmallInteger)
+    note: Mapped[str] = mapped_column(String(200), default="", server_default="")
+
+
+class Notice(Base):
+    """The notification outbox: one message to one guardian, with its
+    delivery state. ``key`` makes the engine's repeats (a restart replaying
+    the journal) fold into the row already there."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_state_next_at", "state", "next_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id"), index=True)
+    guardian_id: Mapped[int | None] = mapped_column(ForeignKey("guardians.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # models.notices.NOTICE_KINDS
+    zone: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    event_at: Mapped[float] = mapped_column(Float)
+    channel: Mapped[str] = mapped_column(String(10))  # email | record | sms
+    address: Mapped[str] = mapped_column(String(120))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(10))  # pending | sent | dead
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    next_at: Mapped[float] = mapped_column(Float)
+    sent_at: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str] = mapped_column(String(300), default="", server_default="")
+
+
+class LocationCheck(Base):
+    """A guardian's current-location request and what was answered."""
+
+    __tablename__ = "location_checks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    guardian_id: Mapped[int] = mapped_column(ForeignKey("guardians.id"), index=True)
+    child_id: Mapped[int | None] = mapped_column(ForeignKey("children.id"))
+    outcome: Mapped[str] = mapped_column(String(16))  # answered | no_fix | no_consent
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    place: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    fix_age_s: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
