@@ -91,6 +91,36 @@ class Config:
     # acknowledge, seconds to resolve or dispatch], e.g. {P1 = [30, 600]}.
     alert_priorities: dict[str, int] = field(default_factory=dict)
     alert_sla: dict[str, list[float]] = field(default_factory=dict)
+    # The services (issue 9). Timetables, the calendar and notices are in
+    # local time: Korea has no daylight saving, so an offset is enough.
+    local_utc_offset_s: float = 32400.0
+    arrival_grace_s: float = 900.0  # not arrived by a slot's start + this: an alert
+    departure_grace_s: float = 1800.0  # still inside after its end + this: an alert
+    # An exit from a slot's zone this long before its end, or later, is the
+    # child going home (a departure notice); earlier, it is an alert.
+    dismissal_window_s: float = 1200.0
+    # Seconds in a zone (or out of it) before an enter (exit) counts, per zone
+    # kind: jitter at a fence never flaps.
+    fence_dwell_s: dict[str, float] = field(default_factory=lambda: {
+        "school": 30.0, "academy": 30.0, "park": 30.0, "home": 60.0, "custom": 30.0})
+    # No fix for this long from a child expected at school or on the way: a
+    # lost-signal alert (per device kind; 0 never: a tag is only read in zones).
+    lost_signal_s: dict[str, float] = field(default_factory=lambda: {
+        "watch": 900.0, "phone": 1200.0, "tag": 0.0})
+    # Sustained speed above this (km/h, per child's profile) is unusual movement.
+    speed_limit_kmh: dict[str, float] = field(default_factory=lambda: {
+        "walking": 15.0, "bus": 70.0})
+    # Guardians' notices: "record" writes them to <data_dir>/notices.jsonl
+    # (the demo); "smtp" sends e-mail through smtp_host.
+    notifier_adapter: Literal["record", "smtp"] = "record"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "childsafe@localhost"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    notice_max_attempts: int = 6  # then the notice is dead-lettered, for an operator
+    location_checks_per_min: int = 6  # per guardian token (then 429)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()

@@ -43,9 +43,12 @@ from models.messages import (
 )
 from models.procedures import Procedures
 
-KINDS: tuple[AlertKind, ...] = ("sos", "fall", "removed", "zone_exit", "low_battery")
+KINDS: tuple[AlertKind, ...] = ("sos", "fall", "removed", "zone_exit", "low_battery",
+                                "not_arrived", "not_departed", "lost_signal",
+                                "unusual_movement")
 DEFAULT_PRIORITY: dict[str, int] = {"sos": 1, "fall": 1, "removed": 2, "zone_exit": 2,
-                                    "low_battery": 4}
+                                    "low_battery": 4, "not_arrived": 2, "not_departed": 3,
+                                    "lost_signal": 2, "unusual_movement": 2}
 STATES: tuple[AlertState, ...] = ("new", "acknowledged", "in_progress", "on_hold",
                                   "dispatched", "resolved")
 OUTCOMES = ("child_safe", "false_alarm", "handed_to_police", "handed_to_fire",

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-KeyRole = Literal["bus", "engine", "gateway", "recorder", "relay", "supervisor", "console"]
+KeyRole = Literal["bus", "engine", "gateway", "recorder", "relay", "notifier", "supervisor",
+                  "console"]
 
 # One pair per backend process; consoles are "console" or "console-<name>".
 SERVICE_KEYS: tuple[KeyRole, ...] = ("bus", "engine", "gateway", "recorder", "relay",
-                                     "supervisor")
+                                     "notifier", "supervisor")
 
 PUBLISHES: dict[KeyRole, tuple[str, ...]] = {
-    "engine": ("alert.", "pos.", "cam.registry", "sys.heartbeat"),
+    "engine": ("alert.", "pos.", "zone.", "roster.", "cam.registry", "sys.heartbeat"),
     "gateway": ("fix.", "gw.", "sys.heartbeat"),
     "relay": ("cam.status", "sys.heartbeat"),
     "recorder": ("sys.heartbeat",),
+    "notifier": ("notice.", "sys.heartbeat"),
     "supervisor": ("sys.heartbeat",),
     "bus": (),
     "console": (),

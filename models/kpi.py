@@ -56,7 +56,9 @@ REASON_TEXT: dict[str, str] = {
     "close_at_risk": "close due soon",
 }
 KIND_TEXT: dict[str, str] = {"sos": "SOS", "fall": "Fall", "removed": "Removed",
-                             "zone_exit": "Zone exit", "low_battery": "Low battery"}
+                             "zone_exit": "Zone exit", "low_battery": "Low battery",
+                             "not_arrived": "Not arrived", "not_departed": "Not departed",
+                             "lost_signal": "Lost signal", "unusual_movement": "Unusual movement"}
 
 
 # ------------------------------------------------------------------ durations

@@ -99,7 +99,8 @@ class PositionBatch(Message, tag="pos.batch"):
 # ----------------------------------------------------------------------- alerts
 
 # Lost signal, not arrived and not departed come with the timetable services.
-AlertKind = Literal["sos", "fall", "removed", "zone_exit", "low_battery"]
+AlertKind = Literal["sos", "fall", "removed", "zone_exit", "low_battery", "not_arrived",
+                    "not_departed", "lost_signal", "unusual_movement"]
 AlertState = Literal["new", "acknowledged", "in_progress", "on_hold", "dispatched", "resolved"]
 
 
@@ -198,6 +199,47 @@ class UnregisteredSeen(Message, tag="gw.unregistered"):
     devices: list[UnregisteredView]
 
 
+# ------------------------------------------------------------------- services
+
+
+class ZoneRegistry(Message, tag="zone.registry"):
+    """Every safety zone, after an admin changed one: consoles redraw them."""
+
+    zones: list[ZoneView]
+
+
+class ZoneCounts(Message, tag="zone.counts"):
+    """Per zone (``zone_ids``), how many children are inside and how many
+    are uncertain (their accuracy circle crosses the fence); once a second."""
+
+    zone_ids: list[int]
+    inside: list[int]
+    uncertain: list[int]
+
+
+class RosterChanged(Message, tag="roster.changed"):
+    """Children or devices were enrolled or removed while the system runs:
+    consoles take a fresh snapshot (slots are appended, never reused)."""
+
+    children: int  # slots the engine now has
+
+
+NoticeState = Literal["sent", "retrying", "dead"]
+
+
+class NoticeStatus(Message, tag="notice.status"):
+    """A guardian's notice changed delivery state (the outbox in the store
+    is the truth; this tells consoles at once)."""
+
+    notice_id: int
+    child_token: str
+    kind: str
+    zone: str
+    state: NoticeState
+    attempts: int
+    error: str = ""
+
+
 # ------------------------------------------------------------------ heartbeats
 
 
@@ -213,12 +255,19 @@ class Heartbeat(Message, tag="sys.heartbeat"):
 
 
 class ZoneView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """A safety zone as consoles draw it: a circle (``shape`` empty) or a
+    polygon (``shape``: its GeoJSON geometry, WGS84)."""
+
     id: int
     name: str
     kind: str
     lat: float
     lon: float
     radius_m: float
+    shape: str = ""
+    hours: str = ""  # "07:00-20:00"; empty: always watched
+    district: str = ""
+    version: int = 1
 
 
 class ReaderView(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -699,7 +748,8 @@ class UsageRows(Message, tag="rep.usage", kw_only=True):
 
 
 Published = (FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | CameraRegistry
-             | UnregisteredSeen | Heartbeat)
+             | UnregisteredSeen | ZoneRegistry | ZoneCounts | RosterChanged | NoticeStatus
+             | Heartbeat)
 Request = (SnapshotRequest | AckAlert | TakeAlert | AssignAlert | HoldAlert | ResumeAlert
            | DispatchAlert | ResolveAlert | ReopenAlert | MarkStep | AddNote | SignIn | SignOut
            | AlertDetailRequest | AlertsRequest | ShiftRequest | RecordEvidence | ReloadCameras

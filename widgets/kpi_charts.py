@@ -44,9 +44,14 @@ DEFAULT_COLOURS: dict[str, str] = {
     "removedColor": "#eab308",
     "zoneExitColor": "#3b82f6",
     "lowBatteryColor": "#94a3b8",
+    "routineColor": "#14b8a6",
+    "lostSignalColor": "#a855f7",
+    "unusualColor": "#ec4899",
 }
 KIND_COLOUR = {"sos": "sosColor", "fall": "fallColor", "removed": "removedColor",
-               "zone_exit": "zoneExitColor", "low_battery": "lowBatteryColor"}
+               "zone_exit": "zoneExitColor", "low_battery": "lowBatteryColor",
+               "not_arrived": "routineColor", "not_departed": "routineColor",
+               "lost_signal": "lostSignalColor", "unusual_movement": "unusualColor"}
 
 
 def _colour_property(name: str) -> Property:
@@ -76,6 +81,9 @@ class ChartPalette(QWidget):
     removedColor = _colour_property("removedColor")
     zoneExitColor = _colour_property("zoneExitColor")
     lowBatteryColor = _colour_property("lowBatteryColor")
+    routineColor = _colour_property("routineColor")
+    lostSignalColor = _colour_property("lostSignalColor")
+    unusualColor = _colour_property("unusualColor")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         self._colours = {k: QColor(v) for k, v in DEFAULT_COLOURS.items()}

@@ -37,6 +37,7 @@ KIND_LABEL: dict[str, str] = {
     "lost_signal": QT_TRANSLATE_NOOP("AlertTable", "Lost signal"),
     "not_arrived": QT_TRANSLATE_NOOP("AlertTable", "Not arrived"),
     "not_departed": QT_TRANSLATE_NOOP("AlertTable", "Not departed"),
+    "unusual_movement": QT_TRANSLATE_NOOP("AlertTable", "Unusual movement"),
 }
 STATE_LABEL: dict[str, str] = {
     "new": QT_TRANSLATE_NOOP("AlertTable", "New"),
