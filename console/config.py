@@ -197,8 +197,9 @@ class Config:
             number = checked[key]
             if key.endswith("_port") and not 1 <= number <= 65535:  # type: ignore[operator]
                 problems.append(f"{key}: a port is 1 to 65535 (got {value!r})")
-            elif (key.endswith(("_s", "_days")) and key not in SIGNED
-                    and not number >= 0):  # type: ignore[operator]
+            elif key.endswith(("_s", "_days")) and key not in SIGNED and not all(
+                    v >= 0 for v in (number.values() if isinstance(number, dict)
+                                     else [number])):  # type: ignore[operator]
                 problems.append(f"{key}: must be zero or more (got {value!r})")
             elif key.endswith("_mb") and not 0 < number < math.inf:  # type: ignore[operator]
                 problems.append(f"{key}: must be more than zero and finite (got {value!r})")

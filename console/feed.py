@@ -42,7 +42,7 @@ from models.messages import (
 log = logging.getLogger(__name__)
 
 SNAPSHOT_RETRY_S = 3.0
-TOPICS = ("pos.", "alert.", "cam.", "gw.", "sys.heartbeat")
+TOPICS = ("pos.", "alert.", "zone.", "roster.", "notice.", "cam.", "gw.", "sys.heartbeat")
 
 
 @dataclass

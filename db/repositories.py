@@ -46,6 +46,7 @@ def roster(session: Session) -> list[RosterEntry]:
     rows = session.execute(
         select(Device.id, Device.kind, Child.id, Child.token, Child.zone_id)
         .join(Child, Device.child_id == Child.id)
+        .where(Child.removed_at.is_(None))
         .order_by(Child.id, Device.id)
     )
     return [RosterEntry(*row) for row in rows]

@@ -29,6 +29,7 @@ from models.messages import (
     Heartbeat,
     PositionBatch,
     ReaderView,
+    RosterChanged,
     Snapshot,
     UnregisteredSeen,
     UnregisteredView,
@@ -207,6 +208,8 @@ class ConsoleState:
         elif isinstance(msg, CameraRegistry):
             self.cameras = list(msg.cameras)
             self.registry_dirty = True
+        elif isinstance(msg, RosterChanged):
+            return msg.children <= len(self.tokens)  # new children: take a snapshot
         return True
 
     def _apply_positions(self, batch: PositionBatch) -> bool:

@@ -72,6 +72,12 @@ class StepResult:
 
 MAX_DEVICE_ID = 64  # the store's column
 
+# Each per-slot column of the Tracker and what a new slot starts with (``grow``).
+SLOT_COLUMNS: dict[str, float | int | bool] = {
+    "t": -np.inf, "lat": np.nan, "lon": np.nan, "x": np.nan, "y": np.nan, "inside": 0,
+    "home_state": UNKNOWN, "flags": 0, "at_reader": False, "battery": -1,
+    "battery_since": np.nan, "battery_from": -1, "battery_t": np.nan, "low_battery": False}
+
 
 def check_batch(device_ids: list[str], cols: dict[str, np.ndarray], readers: list[str],
                 now: float) -> tuple[list[str], dict[str, np.ndarray], list[str], Counter[str]]:
@@ -144,6 +150,19 @@ class Tracker:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def grow(self, tokens: list[str], home_zone: list[int]) -> range:
+        """Append slots for children enrolled while the engine runs (slots
+        are never reused: consoles and alerts refer to children by slot)."""
+        first = len(self.tokens)
+        self.tokens.extend(tokens)
+        k = len(tokens)
+        for name, fill in SLOT_COLUMNS.items():
+            col = getattr(self, name)
+            setattr(self, name, np.concatenate([col, np.full(k, fill, dtype=col.dtype)]))
+        self.home = np.concatenate([self.home, np.array(
+            [self.zone_index.get(z, -1) for z in home_zone], dtype=np.int32)])
+        return range(first, first + k)
 
     def step(self, device_ids: list[str], cols: dict[str, np.ndarray],
              readers: list[str] | None = None) -> StepResult:

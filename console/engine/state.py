@@ -63,3 +63,54 @@ def camera_views(session: Session) -> list[CameraView]:
                        direction_deg=c.direction_deg, fov_deg=c.fov_deg, range_m=c.range_m,
                        ptz=c.ptz, status=c.status, has_stream=bool((c.stream_url or "").strip()))
             for c in repo.cameras(session)]
+
+
+@dataclass(frozen=True, slots=True)
+class RosterChange:
+    """What a reload of the roster changed in the engine's slots."""
+
+    added: list[int]  # new slots (children enrolled, or given their first device)
+    untracked: list[int]  # slots whose child has no device any more (removed)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.untracked)
+
+
+def reload_roster(state: EngineState, sessions: sessionmaker[Session]) -> RosterChange:
+    """Bring the engine's roster in step with the store while it runs.
+
+    Why in place: the alert desk, the consent gate and the privacy handlers
+    hold the same slot lists and device maps; mutating them keeps every one
+    of them right without a restart (a device registered now must have its
+    SOS raise an alert now). Slots are appended and never reused, so every
+    open alert and every console keeps meaning the same child.
+    """
+    with sessions() as s:
+        roster = repo.roster(s)
+    tr = state.tracker
+    new_tokens: list[str] = []
+    new_home: list[int] = []
+    new_ids: list[int] = []
+    devices: dict[str, int] = {}
+    homes: dict[int, int] = {}
+    for r in roster:
+        slot = state.slot_of_child.get(r.child_id)
+        if slot is None:
+            slot = len(state.child_ids) + len(new_ids)
+            state.slot_of_child[r.child_id] = slot
+            new_ids.append(r.child_id)
+            new_tokens.append(r.token)
+            new_home.append(r.zone_id if r.zone_id is not None else -1)
+        devices[r.device_id] = slot
+        homes[slot] = r.zone_id if r.zone_id is not None else -1
+    before = set(tr.device_slots.values())
+    added = list(tr.grow(new_tokens, new_home)) if new_ids else []
+    state.child_ids.extend(new_ids)
+    tr.device_slots.clear()
+    tr.device_slots.update(devices)
+    state.device_kinds.clear()
+    state.device_kinds.update({r.device_id: r.kind for r in roster})
+    for slot, zone in homes.items():
+        tr.home[slot] = tr.zone_index.get(zone, -1)
+    untracked = sorted(before - set(devices.values()))
+    return RosterChange(added, untracked)

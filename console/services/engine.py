@@ -25,16 +25,17 @@ from console.engine.consent_gate import ConsentGate
 from console.engine.desk import AlertDesk
 from console.engine.privacy import privacy_entries
 from console.engine.sessions import SessionBook
-from console.engine.state import camera_views, load_state
+from console.engine.state import camera_views, load_state, reload_roster
 from console.journal import Follower, JournalReader, journal_path
 from console.media import tokens as media_tokens
 from console.media.control import RelayControl
 from console.media.holds import HoldKeeper, HoldTarget
 from console.security import Security
 from console.services.runtime import Runtime, start
-from db import accounts, cursors, usage_log
+from db import accounts, changes, cursors, usage_log
 from db import alerts as db_alerts
 from db import repositories as repo
+from db.registry import registry_version
 from db.store import open_store
 from models import health
 from models.alerts import Actor, Policy, Refused, Trigger
@@ -64,6 +65,7 @@ from models.messages import (
     Reply,
     ResolveAlert,
     ResumeAlert,
+    RosterChanged,
     ShiftReport,
     ShiftRequest,
     SignedIn,
@@ -93,6 +95,7 @@ class Engine:
         self.rt = rt
         cfg = rt.config
         _, self.sessions = open_store(cfg.db_url, busy_timeout_s=STORE_WAIT_S)
+        self.roster_version = self._roster_version()
         self.state = load_state(self.sessions)
         self.policy = Policy.from_settings(cfg.alert_priorities, cfg.alert_sla)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -203,6 +206,7 @@ class Engine:
         tr = self.state.tracker
         self.desk.tick()
         self.users.refresh()
+        self._refresh_roster()
         self.consent.refresh(self._forget)
         self.follow.poll()
         self._save_cursor()
@@ -223,6 +227,32 @@ class Engine:
             **(self.guard.stats() if self.guard is not None else {}),
             **{f"rejected_{k}": v for k, v in self.sub.rejected.items()},
         })
+
+    def _roster_version(self) -> tuple[object, ...] | None:
+        try:
+            with self.sessions() as s:
+                return (registry_version(s), changes.version(s, "roster"))
+        except Exception as exc:  # the store is busy: next second
+            self.rt.log.warning("could not read the roster's version: %s", exc)
+            return None
+
+    def _refresh_roster(self) -> None:
+        """Take children and devices enrolled or removed while running, within
+        a second (``console.engine.state.reload_roster``), and tell consoles."""
+        version = self._roster_version()
+        if version is None or version == self.roster_version:
+            return
+        change = reload_roster(self.state, self.sessions)
+        self.roster_version = version
+        self.consent.version = None  # new slots: re-read whose consent is in force
+        self.consent.refresh(self._forget)
+        if change.untracked:
+            self._forget(change.untracked)
+        tr = self.state.tracker
+        self.rt.log.info("roster reloaded: %d new children, %d no longer tracked; %d devices",
+                         len(change.added), len(change.untracked), len(tr.device_slots))
+        if change.added:
+            self.pub.send(RosterChanged(children=len(tr)))
 
     def _save_cursor(self) -> None:
         """Keep the engine's place in the journal, once every alert its
