@@ -53,6 +53,9 @@ STATES: tuple[AlertState, ...] = ("new", "acknowledged", "in_progress", "on_hold
                                   "dispatched", "resolved")
 OUTCOMES = ("child_safe", "false_alarm", "handed_to_police", "handed_to_fire",
             "device_fault", "other")
+# The engine's own outcome: the condition ended before anyone acted (the child
+# arrived, the signal came back). Never an operator's choice.
+CLEARED = "cleared"
 DISPATCH_TARGETS = {"police": "112", "fire": "119"}
 DEFAULT_HOLD_S = 15 * 60.0
 MAX_HOLD_S = 24 * 3600.0
@@ -156,6 +159,7 @@ class Trigger:
     position_is_last_known: bool
     at: float
     battery: int = -1
+    zone: str = ""  # the zone it is about (an expectation's school or academy)
 
 
 # ------------------------------------------------------------------ transitions
@@ -369,6 +373,21 @@ def escalate(alert: AlertView, bits: int, reason: str, now: float
                                   version=alert.version + 1, updated_at=now,
                                   last_actor="engine")
     return new, HistoryEntry("escalate", "engine", now, detail=reason)
+
+
+def clear(alert: AlertView, reason: str, now: float) -> tuple[AlertView, HistoryEntry]:
+    """The condition behind an alert ended by itself (the child arrived, the
+    signal came back). Untouched, the alert resolves itself as ``cleared``;
+    once an operator works it, it stays theirs and the history says it
+    cleared, so nobody's work is taken from under them."""
+    if alert.state == "new":
+        new = msgspec.structs.replace(alert, state="resolved", outcome=CLEARED,
+                                      resolved_at=now, version=alert.version + 1,
+                                      updated_at=now, last_actor="engine", last_note=reason)
+        return new, HistoryEntry("resolve", "engine", now, note=reason, detail=CLEARED)
+    new = msgspec.structs.replace(alert, version=alert.version + 1, updated_at=now,
+                                  last_actor="engine", last_note=reason)
+    return new, HistoryEntry("cleared", "engine", now, note=reason)
 
 
 def hold_expired(alert: AlertView, now: float) -> tuple[AlertView, HistoryEntry] | None:

@@ -48,6 +48,7 @@ OUTCOME_TEXT = {
     "handed_to_fire": QT_TRANSLATE_NOOP("AlertPanel", "Handed to fire"),
     "device_fault": QT_TRANSLATE_NOOP("AlertPanel", "Device fault"),
     "other": QT_TRANSLATE_NOOP("AlertPanel", "Other"),
+    "cleared": QT_TRANSLATE_NOOP("AlertPanel", "Cleared by itself"),
 }
 TARGET_TEXT = {"police": QT_TRANSLATE_NOOP("AlertPanel", "Police"),
                "fire": QT_TRANSLATE_NOOP("AlertPanel", "Fire")}

@@ -110,6 +110,7 @@ ACTION_TEXT = {
     "repeat": QT_TRANSLATE_NOOP("AlertPanel", "Triggered again"),
     "escalate": QT_TRANSLATE_NOOP("AlertPanel", "Escalated"),
     "hold_expired": QT_TRANSLATE_NOOP("AlertPanel", "Hold expired"),
+    "cleared": QT_TRANSLATE_NOOP("AlertPanel", "Condition cleared"),
     "ack": QT_TRANSLATE_NOOP("AlertPanel", "Acknowledged"),
     "take": QT_TRANSLATE_NOOP("AlertPanel", "Taken"),
     "assign": QT_TRANSLATE_NOOP("AlertPanel", "Assigned"),

@@ -42,6 +42,7 @@ from models.alerts import (
     Refused,
     Trigger,
     breaches,
+    clear,
     escalate,
     fold,
     folds_into,
@@ -166,7 +167,7 @@ class AlertDesk:
             lat=t.lat if known else math.nan, lon=t.lon if known else math.nan,
             place=place_name(t.lat, t.lon) if known else "위치 미상", opened_at=now,
             position_is_last_known=t.position_is_last_known,
-            zone=self.zone_names.get(int(tr.home[t.slot]), ""),
+            zone=t.zone or self.zone_names.get(int(tr.home[t.slot]), ""),
             last_reader=reader, last_reader_at=read_at,
             position_from_reader=known and tr.located_by_reader(t.slot, t.lat, t.lon),
             last_trigger_at=t.at, updated_at=now, last_actor="device",
@@ -304,6 +305,26 @@ class AlertDesk:
         self.publish(msg)
         log.info("alert %d %s by %s -> %s", new.id, line.action, actor.user, new.state)
         return new
+
+    def clear(self, slot: int, kind: str, reason: str) -> bool:
+        """The condition behind the child's open ``kind`` alert ended (see
+        ``models.alerts.clear``); False if there is none to clear yet (an
+        alert still waiting for the store is cleared on the next try)."""
+        alert = self.open_alert(slot, kind)
+        if alert is None or not alert.saved or any(v.id == alert.id for v, _, _ in self.outbox):
+            return False
+        new, line = clear(alert, reason, self.clock())
+        if new.state == "resolved":
+            self.alerts.pop(new.id, None)
+        else:
+            self.alerts[new.id] = new
+        log.info("alert %d: %s (%s)", new.id, reason, new.state)
+        self._write_later(new, line)
+        return True
+
+    def open_alert(self, slot: int, kind: str) -> AlertView | None:
+        return next((a for a in self.alerts.values() if a.child_slot == slot
+                     and a.kind == kind and a.state != "resolved"), None)
 
     # -------------------------------------------------------------- clock
     def tick(self) -> None:
