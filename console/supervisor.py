@@ -24,7 +24,7 @@ from console.config import Config
 
 log = logging.getLogger(__name__)
 
-BACKEND = ("bus", "engine", "recorder", "gateway", "relay")
+BACKEND = ("bus", "engine", "recorder", "notifier", "gateway", "relay")
 DEMO = ("democams", *BACKEND, "simulator")
 BACKOFF_S = (0.5, 30.0)  # the first restart's delay, doubled per quick death up to the cap
 STABLE_S = 30.0  # a process that ran this long starts the backoff afresh when it dies
@@ -32,7 +32,7 @@ KEEPS_DYING = 5  # quick deaths in a row before it is logged as an error
 STOP_TIMEOUT_S = 8.0
 # Services that publish a heartbeat every second: one silent this long while
 # its process lives is hung (SIGSTOP, a deadlock) and is killed to restart.
-HEARTBEATS = frozenset({"engine", "gateway", "recorder", "relay"})
+HEARTBEATS = frozenset({"engine", "gateway", "recorder", "relay", "notifier"})
 HUNG_S = 20.0
 
 

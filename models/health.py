@@ -15,7 +15,7 @@ from dataclasses import dataclass
 SILENT_S = 5.0  # a service heard before and silent this long is not healthy
 # Services whose heartbeat a console expects (the engine's is the bus state
 # itself: STALE / DISCONNECTED).
-WATCHED = ("gateway", "recorder", "relay")
+WATCHED = ("gateway", "recorder", "relay", "notifier")
 
 
 # The store as its writers saw it at their last try (heartbeat stat
@@ -112,7 +112,7 @@ def evidence_full_reason(relay: dict[str, float]) -> str:
 # The processes every console lists, in the order an operator reads the
 # data flow; any other process the supervisor runs (the demo's cameras and
 # simulator) follows, then the supervisor itself.
-PROCESSES = ("bus", "engine", "recorder", "gateway", "relay")
+PROCESSES = ("bus", "engine", "recorder", "notifier", "gateway", "relay")
 SUPERVISOR = "supervisor"
 PROCESS_STATES = ("up", "down", "silent", "unknown")
 

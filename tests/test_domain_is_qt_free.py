@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("PySide6", "shiboken6", "pyqtgraph", "vlc")
-BACKEND = ["console.services.engine", "console.services.gateway", "console.services.recorder",
+BACKEND = ["console.services.engine", "console.services.notifier", "console.services.gateway", "console.services.recorder",
            "console.services.simulator", "console.services.bus", "console.supervisor"]
 
 

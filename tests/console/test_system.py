@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from console.app import ConsoleWindow
 from console.feed import LiveFeed
+from console.supervisor import BACKEND
 from db.store import open_store
 from db.tables import Alert, AlertAction, Fix
 from models.console_state import BusState
@@ -287,8 +288,7 @@ def test_sos_from_a_child_never_seen_still_raises_and_is_stored(backend: Backend
                        .all())
 
     wait_for(lambda: stored() == 2, 10, "both fixes stored")
-    assert backend.supervisor.status() == dict.fromkeys(
-        ("bus", "engine", "recorder", "gateway", "relay"), "running")
+    assert backend.supervisor.status() == dict.fromkeys(BACKEND, "running")
     engine.dispose()
 
 

@@ -100,8 +100,8 @@ def test_strip_lists_each_process_with_state_restarts_and_age() -> None:
                                           "up.simulator": 1.0}), now=100.2)
     st.apply(beat("gateway:2", 1), now=93.0)
     processes, _ = st.health(now=100.5)
-    assert [p.name for p in processes] == ["bus", "engine", "recorder", "gateway", "relay",
-                                           "simulator", "supervisor"]
+    assert [p.name for p in processes] == ["bus", "engine", "recorder", "notifier", "gateway",
+                                           "relay", "simulator", "supervisor"]
     by = {p.name: p for p in processes}
     assert by["engine"] == ProcessHealth("engine", "up", 2, 0.5, "")
     assert by["recorder"] == ProcessHealth("recorder", "down", 3, None, "")

@@ -9,7 +9,7 @@ from models.console_state import BusState, ConsoleState
 from models.messages import Heartbeat
 from widgets.health_strip import HealthStrip, age_text
 
-ROLES = ("engine", "recorder", "gateway", "relay")
+ROLES = ("engine", "recorder", "notifier", "gateway", "relay")
 UP = {f"up.{p}": 1.0 for p in ("bus", *ROLES)}
 
 
@@ -52,8 +52,8 @@ def test_down_silent_store_and_unsaved_then_all_green(qtbot: QtBot) -> None:
     st = synced()
     healthy(st, 100.0)
     show(strip, st, 100.4)
-    assert list(strip.processes) == ["bus", "engine", "recorder", "gateway", "relay",
-                                     "supervisor"]
+    assert list(strip.processes) == ["bus", "engine", "recorder", "notifier", "gateway",
+                                     "relay", "supervisor"]
     assert set(states(strip).values()) == {"up"}
     assert st.bus_state(now=100.4) is BusState.LIVE
     assert strip.processes["engine"].text() == "● engine 0.4 s"
@@ -63,11 +63,13 @@ def test_down_silent_store_and_unsaved_then_all_green(qtbot: QtBot) -> None:
     # locks and the engine holds three alerts it could not save.
     st.apply(beat("engine:1", store_state=1.0, unsaved_alerts=3.0), now=107.0)
     st.apply(beat("relay:1"), now=107.0)
+    st.apply(beat("notifier:1"), now=107.0)
     st.apply(beat("supervisor:1", **(UP | {"up.recorder": 0.0, "restarts.recorder": 3.0})),
              now=107.0)
     show(strip, st, 107.5)
     assert states(strip) == {"bus": "up", "engine": "up", "recorder": "down",
-                             "gateway": "silent", "relay": "up", "supervisor": "up"}
+                             "notifier": "up", "gateway": "silent", "relay": "up",
+                             "supervisor": "up"}
     assert strip.processes["recorder"].text() == "● recorder down ↻3"
     assert "restarted 3 times" in strip.processes["recorder"].toolTip()
     assert strip.processes["gateway"].text() == "● gateway silent 7.5 s"
@@ -136,7 +138,7 @@ def test_extra_processes_get_pills_in_order(qtbot: QtBot) -> None:
     healthy(st, 101.0)  # a supervisor without them: their pills go
     show(strip, st, 101.1)
     assert "simulator" not in strip.processes
-    assert strip.layout().count() == 2 + 6 + 5 + 1  # title, folded, pills, figures, stretch
+    assert strip.layout().count() == 2 + 7 + 5 + 1  # title, folded, pills, figures, stretch
 
 
 def test_short_of_room_running_pills_drop_their_ages(qtbot: QtBot) -> None:
@@ -160,8 +162,8 @@ def test_short_of_room_running_pills_drop_their_ages(qtbot: QtBot) -> None:
     assert strip.processes["recorder"].text() == "● recorder down ↻3"
     strip.resize(200, 24)
     show(strip, st, 100.45)
-    assert strip.folded == ["bus", "engine", "gateway", "supervisor"]
-    assert strip.quiet.text() == "● 4 up" and not strip.quiet.isHidden()
+    assert strip.folded == ["bus", "engine", "notifier", "gateway", "supervisor"]
+    assert strip.quiet.text() == "● 5 up" and not strip.quiet.isHidden()
     assert strip.processes["engine"].isHidden()
     assert not strip.processes["recorder"].isHidden()
     assert not strip.processes["relay"].isHidden()
