@@ -628,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     from console.cli_privacy import add_privacy
 
     add_privacy(sub, add)
+    from console.cli_timetable import add_timetable
+
+    add_timetable(sub, add)
     add_keys(sub, add)
     _add_alerts(sub, add)
     from console.cli_audit import add_audit
