@@ -628,7 +628,10 @@ def build_parser() -> argparse.ArgumentParser:
     from console.cli_privacy import add_privacy
 
     add_privacy(sub, add)
+    from console.cli_children import add_children, add_import_roster
     from console.cli_timetable import add_timetable
+
+    add_children(sub, add)
 
     add_timetable(sub, add)
     add_keys(sub, add)
@@ -654,6 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     ic.add_argument("--partial", action="store_true",
                     help="write the valid rows even if some are rejected")
     ic.add_argument("--db", default=None)
+    add_import_roster(imp_sub, add)
 
     b = add("bench", cmd_bench, "measure throughput (numbers, not pass/fail)")
     b.add_argument("which", nargs="*", default=["pipeline", "map", "cameras"],

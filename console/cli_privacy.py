@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -30,8 +31,17 @@ def _when(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
+def _token_note(guardian_id: int) -> None:
+    print(f"guardian {guardian_id}'s location-check token is shown only this once: hand it "
+          f"to the guardian; 'childsafe guardians token {guardian_id}' issues a new one and "
+          "ends this one", file=sys.stderr)
+
+
 def cmd_guardians_add(args: argparse.Namespace) -> int:
+    """Prints "<id>\t<token>": the token is stored only as a hash, so this
+    is the one time anyone sees it."""
     from db import consent as db_consent
+    from db import guardian_tokens
 
     if args.relation and not args.child:
         raise ValueError("relation: give the child it is a relation to with --child")
@@ -39,8 +49,23 @@ def cmd_guardians_add(args: argparse.Namespace) -> int:
         guardian = db_consent.add_guardian(s, args.name, args.phone, args.email, time.time())
         if args.child:
             db_consent.link(s, args.child, guardian.id, args.relation)
+        token = guardian_tokens.issue(s, guardian.id)
         s.commit()
-        print(guardian.id)
+        print(f"{guardian.id}\t{token}")
+    _token_note(guardian.id)
+    return 0
+
+
+def cmd_guardians_token(args: argparse.Namespace) -> int:
+    """A new location-check token for a guardian who lost theirs (or whose
+    phone changed hands): the old one stops working when this commits."""
+    from db import guardian_tokens
+
+    with _sessions(args)() as s:
+        token = guardian_tokens.issue(s, args.guardian_id)
+        s.commit()
+        print(token)
+    _token_note(args.guardian_id)
     return 0
 
 
@@ -105,7 +130,8 @@ def add_privacy(sub: SubParsers, add: AddCommand) -> None:
     """The ``guardians`` and ``consent`` command groups, next to ``users``."""
     guardians = sub.add_parser("guardians", help="parents and legal guardians (in the store)")
     guardians_sub = guardians.add_subparsers(dest="guardians_command", required=True)
-    ga = add("add", cmd_guardians_add, "add a guardian; prints the new guardian's id",
+    ga = add("add", cmd_guardians_add, "add a guardian; prints the new guardian's id and "
+             "location-check token (tab-separated; the token is shown only once)",
              guardians_sub)
     ga.add_argument("--name", required=True)
     ga.add_argument("--phone", default="", help="digits, '+', '-' and spaces")
@@ -116,6 +142,9 @@ def add_privacy(sub: SubParsers, add: AddCommand) -> None:
     gl = add("list", cmd_guardians_list, "guardians: id, name, phone, e-mail, children "
              "(tab-separated)", guardians_sub)
     gl.add_argument("--child", default=None, metavar="TOKEN", help="only this child's")
+    gt = add("token", cmd_guardians_token, "issue a new location-check token (the old one "
+             "stops working); prints it, once", guardians_sub)
+    gt.add_argument("guardian_id", type=int, metavar="GUARDIAN_ID")
 
     consent = sub.add_parser("consent", help="consent to locate a child (Location "
                              "Information Act §15, §25)")
@@ -134,6 +163,6 @@ def add_privacy(sub: SubParsers, add: AddCommand) -> None:
     cs = add("show", cmd_consent_show, "the child's consents, in force and withdrawn",
              consent_sub)
     cs.add_argument("child", metavar="CHILD_TOKEN")
-    for sp in (ga, gl, cg, cw, cs):
+    for sp in (ga, gl, gt, cg, cw, cs):
         sp.add_argument("--db", default=None, help="database URL (default: SQLite in the "
                         "data dir)")

@@ -142,6 +142,11 @@ def seed_demo(session: Session, children: int | None = None) -> int:
             )
     # Core bulk inserts: a city-scale seed (580k children) takes seconds, not minutes.
     session.execute(insert(Child), children_rows)
+    if children_rows and session.get_bind().dialect.name == "postgresql":
+        # explicit ids do not move PostgreSQL's sequence: children enrolled
+        # later would collide with the seed's
+        session.execute(text("SELECT setval(pg_get_serial_sequence('children', 'id'), "
+                             "(SELECT max(id) FROM children))"))
     session.execute(insert(Device), device_rows)
     _seed_consents(session, children_rows, now)
     session.commit()

@@ -10,8 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("PySide6", "shiboken6", "pyqtgraph", "vlc")
-BACKEND = ["console.services.engine", "console.services.notifier", "console.services.gateway", "console.services.recorder",
-           "console.services.simulator", "console.services.bus", "console.supervisor"]
+BACKEND = ["console.services.engine", "console.services.notifier", "console.services.gateway",
+           "console.services.recorder", "console.services.simulator", "console.services.bus",
+           "console.supervisor"]
 
 
 def domain_files() -> list[Path]:

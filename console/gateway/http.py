@@ -43,9 +43,10 @@ MAX_HEAD = 8 * 1024
 MAX_BODY = 64 * 1024
 HEADER_DEADLINE_S = 10.0
 RETRY_AFTER_S = 5  # what a device is told to wait before sending again
-REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-           405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
-           413: "Payload Too Large", 501: "Not Implemented", 503: "Service Unavailable"}
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+           404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+           411: "Length Required", 413: "Payload Too Large", 429: "Too Many Requests",
+           501: "Not Implemented", 503: "Service Unavailable"}
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -67,7 +68,10 @@ class Durable:
     refused: str = "not stored: send again"
 
 
-Reply = tuple[int, str]
+Headers = tuple[tuple[str, str], ...]
+# (status, text), or (status, text, headers) from a handler that sets its own
+# (Retry-After on a 429, WWW-Authenticate on a 401: console.gateway.location).
+Reply = tuple[int, str] | tuple[int, str, Headers]
 Answer = Reply | Durable
 Handler = Callable[[Request], Answer] | Callable[[Request], Awaitable[Answer]]
 ErrorHook = Callable[[str, str], object]  # (reason, detail), e.g. Intake.reject for a protocol
@@ -75,11 +79,13 @@ DurableHook = Callable[[], "asyncio.Future[bool]"]
 
 
 def response(status: int, text: str, keep_alive: bool,
-             content_type: str = "text/plain; charset=utf-8") -> bytes:
+             content_type: str = "text/plain; charset=utf-8", headers: Headers = ()) -> bytes:
     body = text.encode("utf-8")
-    retry = f"Retry-After: {RETRY_AFTER_S}\r\n" if status == 503 else ""
+    own = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    retry = (f"Retry-After: {RETRY_AFTER_S}\r\n" if status == 503
+             and not any(name.lower() == "retry-after" for name, _ in headers) else "")
     return (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{retry}"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{retry}{own}"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
             ).encode("ascii") + body
 
@@ -89,6 +95,11 @@ def settle(answer: Answer, durable: bool) -> Reply:
     if isinstance(answer, Durable):
         return (200, answer.text) if durable else (503, answer.refused)
     return answer
+
+
+def _reply_bytes(reply: Reply, keep_alive: bool, content_type: str) -> bytes:
+    status, text, *own = reply
+    return response(status, text, keep_alive, content_type, own[0] if own else ())
 
 
 # A connection's replies waiting for a group commit: the answers of one read
@@ -175,8 +186,8 @@ class _Connection(asyncio.Protocol):
             answers, fut = self.unsent.popleft()
             ok = fut is None or (not fut.cancelled() and fut.result())
             for answer, keep_alive in answers:
-                status, text = settle(answer, ok)
-                out.append(response(status, text, keep_alive, self.server.content_type))
+                out.append(_reply_bytes(settle(answer, ok), keep_alive,
+                                        self.server.content_type))
         if self.tail and not self.unsent:
             out += self.tail
             self.tail = []
@@ -265,10 +276,10 @@ class _Connection(asyncio.Protocol):
             durable = True
             if isinstance(answer, Durable) and self.server.durable is not None:
                 durable = await self.server.durable()
-            status, text = settle(answer, durable)
+            reply = settle(answer, durable)
             if self.transport is None or self.transport.is_closing():
                 return
-            self.transport.write(response(status, text, keep_alive, self.server.content_type))
+            self.transport.write(_reply_bytes(reply, keep_alive, self.server.content_type))
             if not keep_alive:
                 self.transport.close()
                 return

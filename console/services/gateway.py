@@ -22,6 +22,7 @@ from console.bus import Publisher, Subscriber, role_of
 from console.gateway.feeds import FEEDS, OSMAND, FeedsHandler, handle_osmand, reader_positions
 from console.gateway.http import HttpServer
 from console.gateway.intake import Intake
+from console.gateway.location import LocationService
 from console.gateway.watch_server import WatchServer
 from console.journal import Journal, journal_path
 from console.security import Security
@@ -86,9 +87,12 @@ class Gateway:
                                  on_error=functools.partial(self.intake.reject, OSMAND),
                                  durable=self.intake.durable)
         self.feeds = FeedsHandler(self.intake, {})
+        # Guardians' location checks share the feeds port (service 5).
+        self.location = LocationService(self.sessions, rt.config.location_checks_per_min)
         self.watch = WatchServer(self.intake, idle_timeout_s=WATCH_IDLE_S,
                                  utc_offset_s=rt.config.watch_utc_offset_s)
-        self.feeds_http = HttpServer(self.feeds.handle, max_body=FEEDS_MAX_BODY,
+        self.feeds_http = HttpServer(self.location.in_front_of(self.feeds.handle),
+                                     max_body=FEEDS_MAX_BODY,
                                      content_type="application/json",
                                      on_error=functools.partial(self.intake.reject, FEEDS),
                                      durable=self.intake.durable)
@@ -145,6 +149,7 @@ class Gateway:
         out["connections.osmand"] = self.osmand.connections
         out["connections.feeds"] = self.feeds_http.connections
         out.update(self.watch.stats())
+        out.update(self.location.stats())
         return out
 
     def open_files_limit(self) -> int:
@@ -190,6 +195,7 @@ class Gateway:
                 next_refresh = now + REGISTRY_REFRESH_S
         await self.osmand.close()
         await self.feeds_http.close()
+        self.location.close()
         await self.watch.close()
         self.intake.flush()
         await asyncio.to_thread(self.sync_registry)

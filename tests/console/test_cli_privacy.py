@@ -70,7 +70,7 @@ def test_guardian_consent_and_withdrawal_from_the_command_line(data_dir: Path) -
                     "+82 10-0000-7777", "--email", "mother@example.kr", "--child", token,
                     "--relation", "mother")
     assert out.returncode == 0, out.stderr
-    guardian_id = int(out.stdout.strip())
+    guardian_id = int(out.stdout.split("\t")[0])
 
     out = childsafe(data_dir, "guardians", "list", "--child", token)
     assert out.returncode == 0, out.stderr
