@@ -658,6 +658,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the valid rows even if some are rejected")
     ic.add_argument("--db", default=None)
     add_import_roster(imp_sub, add)
+    from console.cli_zones import add_import_zones, add_zones
+
+    add_import_zones(imp_sub, add)
+    add_zones(sub, add)
 
     b = add("bench", cmd_bench, "measure throughput (numbers, not pass/fail)")
     b.add_argument("which", nargs="*", default=["pipeline", "map", "cameras"],
