@@ -61,7 +61,9 @@ from models.messages import (
     ShiftReport,
     ShiftRequest,
     SignedIn,
+    ZoneView,
 )
+from models.zones import zone_outline
 from widgets.alert_panel import AlertPanel
 from widgets.alert_queue import AlertQueue
 from widgets.approvals_panel import ApprovalsPanel
@@ -205,6 +207,8 @@ class ConsoleWindow(QMainWindow):
         self._camera_states: dict[int, tuple[str, str]] = {}
         self._offline: set[int] = set()
         self._camera_list: list[CameraView] = []
+        self._zones: list[ZoneView] = []
+        self._zone_counts: dict[int, tuple[int, int]] = {}
         self.grid_focus: GridFocus | None = None
         self._focus_xy: tuple[float, float] | None = None  # a point's, for re-ranking
         self._alerts_by_id: dict[int, AlertView] = {}
@@ -420,7 +424,13 @@ class ConsoleWindow(QMainWindow):
         frame: Frame = self.feed.take()
         self.frames += 1
         if frame.zones is not None:
-            self.map.set_zones([(z.name, z.lat, z.lon, z.radius_m) for z in frame.zones])
+            self._zones = frame.zones
+            self.map.set_zones([(z.name, z.lat, z.lon, z.radius_m, zone_outline(z))
+                                for z in frame.zones])
+            frame.zone_counts = frame.zone_counts or self._zone_counts
+        if frame.zone_counts is not None:
+            self._zone_counts = frame.zone_counts
+            self.map.set_zone_counts([frame.zone_counts.get(z.id) for z in self._zones])
         if frame.readers is not None:
             self.map.set_readers([(r.name, r.lat, r.lon, r.range_m) for r in frame.readers])
         if frame.cameras is not None:

@@ -55,6 +55,7 @@ class Frame:
     degraded: list[str] = field(default_factory=list)  # why, when the state is DEGRADED
     zones: list[ZoneView] | None = None  # set after a (re)snapshot
     readers: list[ReaderView] | None = None
+    zone_counts: dict[int, tuple[int, int]] | None = None  # zone id -> (inside, uncertain)
     cameras: list[CameraView] | None = None  # the registry, after a (re)snapshot
     camera_states: dict[int, tuple[str, str]] | None = None  # when any changed
     x: np.ndarray | None = None  # positions, when they changed
@@ -116,10 +117,13 @@ class LiveFeed:
                 gateway_stats=st.gateway_stats, unregistered=st.unregistered,
             )
             frame.health, frame.health_summary = st.health(now)
-            if self._zones_changed:
+            if self._zones_changed or st.zones_dirty:
                 frame.zones = list(st.zones)
                 frame.readers = list(st.readers)
-                self._zones_changed = False
+                self._zones_changed = st.zones_dirty = False
+            if st.counts_dirty:
+                frame.zone_counts = dict(st.zone_counts)
+                st.counts_dirty = False
             if st.positions_dirty or st.alerts_dirty:
                 frame.x, frame.y, frame.status = st.x.copy(), st.y.copy(), st.marker_status()
                 st.positions_dirty = False

@@ -33,6 +33,8 @@ from models.messages import (
     Snapshot,
     UnregisteredSeen,
     UnregisteredView,
+    ZoneCounts,
+    ZoneRegistry,
     ZoneView,
     position_columns,
 )
@@ -57,6 +59,10 @@ class ConsoleState:
     def __init__(self) -> None:
         self.tokens: list[str] = []
         self.zones: list[ZoneView] = []
+        self.zones_dirty = False
+        # zone id -> (children inside, uncertain), from the engine's zone.counts
+        self.zone_counts: dict[int, tuple[int, int]] = {}
+        self.counts_dirty = False
         self.readers: list[ReaderView] = []
         self.cameras: list[CameraView] = []
         self.camera_states: dict[int, tuple[str, str]] = {}  # id -> (state, detail)
@@ -126,6 +132,7 @@ class ConsoleState:
         n = len(snap.children)
         self.tokens = list(snap.children)
         self.zones = list(snap.zones)
+        self.zones_dirty = True
         self.readers = list(snap.readers)
         self.cameras = list(snap.cameras)
         self.registry_dirty = True
@@ -208,6 +215,13 @@ class ConsoleState:
         elif isinstance(msg, CameraRegistry):
             self.cameras = list(msg.cameras)
             self.registry_dirty = True
+        elif isinstance(msg, ZoneRegistry):
+            self.zones = list(msg.zones)
+            self.zones_dirty = True
+        elif isinstance(msg, ZoneCounts):
+            self.zone_counts = {z: (i, u) for z, i, u in
+                                zip(msg.zone_ids, msg.inside, msg.uncertain, strict=False)}
+            self.counts_dirty = True
         elif isinstance(msg, RosterChanged):
             return msg.children <= len(self.tokens)  # new children: take a snapshot
         return True

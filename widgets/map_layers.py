@@ -154,15 +154,23 @@ class FilledPathLayer(pg.GraphicsObject):
 
 
 class ZoneLayer(FilledPathLayer):
-    """Circles (safety zones, reader ranges): translucent fill and outline."""
+    """Circles and polygons (safety zones, reader ranges): translucent fill and outline."""
 
     def set_circles(
-        self, cx: npt.NDArray[np.float64], cy: npt.NDArray[np.float64], r: npt.NDArray[np.float64]
+        self, cx: npt.NDArray[np.float64], cy: npt.NDArray[np.float64], r: npt.NDArray[np.float64],
+        rings: list[npt.NDArray[np.float64] | None] | None = None,
     ) -> None:
+        """``rings[i]``, when given, is zone i's outline ((k, 2) metres), drawn
+        instead of its circle."""
         path = QPainterPath()
         path.setFillRule(Qt.FillRule.WindingFill)
-        for x, y, radius in zip(cx.tolist(), cy.tolist(), r.tolist(), strict=True):
-            path.addEllipse(QPointF(x, y), radius, radius)
+        shapes = rings or [None] * len(cx)
+        for x, y, radius, ring in zip(cx.tolist(), cy.tolist(), r.tolist(), shapes, strict=True):
+            if ring is not None and len(ring) >= 3:
+                path.addPolygon(fn.arrayToQPolygonF(ring[:, 0], ring[:, 1]))
+                path.closeSubpath()
+            else:
+                path.addEllipse(QPointF(x, y), radius, radius)
         self._set_path(path)
 
 

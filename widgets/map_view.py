@@ -51,6 +51,8 @@ children and the three demo zones (click to highlight the nearest child).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 import pyqtgraph as pg
@@ -209,6 +211,7 @@ class MapView(QWidget):
             self._vb.addItem(label, ignoreBounds=True)
             self._district_labels.append(label)
         self._zone_labels: list[pg.TextItem] = []
+        self._zone_names: list[str] = []
         self._zone_radii = np.empty(0)
         self._zone_centres = np.empty((0, 2))
 
@@ -274,16 +277,21 @@ class MapView(QWidget):
         """
         self._markers.set_positions(x, y, status)
 
-    def set_zones(self, zones: list[tuple[str, float, float, float]]) -> None:
-        """Show these safety zones: (name, lat, lon, radius in metres), replacing the old set."""
+    def set_zones(self, zones: Sequence[tuple[object, ...]]) -> None:
+        """Show these safety zones: (name, lat, lon, radius in metres[, outline]),
+        replacing the old set; an outline ((k, 2) metres on the map grid) is
+        drawn instead of the circle (a polygon zone; the circle bounds it)."""
         names = [str(z[0]) for z in zones]
+        rings = [np.asarray(z[4], dtype=np.float64) if len(z) > 4 and z[4] is not None
+                 else None for z in zones]
         lat = np.array([z[1] for z in zones], dtype=np.float64)
         lon = np.array([z[2] for z in zones], dtype=np.float64)
         radius = np.array([z[3] for z in zones], dtype=np.float64)
         if not np.all(np.isfinite(radius) & (radius > 0)):
             raise ValueError("zone radius must be a positive number of metres")
         cx, cy = to_map(lat, lon)
-        self._zone_layer.set_circles(cx, cy, radius)
+        self._zone_layer.set_circles(cx, cy, radius, rings)
+        self._zone_names = names
         for label in self._zone_labels:
             self._vb.removeItem(label)
         self._zone_labels = []
@@ -452,6 +460,17 @@ class MapView(QWidget):
             label.fill = pg.mkBrush(halo)
             label.update()
         self._scale_bar.set_color(c["labelColor"])
+
+    def set_zone_counts(self, counts: Sequence[tuple[int, int] | None]) -> None:
+        """Per zone (in ``set_zones`` order): children inside and uncertain
+        (their fix's accuracy circle crosses the fence), shown under the name."""
+        for label, name, count in zip(self._zone_labels, self._zone_names, counts,
+                                      strict=False):
+            if count is None:
+                label.setText(name)
+                continue
+            inside, uncertain = count
+            label.setText(f"{name}\n{inside:,} in" + (f" · {uncertain:,} ?" if uncertain else ""))
 
     ZONE_LABEL_MIN_RADIUS_PX = 6.0
     ZONE_LABELS_ALWAYS_UP_TO = 12
