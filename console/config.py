@@ -99,6 +99,9 @@ class Config:
     # An exit from a slot's zone this long before its end, or later, is the
     # child going home (a departure notice); earlier, it is an alert.
     dismissal_window_s: float = 1200.0
+    # After an engine start, deadlines wait this long for devices to report
+    # (the engine keeps no positions across a restart).
+    deadline_settle_s: float = 120.0
     # Seconds in a zone (or out of it) before an enter (exit) counts, per zone
     # kind: jitter at a fence never flaps.
     fence_dwell_s: dict[str, float] = field(default_factory=lambda: {

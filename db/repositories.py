@@ -52,6 +52,11 @@ def roster(session: Session) -> list[RosterEntry]:
     return [RosterEntry(*row) for row in rows]
 
 
+def profiles(session: Session) -> dict[int, str]:
+    """Child id -> how the child travels (walking | bus), for unusual movement."""
+    return dict(session.execute(select(Child.id, Child.profile)).tuples().all())
+
+
 def registered_device_ids(session: Session) -> set[str]:
     return set(session.scalars(select(Device.id).where(Device.child_id.is_not(None))))
 

@@ -375,12 +375,15 @@ def escalate(alert: AlertView, bits: int, reason: str, now: float
     return new, HistoryEntry("escalate", "engine", now, detail=reason)
 
 
-def clear(alert: AlertView, reason: str, now: float) -> tuple[AlertView, HistoryEntry]:
+def clear(alert: AlertView, reason: str, now: float, resolve: bool = True
+          ) -> tuple[AlertView, HistoryEntry]:
     """The condition behind an alert ended by itself (the child arrived, the
-    signal came back). Untouched, the alert resolves itself as ``cleared``;
-    once an operator works it, it stays theirs and the history says it
-    cleared, so nobody's work is taken from under them."""
-    if alert.state == "new":
+    signal came back). Untouched, the alert resolves itself as ``cleared``
+    (unless ``resolve`` is False: a child back in school after running off is
+    still the operator's to judge); once an operator works it, it stays
+    theirs and the history says it cleared, so nobody's work is taken from
+    under them."""
+    if resolve and alert.state == "new":
         new = msgspec.structs.replace(alert, state="resolved", outcome=CLEARED,
                                       resolved_at=now, version=alert.version + 1,
                                       updated_at=now, last_actor="engine", last_note=reason)

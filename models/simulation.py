@@ -24,20 +24,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.geo import to_map, to_wgs84
-from models.tracking import MIN_HYSTERESIS_M
+from models.geofence import FenceRule
 
 # The exit script. A leaver waits at the fence, EDGE_GAP_M inside the edge,
-# then runs out. The engine counts an exit once a fix is radius + hysteresis
-# out, the hysteresis being the fix's accuracy within 15..100 m. Phones
-# report an accuracy (5-12 m here, so the 15 m minimum), watches' frames
-# carry none (so 100 m): the leaver is a phone child where there is one,
-# and it starts running RUN_LEAD_S before the incident time, so that its
-# report (every LEAVER_REPORT_S) past radius + 15 m lands at the incident
-# time, with the SOS. It runs LEAVER_OUT_M out, past the widest hysteresis,
-# so a watch's exit is seen too, later.
-EDGE_GAP_M = 2.0
+# then runs out. The engine's geofence takes a fix radius + hysteresis out
+# as evidence of leaving (the hysteresis being the fix's accuracy within
+# 15..100 m), and counts the exit once that evidence lasted the zone kind's
+# dwell. Phones report an accuracy (5-12 m here, so the 15 m minimum),
+# watches' frames carry none: the leaver is a phone child where there is
+# one, and it starts running RUN_LEAD_S before the incident time, so that
+# its report (every LEAVER_REPORT_S) past radius + 15 m lands at the
+# incident time, with the SOS. It runs LEAVER_OUT_M out, past the widest
+# hysteresis, and stays out OUT_FOR_S, longer than any dwell.
+EDGE_GAP_M = 26.0  # past the 25 m a watch fix (no accuracy) needs: seen inside first
 LEAVER_SPEED_MS = 3.0  # a child running off
 LEAVER_REPORT_S = 2.0  # devices report more often while moving fast
+MIN_HYSTERESIS_M = FenceRule().hysteresis_min_m
 RUN_LEAD_S = (EDGE_GAP_M + MIN_HYSTERESIS_M + 1.0) / LEAVER_SPEED_MS
 LEAVER_OUT_M = 120.0  # how far past the edge it runs, then lingers there
 OUT_FOR_S = 90.0  # then the child turns back

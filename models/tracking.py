@@ -8,11 +8,9 @@ The engine's fix pipeline, one ordered list of stages over a whole batch
    with no usable position — and low battery as it starts;
 3. drop fixes with no usable position, then out-of-order and duplicate ones
    (they are stored by the recorder but never move the live position);
-4. keep the newest fix per child and apply it;
-5. diff each child's old and new home-zone state into enter/exit, with
-   accuracy-aware hysteresis so a fix jittering on the boundary does not
-   flap (a fix too coarse for any hysteresis cannot change the state);
-6. keep each child's breadcrumb: the tag reader that last saw them (by read
+4. keep the newest fix per child and apply it (the engine hands these to
+   the geofence, ``models.geofence``, for zone enters and exits);
+5. keep each child's breadcrumb: the tag reader that last saw them (by read
    time, even when a GPS fix has moved them since), and whether their live
    position is that reader's.
 """
@@ -32,13 +30,7 @@ from models.messages import (
     FLAG_LOW_BATTERY,
     FLAG_REMOVED,
     FLAG_SOS,
-    ZoneView,
 )
-
-UNKNOWN, OUTSIDE, INSIDE = -1, 0, 1
-MIN_HYSTERESIS_M = 15.0
-MAX_HYSTERESIS_M = 100.0
-
 
 # Alarm flags and the alert kind each raises, in the order they are raised.
 ALARM_KINDS = ((FLAG_SOS, "sos"), (FLAG_FALL, "fall"), (FLAG_REMOVED, "removed"))
@@ -66,8 +58,12 @@ class StepResult:
 
     slots: np.ndarray  # slots whose live position moved
     alarms: list[DeviceAlarm] = field(default_factory=list)
-    exits: list[int] = field(default_factory=list)  # slots that left their home zone
-    enters: list[int] = field(default_factory=list)
+    # The applied fix of each of ``slots``: where (map metres), how accurate, when.
+    x: np.ndarray = field(default_factory=lambda: np.empty(0))
+    y: np.ndarray = field(default_factory=lambda: np.empty(0))
+    accuracy: np.ndarray = field(default_factory=lambda: np.empty(0))
+    t: np.ndarray = field(default_factory=lambda: np.empty(0))
+    first: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))  # first fix seen
 
 
 MAX_DEVICE_ID = 64  # the store's column
@@ -75,7 +71,7 @@ MAX_DEVICE_ID = 64  # the store's column
 # Each per-slot column of the Tracker and what a new slot starts with (``grow``).
 SLOT_COLUMNS: dict[str, float | int | bool] = {
     "t": -np.inf, "lat": np.nan, "lon": np.nan, "x": np.nan, "y": np.nan, "inside": 0,
-    "home_state": UNKNOWN, "flags": 0, "at_reader": False, "battery": -1,
+    "flags": 0, "at_reader": False, "battery": -1,
     "battery_since": np.nan, "battery_from": -1, "battery_t": np.nan, "low_battery": False}
 
 
@@ -119,24 +115,19 @@ class Tracker:
     """Columnar live state, one row ("slot") per child."""
 
     def __init__(self, tokens: list[str], device_slots: dict[str, int],
-                 home_zone: list[int], zones: list[ZoneView]) -> None:
+                 home_zone: list[int]) -> None:
         n = len(tokens)
         self.tokens = tokens
         self.device_slots = device_slots
-        self.zones = zones
-        self.zone_index = {z.id: i for i, z in enumerate(zones)}
-        self.home = np.array([self.zone_index.get(z, -1) for z in home_zone], dtype=np.int32)
-        zlat = np.array([z.lat for z in zones], dtype=float)
-        zlon = np.array([z.lon for z in zones], dtype=float)
-        self.zx, self.zy = to_map(zlat, zlon) if zones else (np.empty(0), np.empty(0))
-        self.zr = np.array([z.radius_m for z in zones], dtype=float)
+        # each child's own safety zone (the store's zone id, -1 none): where
+        # an exit outside any timetable still raises an alert
+        self.home = np.array(home_zone, dtype=np.int64)
         self.t = np.full(n, -np.inf)
         self.lat = np.full(n, np.nan)
         self.lon = np.full(n, np.nan)
         self.x = np.full(n, np.nan)
         self.y = np.full(n, np.nan)
-        self.inside = np.zeros(n, dtype=np.uint8)  # inside any zone (for the map)
-        self.home_state = np.full(n, UNKNOWN, dtype=np.int8)
+        self.inside = np.zeros(n, dtype=np.uint8)  # inside any zone (the geofence says)
         self.flags = np.zeros(n, dtype=np.uint8)
         self.at_reader = np.zeros(n, dtype=bool)  # the live position is a tag read's
         self.breadcrumbs: dict[int, tuple[str, float]] = {}  # slot -> (reader, read time)
@@ -160,8 +151,7 @@ class Tracker:
         for name, fill in SLOT_COLUMNS.items():
             col = getattr(self, name)
             setattr(self, name, np.concatenate([col, np.full(k, fill, dtype=col.dtype)]))
-        self.home = np.concatenate([self.home, np.array(
-            [self.zone_index.get(z, -1) for z in home_zone], dtype=np.int32)])
+        self.home = np.concatenate([self.home, np.array(home_zone, dtype=np.int64)])
         return range(first, first + k)
 
     def step(self, device_ids: list[str], cols: dict[str, np.ndarray],
@@ -202,6 +192,7 @@ class Tracker:
         newer = t[pick] > self.t[slots[pick]]
         pick = pick[newer]
         s = slots[pick]
+        first = ~np.isfinite(self.t[s])
         self.t[s] = t[pick]
         self.lat[s] = lat[pick]
         self.lon[s] = lon[pick]
@@ -211,8 +202,9 @@ class Tracker:
         self.flags[s] = flags[pick]
         self.applied += len(s)
         self._breadcrumbs(idx, slots, t, pick, readers or None)
-        exits, enters = self._zones(s, x, y, cols["accuracy"][pick])
-        return StepResult(slots=s, alarms=alarms, exits=exits, enters=enters)
+        return StepResult(slots=s, alarms=alarms, x=x, y=y,
+                          accuracy=np.asarray(cols["accuracy"][pick], dtype=np.float64),
+                          t=t[pick], first=first)
 
     def _breadcrumbs(self, usable: np.ndarray, slots: np.ndarray, t: np.ndarray,
                      applied: np.ndarray, readers: list[str] | None) -> None:
@@ -284,37 +276,6 @@ class Tracker:
             return 0.0
         return float((self.battery[slot] - self.battery_from[slot]) / span * 3600.0)
 
-    def _zones(self, s: np.ndarray, x: np.ndarray, y: np.ndarray,
-               accuracy: np.ndarray) -> tuple[list[int], list[int]]:
-        if len(self.zr) == 0:
-            return [], []
-        # Distance to every zone (few zones per batch region; an STRtree takes
-        # over when the registry grows to the city's 588 schools).
-        d = np.hypot(x[:, None] - self.zx[None, :], y[:, None] - self.zy[None, :])
-        self.inside[s] = (d <= self.zr[None, :]).any(axis=1)
-        home = self.home[s]
-        has_home = home >= 0
-        hd = np.where(has_home, d[np.arange(len(s)), np.maximum(home, 0)], np.nan)
-        hr = np.where(has_home, self.zr[np.maximum(home, 0)], np.nan)
-        h = np.clip(np.nan_to_num(accuracy, nan=MAX_HYSTERESIS_M),
-                    MIN_HYSTERESIS_M, MAX_HYSTERESIS_M)
-        old = self.home_state[s]
-        new = old.copy()
-        new[has_home & (old == UNKNOWN)] = np.where(
-            hd <= hr, INSIDE, OUTSIDE)[has_home & (old == UNKNOWN)]
-        new[(old == INSIDE) & (hd > hr + h)] = OUTSIDE
-        new[(old == OUTSIDE) & (hd < hr - h)] = INSIDE
-        # A fix coarser than the widest hysteresis (a carrier's cell fix is off
-        # by 150-800 m) moves the child on the map but cannot decide that it
-        # left or entered its zone: that would be a false alarm or a false
-        # all-clear.
-        coarse = accuracy > MAX_HYSTERESIS_M
-        new[coarse] = old[coarse]
-        self.home_state[s] = new
-        exits = s[(old == INSIDE) & (new == OUTSIDE)].tolist()
-        enters = s[(old == OUTSIDE) & (new == INSIDE)].tolist()
-        return exits, enters
-
     def forget(self, slots: np.ndarray | list[int]) -> None:
         """Drop what is known of these children's whereabouts (their
         consent ended): they leave the snapshot and the map until a consent
@@ -324,7 +285,6 @@ class Tracker:
         for col in (self.lat, self.lon, self.x, self.y, self.battery_since, self.battery_t):
             col[s] = np.nan
         self.inside[s] = 0
-        self.home_state[s] = UNKNOWN
         self.flags[s] = 0
         self.at_reader[s] = False
         self.battery[s] = -1

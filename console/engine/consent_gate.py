@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import consent as db_consent
 from db.consent_version import consent_version
-from models.consent import ConsentBook
+from models.consent import ConsentBook, Service
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,13 @@ class ConsentGate:
 
     def emergency(self, slot: int) -> bool:
         """May an emergency alert be raised for the child in ``slot``?"""
-        if 0 <= slot < len(self.child_ids) and self.book.allows(self.child_ids[slot],
-                                                                  "emergency"):
+        return self.allows(slot, "emergency")
+
+    def allows(self, slot: int, service: Service) -> bool:
+        """May ``service`` act for the child in ``slot``? A refusal is counted
+        (``no_consent_alarms`` for emergencies, ``no_consent_<service>``)."""
+        if 0 <= slot < len(self.child_ids) and self.book.allows(self.child_ids[slot], service):
             return True
-        self.dropped["no_consent_alarms"] += 1
+        self.dropped["no_consent_alarms" if service == "emergency"
+                     else f"no_consent_{service}"] += 1
         return False

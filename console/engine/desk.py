@@ -306,14 +306,14 @@ class AlertDesk:
         log.info("alert %d %s by %s -> %s", new.id, line.action, actor.user, new.state)
         return new
 
-    def clear(self, slot: int, kind: str, reason: str) -> bool:
+    def clear(self, slot: int, kind: str, reason: str, resolve: bool = True) -> bool:
         """The condition behind the child's open ``kind`` alert ended (see
-        ``models.alerts.clear``); False if there is none to clear yet (an
-        alert still waiting for the store is cleared on the next try)."""
+        ``models.alerts.clear``; ``resolve`` False only notes it). False if
+        there is none to clear, or its last change is not stored yet."""
         alert = self.open_alert(slot, kind)
         if alert is None or not alert.saved or any(v.id == alert.id for v, _, _ in self.outbox):
             return False
-        new, line = clear(alert, reason, self.clock())
+        new, line = clear(alert, reason, self.clock(), resolve)
         if new.state == "resolved":
             self.alerts.pop(new.id, None)
         else:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import alerts as db_alerts
 from db import repositories as repo
+from db.zones import zone_views
 from models.messages import AlertView, CameraView, ReaderView, ZoneView
 from models.tracking import Tracker
 
@@ -17,7 +18,8 @@ from models.tracking import Tracker
 class EngineState:
     tracker: Tracker
     alerts: dict[int, AlertView]  # unresolved alerts by id
-    zone_names: dict[int, str]  # zone index -> name
+    zones: list[ZoneView]
+    zone_names: dict[int, str]  # zone id -> name
     readers: list[ReaderView]
     cameras: list[CameraView]
     child_ids: list[int]  # slot -> the child's id in the store
@@ -28,8 +30,7 @@ class EngineState:
 def load_state(sessions: sessionmaker[Session]) -> EngineState:
     with sessions() as s:
         roster = repo.roster(s)
-        zones = [ZoneView(id=z.id, name=z.name, kind=z.kind, lat=z.lat, lon=z.lon,
-                          radius_m=z.radius_m) for z in repo.zones(s)]
+        zones = zone_views(s)
         open_rows = db_alerts.unresolved(s)
         readers = [ReaderView(id=r.id, name=r.name, lat=r.lat, lon=r.lon, range_m=r.range_m)
                    for r in repo.readers(s)]
@@ -53,8 +54,8 @@ def load_state(sessions: sessionmaker[Session]) -> EngineState:
             slot = slot_of_child.get(a.child_id, -1)
             alerts[a.id] = db_alerts.view_of(a, slot, tokens[slot] if slot >= 0 else "?",
                                              device_kinds.get(a.device_id, ""))
-    tracker = Tracker(tokens, device_slots, home, zones)
-    return EngineState(tracker, alerts, {i: z.name for i, z in enumerate(zones)}, readers,
+    tracker = Tracker(tokens, device_slots, home)
+    return EngineState(tracker, alerts, zones, {z.id: z.name for z in zones}, readers,
                        cameras, child_ids, slot_of_child, device_kinds)
 
 
@@ -111,6 +112,6 @@ def reload_roster(state: EngineState, sessions: sessionmaker[Session]) -> Roster
     state.device_kinds.clear()
     state.device_kinds.update({r.device_id: r.kind for r in roster})
     for slot, zone in homes.items():
-        tr.home[slot] = tr.zone_index.get(zone, -1)
+        tr.home[slot] = zone
     untracked = sorted(before - set(devices.values()))
     return RosterChange(added, untracked)

@@ -24,6 +24,7 @@ from console.engine.commands import CommandTable, Entry
 from console.engine.consent_gate import ConsentGate
 from console.engine.desk import AlertDesk
 from console.engine.privacy import privacy_entries
+from console.engine.routine import Routine
 from console.engine.sessions import SessionBook
 from console.engine.state import camera_views, load_state, reload_roster
 from console.journal import Follower, JournalReader, journal_path
@@ -137,6 +138,8 @@ class Engine:
         self.consent = ConsentGate(self.sessions, self.state.child_ids,
                                    self.state.tracker.device_slots)
         self.consent.refresh(self._forget)
+        self.routine = Routine(self.sessions, cfg, self.state, self.desk, self.consent,
+                               lambda m: self.pub.send(m))
         alert = Entry(self._alert_command)
         self.commands = CommandTable(self.users, {
             SnapshotRequest: Entry(lambda _r, _a: self._snapshot(), signed_in=False),
@@ -167,7 +170,7 @@ class Engine:
     def run(self) -> None:
         tr = self.state.tracker
         self.rt.log.info("tracking %d children, %d zones, %d unresolved alerts",
-                         len(tr), len(tr.zones), len(self.state.alerts))
+                         len(tr), len(self.state.zones), len(self.state.alerts))
         poller = zmq.Poller()
         poller.register(self.sub.sock, zmq.POLLIN)
         poller.register(self.rpc, zmq.POLLIN)
@@ -208,6 +211,7 @@ class Engine:
         self.users.refresh()
         self._refresh_roster()
         self.consent.refresh(self._forget)
+        self.routine.tick()
         self.follow.poll()
         self._save_cursor()
         f = self.follow
@@ -224,6 +228,7 @@ class Engine:
             "journal_lost": f.lost, "duplicate_batches": f.duplicates,
             "duplicate_alarms": self.desk.duplicates,
             **{k: float(v) for k, v in self.consent.dropped.items()},
+            **self.routine.heartbeat(),
             **(self.guard.stats() if self.guard is not None else {}),
             **{f"rejected_{k}": v for k, v in self.sub.rejected.items()},
         })
@@ -246,6 +251,7 @@ class Engine:
         self.roster_version = version
         self.consent.version = None  # new slots: re-read whose consent is in force
         self.consent.refresh(self._forget)
+        self.routine.roster_changed()
         if change.untracked:
             self._forget(change.untracked)
         tr = self.state.tracker
@@ -342,15 +348,14 @@ class Engine:
         for alarm in result.alarms:
             if self.consent.emergency(alarm.slot):
                 self.desk.trigger(self._trigger(alarm))
-        for slot in result.exits:
-            if self.consent.emergency(slot):
-                self.desk.trigger(self._exit(slot))
+        self.routine.on_fixes(result)
         return result.slots
 
     def _forget(self, slots: list[int]) -> None:
         """A consent ended: forget where these children are, and tell the
         consoles (a position with no coordinates takes the marker away)."""
         self.state.tracker.forget(slots)
+        self.routine.forget(slots)
         self.pub.send(self._positions(np.asarray(slots, dtype=np.int64)))
 
     def _positions(self, slots: np.ndarray) -> PositionBatch:
@@ -367,12 +372,6 @@ class Engine:
         return Trigger(alarm.kind, alarm.slot, alarm.device_id,  # type: ignore[arg-type]
                        alarm.lat, alarm.lon, alarm.position_is_last_known, alarm.t,
                        alarm.battery)
-
-    def _exit(self, slot: int) -> Trigger:
-        tr = self.state.tracker
-        device = next((d for d, s in tr.device_slots.items() if s == slot), "")
-        return Trigger("zone_exit", slot, device, float(tr.lat[slot]), float(tr.lon[slot]),
-                       False, float(tr.t[slot]))
 
     def _secure_video(self, alert: AlertView) -> None:
         """Hold the new alert's cameras now; for an SOS or a fall, save their video.
@@ -436,7 +435,7 @@ class Engine:
         return Snapshot(
             seq=self.pub.seq, ts=time.time(), origin=self.pub.origin,
             children=tr.tokens, positions=self._positions(tr.known_slots()),
-            alerts=self.desk.all_open(), zones=tr.zones,
+            alerts=self.desk.all_open(), zones=self.state.zones,
             readers=self.state.readers, cameras=self.state.cameras,
             last_readers=tr.last_readers(),
         )

@@ -19,10 +19,13 @@ import pytest
 from console.config import Config
 from db.seed import demo_zones, device_kind, split_children
 from models.geo import to_map
+from models.geofence import Geofence, rules_from_config
 from models.messages import FLAG_SOS, ZoneView
 from models.simulation import (
     CARRIER_ACCURACY_M,
+    EDGE_GAP_M,
     LEAVER_OUT_M,
+    LEAVER_REPORT_S,
     LEAVER_SPEED_MS,
     RUN_LEAD_S,
     CarrierFix,
@@ -92,7 +95,8 @@ def run(pop: Population, seconds: float, carrier_lag_s: float = DEFAULTS.sim_car
     fixes, and the carrier's fixes ``carrier_lag_s`` late, to a real tracker."""
     ids = pop.device_ids
     tracker = Tracker([f"C{i}" for i in range(len(pop))], {d: i for i, d in enumerate(ids)},
-                      pop.zone_of.tolist(), zone_views())
+                      pop.zone_of.tolist())
+    fence = Geofence(zone_views(), rules_from_config(DEFAULTS.fence_dwell_s))
     out = Run()
     late: list[tuple[float, CarrierFix]] = []
     for _ in range(round(seconds / TICK_S)):
@@ -116,8 +120,9 @@ def run(pop: Population, seconds: float, carrier_lag_s: float = DEFAULTS.sim_car
                        [r.sos for r in rs] + [False] * len(arrived))
         res = tracker.step([ids[r.index] for r in rs] + [ids[f.index] for f in arrived], cols)
         out.sos += [(now, p.slot) for p in res.alarms if p.kind == "sos"]
-        out.exits += [(now, s) for s in res.exits]
-        out.enters += [(now, s) for s in res.enters]
+        events = fence.step(res.slots, res.x, res.y, res.accuracy, res.t)
+        out.exits += [(now, e.slot) for e in events if e.kind == "exit"]
+        out.enters += [(now, e.slot) for e in events if e.kind == "enter"]
     return out
 
 
@@ -140,14 +145,17 @@ def test_first_sos_and_zone_exit_come_within_30_s_then_on_schedule(
 
     sos_times = [t for t, _ in seen.sos]
     exit_times = [t for t, _ in seen.exits]
-    assert sos_times[0] < 30 and exit_times[0] < 30, (sos_times, exit_times)
+    dwell = DEFAULTS.fence_dwell_s["school"]  # every demo zone's kind dwells as long
+    assert sos_times[0] < 30 and exit_times[0] < 30 + dwell, (sos_times, exit_times)
     assert sos_times[0] == pytest.approx(first, abs=2 * TICK_S)
     # Then once per scheduled incident, each within seconds of its time.
     assert len(sos_times) == len(exit_times) == 3
     for k, (ts, te) in enumerate(zip(sos_times, exit_times, strict=True)):
         due = first + k * every
         assert due <= ts < due + 1, f"SOS {k} at {ts:.1f} s, due {due:.0f} s"
-        assert abs(te - due) <= 2, f"exit {k} at {te:.1f} s, due {due:.0f} s"
+        # the exit counts once the child was out a dwell, at its next report
+        assert -1 <= te - due - dwell <= LEAVER_REPORT_S + 2, \
+            f"exit {k} at {te:.1f} s, due {due:.0f} s"
     # Exactly the scripted children: no one else, and no carrier fix (a cell
     # fix can be hundreds of metres off), made the tracker see an exit.
     scripted = Counter((i.kind, i.index) for i in pop.incidents)
@@ -164,8 +172,9 @@ def test_first_sos_and_zone_exit_come_within_30_s_then_on_schedule(
 
 def test_watch_leavers_exit_too_once_past_the_widest_hysteresis() -> None:
     """Without phones the leaver wears a watch, whose fixes carry no
-    accuracy: the tracker waits for 100 m past the edge, and the run goes
-    further than that."""
+    accuracy: the geofence takes them as 25 m (``default_accuracy_m``), waits
+    for that far past the edge and a dwell, and the run goes further and
+    lasts longer than that."""
     zones = demo_zones()
     pop = Population([f"w{i}" for i in range(60)], ["watch"] * 60,
                      [SimZone(z.lat, z.lon, z.radius_m) for z in zones],
@@ -174,7 +183,9 @@ def test_watch_leavers_exit_too_once_past_the_widest_hysteresis() -> None:
     first = DEFAULTS.sim_first_incident_s
     assert [s for _, s in seen.exits] == [i.index for i in pop.incidents if i.kind == "exit"]
     start = first - RUN_LEAD_S
-    assert start + (2 + 100) / LEAVER_SPEED_MS <= seen.exits[0][0] < start + 45
+    dwell = DEFAULTS.fence_dwell_s["school"]
+    assert start + (EDGE_GAP_M + 25) / LEAVER_SPEED_MS + dwell <= seen.exits[0][0] \
+        < start + 45 + dwell
 
 
 def test_leavers_and_sos_children_have_their_own_gps() -> None:

@@ -1,4 +1,4 @@
-"""The engine's fix pipeline: ordering, duplicates, SOS, zone hysteresis."""
+"""The engine's fix pipeline: ordering, duplicates, SOS, breadcrumbs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.messages import FLAG_BAD_POSITION, FLAG_SOS, ZoneView
-from models.tracking import INSIDE, OUTSIDE, Tracker
+from models.tracking import Tracker
 
 ZONE = ZoneView(id=10, name="Sindorim Elementary", kind="school", lat=37.5085, lon=126.8875,
                 radius_m=300)
@@ -16,7 +16,7 @@ M_LAT = 1 / 111_320  # degrees per metre northwards
 
 
 def tracker() -> Tracker:
-    return Tracker(["C-A", "C-B"], {"dA": 0, "dB": 1, "dB2": 1}, [10, 10], [ZONE])
+    return Tracker(["C-A", "C-B"], {"dA": 0, "dB": 1, "dB2": 1}, [10, 10])
 
 
 def cols(t: list[float], lat: list[float], lon: list[float] | None = None,
@@ -78,48 +78,18 @@ def test_sos_with_good_position() -> None:
     assert res.alarms[0].slot == 1 and not res.alarms[0].position_is_last_known
 
 
-def test_zone_exit_needs_to_clear_the_hysteresis() -> None:
+def test_a_batch_reports_each_applied_fix_for_the_geofence() -> None:
+    """Zones are the geofence's (models.geofence): the tracker hands it each
+    child's applied fix, how accurate it is, and whether it is the first."""
     tr = tracker()
-    tr.step(["dA"], cols([1], [north(250)]))
-    assert tr.home_state[0] == INSIDE and tr.inside[0] == 1
-    res = tr.step(["dA"], cols([2], [north(310)]))  # past the edge but within 15 m
-    assert res.exits == [] and tr.home_state[0] == INSIDE
-    assert tr.inside[0] == 0  # the map shows it outside already
-    res = tr.step(["dA"], cols([3], [north(330)]))
-    assert res.exits == [0] and tr.home_state[0] == OUTSIDE
-    res = tr.step(["dA"], cols([4], [north(400)]))
-    assert res.exits == []  # one exit, not one per fix
-    res = tr.step(["dA"], cols([5], [north(200)]))
-    assert res.enters == [0]
-
-
-def test_poor_accuracy_widens_the_hysteresis() -> None:
-    tr = tracker()
-    tr.step(["dA"], cols([1], [north(250)]))
-    res = tr.step(["dA"], cols([2], [north(360)], accuracy=80.0))
-    assert res.exits == []
-    res = tr.step(["dA"], cols([3], [north(390)], accuracy=80.0))
-    assert res.exits == [0]
-
-
-def test_a_fix_coarser_than_any_hysteresis_moves_the_child_but_decides_nothing() -> None:
-    """A carrier's cell fix 800 m off must not raise a zone exit (nor, for a
-    child already outside, a false all-clear); a precise fix then does."""
-    tr = tracker()
-    tr.step(["dA", "dB"], cols([1, 1], [north(250), north(900)]))
-    assert tr.home_state.tolist() == [INSIDE, OUTSIDE]
-    res = tr.step(["dA", "dB"], cols([2, 2], [north(1100), north(0)], accuracy=800.0))
-    assert res.exits == [] and res.enters == []
-    assert tr.home_state.tolist() == [INSIDE, OUTSIDE]
-    assert tr.lat[0] == pytest.approx(north(1100))  # it still shows where the carrier put it
-    res = tr.step(["dA"], cols([3], [north(330)]))
-    assert res.exits == [0]
-
-
-def test_first_fix_outside_sets_state_without_alert() -> None:
-    tr = tracker()
-    res = tr.step(["dA"], cols([1], [north(900)]))
-    assert res.exits == [] and tr.home_state[0] == OUTSIDE
+    res = tr.step(["dA", "dB"], cols([5, 6], [north(10), north(20)], accuracy=12.0))
+    assert res.slots.tolist() == [0, 1] and res.first.tolist() == [True, True]
+    assert res.accuracy.tolist() == [12.0, 12.0] and res.t.tolist() == [5.0, 6.0]
+    res = tr.step(["dA"], cols([7], [north(30)]))
+    assert res.first.tolist() == [False]
+    tr.forget([0])
+    res = tr.step(["dA"], cols([8], [north(30)]))
+    assert res.first.tolist() == [True]  # consent back: a first sighting again
 
 
 # ---------------------------------------------------------------- breadcrumbs
