@@ -41,6 +41,7 @@ from models.messages import (
     decode,
     encode,
 )
+from models.zones import ZONE_KINDS
 from tests.services import free_tcp_port
 
 SEOUL_FOREST = (37.5444, 127.0374)
@@ -158,6 +159,10 @@ def wait_for_heartbeat(cfg: Config, role: str, stat: str = "", value: float = 1.
 
 
 def make_config(data_dir: Path, **kw: object) -> Config:
+    """A test installation on free ports. Zones count an exit at the first
+    fix out (no dwell) unless a test sets ``fence_dwell_s``: the geofence's
+    own tests hold its dwell; these hold what an exit leads to."""
+    kw.setdefault("fence_dwell_s", dict.fromkeys(ZONE_KINDS, 0.0))
     ports = {name: free_tcp_port() for name in ("osmand_port", "watch_port", "feeds_port",
                                                  "relay_port")}
     cfg = Config(data_dir=data_dir, **ports, **kw)  # type: ignore[arg-type]

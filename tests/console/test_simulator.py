@@ -51,11 +51,10 @@ class Simulated:
 def simulated(data_dir: Path) -> Iterator[Simulated]:
     """200 demo children (about 100 watches, 70 phones, 30 tags), reporting
     every 2 s, a fifth also located by the carrier, watches beating every
-    3 s, the first incidents 2 s in; zones count an exit after 5 s out."""
+    3 s, the first incidents 2 s in."""
     cfg = make_config(data_dir, children=200, sim_interval_s=2.0, sim_first_incident_s=2.0,
                       sim_incident_every_s=600.0, sim_watch_heartbeat_s=3.0,
-                      sim_carrier_share=0.2, sim_carrier_every_s=3.0, sim_carrier_lag_s=4.0,
-                      fence_dwell_s={"school": 5.0, "park": 5.0})
+                      sim_carrier_share=0.2, sim_carrier_every_s=3.0, sim_carrier_lag_s=4.0)
     engine, sessions = open_store(cfg.db_url)
     with sessions() as s:
         seed_demo(s, cfg.children)
