@@ -52,6 +52,7 @@ def _prepare_store(cfg: Config, demo: bool = False) -> str | None:
     from db.seed_cameras import seed_cameras
     from db.seed_readers import seed_readers
     from db.store import open_store
+    from db.timetables import demo_timetables
 
     engine, sessions = open_store(cfg.db_url)
     password = None
@@ -59,6 +60,9 @@ def _prepare_store(cfg: Config, demo: bool = False) -> str | None:
         created = seed_demo(s, cfg.children)
         seed_readers(s)
         seed_cameras(s, lambda camera_id: stream_url(cfg.demo_rtsp_port, camera_id))
+        if created:  # a fresh demo: school children get a school timetable
+            demo_timetables(s)
+            s.commit()
         if demo:
             password = _demo_accounts(s, cfg.data_dir)
     if created:

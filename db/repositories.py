@@ -22,6 +22,7 @@ from db.tables import (
     Event,
     Evidence,
     Fix,
+    TimetableSlot,
     UnregisteredDevice,
     Zone,
 )
@@ -50,6 +51,10 @@ def roster(session: Session) -> list[RosterEntry]:
         .order_by(Child.id, Device.id)
     )
     return [RosterEntry(*row) for row in rows]
+
+
+def children_with_timetables(session: Session) -> set[int]:
+    return set(session.scalars(select(TimetableSlot.child_id).distinct()))
 
 
 def profiles(session: Session) -> dict[int, str]:

@@ -172,10 +172,14 @@ class Population:
                  zone_of: np.ndarray, *, interval_s: float = 10.0, seed: int = 7,
                  first_incident_s: float = 15.0, incident_every_s: float = 180.0,
                  mix: DeviceMix | None = None,
-                 gates: Sequence[Sequence[tuple[float, float]]] | None = None) -> None:
+                 gates: Sequence[Sequence[tuple[float, float]]] | None = None,
+                 scheduled: Sequence[bool] | None = None) -> None:
         """``kinds`` is each child's device (watch, phone, tag: a tag has no
         GPS and no SOS button, and is seen only by readers). ``gates`` lists,
-        per zone, the (lat, lon) points commutes lead to (the readers')."""
+        per zone, the (lat, lon) points commutes lead to (the readers').
+        ``scheduled`` marks children with a timetable: their exits at
+        dismissal are routine, so the scripted leavers are the others, whose
+        exit is an incident at any hour the demo runs."""
         n = len(device_ids)
         if len(kinds) != n or len(zone_of) != n:
             raise ValueError("device_ids, kinds and zone_of must have the same length")
@@ -192,6 +196,10 @@ class Population:
         self.clock = 0.0
         self.self_locating = self.kinds != "tag"
         self.sends_accuracy = self.kinds == "phone"  # the watch protocol has no field for it
+        self.may_leave = ~np.asarray(scheduled, dtype=bool) if scheduled is not None \
+            else np.ones(n, dtype=bool)
+        if not self.may_leave.any():
+            self.may_leave[:] = True  # everyone has a timetable: script them anyway
         self._place(gates)
         self._devices()
         self.next_incident = first_incident_s
@@ -302,7 +310,7 @@ class Population:
         edge, preferring phones and children who have not left before) and
         send it to the fence, or, at the start, put it there."""
         to_edge = self.radius - EDGE_GAP_M - self.distance_from_centre()
-        base = self._calm() & (to_edge > 0)
+        base = self._calm() & (to_edge > 0) & self.may_leave
         for prefer in (self.sends_accuracy & ~self.left_before, self.sends_accuracy,
                        ~self.left_before, base):
             cand = np.flatnonzero(base & prefer)

@@ -340,6 +340,7 @@ def load_population(cfg: Config) -> tuple[Population, list[tuple[str, float, flo
         rows = repo.readers(s)
         readers = [(r.id, r.lat, r.lon, r.range_m) for r in rows]
         gates = [[(r.lat, r.lon) for r in rows if r.zone_id == z.id] for z in zones]
+        scheduled = repo.children_with_timetables(s)
     zone_idx = {z.id: i for i, z in enumerate(zones)}
     roster = [r for r in roster if r.zone_id in zone_idx]
     pop = Population(
@@ -348,6 +349,7 @@ def load_population(cfg: Config) -> tuple[Population, list[tuple[str, float, flo
         zone_of=np.array([zone_idx[r.zone_id] for r in roster], dtype=np.int64),
         interval_s=cfg.sim_interval_s, first_incident_s=cfg.sim_first_incident_s,
         incident_every_s=cfg.sim_incident_every_s, mix=device_mix(cfg), gates=gates,
+        scheduled=[r.child_id in scheduled for r in roster],
     )
     return pop, readers
 

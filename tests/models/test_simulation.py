@@ -375,3 +375,17 @@ def test_watches_alone_send_heartbeats_with_a_growing_pedometer() -> None:
 def test_device_mix_refuses_settings_it_cannot_follow(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         DeviceMix(**bad)  # type: ignore[arg-type]
+
+
+def test_scripted_leavers_are_children_without_a_timetable() -> None:
+    """A timetabled child leaving at dismissal is routine, not an incident: the
+    demo's leavers are the others, so any hour the demo runs shows its exits."""
+    base = demo_population(260)
+    scheduled = [i % 3 != 0 for i in range(len(base))]
+    zones = demo_zones()
+    pop = Population(base.device_ids, list(base.kinds),
+                     [SimZone(z.lat, z.lon, z.radius_m) for z in zones], base.zone_of,
+                     scheduled=scheduled)
+    run(pop, DEFAULTS.sim_first_incident_s + 2 * DEFAULTS.sim_incident_every_s)
+    leavers = [i.index for i in pop.incidents if i.kind == "exit"]
+    assert leavers and not any(scheduled[i] for i in leavers)
