@@ -1,10 +1,10 @@
 """``GET /v1/location`` through real HTTP on 127.0.0.1, on a SQLite store.
 
-The gateway's ``HttpServer`` cannot send a handler's own headers yet
-(Retry-After on 429, WWW-Authenticate on 401), so the service runs here
-behind a minimal asyncio HTTP/1.1 server of the test's own that calls
-``LocationService.handle`` the way the gateway will: on an event loop, with
-lower-case header names.
+The service runs here behind a minimal asyncio HTTP/1.1 server of the
+test's own that calls ``LocationService.handle`` the way the gateway does
+(on an event loop, with lower-case header names), so that its edge cases
+run without a whole backend; tests/console/test_location_gateway.py holds
+it through the running gateway.
 """
 
 from __future__ import annotations
