@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import BigInteger, Connection, cast, func, insert, select
 from sqlalchemy.orm import Session
 
 from db.tables import (
@@ -153,6 +153,19 @@ def trail(session: Session, device_ids: list[str], t0: float, t1: float,
         return np.empty(0), np.empty(0), np.empty(0)
     arr = np.array(rows[::-1], dtype=float)
     return arr[:, 0], arr[:, 1], arr[:, 2]
+
+
+def places_visited(session: Session, since: float, bucket_s: float = 300.0
+                   ) -> list[tuple[str, float, float, float]]:
+    """(device, t, lat, lon): one located fix per device per ``bucket_s``
+    since ``since``, for learning children's usual corridors. A scan of the
+    retained fixes (days of them): run it off any loop."""
+    bucket = cast(Fix.t / bucket_s, BigInteger)  # times are positive: truncation is floor
+    rows = session.execute(
+        select(Fix.device_id, func.min(Fix.t), func.avg(Fix.lat), func.avg(Fix.lon))
+        .where(Fix.t >= since, Fix.lat.is_not(None), Fix.lon.is_not(None))
+        .group_by(Fix.device_id, bucket))
+    return [(d, float(t), float(lat), float(lon)) for d, t, lat, lon in rows]
 
 
 def record_unregistered(session: Session,

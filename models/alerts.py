@@ -160,6 +160,7 @@ class Trigger:
     at: float
     battery: int = -1
     zone: str = ""  # the zone it is about (an expectation's school or academy)
+    why: str = ""  # what the engine saw, for the history (52 km/h for 2 min, 3 km off route)
 
 
 # ------------------------------------------------------------------ transitions
@@ -336,7 +337,8 @@ def fold(alert: AlertView, trigger: Trigger) -> tuple[AlertView, HistoryEntry]:
     new = msgspec.structs.replace(alert, count=alert.count + 1, last_trigger_at=trigger.at,
                                   version=alert.version + 1, updated_at=trigger.at,
                                   last_actor="device", **moved)
-    line = HistoryEntry("repeat", "device", trigger.at, detail=f"trigger {new.count}",
+    line = HistoryEntry("repeat", "device", trigger.at,
+                        detail=f"trigger {new.count}" + (f": {trigger.why}" if trigger.why else ""),
                        lat=trigger.lat if has_fix else None,
                        lon=trigger.lon if has_fix else None)
     return new, line

@@ -176,7 +176,7 @@ class AlertDesk:
             device_kind=self.device_kinds.get(t.device_id, ""),
         )
         return PendingAlert(view, self.child_ids[t.slot], t.at,
-                            [HistoryEntry("open", "engine", now, detail=t.kind,
+                            [HistoryEntry("open", "engine", now, detail=t.why or t.kind,
                                          lat=t.lat if known else None,
                                          lon=t.lon if known else None)])
 

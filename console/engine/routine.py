@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -36,7 +38,9 @@ from db import repositories as repo
 from db.timetables import load_plans
 from db.zones import zone_views
 from models.alerts import Trigger
+from models.corridor import Corridor
 from models.expectations import Expectations, Outcome, Windows
+from models.geo import to_map
 from models.geofence import Geofence, rules_from_config
 from models.lost_signal import LostSignal, limits_by_slot
 from models.messages import Message, ZoneCounts, ZoneRegistry, ZoneView
@@ -49,6 +53,8 @@ from models.zones import hours_active
 log = logging.getLogger(__name__)
 
 COUNTS_EVERY_S = 1.0
+HISTORY_S = 14 * 86400.0  # the history a usual corridor is learned from (at most what is kept)
+CORRIDOR_ACCURACY_M = 100.0  # coarser fixes teach nothing about routes
 # What each timetable outcome does to an alert: open it, or clear it.
 OPENS = {"not_arrived": "not_arrived", "not_departed": "not_departed",
          "unexpected_exit": "zone_exit"}
@@ -77,6 +83,13 @@ class Routine:
                                dismissal_window_s=cfg.dismissal_window_s)
         self.lost = LostSignal(len(tr), now)
         self.speed = SpeedWatch(len(tr))
+        self.corridor = Corridor(len(tr))
+        self.away = np.zeros(len(tr), dtype=bool)  # far off the usual corridor now
+        # The corridors are learned from the stored history in a thread of
+        # its own (a scan of days of fixes), then handed to the loop.
+        self.history: queue.Queue[list[tuple[str, float, float, float]]] = queue.Queue()
+        threading.Thread(target=self._read_history, args=(now - HISTORY_S,),
+                         name="corridor-history", daemon=True).start()
         self.limit_kmh = np.zeros(0)
         self.device_of: dict[int, str] = {}
         self.profiles: dict[int, str] = {}
@@ -100,6 +113,28 @@ class Routine:
         slot_of = self.state.slot_of_child
         return {slot_of[c]: p for c, p in plans.items() if c in slot_of}
 
+    def _read_history(self, since: float) -> None:
+        try:
+            with self.sessions() as s:
+                self.history.put(repo.places_visited(s, since))
+        except Exception as exc:  # corridors then start from live fixes alone
+            log.warning("could not read the fix history for corridors: %s", exc)
+
+    def _learn_history(self) -> None:
+        try:
+            rows = self.history.get_nowait()
+        except queue.Empty:
+            return
+        self.stats["corridors_learned"] += 1
+        slots = self.state.tracker.device_slots
+        known = [(slots[d], t, lat, lon) for d, t, lat, lon in rows if d in slots]
+        if known:
+            arr = np.array(known, dtype=np.float64)
+            x, y = to_map(arr[:, 2], arr[:, 3])
+            self.corridor.learn(arr[:, 0].astype(np.int64), x, y, arr[:, 1])
+        log.info("usual corridors learned from %d places of %d devices", len(known),
+                 len({d for d, *_ in rows}))
+
     def roster_changed(self) -> None:
         """New slots or devices: size every per-slot watch to the roster."""
         tr = self.state.tracker
@@ -107,6 +142,8 @@ class Routine:
         if grow > 0:
             self.lost.grow(grow)
             self.speed.grow(grow)
+            self.corridor.grow(grow)
+            self.away = np.concatenate([self.away, np.zeros(grow, dtype=bool)])
         self.device_of = {}
         for device, slot in sorted(tr.device_slots.items()):
             self.device_of.setdefault(slot, device)
@@ -186,9 +223,27 @@ class Routine:
         unusual, calm = self.speed.step(r.slots, r.x, r.y, r.t, r.accuracy,
                                         self.limit_kmh[r.slots])
         for slot in unusual:
-            self._raise("unusual_movement", slot, float(tr.t[slot]), emergency=True)
+            self._raise("unusual_movement", slot, float(tr.t[slot]), emergency=True,
+                        why=f"{self.speed.speed_kmh[slot]:.0f} km/h for minutes")
         for slot in calm:
             self.desk.clear(slot, "unusual_movement", "moving at a normal pace again")
+        self._corridors(r)
+
+    def _corridors(self, r: StepResult) -> None:
+        """Far off the usual corridor: an alert when the child gets there,
+        a note when they are back. Far places are not learned (an abductor's
+        route must not become usual)."""
+        far = self.corridor.far(r.slots, r.x, r.y)
+        went = r.slots[far & ~self.away[r.slots]]
+        back = r.slots[~far & self.away[r.slots]]
+        self.away[r.slots] = far
+        for slot in went.tolist():
+            self._raise("unusual_movement", slot, float(self.state.tracker.t[slot]),
+                        emergency=True, why="far from the child's usual routes")
+        for slot in back.tolist():
+            self.desk.clear(slot, "unusual_movement", "back on the usual routes", resolve=False)
+        good = ~far & ~(r.accuracy > CORRIDOR_ACCURACY_M)  # NaN: a watch's GPS, kept
+        self.corridor.learn(r.slots[good], r.x[good], r.y[good], r.t[good])
 
     def _exit_outside_timetable(self, slot: int, zone: ZoneView, t: float) -> None:
         """An exit the timetable says nothing about: an alert only from the
@@ -206,6 +261,7 @@ class Routine:
     def tick(self) -> None:
         """Once a second: admin changes, deadlines, silences, notices, counts."""
         now = self.clock()
+        self._learn_history()
         self._reload(now)
         if now - self.started_at >= self.cfg.deadline_settle_s:
             self._act(self.expect.due(now))
@@ -247,14 +303,14 @@ class Routine:
                 self.desk.clear(o.slot, "zone_exit", f"back in {name}", resolve=False)
 
     def _raise(self, kind: str, slot: int, at: float, zone: str = "",
-               emergency: bool = False) -> None:
+               emergency: bool = False, why: str = "") -> None:
         if not self.consent.allows(slot, "emergency" if emergency else "routine"):
             return
         tr = self.state.tracker
         lat, lon = float(tr.lat[slot]), float(tr.lon[slot])
         self.desk.trigger(Trigger(kind, slot, self.device_of.get(slot, ""),  # type: ignore[arg-type]
                                   lat, lon, kind != "zone_exit" or not math.isfinite(lat), at,
-                                  zone=zone))
+                                  zone=zone, why=why))
 
     def _notice(self, o: Outcome, zone: str) -> None:
         if not 0 <= o.slot < len(self.state.child_ids):
@@ -290,6 +346,8 @@ class Routine:
     # --------------------------------------------------------------- consent
     def forget(self, slots: list[int]) -> None:
         self.fence.forget(slots)
+        self.corridor.forget(slots)
+        self.away[slots] = False
         self.lost.forget(slots)
         self.speed.forget(slots)
 

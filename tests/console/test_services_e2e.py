@@ -16,16 +16,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from db import repositories as repo
 from db import timetables
 from db.store import open_store
-from db.tables import Child, Guardian, Guardianship, Notice
+from db.tables import Child, Fix, Guardian, Guardianship, Notice
 from models.geo import to_map, to_wgs84
 from models.timetable import local_day
-from tests.console.conftest import Backend, make_config, running_backend, wait_for
+from tests.console.conftest import (
+    Backend,
+    make_config,
+    running_backend,
+    wait_for,
+    wait_for_heartbeat,
+)
 from tests.console.smtp_server import Mailbox, smtp_server
 
 NOON = 12 * 3600.0
@@ -177,3 +183,39 @@ def test_lost_signal_raises_and_a_fix_clears_it(data_dir: Path) -> None:
         # a child not expected anywhere (no timetable) is never "lost"
         other = next(r for r in b.roster if r.token != token)
         assert not alerts_of(b, other.token, "lost_signal")
+
+
+def test_far_off_the_usual_routes_is_unusual_movement(data_dir: Path) -> None:
+    """Four days of a child's walks to school in the store: the engine learns
+    the corridor at start; a fix 3 km off it is an alert, and being back on
+    the route is written on it."""
+    cfg = make_config(data_dir, children=30)
+    cast: dict[str, tuple[str, str]] = {}
+
+    def seed(s: Session) -> None:
+        r = next(r for r in repo.roster(s) if r.kind == "phone")
+        zone = next(z for z in repo.zones(s) if z.id == r.zone_id)
+        cast["child"] = (r.token, r.device_id)
+        now = time.time()
+        rows = []
+        for day in range(5, 0, -1):
+            for i in range(30):  # 1.5 km home to school, a fix every 10 minutes of replay
+                lat, lon = away(zone.lat, zone.lon, -1500 + i * 50)
+                rows.append(dict(device_id=r.device_id, t=now - day * 86400 + i * 600, lat=lat,
+                                 lon=lon, speed=1.0, bearing=0.0, accuracy=8.0, battery=80,
+                                 flags=0))
+        s.execute(insert(Fix), rows)
+
+    with running_backend(cfg, seed=seed) as b:
+        token, device = cast["child"]
+        zone = next(z for z in b.snapshot().zones
+                    if z.id == next(r.zone_id for r in b.roster if r.token == token))
+        wait_for_heartbeat(b.config, "engine", "corridors_learned", 1.0)
+        assert b.fix(device, *away(zone.lat, zone.lon, -800))[0] == 200  # on the way
+        time.sleep(1.0)
+        assert not alerts_of(b, token, "unusual_movement")
+        assert b.fix(device, *away(zone.lat, zone.lon, 3500))[0] == 200
+        wait_for(lambda: alerts_of(b, token, "unusual_movement"), 10, "unusual movement")
+        assert b.fix(device, *away(zone.lat, zone.lon, -500))[0] == 200
+        wait_for(lambda: alerts_of(b, token, "unusual_movement")[0].last_note
+                 == "back on the usual routes", 10, "the return noted")
