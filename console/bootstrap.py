@@ -74,7 +74,9 @@ DEMO_PACKAGES: tuple[str, ...] = (
     "gstreamer1.0-libav",
 )
 # Tests use real parts: Xvfb for GUI tests and a private PostgreSQL cluster.
-TEST_PACKAGES: tuple[str, ...] = (*DEMO_PACKAGES, "xvfb", "postgresql")
+# PostGIS: `bench zones` compares the geofence with ST_Contains (its smoke test too)
+TEST_PACKAGES: tuple[str, ...] = (*DEMO_PACKAGES, "xvfb", "postgresql",
+                                  "postgresql-15-postgis-3")
 
 PYTEST_NO_TESTS_COLLECTED = 5
 

@@ -160,9 +160,19 @@ def run_benchmarks(which: list[str], cfg: Config, seconds: float) -> int:
             children = int(os.environ.get(CHILDREN_ENV, 0)) or None
             r = bs.run(seconds, children)
             h, d = bs.headline(r), [bs.format_result(r)]
+        elif name == "zones":
+            from tests.bench import bench_zones as bz
+
+            try:
+                r = bz.run()
+            except Exception as exc:
+                traceback.print_exc(file=sys.stderr)
+                h, d = [f"zones: could not run ({type(exc).__name__}: {exc})"], []
+            else:
+                h, d = bz.headline(r), [bz.format_result(r)]
         else:
             h, d = [f"{name}: unknown benchmark (pipeline, map, cameras, cctv, ingest, "
-                    "alerts, security)"], []
+                    "alerts, security, zones)"], []
         heads += h
         details += d
     print(f"childsafe bench: {', '.join(names)}; {seconds:g} s per load phase; "
