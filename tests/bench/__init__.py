@@ -26,6 +26,9 @@ still run.
 - ``security`` (``tests/bench/bench_security.py``): the bus and the whole
   pipeline with CURVE on beside the same runs with it off, as ratios; not
   part of the default set.
+- ``zones`` (``tests/bench/bench_zones.py``): geofence fixes/s with 1,000 and
+  10,000 polygon zones against PostGIS ``ST_Contains`` on the same data in a
+  private cluster, as a ratio; not part of the default set.
 """
 
 from __future__ import annotations
