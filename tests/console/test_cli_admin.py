@@ -33,7 +33,7 @@ def test_an_unregistered_device_is_listed_then_registered_and_accepted(backend: 
     wait_for(lambda: backend.fix("WATCH-777", *SEOUL_FOREST)[0] == 200, 15,
              "the gateway to accept the new device")
     bad = childsafe(backend, "devices", "add", "X-1", "--kind", "watch", "--child", "C-NOPE")
-    assert bad.returncode == 2 and "no child with token C-NOPE" in bad.stderr
+    assert bad.returncode == 2 and "no enrolled child with token C-NOPE" in bad.stderr
     assert childsafe(backend, "devices", "remove", "WATCH-777").returncode == 0
 
 
