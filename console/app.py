@@ -40,8 +40,10 @@ from PySide6.QtWidgets import (
 )
 
 from console.admin_controller import CameraAdmin
+from console.admin_services_controller import AdminServices
 from console.alarm import AlarmPlayer
 from console.cctv_focus import GridFocus, alert_label, has_position, pick_alert
+from console.child_card_controller import ChildCardController
 from console.config import Config
 from console.feed import Frame, LiveFeed
 from console.privacy_controller import PrivacyController
@@ -70,6 +72,7 @@ from widgets.approvals_panel import ApprovalsPanel
 from widgets.camera_admin import CameraAdminPanel
 from widgets.cctv_grid import CctvGrid
 from widgets.cctv_tile import ElidedLabel
+from widgets.child_card import ChildCardPanel
 from widgets.escalation_panel import EscalationPanel
 from widgets.gateway_panel import GatewayPanel
 from widgets.health_strip import HealthStrip
@@ -137,7 +140,14 @@ class ConsoleWindow(QMainWindow):
         # what the operator looks at: the map over the CCTV grid.
         self.work_split = QSplitter(Qt.Orientation.Vertical)
         self.work_split.addWidget(self.alerts)
-        self.work_split.addWidget(self.panel)
+        # The selected alert beside the child card: of a child clicked on the
+        # map, or of the selected alert's child (console.child_card_controller).
+        self.child_card = ChildCardPanel()
+        self.detail_tabs = QTabWidget()
+        self.detail_tabs.setObjectName("detailTabs")
+        self.detail_tabs.addTab(self.panel, self.tr("Alert"))
+        self.detail_tabs.addTab(self.child_card, self.tr("Child"))
+        self.work_split.addWidget(self.detail_tabs)
         # A child's identity under a reveal, below the alert: shown only while
         # there is one to show (the card clears itself when the grant ends).
         self.reveal_view = RevealView()
@@ -160,6 +170,9 @@ class ConsoleWindow(QMainWindow):
                                          dialog_parent=self, ask_path=self._usage_path)
         self.camera_admin = CameraAdmin(self.session, lambda: self.session.token,
                                         self.camera_panel, ImportDialog(self), parent=self)
+        # The admin's Zones and Enrolment tabs (shown to admins only) and the
+        # map's zone editor, which only the Zones tab starts.
+        self.admin_services = AdminServices.attach(self.session, self.side, self.map, self)
         self.cctv = CctvGrid(tiles=4, snapshot_dir=config.data_dir / "evidence" / "snapshots")
         self.left_split = QSplitter(Qt.Orientation.Vertical)
         self.left_split.addWidget(self.map)
@@ -183,6 +196,13 @@ class ConsoleWindow(QMainWindow):
         self.setStatusBar(self.status)
         self.alerts.locate_requested.connect(self.locate)
         self.alerts.selected.connect(self._selected)
+        self.child_cards = ChildCardController(self.session, self.child_card, self.map,
+                                               positions=lambda: (self._x, self._y),
+                                               token_of=self.feed.token_of, parent=self)
+        self.alerts.selected.connect(self.child_cards.alert_selected)
+        self.child_cards.card_wanted.connect(
+            lambda: self.detail_tabs.setCurrentWidget(self.child_card))
+        self.child_cards.status.connect(self.status.say)
         self.panel.command_requested.connect(self.command)
         self.panel.detail_needed.connect(self._ask_detail)
         self.panel.cameras_requested.connect(self.locate)
@@ -277,6 +297,9 @@ class ConsoleWindow(QMainWindow):
                                        else self.gateway)
         self.camera_admin.reset()
         self.privacy.reset()
+        self.child_cards.reset()
+        self.detail_tabs.setTabVisible(self.detail_tabs.indexOf(self.child_card),
+                                       s.may("req.child_card"))
         self._shift_asked = 0.0
         if not self.may_view_video():
             # A signed-out console plays no camera; the grid keeps its alert
@@ -392,6 +415,7 @@ class ConsoleWindow(QMainWindow):
                               lambda reply: self._shift(reply, since))
         self.escalation.tick(now)
         self.privacy.tick(now)
+        self.child_cards.tick(now)
 
     def _shift(self, reply: object, since: float) -> None:
         """The shift report: who a supervisor may assign to, and the panel's figures."""
@@ -431,6 +455,7 @@ class ConsoleWindow(QMainWindow):
         if frame.zone_counts is not None:
             self._zone_counts = frame.zone_counts
             self.map.set_zone_counts([frame.zone_counts.get(z.id) for z in self._zones])
+        self.admin_services.on_frame(frame)
         if frame.readers is not None:
             self.map.set_readers([(r.name, r.lat, r.lon, r.range_m) for r in frame.readers])
         if frame.cameras is not None:
@@ -464,6 +489,7 @@ class ConsoleWindow(QMainWindow):
             self.gateway.show_stats(frame.gateway_stats)
             self.gateway.show_unregistered(frame.unregistered)
         self.session.deliver(frame.replies)
+        self.child_cards.on_notices(frame.notices)
         if frame.state.value == "DEGRADED" and self._last_state != "DEGRADED":
             self.alarm.cue(2)  # heard, not only seen: something is held back or down
         self._last_state = frame.state.value

@@ -29,6 +29,7 @@ from models.messages import (
     AnyMessage,
     BadMessage,
     CameraView,
+    NoticeStatus,
     ReaderView,
     Reply,
     Snapshot,
@@ -68,6 +69,7 @@ class Frame:
     resyncs: int = 0
     gateway_stats: dict[str, float] = field(default_factory=dict)
     unregistered: list[UnregisteredView] = field(default_factory=list)
+    notices: list[NoticeStatus] = field(default_factory=list)  # delivery changes since the last
     # The health strip's processes and store, read at the same moment as ``degraded``.
     health: list[ProcessHealth] = field(default_factory=list)
     health_summary: HealthSummary = field(default_factory=HealthSummary)
@@ -107,6 +109,13 @@ class LiveFeed:
         self._commands.put(msgspec.structs.replace(command, seq=ref))
         return ref
 
+    def token_of(self, slot: int) -> str:
+        """The token of the child in ``slot`` ("" if there is none): what a
+        click on the map's marker turns into for a request."""
+        with self._lock:
+            tokens = self.state.tokens
+            return tokens[slot] if 0 <= slot < len(tokens) else ""
+
     def take(self) -> Frame:
         with self._lock:
             st = self.state
@@ -117,6 +126,7 @@ class LiveFeed:
                 gateway_stats=st.gateway_stats, unregistered=st.unregistered,
             )
             frame.health, frame.health_summary = st.health(now)
+            frame.notices, st.notices = st.notices, []
             if self._zones_changed or st.zones_dirty:
                 frame.zones = list(st.zones)
                 frame.readers = list(st.readers)

@@ -233,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
             pump(2.0)
             shots.append(grab(window, args.out / "alert-located.png"))
             tiles = [t.state for t in window.cctv.visible_tiles()]
+            if sos is not None:  # the SOS child's card, its trail on the map
+                window.detail_tabs.setCurrentWidget(window.child_card)
+                if _wait(lambda: window.child_card.card is not None, 15):
+                    pump(1.0)
+                    shots.append(grab(window, args.out / "child-card.png"))
+                window.detail_tabs.setCurrentWidget(window.panel)
             # Let the new P1s miss their 30 s acknowledgement: escalated rows.
             deadline = time.monotonic() + 45
             while time.monotonic() < deadline and not any(

@@ -42,6 +42,13 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "cmd.disclose": _WORK, "cmd.decide_disclosure": frozenset({"supervisor"}),
     "req.disclosures": frozenset({"operator", "supervisor", "auditor"}),
     "req.usage": frozenset({"auditor"}),
+    "req.child_card": _WORK,  # the child card (console.engine.child_card)
+    # zones and enrolment (console.engine.admin_services)
+    "cmd.save_zone": frozenset({"admin"}), "cmd.remove_zone": frozenset({"admin"}),
+    "cmd.import_zones": frozenset({"admin"}), "req.export_zones": frozenset({"admin"}),
+    "req.enrolled": frozenset({"admin"}), "cmd.enrol": frozenset({"admin"}),
+    "cmd.unenrol": frozenset({"admin"}), "cmd.import_roster": frozenset({"admin"}),
+    "cmd.add_device": frozenset({"admin"}), "cmd.remove_device": frozenset({"admin"}),
 }
 
 

@@ -27,6 +27,7 @@ from models.messages import (
     CameraView,
     CamStatus,
     Heartbeat,
+    NoticeStatus,
     PositionBatch,
     ReaderView,
     RosterChanged,
@@ -41,6 +42,7 @@ from models.messages import (
 
 HEARTBEAT_STALE_S = 3.0
 HEARTBEAT_LOST_S = 10.0
+MAX_NOTICES = 500  # notice changes kept between two frames (the newest)
 ENGINE = "engine"
 
 
@@ -86,6 +88,7 @@ class ConsoleState:
         self.recorder_stats: dict[str, float] = {}
         self.heard: dict[str, float] = {}  # role -> monotonic time of its last heartbeat
         self.unregistered: list[UnregisteredView] = []
+        self.notices: list[NoticeStatus] = []  # delivery changes since the last frame
         self.resyncs = 0
         self.dropped_old = 0
         self.positions_dirty = False
@@ -173,6 +176,10 @@ class ConsoleState:
             return True
         if isinstance(msg, UnregisteredSeen):
             self.unregistered = list(msg.devices)
+            return True
+        if isinstance(msg, NoticeStatus):  # the notifier's word, for the child card
+            self.notices.append(msg)
+            del self.notices[:-MAX_NOTICES]
             return True
         if isinstance(msg, Heartbeat) and not is_engine(msg.origin):
             role = msg.origin.partition(":")[0]

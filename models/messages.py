@@ -747,6 +747,282 @@ class UsageRows(Message, tag="rep.usage", kw_only=True):
     problem: str = ""  # the first broken record, in words
 
 
+# ---- child card
+# An operator's card of one child, pseudonymous like the map: the day's
+# timetable and how it went, the guardians' notices and whether they went,
+# the device's state and the recent trail (``console.engine.child_card``).
+# Each card that carries a trail or notices is a use of the child's history,
+# written to the location-usage log with the reply.
+
+MAX_CARD_TRAIL_S = 3600.0  # the longest trail one card carries
+CARD_NOTICES = 20  # the child's latest notices one card lists
+
+
+class ChildCardRequest(Message, tag="req.child_card", kw_only=True):
+    """The card of ``child`` (its token) with ``trail_s`` seconds of trail
+    (at most ``MAX_CARD_TRAIL_S``; 0: none)."""
+
+    token: str
+    child: str
+    trail_s: float = 900.0
+
+
+class CardSlot(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """One expectation of the child's day, planned and as it went.
+
+    ``arrived_at`` / ``departed_at`` are when the arrival or departure was
+    seen (from its notice; 0 when not seen, or when no notice was made, as
+    for a child without routine consent). ``alerted``: the evaluator's open
+    flags on it (not_arrived, not_departed); ``alert_ids``: the open alerts
+    about this zone for the child."""
+
+    zone: str
+    kind: str  # school | academy
+    start_t: float
+    end_t: float
+    state: Literal["pending", "arrived", "departed"]
+    inside: bool = False
+    arrived_at: float = 0.0
+    departed_at: float = 0.0
+    alerted: list[str] = []
+    alert_ids: list[int] = []
+
+
+CardNoticeState = Literal["pending", "retrying", "sent", "dead"]
+
+
+class CardNotice(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """One guardian notice of the child and how its delivery went (no address)."""
+
+    id: int
+    kind: str
+    zone: str
+    event_at: float
+    channel: str  # email | sms | record
+    state: CardNoticeState
+    attempts: int = 0
+    sent_at: float = 0.0
+    next_at: float = 0.0
+    error: str = ""
+
+
+class ChildCard(Message, tag="rep.child_card", kw_only=True):
+    """The operator's card of one child. ``day_t0`` is the local midnight of
+    the engine's day (timetable times are epoch seconds; a console draws
+    them against it whatever its own time zone). ``tracked`` False: no
+    consent in force, so nothing of where the child is or was is given."""
+
+    ref: int = 0
+    child: str
+    profile: str
+    at: float
+    day_t0: float
+    tracked: bool = True
+    zones: list[str] = []  # the zones the child is inside now
+    uncertain: list[str] = []  # zones whose fence the last fix's accuracy circle crosses
+    slots: list[CardSlot] = []
+    notices: list[CardNotice] = []  # newest first
+    last_fix_t: float = 0.0  # 0: never seen
+    battery: int = -1  # percent, -1 unknown
+    battery_trend: float = 0.0  # percent per hour (negative: draining), 0 unknown
+    lost_signal: bool = False
+    speed_kmh: float = 0.0  # the last measured step
+    alert_ids: list[int] = []  # the child's open alerts
+    trail_s: float = 0.0  # the trail's window
+    trail_t: bytes = b""  # float64, oldest first
+    trail_lat: bytes = b""
+    trail_lon: bytes = b""
+
+
+# ---- admin: zones and enrolment
+# An admin's console draws, edits, imports and exports safety zones and
+# enrols children through the engine (``console.engine.admin_services``),
+# the only writer, which checks every field and answers with every problem
+# at once. Zones come back to every console as ``ZoneRegistry`` once the
+# engine has rebuilt its geofence. Children's names travel only in these
+# replies, to admins (who enrol them); everything published stays
+# pseudonymous.
+
+MAX_LISTED_CHILDREN = 5000  # rows one ChildRows carries; a filter finds the rest
+
+
+class SaveZone(Message, tag="cmd.save_zone", kw_only=True):
+    """Add a zone (``zone_id`` None) or change one. The shape is
+    ``geometry`` (GeoJSON Polygon or Point, WGS84 [lon, lat]; a Point needs
+    ``radius_m``), or a circle's ``lat``/``lon`` and ``radius_m``; on an
+    edit, no shape keeps the stored one and ``radius_m`` alone resizes a
+    circle. ``district`` empty: derived from where the zone lies.
+    ``zone_version`` is the version the admin edited (0: no check), so an edit of
+    a zone someone changed since is refused as stale instead of undoing it."""
+
+    token: str
+    zone_id: int | None = None
+    name: str
+    kind: str
+    hours: str = ""
+    district: str = ""
+    geometry: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    radius_m: float | None = None
+    zone_version: int = 0
+
+
+class ZoneSaved(Message, tag="rep.save_zone", kw_only=True):
+    ref: int = 0
+    zone: ZoneView
+    changed: bool = True  # False: the edit matched the stored zone (no new version)
+
+
+class RemoveZone(Message, tag="cmd.remove_zone", kw_only=True):
+    """Delete a zone; refused while children, readers or timetables use it
+    (the refusal names them) or when it changed since ``zone_version`` (0: no check)."""
+
+    token: str
+    zone_id: int
+    zone_version: int = 0
+
+
+class ImportZones(Message, tag="cmd.import_zones", kw_only=True):
+    """A GeoJSON FeatureCollection (at most ``MAX_IMPORT_BYTES``), all or nothing."""
+
+    token: str
+    filename: str
+    data: bytes
+
+
+class ZoneImportResult(Message, tag="rep.import_zones", kw_only=True):
+    """What a zone import did; with ``problems`` (the first
+    ``MAX_IMPORT_PROBLEMS`` of ``problem_count``, each naming its feature)
+    nothing was written."""
+
+    ref: int = 0
+    committed: bool
+    message: str  # the outcome in one sentence
+    filename: str = ""
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[str] = []
+    problem_count: int = 0
+
+
+class ExportZones(Message, tag="req.export_zones", kw_only=True):
+    token: str
+
+
+class ZoneExport(Message, tag="rep.export_zones", kw_only=True):
+    """Every zone as a FeatureCollection that ``ImportZones`` takes back."""
+
+    ref: int = 0
+    geojson: str
+    zones: int
+
+
+class EnrolledChild(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """A child as the admin's enrolment table shows it (with the name)."""
+
+    token: str
+    name: str
+    school: str
+    profile: str
+    devices: list[str]  # device ids
+    device_kinds: list[str]  # watch | phone | tag, one per device
+    guardians: list[str]  # each guardian's relation ("" when not given)
+    consent: str  # the services consented to now, or "no consent" (not tracked)
+
+
+class ChildrenRequest(Message, tag="req.enrolled", kw_only=True):
+    """Enrolled children, by enrolment order: those at ``school`` (a zone
+    name; empty: all) whose token, name or device id contains ``search``,
+    at most ``limit`` (up to ``MAX_LISTED_CHILDREN``)."""
+
+    token: str
+    school: str = ""
+    search: str = ""
+    limit: int = MAX_LISTED_CHILDREN
+
+
+class ChildRows(Message, tag="rep.enrolled", kw_only=True):
+    ref: int = 0
+    rows: list[EnrolledChild]
+    total: int  # children matching; more than the rows when the limit cut the list
+
+
+class EnrolChild(Message, tag="cmd.enrol", kw_only=True):
+    """Enrol a child at a school zone, with a first device if ``device_id``
+    is given (both or neither are written). Guardians and consent come with
+    the roster import: until consent is given the child is not tracked."""
+
+    token: str
+    name: str
+    school: str
+    profile: str = "walking"
+    device_id: str = ""
+    device_kind: str = ""
+
+
+class RemoveChild(Message, tag="cmd.unenrol", kw_only=True):
+    """End a child's enrolment (refused while one of its alerts is unresolved)."""
+
+    token: str
+    child: str
+
+
+class AddDevice(Message, tag="cmd.add_device", kw_only=True):
+    token: str
+    child: str
+    device_id: str
+    kind: str
+
+
+class RemoveDevice(Message, tag="cmd.remove_device", kw_only=True):
+    token: str
+    device_id: str
+
+
+class ChildSaved(Message, tag="rep.enrol", kw_only=True):
+    """The child as it is now, after an enrolment or a device change."""
+
+    ref: int = 0
+    child: EnrolledChild
+    message: str
+
+
+class ChildRemoved(Message, tag="rep.unenrol", kw_only=True):
+    ref: int = 0
+    child: str
+    devices: list[str]  # unregistered with the enrolment
+    slots: int  # timetable slots deleted
+    message: str
+
+
+class ImportRoster(Message, tag="cmd.import_roster", kw_only=True):
+    """A school roster CSV (at most ``MAX_IMPORT_BYTES``, UTF-8 or CP949),
+    all or nothing; ``school`` (a zone name) fills an empty school column."""
+
+    token: str
+    filename: str
+    data: bytes
+    school: str = ""
+
+
+class RosterImportResult(Message, tag="rep.import_roster", kw_only=True):
+    """What a roster import did; with ``problems`` ("line N: reason", the
+    first ``MAX_IMPORT_PROBLEMS`` of ``problem_count``) nothing was written."""
+
+    ref: int = 0
+    committed: bool
+    message: str
+    filename: str = ""
+    encoding: str = ""
+    enrolled: int = 0
+    guardians_added: int = 0
+    guardians_known: int = 0
+    problems: list[str] = []
+    problem_count: int = 0
+
+
 Published = (FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | CameraRegistry
              | UnregisteredSeen | ZoneRegistry | ZoneCounts | RosterChanged | NoticeStatus
              | Heartbeat)
@@ -755,10 +1031,14 @@ Request = (SnapshotRequest | AckAlert | TakeAlert | AssignAlert | HoldAlert | Re
            | AlertDetailRequest | AlertsRequest | ShiftRequest | RecordEvidence | ReloadCameras
            | CameraListRequest | SaveCamera | ImportCameras | RevealRequest | RevealDecision
            | RevealsRequest | ChildRequest | DiscloseRequest | DisclosureDecision
-           | DisclosuresRequest | UsageRequest)
+           | DisclosuresRequest | UsageRequest | ChildCardRequest
+           | SaveZone | RemoveZone | ImportZones | ExportZones | ChildrenRequest
+           | EnrolChild | RemoveChild | AddDevice | RemoveDevice | ImportRoster)
 Reply = (Snapshot | CommandReply | SignedIn | AlertDetail | AlertList | ShiftReport | CameraRows
          | CameraSaved | CameraImportResult | RevealList | RevealReply | ChildDetail
-         | DisclosureList | DisclosureReply | UsageRows)
+         | DisclosureList | DisclosureReply | UsageRows | ChildCard
+         | ZoneSaved | ZoneImportResult | ZoneExport | ChildRows | ChildSaved
+         | ChildRemoved | RosterImportResult)
 AnyMessage = Published | Request | Reply
 
 _encoder = msgspec.msgpack.Encoder()

@@ -293,7 +293,7 @@ def fake_shift(now: float, hours: float = 8.0, n: int = 80, seed: int = 7
     since = now - hours * 3600
     alerts: list[AlertView] = []
     for i in range(n - 4):
-        kind = rng.choices(KINDS, (3, 1, 2, 4, 2))[0]
+        kind = rng.choices(KINDS, (3, 1, 2, 4, 2, 2, 1, 1, 1))[0]
         prio = DEFAULT_PRIORITY[kind]
         sla = DEFAULT_SLA[prio]
         opened = min(now - 15, since + hours * 3600 * rng.random() ** 0.9)

@@ -19,7 +19,9 @@ import zmq
 
 from console import keys
 from console.bus import Publisher, Subscriber, socket
+from console.engine.admin_services import admin_service_entries
 from console.engine.cameras import camera_entries
+from console.engine.child_card import child_card_entries
 from console.engine.commands import CommandTable, Entry
 from console.engine.consent_gate import ConsentGate
 from console.engine.desk import AlertDesk
@@ -152,7 +154,9 @@ class Engine:
             RecordEvidence: Entry(self._record_evidence),
             ReloadCameras: Entry(self._reload_cameras),
             **camera_entries(self),
+            **admin_service_entries(self),
             **privacy_entries(self),
+            **child_card_entries(self),
         })
 
     def _last_id(self) -> int:

@@ -38,6 +38,9 @@ ALERT_COMMANDS = ("cmd.ack", "cmd.take", "cmd.assign", "cmd.hold", "cmd.resume",
                   "cmd.dispatch", "cmd.resolve", "cmd.reopen", "cmd.step", "cmd.note",
                   "cmd.evidence")
 CAMERA_ADMIN = {"req.cameras", "cmd.camera", "cmd.import_cameras", "cmd.cameras"}
+ZONE_ENROLMENT_ADMIN = {"cmd.save_zone", "cmd.remove_zone", "cmd.import_zones",
+                        "req.export_zones", "req.enrolled", "cmd.enrol", "cmd.unenrol",
+                        "cmd.add_device", "cmd.remove_device", "cmd.import_roster"}
 
 # What each role may send, written out from DESIGN.md's role table.
 # Reveals, the revealed child and disclosures for whoever works alerts; the
@@ -45,11 +48,11 @@ CAMERA_ADMIN = {"req.cameras", "cmd.camera", "cmd.import_cameras", "cmd.cameras"
 PRIVACY_WORK = {"cmd.reveal", "req.reveals", "req.child", "cmd.disclose", "req.disclosures"}
 EXPECTED: dict[str, set[str]] = {
     "operator": set(ALERT_COMMANDS) - {"cmd.assign", "cmd.reopen"}
-    | {"req.alert", "req.alerts"} | PRIVACY_WORK,
+    | {"req.alert", "req.alerts"} | PRIVACY_WORK | {"req.child_card"},
     "supervisor": set(ALERT_COMMANDS) | {"req.alert", "req.alerts", "req.shift"}
-    | PRIVACY_WORK | {"cmd.decide_reveal", "cmd.decide_disclosure"},
+    | PRIVACY_WORK | {"cmd.decide_reveal", "cmd.decide_disclosure", "req.child_card"},
     "auditor": {"req.alert", "req.alerts", "req.shift", "req.disclosures", "req.usage"},
-    "admin": CAMERA_ADMIN,
+    "admin": CAMERA_ADMIN | ZONE_ENROLMENT_ADMIN,
     "trainer": set(),
 }
 
@@ -195,8 +198,8 @@ def test_auditor_is_read_only() -> None:
     assert not any(may({"auditor"}, s) for s in ALERT_COMMANDS)
 
 
-def test_admin_has_the_camera_commands_only() -> None:
-    assert {s for s in PERMISSIONS if may({"admin"}, s)} == CAMERA_ADMIN
+def test_admin_has_the_registry_commands_only() -> None:
+    assert {s for s in PERMISSIONS if may({"admin"}, s)} == CAMERA_ADMIN | ZONE_ENROLMENT_ADMIN
     assert not may({"admin"}, "req.alerts") and not may({"admin"}, "cmd.ack")
 
 
