@@ -561,6 +561,12 @@ class Geofence:
         codes = self._codes[lo:hi][self._state[lo:hi] == INSIDE]
         return (codes % self._zc).tolist()
 
+    def uncertain_of(self, slot: int) -> list[int]:
+        """Zone indices where the child's latest fix is uncertain (its
+        accuracy circle crosses the fence), ascending."""
+        lo, hi = np.searchsorted(self._codes, [slot * self._zc, (slot + 1) * self._zc])
+        return (self._codes[lo:hi][self._unc[lo:hi]] % self._zc).tolist()
+
     def pending(self, slot: int) -> dict[int, float]:
         """Zone index -> since when a flip is pending for this child."""
         lo, hi = np.searchsorted(self._codes, [slot * self._zc, (slot + 1) * self._zc])

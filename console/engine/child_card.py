@@ -46,7 +46,6 @@ from db import outbox, usage_log
 from db import repositories as repo
 from db.tables import Child, Device, Notice
 from models.alerts import Actor, Refused
-from models.geofence import Geofence
 from models.messages import (
     CARD_NOTICES,
     MAX_CARD_TRAIL_S,
@@ -132,16 +131,6 @@ def seen_times(keys: list[tuple[str, float]], token: str) -> dict[tuple[str, int
             k = (what, zone, start)
             out[k] = min(at, out.get(k, at))
     return out
-
-
-def uncertain_zones(fence: Geofence, slot: int) -> list[int]:
-    """Zone indices where the child's latest fix is uncertain (its accuracy
-    circle crosses the fence). The geofence keeps that per (child, zone)
-    pair for its counts but has no per-child query, so this reads its pair
-    columns (sorted ``slot * Z + zone`` codes) the way ``zones_of`` does."""
-    codes, unc, stride = fence._codes, fence._unc, fence._zc
-    lo, hi = np.searchsorted(codes, [slot * stride, (slot + 1) * stride])
-    return (codes[lo:hi][unc[lo:hi]] % stride).tolist()
 
 
 def clip(text: str, field: str = "detail") -> str:
@@ -252,7 +241,7 @@ class ChildCards:
         lost, speed = routine.lost.lost, routine.speed.speed_kmh
         return msgspec.structs.replace(
             card, zones=[fence.zones[z].name for z in fence.zones_of(slot)],
-            uncertain=[fence.zones[z].name for z in uncertain_zones(fence, slot)],
+            uncertain=[fence.zones[z].name for z in fence.uncertain_of(slot)],
             last_fix_t=last if math.isfinite(last) else 0.0, battery=int(tr.battery[slot]),
             battery_trend=tr.battery_trend(slot),
             lost_signal=bool(slot < len(lost) and lost[slot]),

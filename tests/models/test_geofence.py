@@ -333,3 +333,17 @@ def test_detailed_polygon_with_a_hole_and_vague_fixes() -> None:
         assert fence.zones_of(s) == np.flatnonzero(d <= -margin).tolist(), (s, acc[s])
     _, uncertain = fence.counts()
     assert uncertain[0] > 0  # vague fixes over the park's fence
+
+
+def test_uncertain_of_names_the_zones_a_childs_fix_straddles() -> None:
+    """The child card says where a child may or may not be: the zones whose
+    fence the latest fix's accuracy circle crosses."""
+    from models.geo import to_map
+    from models.messages import ZoneView
+
+    zone = ZoneView(id=1, name="Sindorim Elementary", kind="school", lat=37.5085,
+                    lon=126.8875, radius_m=300)
+    fence = Geofence([zone])
+    cx, cy = to_map(zone.lat, zone.lon)
+    fence.step([0, 1], [cx, cx], [cy + 295, cy + 100], [30.0, 5.0], 1.0)
+    assert fence.uncertain_of(0) == [0] and fence.uncertain_of(1) == []
