@@ -60,8 +60,9 @@ from models.messages import (
     ZoneView,
 )
 from widgets.enrolment_admin import EnrolDraft, EnrolmentAdminPanel
+from widgets.file_import_dialog import FileImportDialog
 from widgets.map_view import MapView
-from widgets.zone_admin import FileImportDialog, ZoneAdminPanel, ZoneDraft
+from widgets.zone_admin import ZoneAdminPanel, ZoneDraft
 from widgets.zone_editor import ZoneEditor, ZoneShape
 
 log = logging.getLogger(__name__)

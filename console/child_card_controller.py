@@ -36,8 +36,9 @@ from models.messages import (
     NoticeStatus,
     unpack,
 )
-from widgets.child_card import ChildCardPanel, TrailLayer
+from widgets.child_card import ChildCardPanel
 from widgets.map_view import MapView
+from widgets.trail_layer import TrailLayer
 
 log = logging.getLogger(__name__)
 

@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from console.theme import apply_theme
-    from widgets.zone_admin import FileImportDialog
+    from widgets.file_import_dialog import FileImportDialog
 
     parser = argparse.ArgumentParser(description="The Enrolment admin tab on made-up children")
     parser.add_argument("--shot", help="save a PNG of the panel and quit")

@@ -13,16 +13,14 @@ from pytestqt.qtbot import QtBot
 
 from models.messages import CardNotice, CardSlot, ChildCard
 from widgets.child_card import (
-    FIRST_HOUR,
-    LAST_HOUR,
     NOTICE_COLUMNS,
     ChildCardPanel,
-    TimetableStrip,
-    TrailLayer,
     age_text,
     fake_card,
     time_to_empty_h,
 )
+from widgets.timetable_strip import FIRST_HOUR, LAST_HOUR, TimetableStrip
+from widgets.trail_layer import TrailLayer
 
 DAY_T0 = 1_796_482_800.0  # a local midnight (2026-12-06 00:00 KST)
 NOW = DAY_T0 + 16 * 3600 + 600  # 16:10
