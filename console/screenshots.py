@@ -28,6 +28,7 @@ from console.config import Config
 from console.security import Security
 from console.supervisor import DEMO, Supervisor
 from console.theme import apply_theme
+from models.geo import to_map
 
 
 def free_port() -> int:
@@ -178,6 +179,30 @@ def _privacy_shots(window: ConsoleWindow, passwords: dict[str, str], sos_id: int
     return shots
 
 
+def _admin_shots(window: ConsoleWindow, cfg: Config, out: Path) -> list[Path]:
+    """The admin's Zones tab with a polygon zone (added as an admin would,
+    through the engine, which publishes it to every console), then the
+    Enrolment tab."""
+    from models.messages import SaveZone
+
+    admin = window.admin_services
+    ring = [(127.0405, 37.5466), (127.0448, 37.5462), (127.0441, 37.5431),
+            (127.0399, 37.5437), (127.0405, 37.5466)]
+    shape = json.dumps({"type": "Polygon", "coordinates": [[list(p) for p in ring]]})
+    window.session.send(SaveZone(token="", name="성수 놀이터 안전지대", kind="park",
+                                 hours="09:00-18:00", geometry=shape), lambda _reply: None)
+    window.side.setCurrentWidget(admin.zones)
+    _wait(lambda: any(z.shape for z in window._zones), 10)
+    x, y = to_map(37.5447, 127.0405)
+    window.map.center_on(x, y, 900.0)
+    pump(2.0)
+    shots = [grab(window, out / "zones.png")]
+    window.side.setCurrentWidget(admin.enrolment)
+    pump(3.0)
+    shots.append(grab(window, out / "enrolment.png"))
+    return shots
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m console.screenshots", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("resources/screenshots"))
@@ -258,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             window.side.setCurrentWidget(window.camera_panel)
             pump(3.0)
             shots.append(grab(window, args.out / "cameras.png"))
+            shots += _admin_shots(window, cfg, args.out)
             shots += _privacy_shots(window, passwords, sos.id if sos else None, args.out)
             summary = {
                 "shots": [str(s) for s in shots],
