@@ -219,3 +219,38 @@ def test_far_off_the_usual_routes_is_unusual_movement(data_dir: Path) -> None:
         assert b.fix(device, *away(zone.lat, zone.lon, -500))[0] == 200
         wait_for(lambda: alerts_of(b, token, "unusual_movement")[0].last_note
                  == "back on the usual routes", 10, "the return noted")
+
+
+def test_jitter_and_vague_fixes_at_a_fence_raise_nothing_a_real_exit_does(
+        data_dir: Path) -> None:
+    """Through the gateway: a phone jittering ±20 m across its school's fence,
+    then cell-sized fixes outside it, never make an exit; staying out for
+    the zone kind's dwell does, once."""
+    cfg = make_config(data_dir, children=30, fence_dwell_s={"school": 6.0, "park": 6.0})
+    with running_backend(cfg) as b:
+        zones = {z.id: z for z in b.snapshot().zones}
+        engine, sessions = open_store(cfg.db_url)
+        with sessions() as s:
+            kinds = {r.device_id: r.kind for r in repo.roster(s)}
+        engine.dispose()
+        r = next(r for r in b.roster if kinds[r.device_id] == "phone"
+                 and zones[r.zone_id].kind == "school")
+        zone = zones[r.zone_id]
+        t0 = time.time() - 120.0
+
+        def at(i: float, metres_out: float, accuracy: float = 8.0) -> None:
+            lat, lon = away(zone.lat, zone.lon, zone.radius_m + metres_out)
+            assert b.send(id=r.device_id, lat=lat, lon=lon, timestamp=t0 + i,
+                          accuracy=accuracy)[0] == 200
+
+        at(0, -150)  # well inside: seen there first
+        for i in range(1, 21):  # 20 s of ±20 m jitter, a fix a second
+            at(i, 20 if i % 2 else -20)
+        for i in range(21, 41):  # 20 s of a carrier's cell fixes just outside
+            at(i, 60, accuracy=400.0)
+        time.sleep(1.5)
+        assert not alerts_of(b, r.token, "zone_exit")
+        for i in range(41, 51):  # out for 10 s, past the 6 s dwell
+            at(i, 120)
+        wait_for(lambda: alerts_of(b, r.token, "zone_exit"), 10, "the real exit's alert")
+        assert alerts_of(b, r.token, "zone_exit")[0].count == 1
