@@ -104,7 +104,7 @@ def cmd_import_roster(args: argparse.Namespace) -> int:
 
 def add_children(sub: SubParsers, add: AddCommand) -> None:
     """The ``children`` command group, next to ``devices``."""
-    from db.enrolment import PROFILES
+    from models.enrolment import PROFILES
 
     children = sub.add_parser("children", help="enrolled children (in the store)")
     children_sub = children.add_subparsers(dest="children_command", required=True)

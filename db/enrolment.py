@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from db import changes
 from db import consent as db_consent
 from db.consent import check_email, check_phone
-from db.registry import DEVICE_KINDS, add_device, remove_device
+from db.registry import add_device, remove_device
 from db.tables import (
     Alert,
     Child,
@@ -48,8 +48,8 @@ from db.tables import (
     Zone,
 )
 from models.consent import SERVICES, check_age_band, check_consent, parse_services
+from models.enrolment import DEVICE_KINDS, PROFILES
 
-PROFILES = ("walking", "bus")  # how a child travels (config speed_limit_kmh per profile)
 NAME_MAX = 80
 
 

@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 
 from db import changes
 from db.tables import Child, Device, UnregisteredDevice
-
-DEVICE_KINDS = ("watch", "phone", "tag")
+from models.enrolment import DEVICE_KINDS
 
 
 class RegistryError(ValueError):

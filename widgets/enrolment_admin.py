@@ -44,12 +44,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from models.enrolment import DEVICE_KINDS, PROFILES
 from models.messages import EnrolledChild
 from widgets.tables import read_only
 
 Index = QModelIndex | QPersistentModelIndex
-DEVICE_KINDS = ("watch", "phone", "tag")  # db.registry.DEVICE_KINDS (the engine checks)
-PROFILES = ("walking", "bus")  # db.enrolment.PROFILES
 SEARCH_DELAY_MS = 350  # typing pauses this long before the engine is asked
 
 

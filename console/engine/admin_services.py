@@ -41,6 +41,7 @@ from db import zones as store
 from db.tables import Child, Consent, Device, Guardianship, Zone
 from models.alerts import Actor, Refused
 from models.consent import SERVICES, parse_services
+from models.enrolment import DEVICE_KINDS
 from models.messages import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_PROBLEMS,
@@ -374,8 +375,8 @@ def device_problems(s: Session, device_id: str, kind: str) -> list[str]:
         problems.append(f"device id {device_id!r} must be 1-64 printable characters")
     elif s.get(Device, d) is not None:
         problems.append(f"device {d} is already registered")
-    if kind not in registry.DEVICE_KINDS:
-        problems.append(f"device kind must be one of {', '.join(registry.DEVICE_KINDS)}, "
+    if kind not in DEVICE_KINDS:
+        problems.append(f"device kind must be one of {', '.join(DEVICE_KINDS)}, "
                         f"not {kind!r}")
     return problems
 
