@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 WORKERS = frozenset({"operator", "supervisor"})  # who may see a child's history
 PURPOSE = "child card"
+LOG_AGAIN_S = 15 * 60.0  # one viewing of a card is one use; a new one after this
 MAX_TRAIL_POINTS = 5000  # an hour of fixes every second from one device, with room
 # Alert kinds that are about one zone of the timetable (``AlertView.zone``).
 SLOT_ALERTS = frozenset({"not_arrived", "not_departed", "zone_exit"})
@@ -142,6 +143,10 @@ class ChildCards:
     def __init__(self, engine: CardHost, clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.clock = clock
+        # (user, child) -> when their looking at the card was last logged: an
+        # open card refreshes every 10 s, and one viewing is one use, not 360
+        # records an hour.
+        self.logged: dict[tuple[str, str], float] = {}
 
     @contextmanager
     def _store(self) -> Iterator[Session]:
@@ -190,7 +195,9 @@ class ChildCards:
             if tracked and trail_s > 0:
                 devices = list(s.scalars(select(Device.id).where(Device.child_id == child.id)))
                 t, lat, lon = repo.trail(s, devices, now - trail_s, now, MAX_TRAIL_POINTS)
-            if len(t) or notices:
+            last = self.logged.get((actor.user, token), -math.inf)
+            logging_use = bool(len(t) or notices) and now - last >= LOG_AGAIN_S
+            if logging_use:
                 usage_log.append(
                     s, at=now, actor=actor.user, subject=token, action="history",
                     purpose=PURPOSE,
@@ -202,6 +209,8 @@ class ChildCards:
                              alert_ids=[a.id for a in self._open_alerts(slot)],
                              trail_s=trail_s if tracked else 0.0, trail_t=pack("t", t),
                              trail_lat=pack("lat", lat), trail_lon=pack("lon", lon))
+        if logging_use:  # committed with the card
+            self.logged[(actor.user, token)] = now
         if tracked:
             card = self._live(card, slot)
         log.debug("child card of %s for %s: %d slots, %d notices, %d trail points", token,

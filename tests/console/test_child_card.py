@@ -159,7 +159,8 @@ def test_an_operator_sees_the_day_the_notices_and_the_trail(
     assert card(b, tokens["supervisor1"], child.token, trail_s=1e9).trail_s == MAX_CARD_TRAIL_S
 
     rows = history(b, tokens["auditor1"], child.token)
-    assert rows and {r.actor for r in rows} == {"operator1", "supervisor1"}
+    # one use per viewer, however often the card was asked for meanwhile
+    assert sorted(r.actor for r in rows) == ["operator1", "supervisor1"]
     last = rows[0]
     assert last.purpose == "child card" and last.subject == child.token
     assert "3 positions" in last.detail and "1 notice(s)" in last.detail
