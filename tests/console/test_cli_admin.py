@@ -43,9 +43,9 @@ def test_gateway_stats_command_and_panel(backend: Backend, qtbot: QtBot) -> None
     out = childsafe(backend, "gateway", "stats")
     assert out.returncode == 0, out.stderr
     assert "osmand: coordinate_null_island" in out.stdout
-    rows = {line.split()[0]: line.split()[1:3] for line in out.stdout.splitlines()[1:5]}
+    rows = {line.split()[0]: line.split()[1:3] for line in out.stdout.splitlines()[1:6]}
     assert rows == {"watch": ["0", "0"], "osmand": ["1", "1"], "tag": ["0", "0"],
-                    "carrier": ["0", "0"]}  # every device path, silent ones too
+                    "carrier": ["0", "0"], "location": ["0", "0"]}  # silent paths too
 
     window = ConsoleWindow(backend.config)
     qtbot.addWidget(window)
@@ -56,7 +56,7 @@ def test_gateway_stats_command_and_panel(backend: Backend, qtbot: QtBot) -> None
     assert cells == ["osmand", "coordinate_null_island", "1"]
     panel = window.gateway.protocols
     assert [panel.item(r, 0).text() for r in range(panel.rowCount())] == [
-        "watch", "osmand", "tag", "carrier"]
+        "watch", "osmand", "tag", "carrier", "location"]
     assert panel.item(1, 1).text() == "1"
     # A refused id reaches the panel's list within one registry sync (5 s).
     backend.fix("STRANGER-1", *SEOUL_FOREST)
