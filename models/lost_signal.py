@@ -38,7 +38,9 @@ class LostSignal:
         silent_for = now - np.maximum(last_fix, self.started_at)
         armed = self.limit_s > 0
         lost_now = armed & expected & (silent_for > self.limit_s)
-        heard = self.lost & armed & (silent_for <= self.limit_s)
+        # only a fix ends a silence (the engine's own start is not a fix: an
+        # alert raised before a restart stays until the device is heard)
+        heard = self.lost & armed & (now - last_fix <= self.limit_s)
         newly = np.flatnonzero(lost_now & ~self.lost)
         back = np.flatnonzero(heard)
         self.lost[newly] = True

@@ -61,6 +61,10 @@ OPENS = {"not_arrived": "not_arrived", "not_departed": "not_departed",
 CLEARS = {"clear_not_arrived": ("not_arrived", "the child arrived"),
           "clear_not_departed": ("not_departed", "the child left")}
 DEPARTURES = frozenset({"school_departure", "academy_departure", "unexpected_exit"})
+ARRIVAL_CLEARS = {"school_arrival": CLEARS["clear_not_arrived"],
+                  "academy_arrival": CLEARS["clear_not_arrived"],
+                  "school_departure": CLEARS["clear_not_departed"],
+                  "academy_departure": CLEARS["clear_not_departed"]}
 
 
 class Routine:
@@ -105,6 +109,20 @@ class Routine:
         self.counts_at = 0.0
         self.last_counts: tuple[list[int], list[int]] = ([], [])
         self.roster_changed()
+        self._resume(desk)
+
+    def _resume(self, desk: AlertDesk) -> None:
+        """After a restart the watches start blank, but alerts they raised
+        are still open: mark them, so a fix clears a lost signal and a normal
+        pace or the usual routes are written on unusual movement, as if the
+        engine had never stopped."""
+        for a in desk.alerts.values():
+            if not 0 <= a.child_slot < len(self.lost.lost) or a.state == "resolved":
+                continue
+            if a.kind == "lost_signal":
+                self.lost.lost[a.child_slot] = True
+            elif a.kind == "unusual_movement":
+                self.speed.raised[a.child_slot] = True
 
     # ------------------------------------------------------------- loading
     def _plans(self, day: date) -> dict[int, list[Expected]]:
@@ -287,17 +305,25 @@ class Routine:
 
     # ------------------------------------------------------------ outcomes
     def _act(self, outcomes: list[Outcome], zone: ZoneView | None = None) -> None:
+        cleared: set[tuple[int, str]] = set()  # one clear per alert, however many say so
         for o in outcomes:
             name = zone.name if zone is not None and zone.id == o.zone_id \
                 else self.state.zone_names.get(o.zone_id, "")
             self.stats[f"outcome_{o.kind}"] += 1
             if o.kind in NOTICE_KINDS:
                 self._notice(o, name)
+                # an arrival (departure) ends a "not arrived" ("not departed")
+                # even one raised before a restart, which the day's rows forgot
+                kind, why = ARRIVAL_CLEARS[o.kind]
+                if (o.slot, kind) not in cleared:
+                    cleared.add((o.slot, kind))
+                    self.desk.clear(o.slot, kind, f"{why} ({name})")
             elif o.kind in OPENS:
                 self._raise(OPENS[o.kind], o.slot, o.t, zone=name,
                             emergency=o.kind == "unexpected_exit")
-            elif o.kind in CLEARS:
+            elif o.kind in CLEARS and (o.slot, CLEARS[o.kind][0]) not in cleared:
                 kind, why = CLEARS[o.kind]
+                cleared.add((o.slot, kind))
                 self.desk.clear(o.slot, kind, f"{why} ({name})")
             elif o.kind == "returned":
                 self.desk.clear(o.slot, "zone_exit", f"back in {name}", resolve=False)

@@ -11,6 +11,8 @@ of its own (every expected phone would fall silent otherwise)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,6 +180,15 @@ def test_lost_signal_raises_and_a_fix_clears_it(data_dir: Path) -> None:
         wait_for(lambda: alerts_of(b, token, "lost_signal"), 15, "the lost signal alert")
         alert = alerts_of(b, token, "lost_signal")[0]
         assert alert.position_is_last_known
+        # the engine restarts while the child is lost: still one open alert,
+        # and it is the next fix, not the restart, that ends it
+        old = b.supervisor.pid("engine")
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: b.supervisor.pid("engine") not in (None, old), 15, "engine restart")
+        wait_for(lambda: alerts_of(b, token, "lost_signal"), 15, "the alert after the restart")
+        time.sleep(1.5)
+        assert [a.id for a in alerts_of(b, token, "lost_signal")] == [alert.id]
         assert b.fix(device, zone.lat, zone.lon)[0] == 200
         wait_for(lambda: not alerts_of(b, token, "lost_signal"), 10, "the alert cleared")
         # a child not expected anywhere (no timetable) is never "lost"

@@ -42,3 +42,11 @@ def test_grow_and_forget() -> None:
     assert ls.check(np.array([0.0, 0.0, 0.0]), np.ones(3, dtype=bool), 100.0) == ([2], [])
     ls.forget([2])
     assert not ls.lost.any()
+
+
+def test_a_silence_marked_before_a_restart_ends_only_with_a_fix() -> None:
+    ls = LostSignal(1, started_at=1000.0)
+    ls.set_limits({0: 60.0})
+    ls.lost[0] = True  # the engine found the child's lost-signal alert open
+    assert ls.check(np.array([-np.inf]), np.array([True]), 1001.0) == ([], [])
+    assert ls.check(np.array([1030.0]), np.array([True]), 1031.0) == ([], [0])
