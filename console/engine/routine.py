@@ -243,8 +243,10 @@ class Routine:
         for slot in unusual:
             self._raise("unusual_movement", slot, float(tr.t[slot]), emergency=True,
                         why=f"{self.speed.speed_kmh[slot]:.0f} km/h for minutes")
-        for slot in calm:
-            self.desk.clear(slot, "unusual_movement", "moving at a normal pace again")
+        for slot in calm:  # written on the alert, never resolving it: the child may
+            # be walking slowly somewhere they should not be (the corridor's alert)
+            self.desk.clear(slot, "unusual_movement", "moving at a normal pace again",
+                            resolve=False)
         self._corridors(r)
 
     def _corridors(self, r: StepResult) -> None:
