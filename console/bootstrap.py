@@ -442,6 +442,10 @@ def run_tests(args: list[str]) -> int:
     junit = _user_junit_path(args)
     with tempfile.TemporaryDirectory(prefix="cs-bootstrap-") as tmp:
         pytest_args = list(args)
+        if not any(a.startswith("--durations") for a in args):
+            # the slowest tests at the end of every run: the suite must stay
+            # well under CI's 30 minutes, and this says where the time goes
+            pytest_args.append("--durations=25")
         if junit is None:
             junit = Path(tmp) / "junit.xml"
             pytest_args.append(f"--junitxml={junit}")
