@@ -218,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ports = {name: free_port() for name in ("osmand_port", "watch_port", "feeds_port",
                                                  "relay_port", "demo_rtsp_port")}
+        # the demo's zone exit counted 5 s out, not after the default 30 s dwell
         cfg = Config(data_dir=data_dir, children=args.children, sim_first_incident_s=12.0,
-                     sim_incident_every_s=600.0, **ports)  # type: ignore[arg-type]
+                     sim_incident_every_s=600.0, fence_dwell_s={"school": 5.0, "park": 5.0},
+                     **ports)  # type: ignore[arg-type]
         cfg.ensure_dirs()
         _prepare_store(cfg, demo=True)
         passwords = read_demo_accounts(accounts_file(data_dir))

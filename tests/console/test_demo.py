@@ -39,7 +39,9 @@ def _processes_mentioning(text: str) -> list[int]:
 @pytest.mark.slow
 def test_headless_demo_raises_simulated_incidents_and_stops_cleanly(data_dir: Path) -> None:
     config = data_dir / "demo.toml"
-    config.write_text(free_ports_toml() + "sim_first_incident_s = 12.0\nsim_interval_s = 5.0\n")
+    # zones count an exit 5 s out (the default dwell, 30 s, only makes the test wait)
+    config.write_text(free_ports_toml() + "sim_first_incident_s = 12.0\nsim_interval_s = 5.0\n"
+                      "fence_dwell_s = { school = 5.0, park = 5.0 }\n")
     common = ["--data-dir", str(data_dir), "--config", str(config)]
     demo = subprocess.Popen([sys.executable, "-m", "console", "demo", "--headless",
                              "--children", "260", *common], cwd=ROOT,
