@@ -5,13 +5,13 @@ the administrator reads, and what the store then holds."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from console.cli_timetable import add_timetable
+from console.cli import build_parser
 from db import changes
 from db.seed import seed_demo
 from db.store import open_store, sqlite_url
@@ -36,22 +36,8 @@ def store(data_dir: Path) -> Iterator[tuple[Path, str]]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    """What ``console.cli.build_parser`` makes of ``add_timetable``."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", type=Path, default=None)
-    common.add_argument("--config", type=Path, default=None)
-    p = argparse.ArgumentParser(prog="childsafe")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
-            parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
-            ) -> argparse.ArgumentParser:
-        sp = parent.add_parser(name, parents=[common], help=help_)
-        sp.set_defaults(fn=fn)
-        return sp
-
-    add_timetable(sub, add)
-    return p
+    """The real command line, as `childsafe` builds it."""
+    return build_parser()
 
 
 def run(data_dir: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> list[list[str]]:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from console.cli_zones import add_import_zones, add_zones
+from console.cli import build_parser
 from db import changes
 from db.store import open_store, sqlite_url
 from models.zones import ZoneError
@@ -34,23 +33,8 @@ SINDORIM = {"type": "Feature", "properties": {"name": "Sindorim Elementary", "ki
 
 
 def parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", type=Path, default=None)
-    common.add_argument("--config", type=Path, default=None)
-    p = argparse.ArgumentParser(prog="childsafe")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str,
-            parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
-            ) -> argparse.ArgumentParser:
-        sp = parent.add_parser(name, parents=[common], help=help_)
-        sp.set_defaults(fn=fn)
-        return sp
-
-    add_zones(sub, add)
-    imp = sub.add_parser("import")
-    add_import_zones(imp.add_subparsers(dest="import_command", required=True), add)
-    return p
+    """The real command line, as `childsafe` builds it."""
+    return build_parser()
 
 
 def run(data_dir: Path, *argv: str) -> int:
