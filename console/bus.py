@@ -97,7 +97,11 @@ class Publisher:
 
 class Subscriber:
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str,
-                 prefixes: tuple[str, ...] = ("",), security: Security | None = None) -> None:
+                 prefixes: tuple[str, ...] = ("",), security: Security | None = None,
+                 sources: tuple[str, ...] = ("live", "sim")) -> None:
+        """``sources``: the envelopes' ``source`` this subscriber takes
+        (``Config.bus_sources``); any other is rejected as ``wrong_source``."""
+        self.sources = frozenset(sources)
         self.sock = socket(ctx, zmq.SUB)
         if security is not None:
             security.client(self.sock, "bus")
@@ -120,6 +124,9 @@ class Subscriber:
             return None
         if topic != topic_of(msg):
             self._reject("topic_mismatch", f"{topic!r} carries {topic_of(msg)!r}")
+            return None
+        if msg.source not in self.sources:
+            self._reject("wrong_source", f"{topic!r} from {msg.origin} is {msg.source!r}")
             return None
         return topic.decode("ascii"), msg
 

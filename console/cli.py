@@ -151,7 +151,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_console(args: argparse.Namespace) -> int:
     from console.app import run_console
 
-    return run_console(_config(args))
+    cfg = _config(args)
+    if args.training:  # a trainee's (or the trainer's) console on the training bus
+        from console.training.install import for_console
+
+        cfg = for_console(cfg)
+    return run_console(cfg)
 
 
 def cmd_tap(args: argparse.Namespace) -> int:
@@ -609,7 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--db", default=None, help="database URL (default: SQLite in the data dir)")
     s = add("serve", cmd_serve, "run the backend processes only")
     s.add_argument("--db", default=None)
-    add("console", cmd_console, "open the console against a running backend")
+    cons = add("console", cmd_console, "open the console against a running backend")
+    cons.add_argument("--training", action="store_true",
+                      help="join the training session (childsafe replay) instead")
     t = add("tap", cmd_tap, "print bus traffic as JSON lines")
     t.add_argument("prefix", nargs="?", default="", help="topic prefix, e.g. alert.")
     t.add_argument("--count", type=int, default=None, help="stop after N messages")
@@ -640,6 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_timetable(sub, add)
     add_keys(sub, add)
     _add_alerts(sub, add)
+    from console.cli_training import add_training
+
+    add_training(sub, add, _config)
     from console.cli_audit import add_audit
 
     add_audit(sub, add)

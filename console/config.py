@@ -74,6 +74,10 @@ class Config:
     usage_keep_days: float = 183.0
     access_keep_days: float = 730.0
     case_hold_days: float = 90.0
+    # The bus tape (db.tape, <data_dir>/tape): every bus frame, for replay and
+    # training, in hourly files. It holds raw positions, so keep it no longer
+    # than fix_retention_days (a longer setting is logged as a concern).
+    tape_keep_days: float = 7.0
     # A reveal of a child's identity or history lasts this long (then the
     # console forgets what it showed).
     reveal_s: float = 900.0
@@ -124,6 +128,11 @@ class Config:
     smtp_starttls: bool = False
     notice_max_attempts: int = 6  # then the notice is dead-lettered, for an operator
     location_checks_per_min: int = 6  # per guardian token (then 429)
+    # A training installation (``console.training``): its own bus, keys and
+    # scratch store under <live data_dir>/training, every envelope marked
+    # "replay", its engine on the replayed clock starting at replay_start.
+    training: bool = False
+    replay_start: float = 0.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -162,9 +171,25 @@ class Config:
     def engine_rpc(self) -> str:
         return self._endpoint("engine", self.engine_port)
 
+    @property
+    def bus_source(self) -> str:
+        """What this installation's publishers write in every envelope."""
+        return "replay" if self.training else "live"
+
+    @property
+    def bus_sources(self) -> tuple[str, ...]:
+        """What its subscribers accept: a live process never takes replayed
+        data, a training one only takes replayed data."""
+        return ("replay",) if self.training else ("live", "sim")
+
+    @property
+    def replay_rpc(self) -> str:
+        """A training session's control socket (the trainer's window)."""
+        return self._endpoint("replay", self.engine_port + 1)
+
     def ipc_paths(self) -> list[Path]:
-        return [Path(e[len("ipc://"):]) for e in (self.bus_pub, self.bus_sub, self.engine_rpc)
-                if e.startswith("ipc://")]
+        return [Path(e[len("ipc://"):]) for e in (self.bus_pub, self.bus_sub, self.engine_rpc,
+                                                  self.replay_rpc) if e.startswith("ipc://")]
 
     def ensure_dirs(self) -> None:
         for d in (self.data_dir, self.run_dir, self.log_dir):

@@ -57,8 +57,12 @@ class EngineClient:
     """
 
     def __init__(self, endpoint: str, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 console: str = "", security: Security | None = None) -> None:
+                 console: str = "", security: Security | None = None,
+                 server: str = "engine") -> None:
+        """``server``: the key name of what answers at ``endpoint`` (the
+        engine, or a training session's controls: "replayer")."""
         self.endpoint = endpoint
+        self.server = server
         self.security = security
         self.timeout_s = timeout_s
         self.console = console or f"cli@{_socket.gethostname()}"
@@ -76,7 +80,7 @@ class EngineClient:
             self._sock.setsockopt(zmq.SNDTIMEO, ms)
             self._sock.setsockopt(zmq.RCVTIMEO, ms)
             if self.security is not None:
-                self.security.client(self._sock, "engine")
+                self.security.client(self._sock, self.server)
             self._sock.connect(self.endpoint)
         return self._sock
 

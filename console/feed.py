@@ -23,6 +23,7 @@ import zmq
 from console.bus import Subscriber, socket
 from console.config import Config
 from console.security import Security
+from models import health
 from models.console_state import BusState, ConsoleState
 from models.health import HealthSummary, ProcessHealth
 from models.messages import (
@@ -31,6 +32,8 @@ from models.messages import (
     CameraView,
     NoticeStatus,
     ReaderView,
+    ReplayClock,
+    ReplayControl,
     Reply,
     Snapshot,
     SnapshotRequest,
@@ -39,11 +42,17 @@ from models.messages import (
     decode,
     encode,
 )
+from models.replay_clock import SessionClock
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_RETRY_S = 3.0
 TOPICS = ("pos.", "alert.", "zone.", "roster.", "notice.", "cam.", "gw.", "sys.heartbeat")
+
+
+def topics(config: Config) -> tuple[str, ...]:
+    """A trainee console also follows the session's clock (``replay.clock``)."""
+    return (*TOPICS, "replay.") if config.training else TOPICS
 
 
 @dataclass
@@ -78,7 +87,9 @@ class Frame:
 class LiveFeed:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.state = ConsoleState()
+        self.clock = SessionClock(time.time()) if config.training else None
+        self.state = ConsoleState(health.TRAINING_PROCESSES if config.training
+                                  else health.PROCESSES, self.clock)
         self._lock = threading.Lock()
         self._commands: queue.SimpleQueue[AnyMessage] = queue.SimpleQueue()
         self._replies: list[Reply] = []
@@ -87,6 +98,7 @@ class LiveFeed:
         self._zones_changed = False
         self._stop = threading.Event()
         self._asked_at = 0.0
+        self._clock_heard = False  # a training session has said what time it is
         self._thread = threading.Thread(target=self._run, name="bus-worker", daemon=True)
         self.received = 0
         self.rejected = 0
@@ -108,6 +120,22 @@ class LiveFeed:
             ref = self._next_ref
         self._commands.put(msgspec.structs.replace(command, seq=ref))
         return ref
+
+    def now(self) -> float:
+        """The console's "now" for countdowns: a training session's replayed
+        time (as its engine keeps it), else the wall's."""
+        if self.clock is None:
+            return time.time()
+        with self._lock:
+            return self.clock.now()
+
+    def replay_clock(self) -> tuple[float, float] | None:
+        """A training session's replayed time and speed, once it has told
+        them (None before, and on a live console)."""
+        if self.clock is None:
+            return None
+        with self._lock:
+            return (self.clock.now(), self.clock.speed) if self._clock_heard else None
 
     def token_of(self, slot: int) -> str:
         """The token of the child in ``slot`` ("" if there is none): what a
@@ -153,13 +181,22 @@ class LiveFeed:
     def _run(self) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         security = Security.console(self.config)
-        sub = Subscriber(ctx, self.config.bus_sub, TOPICS, security=security)
+        sub = Subscriber(ctx, self.config.bus_sub, topics(self.config), security=security,
+                         sources=self.config.bus_sources)
         rpc = socket(ctx, zmq.DEALER)
         security.client(rpc, "engine")
         rpc.connect(self.config.engine_rpc)
         poller = zmq.Poller()
         poller.register(sub.sock, zmq.POLLIN)
         poller.register(rpc, zmq.POLLIN)
+        # A trainer's controls go to the training session's own socket; its
+        # answers carry ``ref`` like the engine's and join the same replies.
+        replay: zmq.Socket[bytes] | None = None
+        if self.config.training:
+            replay = socket(ctx, zmq.DEALER)
+            security.client(replay, "replayer")
+            replay.connect(self.config.replay_rpc)
+            poller.register(replay, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -168,18 +205,23 @@ class LiveFeed:
                     self._asked_at = now
                 while not self._commands.empty():
                     cmd = self._commands.get()
-                    rpc.send_multipart([b"", encode(cmd)])
+                    to = replay if replay is not None and isinstance(cmd, ReplayControl) else rpc
+                    to.send_multipart([b"", encode(cmd)])
                 events = dict(poller.poll(50))
                 if sub.sock in events:
                     self._drain_bus(sub)
                 if rpc in events:
                     self._drain_replies(rpc)
+                if replay is not None and replay in events:
+                    self._drain_replies(replay)
         finally:
             while not self._commands.empty():  # a sign-out as the window closes
                 with contextlib.suppress(zmq.ZMQError):
                     rpc.send_multipart([b"", encode(self._commands.get())], zmq.NOBLOCK)
             sub.close()
             rpc.close(100)
+            if replay is not None:
+                replay.close(0)
             ctx.term()
 
     def _drain_bus(self, sub: Subscriber) -> None:
@@ -194,6 +236,8 @@ class LiveFeed:
                     self.rejected += 1
                     continue
                 self.received += 1
+                if isinstance(parsed[1], ReplayClock):
+                    self._clock_heard = True
                 if not self.state.apply(parsed[1]):
                     log.warning("engine sequence gap at seq %d; resyncing", self.state.seq)
                     self.state.begin_resync()

@@ -136,8 +136,10 @@ class Supervisor:
 
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         security = Security.of(self.config, "supervisor")
-        sub = Subscriber(ctx, self.config.bus_sub, ("sys.heartbeat",), security=security)
-        pub = Publisher(ctx, self.config.bus_pub, origin="supervisor", security=security)
+        sub = Subscriber(ctx, self.config.bus_sub, ("sys.heartbeat",), security=security,
+                         sources=self.config.bus_sources)
+        pub = Publisher(ctx, self.config.bus_pub, origin="supervisor", security=security,
+                        source=self.config.bus_source)
         last_any = next_report = time.monotonic()
         try:
             while not self._stopping.is_set():
@@ -243,6 +245,27 @@ class Supervisor:
             child = next(c for c in self.children if c.name == name)
             assert child.proc is not None
             return child.proc.pid
+
+    def restart(self, name: str, config: Config | None = None) -> None:
+        """Stop ``name`` (SIGTERM, then SIGKILL) and start it again now, with
+        ``config`` if given (a training session's seek back restarts its
+        engine on an earlier replayed clock). Not a death: no backoff."""
+        with self._lock:
+            if config is not None:
+                self.config = config
+                self.config_file.write_text(config.to_json(), encoding="utf-8")
+            child = next(c for c in self.children if c.name == name)
+            proc = child.proc
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+            self.beats.pop(proc.pid if proc is not None else -1, None)
+            self._grace_from = time.monotonic()  # its first heartbeat is a while away
+            self._spawn(child)
 
     def stop(self) -> None:
         """Stop in reverse start order: producers first, the bus last."""

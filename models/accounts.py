@@ -27,7 +27,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "cmd.ack": _WORK, "cmd.take": _WORK, "cmd.assign": frozenset({"supervisor"}),
     "cmd.hold": _WORK, "cmd.resume": _WORK, "cmd.dispatch": _WORK, "cmd.resolve": _WORK,
     "cmd.reopen": frozenset({"supervisor"}), "cmd.step": _WORK, "cmd.note": _WORK,
-    "cmd.evidence": _WORK,
+    "cmd.evidence": _WORK, "cmd.viewed": _WORK,
     "req.alert": frozenset({"operator", "supervisor", "auditor"}),
     "req.alerts": frozenset({"operator", "supervisor", "auditor"}),
     "req.shift": frozenset({"supervisor", "auditor"}),
@@ -49,6 +49,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "req.enrolled": frozenset({"admin"}), "cmd.enrol": frozenset({"admin"}),
     "cmd.unenrol": frozenset({"admin"}), "cmd.import_roster": frozenset({"admin"}),
     "cmd.add_device": frozenset({"admin"}), "cmd.remove_device": frozenset({"admin"}),
+    # a training session's controls (console.training.session), on its own socket
+    "cmd.replay": frozenset({"trainer"}),
 }
 
 

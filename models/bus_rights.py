@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Literal
 
 KeyRole = Literal["bus", "engine", "gateway", "recorder", "relay", "notifier", "supervisor",
-                  "console"]
+                  "replayer", "console"]
 
 # One pair per backend process; consoles are "console" or "console-<name>".
 SERVICE_KEYS: tuple[KeyRole, ...] = ("bus", "engine", "gateway", "recorder", "relay",
-                                     "notifier", "supervisor")
+                                     "notifier", "supervisor", "replayer")
 
 PUBLISHES: dict[KeyRole, tuple[str, ...]] = {
     "engine": ("alert.", "pos.", "zone.", "roster.", "cam.registry", "sys.heartbeat"),
@@ -25,6 +25,9 @@ PUBLISHES: dict[KeyRole, tuple[str, ...]] = {
     "recorder": ("sys.heartbeat",),
     "notifier": ("notice.", "sys.heartbeat"),
     "supervisor": ("sys.heartbeat",),
+    # A training session (``console.training``) plays a period or a scenario
+    # onto its training bus: device fixes, camera states and its clock.
+    "replayer": ("fix.batch", "cam.status", "replay.", "sys.heartbeat"),
     "bus": (),
     "console": (),
 }

@@ -30,6 +30,7 @@ from models.messages import (
     NoticeStatus,
     PositionBatch,
     ReaderView,
+    ReplayClock,
     RosterChanged,
     Snapshot,
     UnregisteredSeen,
@@ -39,6 +40,7 @@ from models.messages import (
     ZoneView,
     position_columns,
 )
+from models.replay_clock import SessionClock
 
 HEARTBEAT_STALE_S = 3.0
 HEARTBEAT_LOST_S = 10.0
@@ -58,7 +60,13 @@ class BusState(Enum):
 
 
 class ConsoleState:
-    def __init__(self) -> None:
+    def __init__(self, processes: tuple[str, ...] = health.PROCESSES,
+                 clock: SessionClock | None = None) -> None:
+        """``processes``: what the health strip lists (a training session
+        runs fewer); ``clock``: a trainee console's replayed time, set from
+        the session's ``replay.clock`` (None: the wall's)."""
+        self.processes = processes
+        self.clock = clock
         self.tokens: list[str] = []
         self.zones: list[ZoneView] = []
         self.zones_dirty = False
@@ -123,7 +131,7 @@ class ConsoleState:
         processes = health.process_health(
             self.engine_stats, self.supervisor_stats, heard, now, relay=self.relay_stats,
             gateway=self.gateway_stats, recorder=self.recorder_stats,
-            engine_late_s=HEARTBEAT_STALE_S)
+            engine_late_s=HEARTBEAT_STALE_S, processes=self.processes)
         return processes, health.health_summary(self.engine_stats, self.supervisor_stats,
                                                 gateway=self.gateway_stats,
                                                 recorder=self.recorder_stats)
@@ -170,6 +178,10 @@ class ConsoleState:
     def apply(self, msg: AnyMessage, now: float | None = None) -> bool:
         """Apply one engine message. False means a gap: call ``begin_resync``
         and fetch a snapshot."""
+        if isinstance(msg, ReplayClock):  # a training session's time
+            if self.clock is not None:
+                self.clock.set(msg.t, msg.speed)
+            return True
         if isinstance(msg, CamStatus):  # the relay's word; not part of the engine's state
             self.camera_states[msg.camera_id] = (msg.state, msg.detail)
             self.cameras_dirty = True

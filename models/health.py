@@ -113,6 +113,9 @@ def evidence_full_reason(relay: dict[str, float]) -> str:
 # data flow; any other process the supervisor runs (the demo's cameras and
 # simulator) follows, then the supervisor itself.
 PROCESSES = ("bus", "engine", "recorder", "notifier", "gateway", "relay")
+# A training installation (console.training): the session plays in place
+# of devices, no video, no notices.
+TRAINING_PROCESSES = ("bus", "engine", "recorder", "replayer")
 SUPERVISOR = "supervisor"
 PROCESS_STATES = ("up", "down", "silent", "unknown")
 
@@ -187,7 +190,8 @@ def process_health(engine: dict[str, float], supervisor: dict[str, float],
                    relay: dict[str, float] | None = None,
                    gateway: dict[str, float] | None = None,
                    recorder: dict[str, float] | None = None,
-                   engine_late_s: float = SILENT_S) -> list[ProcessHealth]:
+                   engine_late_s: float = SILENT_S,
+                   processes: tuple[str, ...] = PROCESSES) -> list[ProcessHealth]:
     """Each process's state, restarts and heartbeat age, from the same
     inputs as ``reasons`` (``heard`` may also hold "engine").
 
@@ -200,9 +204,9 @@ def process_health(engine: dict[str, float], supervisor: dict[str, float],
     heartbeats arrive through it.
     """
     relay, gateway, recorder = relay or {}, gateway or {}, recorder or {}
-    extra = sorted({k[3:] for k in supervisor if k.startswith("up.")} - set(PROCESSES))
+    extra = sorted({k[3:] for k in supervisor if k.startswith("up.")} - set(processes))
     out: list[ProcessHealth] = []
-    for name in (*PROCESSES, *extra, SUPERVISOR):
+    for name in (*processes, *extra, SUPERVISOR):
         restarts = int(supervisor.get(f"restarts.{name}", 0))
         last = max(heard.values(), default=None) if name == "bus" else heard.get(name)
         age = None if last is None else max(now - last, 0.0)
@@ -211,7 +215,8 @@ def process_health(engine: dict[str, float], supervisor: dict[str, float],
             state = "down"
         elif age is not None:
             state = "silent" if age > late else "up"
-        elif supervisor.get(f"up.{name}") == 1.0 and name not in (*WATCHED, "engine"):
+        elif supervisor.get(f"up.{name}") == 1.0 and name not in (*WATCHED, "engine",
+                                                                   "replayer"):
             state = "up"  # sends no heartbeat: the supervisor's word is all there is
         else:
             state = "unknown"

@@ -1023,9 +1023,73 @@ class RosterImportResult(Message, tag="rep.import_roster", kw_only=True):
     problem_count: int = 0
 
 
+# --------------------------------------------------------------------- training
+
+
+class ReplayClock(Message, tag="replay.clock"):
+    """The training session's time (``models.replay_clock``): replayed time
+    ``t`` at the moment this was sent, moving at ``speed`` (0: paused, or a
+    seek fast-forwarding, when time moves only with these messages). Only
+    the training bus carries it; the training engine and trainee consoles
+    run their clocks on it, so deadlines and SLA countdowns follow the replay."""
+
+    t: float
+    speed: float
+
+
+class ReplayMark(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    """One mark on the trainer's timeline: an alert or a scripted incident."""
+
+    t: float
+    kind: str
+    label: str = ""
+
+
+ReplayAction = Literal["status", "play", "pause", "speed", "seek", "step", "stop"]
+
+
+class ReplayControl(Message, tag="cmd.replay", kw_only=True):
+    """The trainer window's command to the replay session
+    (``console.training.session``), over its own control socket; ``token``
+    is a trainer's session on the training engine."""
+
+    token: str
+    action: ReplayAction
+    speed: float = 1.0  # for "speed" (and "play"): 0.25 .. 16
+    t: float = 0.0  # for "seek": a time inside the session's range
+
+
+class ReplayStatus(Message, tag="rep.replay", kw_only=True):
+    """Where the replay stands, the answer to every ``ReplayControl``."""
+
+    ref: int = 0
+    ok: bool = True
+    error: str = ""
+    title: str = ""  # the scenario's title, or the replayed period
+    scenario: str = ""  # the scenario id ("" for a recorded period)
+    t0: float
+    t1: float
+    t: float
+    speed: float
+    playing: bool
+    seeking: bool = False  # fast-forwarding to a seek's target
+    marks: list[ReplayMark] = []
+    skipped: int = 0  # recorded messages that could not be decoded (counted, left out)
+
+
+class CamerasViewed(Message, tag="cmd.viewed", kw_only=True):
+    """A console opened these cameras for an alert: written in the alert's
+    history (who looked at which cameras, and when: the audit of CCTV use,
+    and the trainer's "time to open cameras")."""
+
+    token: str
+    alert_id: int
+    camera_ids: list[int]
+
+
 Published = (FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus | CameraRegistry
              | UnregisteredSeen | ZoneRegistry | ZoneCounts | RosterChanged | NoticeStatus
-             | Heartbeat)
+             | Heartbeat | ReplayClock)
 Request = (SnapshotRequest | AckAlert | TakeAlert | AssignAlert | HoldAlert | ResumeAlert
            | DispatchAlert | ResolveAlert | ReopenAlert | MarkStep | AddNote | SignIn | SignOut
            | AlertDetailRequest | AlertsRequest | ShiftRequest | RecordEvidence | ReloadCameras
@@ -1033,12 +1097,13 @@ Request = (SnapshotRequest | AckAlert | TakeAlert | AssignAlert | HoldAlert | Re
            | RevealsRequest | ChildRequest | DiscloseRequest | DisclosureDecision
            | DisclosuresRequest | UsageRequest | ChildCardRequest
            | SaveZone | RemoveZone | ImportZones | ExportZones | ChildrenRequest
-           | EnrolChild | RemoveChild | AddDevice | RemoveDevice | ImportRoster)
+           | EnrolChild | RemoveChild | AddDevice | RemoveDevice | ImportRoster
+           | CamerasViewed | ReplayControl)
 Reply = (Snapshot | CommandReply | SignedIn | AlertDetail | AlertList | ShiftReport | CameraRows
          | CameraSaved | CameraImportResult | RevealList | RevealReply | ChildDetail
          | DisclosureList | DisclosureReply | UsageRows | ChildCard
          | ZoneSaved | ZoneImportResult | ZoneExport | ChildRows | ChildSaved
-         | ChildRemoved | RosterImportResult)
+         | ChildRemoved | RosterImportResult | ReplayStatus)
 AnyMessage = Published | Request | Reply
 
 _encoder = msgspec.msgpack.Encoder()

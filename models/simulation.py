@@ -246,6 +246,7 @@ class Population:
         self.leaving = np.zeros(n, dtype=bool)
         self.left_before = np.zeros(n, dtype=bool)
         self.sos_pending = np.zeros(n, dtype=bool)
+        self.dying = np.zeros(n, dtype=bool)  # reports once more, then never (battery_dies)
 
     def _devices(self) -> None:
         n, rng, mix = len(self), self.rng, self.mix
@@ -344,10 +345,7 @@ class Population:
         calm = np.flatnonzero(self._calm())
         if len(calm) == 0:
             return
-        i = int(self.rng.choice(calm))
-        self.sos_pending[i] = True
-        self.next_report[i] = self.clock
-        self.incidents.append(Incident("sos", i, self.clock))
+        self.press_sos(int(self.rng.choice(calm)))
 
     def _run_out(self) -> None:
         if self.staged < 0:
@@ -355,14 +353,37 @@ class Population:
         i, self.staged = self.staged, -1
         if i < 0:
             return
+        self.leave(i, staged=True)
+
+    # ------------------------------------------- incidents, scripted from outside
+    def press_sos(self, i: int) -> None:
+        """Child ``i`` presses SOS: its device reports now, with the alarm."""
+        self.sos_pending[i] = True
+        self.next_report[i] = self.clock
+        self.incidents.append(Incident("sos", i, self.clock))
+
+    def leave(self, i: int, staged: bool = False) -> None:
+        """Child ``i`` runs out of its zone, lingers, then comes back: after
+        OUT_FOR_S for a leaver staged at the edge, else OUT_FOR_S after it
+        is out there (however deep inside it started)."""
+        self.scripted[i] = True
         self.target[i] = self._outward(i) * (self.radius[i] + LEAVER_OUT_M)
+        run_s = float(np.hypot(*(self.target[i] - self.pos[i]))) / LEAVER_SPEED_MS
         self.leaving[i] = True
         self.left_before[i] = True
         self.speed[i] = LEAVER_SPEED_MS
         self.report_every[i] = LEAVER_REPORT_S
         self.next_report[i] = max(self.clock, self.last_report[i] + MIN_REPORT_GAP_S)
-        self._return_at[i] = self.clock + OUT_FOR_S
+        self._return_at[i] = self.clock + (0.0 if staged else run_s) + OUT_FOR_S
         self.incidents.append(Incident("exit", i, self.clock))
+
+    def battery_dies(self, i: int) -> None:
+        """Child ``i``'s device reports once more with an empty battery, then
+        never again."""
+        self.battery[i] = 3.0
+        self.drain[i] = 0.0
+        self.next_report[i] = self.clock
+        self.dying[i] = True
 
     def _bring_back(self) -> None:
         for i, at in list(self._return_at.items()):
@@ -407,6 +428,8 @@ class Population:
             for i, a, o in zip(due, lat, lon, strict=True)
         ]
         self.sos_pending[due] = False
+        dead = due[self.dying[due]]
+        self.next_report[dead] = math.inf  # that was its last report
         return out
 
     def due_heartbeats(self, now: float) -> list[Heartbeat]:

@@ -30,6 +30,7 @@ ACTIONS: tuple[str, ...] = (
     "consent",  # a guardian's consent was recorded
     "withdrawal",  # a guardian withdrew consent (and the child's data was purged)
     "purge",  # retention removed expired data; the record holds counts only
+    "replay",  # a recorded period was replayed for training (every child in it)
 )
 
 GENESIS = "0" * 64  # the hash "before" the first record

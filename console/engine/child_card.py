@@ -83,11 +83,13 @@ class CardHost(Protocol):
     routine: Routine
     desk: AlertDesk
     consent: ConsentGate
+    now: Callable[[], float]
 
 
 def child_card_entries(engine: CardHost) -> dict[type, Entry]:
-    """The command-table entry for the child card."""
-    return {ChildCardRequest: Entry(ChildCards(engine).card)}
+    """The command-table entry for the child card (on the engine's clock:
+    a trainee's card shows the replayed day)."""
+    return {ChildCardRequest: Entry(ChildCards(engine, engine.now).card)}
 
 
 def card_window(trail_s: float) -> float:

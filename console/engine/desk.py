@@ -36,6 +36,7 @@ from db import alerts as db_alerts
 from db import repositories as repo
 from db.tables import Alert
 from models.alerts import (
+    WORKERS,
     Actor,
     HistoryEntry,
     Policy,
@@ -69,6 +70,8 @@ STORE_RETRY_S = 1.0
 
 
 KEEP_TIMES = 256  # device times remembered per (device, kind) to recognise a repeat
+VIEW_FOLD_S = 300.0  # the same cameras reopened by the same person within this: one line
+MAX_VIEWED = 16  # cameras one view may name (the grid's most)
 
 
 @dataclass
@@ -119,6 +122,7 @@ class AlertDesk:
         self.retry_at = 0.0  # monotonic: the store refused; not tried again before
         self.store_failures = 0
         self.store_error = ""  # the last refusal's text; "" once the store took a write
+        self._views: dict[tuple[int, str], tuple[list[int], float]] = {}  # last camera line
 
     # ----------------------------------------------------------- triggers
     def trigger(self, t: Trigger) -> None:
@@ -305,6 +309,31 @@ class AlertDesk:
         self.publish(msg)
         log.info("alert %d %s by %s -> %s", new.id, line.action, actor.user, new.state)
         return new
+
+    def viewed(self, alert_id: int, camera_ids: list[int], known: set[int],
+               actor: Actor) -> bool:
+        """Write in the alert's history that ``actor`` opened these cameras
+        for it (what CCTV was used for which case, and when). The same
+        person opening the same cameras again within VIEW_FOLD_S adds no
+        line; returns whether one was written. Only for whoever works
+        alerts; cameras must be in the registry (``known``)."""
+        if not actor.roles & WORKERS:
+            raise Refused("forbidden", f"{actor.user} cannot work alerts")
+        ids = sorted(set(camera_ids))
+        if not ids or len(ids) > MAX_VIEWED or not set(ids) <= known:
+            raise Refused("bad_value", f"name 1 to {MAX_VIEWED} cameras of the registry")
+        alert = self.find(alert_id)
+        now = self.clock()
+        last = self._views.get((alert.id, actor.user))
+        if last is not None and last[0] == ids and now - last[1] < VIEW_FOLD_S:
+            return False
+        line = HistoryEntry("cameras", actor.user, now,
+                            detail=", ".join(str(i) for i in ids))
+        if not self._store(f"the camera view of alert {alert.id}",
+                           lambda s: db_alerts.append(s, alert.id, line), []):
+            raise Refused("store", "the store did not take it; try again")
+        self._views[(alert.id, actor.user)] = (ids, now)
+        return True
 
     def clear(self, slot: int, kind: str, reason: str, resolve: bool = True) -> bool:
         """The condition behind the child's open ``kind`` alert ended (see

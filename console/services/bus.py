@@ -32,9 +32,10 @@ log = logging.getLogger("console.bus")
 
 
 class _Envelope(msgspec.Struct):
-    """Just the field the proxy checks; everything else is skipped unread."""
+    """Just the fields the proxy checks; everything else is skipped unread."""
 
     origin: str = ""
+    source: str = "live"
 
 
 _envelope = msgspec.msgpack.Decoder(_Envelope)
@@ -44,8 +45,12 @@ class Gate:
     """The per-message check: the sender's key may publish this topic, and
     the body says it is from the sender's own role."""
 
-    def __init__(self, secured: bool) -> None:
+    def __init__(self, secured: bool, sources: tuple[str, ...] = ("live", "sim")) -> None:
+        """``sources``: the envelopes this bus carries (``Config.bus_sources``):
+        a live bus drops replayed data, a training bus anything else, and the
+        replayer's key publishes only on a training bus."""
         self.secured = secured
+        self.sources = frozenset(sources)
         self.forwarded = 0
         self.dropped: Counter[str] = Counter()
         self._logged_at = 0.0
@@ -79,9 +84,14 @@ class Gate:
             return "malformed", who
         try:
             topic = frames[0].bytes.decode("ascii")
-            origin = _envelope.decode(frames[1].buffer).origin
+            envelope = _envelope.decode(frames[1].buffer)
         except (UnicodeDecodeError, msgspec.DecodeError):
             return "malformed", who
+        origin = envelope.origin
+        if envelope.source not in self.sources or (role == "replayer"
+                                                   and "replay" not in self.sources):
+            return "source", f"{who} ({envelope.source!r} on a bus for "\
+                             f"{', '.join(sorted(self.sources))})"
         if not may_publish(role, topic):
             allowed = ", ".join(PUBLISHES[role]) or "nothing"
             return "topic", f"{who} ({topic}; it may publish {allowed})"
@@ -114,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     poller = zmq.Poller()
     poller.register(xsub, zmq.POLLIN)
     poller.register(xpub, zmq.POLLIN)
-    gate = Gate(secured=guard is not None)
+    gate = Gate(secured=guard is not None, sources=cfg.bus_sources)
     origin = f"bus:{os.getpid()}"
     beat_at = 0.0
     # A polled loop rather than zmq.proxy(): it checks each message, beats,
@@ -136,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             beat_at = now
             stats = gate.stats() | (guard.stats() if guard else {})
             xpub.send_multipart([b"sys.heartbeat", encode(Heartbeat(
-                last_seq=0, stats=stats, ts=now, origin=origin))])
+                last_seq=0, stats=stats, ts=now, origin=origin,
+                source=rt.config.bus_source))])  # type: ignore[arg-type]
     rt.log.info("stopping after %d messages (%s dropped)", gate.forwarded,
                 sum(gate.dropped.values()))
     xsub.close(0)

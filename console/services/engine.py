@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import zmq
@@ -56,6 +57,7 @@ from models.messages import (
     AssignAlert,
     BadMessage,
     CameraRegistry,
+    CamerasViewed,
     CommandReply,
     DispatchAlert,
     FixBatch,
@@ -65,6 +67,7 @@ from models.messages import (
     RecordEvidence,
     ReloadCameras,
     ReopenAlert,
+    ReplayClock,
     Reply,
     ResolveAlert,
     ResumeAlert,
@@ -82,6 +85,7 @@ from models.messages import (
     fix_columns,
     pack,
 )
+from models.replay_clock import SessionClock
 from models.tracking import DeviceAlarm, check_batch
 
 STORE_WAIT_S = 0.5  # the most the loop waits for a busy store (then retries later)
@@ -98,14 +102,22 @@ class Engine:
         self.rt = rt
         cfg = rt.config
         _, self.sessions = open_store(cfg.db_url, busy_timeout_s=STORE_WAIT_S)
+        # Alerts, deadlines and fix checks run on this clock: the wall's, or in
+        # a training installation the replayed one (``models.replay_clock``).
+        self.replay = SessionClock(cfg.replay_start) if cfg.training else None
+        self.now: Callable[[], float] = self.replay.now if self.replay else time.time
+        self._clock_tick_at = 0.0  # replayed time of the next clock work (training)
         self.roster_version = self._roster_version()
         self.state = load_state(self.sessions)
         self.policy = Policy.from_settings(cfg.alert_priorities, cfg.alert_sla)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         security = Security.of(cfg, "engine")
         self.guard = security.guard(self.ctx, {"engine": COMMANDS_FROM})
-        self.pub = Publisher(self.ctx, cfg.bus_pub, origin="engine", security=security)
-        self.sub = Subscriber(self.ctx, cfg.bus_sub, ("fix.batch",), security=security)
+        self.pub = Publisher(self.ctx, cfg.bus_pub, origin="engine", source=cfg.bus_source,
+                             security=security)
+        self.sub = Subscriber(self.ctx, cfg.bus_sub,
+                              ("fix.batch", "replay.clock") if cfg.training else ("fix.batch",),
+                              security=security, sources=cfg.bus_sources)
         self.rpc = socket(self.ctx, zmq.ROUTER)
         security.server(self.rpc, "engine")
         self.rpc.bind(cfg.engine_rpc)
@@ -134,14 +146,14 @@ class Engine:
                               lambda m: self.pub.send(m, stamped=True),
                               opened=self._secure_video, seen=self._trigger_times(),
                               last_id=self._last_id(), stamp=self.pub.stamp,
-                              unstamp=self.pub.unstamp)
+                              unstamp=self.pub.unstamp, clock=self.now)
         self.users = SessionBook(self.sessions)
         self.users.refresh(force=True)
         self.consent = ConsentGate(self.sessions, self.state.child_ids,
                                    self.state.tracker.device_slots)
         self.consent.refresh(self._forget)
         self.routine = Routine(self.sessions, cfg, self.state, self.desk, self.consent,
-                               lambda m: self.pub.send(m))
+                               lambda m: self.pub.send(m), clock=self.now)
         alert = Entry(self._alert_command)
         self.commands = CommandTable(self.users, {
             SnapshotRequest: Entry(lambda _r, _a: self._snapshot(), signed_in=False),
@@ -152,6 +164,7 @@ class Engine:
             AlertsRequest: Entry(self._alert_list),
             ShiftRequest: Entry(self._shift),
             RecordEvidence: Entry(self._record_evidence),
+            CamerasViewed: Entry(self._cameras_viewed),
             ReloadCameras: Entry(self._reload_cameras),
             **camera_entries(self),
             **admin_service_entries(self),
@@ -166,7 +179,7 @@ class Engine:
     def _trigger_times(self) -> dict[tuple[str, str], set[float]]:
         """Alarms already raised, for as long as a repeat of one can come
         back (the journal's span, or a device's resend within the day)."""
-        since = time.time() - max(self.rt.config.journal_keep_s, 86400.0) - 3600.0
+        since = self.now() - max(self.rt.config.journal_keep_s, 86400.0) - 3600.0
         with self.sessions() as s:
             return db_alerts.trigger_times(s, since)
 
@@ -211,11 +224,12 @@ class Engine:
     def _beat(self, rate: float) -> None:
         """Once a second: the clock's work (SLA, holds, sessions), then the heartbeat."""
         tr = self.state.tracker
-        self.desk.tick()
+        if self.replay is None:
+            self.desk.tick()
         self.users.refresh()
         self._refresh_roster()
         self.consent.refresh(self._forget)
-        self.routine.tick()
+        self._clock_work()
         self.follow.poll()
         self._save_cursor()
         f = self.follow
@@ -236,6 +250,28 @@ class Engine:
             **(self.guard.stats() if self.guard is not None else {}),
             **{f"rejected_{k}": v for k, v in self.sub.rejected.items()},
         })
+
+    def _clock_work(self) -> None:
+        """The routine's deadlines and silences; on the replayed clock also the
+        desk's SLA breaches and holds (live, the desk ticks at the top of the
+        beat, before sessions and the roster are refreshed). Replayed, it runs
+        once per replayed second however fast the session plays, and not
+        while it is paused."""
+        if self.replay is None:
+            self.routine.tick()
+            return
+        now = self.now()
+        if now >= self._clock_tick_at:
+            self._clock_tick_at = now + 1.0
+            self.desk.tick()
+            self.routine.tick()
+
+    def _follow_replay(self, msg: ReplayClock) -> None:
+        """The session's clock, in order with the batches it plays."""
+        if self.replay is None:
+            return
+        self.replay.set(msg.t, msg.speed)
+        self._clock_work()
 
     def _roster_version(self) -> tuple[object, ...] | None:
         try:
@@ -294,6 +330,9 @@ class Engine:
             except zmq.Again:
                 break
             parsed = self.sub.parse(frames)
+            if parsed is not None and isinstance(parsed[1], ReplayClock):
+                self._follow_replay(parsed[1])
+                continue
             if parsed is None or not isinstance(parsed[1], FixBatch):
                 continue
             msg = parsed[1]
@@ -343,7 +382,7 @@ class Engine:
             ids = [d for d, k in zip(ids, keep, strict=True) if k]
             readers = [r for r, k in zip(readers, keep, strict=True) if k] if readers else readers
             cols = {name: col[keep] for name, col in cols.items()}
-        ids, cols, readers, dropped = check_batch(ids, cols, readers, time.time())
+        ids, cols, readers, dropped = check_batch(ids, cols, readers, self.now())
         if dropped:
             self.sub.rejected.update(dropped)
             self.rt.log.warning("fix batch seq %d from %s: %s", msg.seq, msg.origin,
@@ -481,7 +520,7 @@ class Engine:
         alert = self.desk.find(req.alert_id)
         tr = self.state.tracker
         devices = [d for d, s in tr.device_slots.items() if s == alert.child_slot]
-        end = alert.resolved_at or time.time()
+        end = alert.resolved_at or self.now()
         with self.sessions() as s:
             history = db_alerts.history(s, alert.id)
             if actor.roles & {"operator", "supervisor"}:
@@ -523,6 +562,11 @@ class Engine:
                                                    self.state.device_kinds.get(row.device_id, ""))
         stored.update(self.state.alerts)
         return sorted(stored.values(), key=lambda a: a.id)
+
+    def _cameras_viewed(self, cmd: CamerasViewed, actor: Actor | None) -> Reply:
+        assert actor is not None
+        self.desk.viewed(cmd.alert_id, cmd.camera_ids, {c.id for c in self.state.cameras}, actor)
+        return CommandReply(ok=True)
 
     def _reload_cameras(self, cmd: ReloadCameras, actor: Actor | None) -> Reply:
         with self.sessions() as s:

@@ -72,10 +72,11 @@ class Gateway:
         _, self.sessions = open_store(rt.config.db_url)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         security = Security.of(rt.config, "gateway")
-        self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="gateway", security=security)
+        self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="gateway",
+                             source=rt.config.bus_source, security=security)
         # The engine's heartbeat says whether an alarm can be raised now.
         self.beats = Subscriber(self.ctx, rt.config.bus_sub, ("sys.heartbeat",),
-                                security=security)
+                                security=security, sources=rt.config.bus_sources)
         self.engine_heard = -1e9  # monotonic
         self.journal = Journal(journal_path(rt.config.data_dir), rt.config.journal_keep_s)
         self.intake = Intake(self.pub.send, self.journal)

@@ -134,7 +134,7 @@ class Notifier:
         self.max_attempts = cfg.notice_max_attempts
         self.engine, self.sessions = open_store(cfg.db_url, busy_timeout_s=STORE_WAIT_S)
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self.pub = Publisher(self.ctx, cfg.bus_pub, origin="notifier",
+        self.pub = Publisher(self.ctx, cfg.bus_pub, origin="notifier", source=cfg.bus_source,
                              security=Security.of(cfg, "notifier"))
         self.sender = Sender(adapter or adapter_for(cfg), self._adapter_bug)
         self.in_flight: dict[int, Outgoing] = {}  # claimed, handed to the sender

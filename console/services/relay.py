@@ -81,7 +81,7 @@ class RelayService:
 
     def run(self, stop: threading.Event) -> None:
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        pub = Publisher(ctx, self.cfg.bus_pub, origin="relay",
+        pub = Publisher(ctx, self.cfg.bus_pub, origin="relay", source=self.cfg.bus_source,
                         security=Security.of(self.cfg, "relay"))
         self._http_thread.start()
         next_beat = 0.0
