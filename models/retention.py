@@ -27,6 +27,7 @@ class RetentionSettings(Protocol):
     usage_keep_days: float
     access_keep_days: float
     case_hold_days: float
+    tape_keep_days: float
     data_dir: Path
 
 
@@ -42,6 +43,7 @@ class RetentionPolicy:
     case_hold_s: float
     case_lead_s: float = CASE_LEAD_S
     evidence_dir: Path | None = None
+    tape_s: float = 7 * DAY_S  # the bus tape (``db.tape``): whole hourly files
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -58,11 +60,13 @@ class RetentionPolicy:
     def from_config(cls, cfg: RetentionSettings) -> RetentionPolicy:
         return cls(fix_s=cfg.fix_retention_days * DAY_S, usage_s=cfg.usage_keep_days * DAY_S,
                    access_s=cfg.access_keep_days * DAY_S, case_hold_s=cfg.case_hold_days * DAY_S,
-                   evidence_dir=Path(cfg.data_dir) / "evidence")
+                   evidence_dir=Path(cfg.data_dir) / "evidence",
+                   tape_s=cfg.tape_keep_days * DAY_S)
 
     def concerns(self) -> list[str]:
-        """Settings below a legal minimum, in words for the log (they are
-        applied all the same: the law may have changed, the log says so)."""
+        """Settings below a legal minimum, or keeping raw positions longer
+        than ``fix_s`` allows, in words for the log (they are applied all the
+        same: the law may have changed, the log says so)."""
         out = []
         if self.usage_s < USAGE_LEGAL_MIN_DAYS * DAY_S:
             out.append(f"the location-usage log is kept {self.usage_s / DAY_S:g} days, less "
@@ -70,6 +74,9 @@ class RetentionPolicy:
         if self.access_s < ACCESS_LEGAL_MIN_DAYS * DAY_S:
             out.append(f"the access log is kept {self.access_s / DAY_S:g} days, less than "
                        f"the {ACCESS_LEGAL_MIN_DAYS:g} PIPA asks")
+        if self.tape_s > self.fix_s:
+            out.append(f"the bus tape keeps raw positions {self.tape_s / DAY_S:g} days, longer "
+                       f"than the {self.fix_s / DAY_S:g} days raw fixes are kept")
         return out
 
 

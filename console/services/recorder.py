@@ -12,10 +12,19 @@ that refused, it reads back from the gateway's journal exactly what it has
 not stored. Events (alerts, notices) are not journaled: while the store
 refuses they wait in memory, then in a spool file, and are written in
 order when it returns; the heartbeat reports the backlog.
+
+It also keeps the tape (``db.tape``): every bus frame but heartbeats, raw
+and undecoded, with its receive time, for replay and training. A second
+SUB socket takes everything; it is drained a bounded amount per loop turn,
+after the fixes, and the tape writes a block about once a second, so it
+never holds back the store. A disk error on the tape is logged and counted
+(``tape_errors``), never fatal, and costs only the tape's frames. The
+hourly retention run also removes tape files older than ``tape_keep_days``.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
@@ -24,12 +33,12 @@ import zmq
 from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 
-from console.bus import Publisher, Subscriber
+from console.bus import Publisher, Subscriber, socket
 from console.journal import Follower, JournalReader, journal_path
 from console.security import Security
 from console.services.runtime import Runtime, start
 from console.spool import Spool
-from db import cursors, retention
+from db import cursors, retention, tape
 from db import repositories as repo
 from db.store import open_store, session_factory
 from models import health
@@ -41,6 +50,13 @@ RETENTION_RETRY_S = 300.0  # after the store refused a purge
 MAX_DRAIN = 200
 RETRY_S = 1.0  # a store that refused is tried again this often
 MEMORY_BACKLOG = 10_000  # events kept in memory before they go to the spool file
+TAPE_DRAIN = 200  # tape frames taken per loop turn, at most
+# Frames the tape socket buffers while the loop is busy (a few minutes of a
+# city's traffic); beyond, the tape loses frames rather than the recorder
+# its memory (a replay sees the gap in the publishers' seq).
+TAPE_HWM = 20_000
+TAPE_LOG_EVERY_S = 60.0  # a failing disk is logged once a minute, with a count
+HEARTBEAT_TOPIC = b"sys.heartbeat"
 
 Item = tuple[str, AnyMessage]
 
@@ -54,8 +70,25 @@ class Recorder:
         # transaction that stores its change (exactly once, whoever is down).
         security = Security.of(rt.config, "recorder")
         self.sub = Subscriber(self.ctx, rt.config.bus_sub, ("fix.batch", "notice."),
+                              sources=rt.config.bus_sources,
                               security=security)
-        self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="recorder", security=security)
+        self.pub = Publisher(self.ctx, rt.config.bus_pub, origin="recorder",
+                             source=rt.config.bus_source, security=security)
+        # The tape takes every frame as it came: the bus admitted it, and
+        # the replay decodes it (and rejects what is bad) when it plays.
+        self.tape_sub = socket(self.ctx, zmq.SUB)
+        self.tape_sub.setsockopt(zmq.RCVHWM, TAPE_HWM)
+        security.client(self.tape_sub, "bus")
+        self.tape_sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.tape_sub.connect(rt.config.bus_sub)
+        self.tape = tape.TapeWriter(tape.tape_dir(rt.config.data_dir))
+        self.tape_errors = 0
+        self.tape_malformed = 0  # frames that were not exactly topic and body
+        self._tape_unlogged = 0
+        self._tape_logged_at = -math.inf
+        self.poller = zmq.Poller()
+        self.poller.register(self.sub.sock, zmq.POLLIN)
+        self.poller.register(self.tape_sub, zmq.POLLIN)
         with self.engine.connect() as conn:
             epoch, seq = cursors.load(conn, "recorder")
         self.follow = Follower(JournalReader(journal_path(rt.config.data_dir)), epoch, seq)
@@ -76,10 +109,14 @@ class Recorder:
         while not self.rt.should_stop():
             now = time.monotonic()
             catching_up = self.follow.behind and now >= self.retry_at
-            if self.sub.sock.poll(0 if catching_up else 200) or catching_up:
+            ready = dict(self.poller.poll(0 if catching_up else 200))
+            if self.sub.sock in ready or catching_up:
                 self.take(self.drain())
             elif (self.backlog or len(self.spool)) and now >= self.retry_at:
                 self.take([])
+            if self.tape_sub in ready:
+                self.record_tape()
+            self.flush_tape()
             if now >= next_poll:
                 next_poll = now + 1.0
                 self.follow.poll()
@@ -89,7 +126,10 @@ class Recorder:
                 next_retention = time.monotonic() + (RETENTION_EVERY_S if done
                                                      else RETENTION_RETRY_S)
         self.take(self.drain())  # whatever arrived before the stop
+        self.record_tape()
+        self.close_tape()
         self.sub.close()
+        self.tape_sub.close(0)
         self.pub.close()
         self.ctx.term()
         self.rt.log.info("wrote %d fixes, %d events; %d waiting", self.fixes_written,
@@ -106,7 +146,54 @@ class Recorder:
                 "journal_lost": self.follow.lost, "fixes_written": self.fixes_written,
                 "events_written": self.events_written,
                 "retention_failures": self.failed["retention"],
-                "usage_chain_broken": float(self.usage_chain_broken)}
+                "usage_chain_broken": float(self.usage_chain_broken),
+                "tape_records": self.tape.records, "tape_bytes": self.tape.bytes,
+                "tape_errors": self.tape_errors, "tape_malformed": self.tape_malformed}
+
+    # ----------------------------------------------------------------- tape
+    def record_tape(self) -> None:
+        """Up to ``TAPE_DRAIN`` frames onto the tape, with their receive
+        time; heartbeats stay off it, malformed frames are counted."""
+        for _ in range(TAPE_DRAIN):
+            try:
+                frames = self.tape_sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                self.tape_malformed += 1
+                continue
+            if frames[0] == HEARTBEAT_TOPIC:
+                continue
+            try:
+                self.tape.append(time.time(), frames[0], frames[1])
+            except (OSError, ValueError) as exc:  # a full disk; a clock gone wrong
+                self._tape_failed(exc)
+
+    def flush_tape(self) -> None:
+        """Write the tape's block once it is a second old."""
+        try:
+            self.tape.maybe_flush()
+        except OSError as exc:
+            self._tape_failed(exc)
+
+    def close_tape(self) -> None:
+        try:
+            self.tape.close()
+        except OSError as exc:
+            self._tape_failed(exc)
+
+    def _tape_failed(self, exc: Exception) -> None:
+        """Counted each time; logged at most once a minute (a full disk
+        fails every second), with how many since the last line."""
+        self.tape_errors += 1
+        self._tape_unlogged += 1
+        now = time.monotonic()
+        if now - self._tape_logged_at >= TAPE_LOG_EVERY_S:
+            self.rt.log.error("tape not written (%s; %d failures since the last report, "
+                              "%d frames lost in all); fixes and events are still stored",
+                              exc, self._tape_unlogged, self.tape.lost)
+            self._tape_unlogged = 0
+            self._tape_logged_at = now
 
     def drain(self) -> list[Item]:
         """What to store next: journal batches when behind (unless the store
@@ -228,6 +315,7 @@ class Recorder:
             return True  # the settings will not change until a restart
         for concern in policy.concerns():
             self.rt.log.warning("retention: %s", concern)
+        _purge_tape(self.rt, policy, self.failed)  # whatever the store says
         try:
             with session_factory(self.engine)() as session:
                 report = retention.purge(session, time.time(), policy)
@@ -246,6 +334,19 @@ class Recorder:
         if report.removed:
             self.rt.log.info("retention removed %s", report.detail())
         return True
+
+
+def _purge_tape(rt: Runtime, policy: RetentionPolicy, failed: Counter[str]) -> None:
+    """Remove the tape's hourly files older than ``policy.tape_s``; a
+    failure is logged and counted with the retention's, never raised."""
+    try:
+        freed = tape.purge(tape.tape_dir(rt.config.data_dir), time.time() - policy.tape_s)
+    except Exception:
+        failed["retention"] += 1
+        rt.log.exception("tape retention failed; trying again later")
+        return
+    if freed:
+        rt.log.info("retention removed %.1f MB of bus tape", freed / 1e6)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,11 @@ still run.
 - ``zones`` (``tests/bench/bench_zones.py``): geofence fixes/s with 1,000 and
   10,000 polygon zones against PostGIS ``ST_Contains`` on the same data in a
   private cluster, as a ratio; not part of the default set.
+- ``tape`` (``tests/bench/bench_tape.py``): the bus tape (``db.tape``) per
+  hour of traffic at the demo's load and at 100,000 children: MB on disk,
+  CPU spent writing, read-back times, zlib level 1 against none (60 s of
+  traffic simulated and extrapolated; ``--seconds`` is not used); not part
+  of the default set.
 """
 
 from __future__ import annotations
@@ -173,9 +178,14 @@ def run_benchmarks(which: list[str], cfg: Config, seconds: float) -> int:
                 h, d = [f"zones: could not run ({type(exc).__name__}: {exc})"], []
             else:
                 h, d = bz.headline(r), [bz.format_result(r)]
+        elif name == "tape":
+            from tests.bench import bench_tape as bt
+
+            r = bt.run()
+            h, d = bt.headline(r), [bt.format_result(r)]
         else:
             h, d = [f"{name}: unknown benchmark (pipeline, map, cameras, cctv, ingest, "
-                    "alerts, security, zones)"], []
+                    "alerts, security, zones, tape)"], []
         heads += h
         details += d
     print(f"childsafe bench: {', '.join(names)}; {seconds:g} s per load phase; "

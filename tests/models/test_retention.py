@@ -25,7 +25,8 @@ def test_from_config_uses_the_settings_in_seconds(tmp_path: Path) -> None:
     policy = RetentionPolicy.from_config(short)
     assert policy.fix_s == 1.5 * DAY_S
     assert [c.split(",")[0] for c in policy.concerns()] == [
-        "the location-usage log is kept 30 days", "the access log is kept 90 days"]
+        "the location-usage log is kept 30 days", "the access log is kept 90 days",
+        "the bus tape keeps raw positions 7 days"]
 
 
 @pytest.mark.parametrize("field, value", [
