@@ -40,9 +40,12 @@ class Session(QObject):
     changed = Signal(object)  # SignedIn, or None when signed out
 
     def __init__(self, feed: CommandSink, dialog: SignInDialog,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, training: bool = False) -> None:
+        """``training``: the console is on a training installation (what a
+        trainer may see there differs: ``models.accounts.may``)."""
         super().__init__(parent)
         self.feed = feed
+        self.training = training
         self.dialog = dialog
         self.current: SignedIn | None = None
         self._waiting: dict[int, OnReply] = {}
@@ -65,7 +68,7 @@ class Session(QObject):
 
     def may(self, schema: str) -> bool:
         """Whether this user's roles may send ``schema`` (to hide what they cannot do)."""
-        return may(self.roles, schema)
+        return may(self.roles, schema, self.training)
 
     def sign_in(self, user: str, password: str) -> None:
         self.feed.send(SignIn(user=user, password=password, console=socket.gethostname()))

@@ -54,9 +54,20 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 }
 
 
-def may(roles: frozenset[str] | set[str], schema: str) -> bool:
+# On a training installation only: a trainer reviews how trainees work the
+# session's alerts (replayed or scripted), never the live ones.
+TRAINING_PERMISSIONS: dict[str, frozenset[Role]] = {
+    "req.alert": frozenset({"trainer"}), "req.alerts": frozenset({"trainer"}),
+    "req.shift": frozenset({"trainer"}),
+}
+
+
+def may(roles: frozenset[str] | set[str], schema: str, training: bool = False) -> bool:
     """Whether any of ``roles`` may send the command tagged ``schema``."""
-    return bool(PERMISSIONS.get(schema, frozenset()) & roles)
+    allowed = PERMISSIONS.get(schema, frozenset())
+    if training:
+        allowed = allowed | TRAINING_PERMISSIONS.get(schema, frozenset())
+    return bool(allowed & roles)
 
 
 def parse_roles(values: list[str] | tuple[str, ...] | str) -> frozenset[Role]:

@@ -34,8 +34,11 @@ class Live:
 
 class SessionBook:
     def __init__(self, sessions: sessionmaker[Session],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, training: bool = False) -> None:
+        """``training``: a training installation's book (a trainer may read
+        its alerts: ``models.accounts.TRAINING_PERMISSIONS``)."""
         self.sessions = sessions
+        self.training = training
         self.clock = clock
         self._live: dict[str, Live] = {}  # token hash -> session
         self._loaded_at = -1e18
@@ -88,7 +91,7 @@ class SessionBook:
                                              "sign in again")
         if live.expires_at <= self.clock():
             raise Refused("unauthenticated", "the session expired after 12 h: sign in again")
-        if not may(live.roles, schema):
+        if not may(live.roles, schema, self.training):
             raise Refused("forbidden", f"{live.user} ({', '.join(sorted(live.roles))}) may "
                                        f"not do {schema}")
         return Actor(live.user, live.roles)

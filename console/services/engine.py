@@ -147,7 +147,7 @@ class Engine:
                               opened=self._secure_video, seen=self._trigger_times(),
                               last_id=self._last_id(), stamp=self.pub.stamp,
                               unstamp=self.pub.unstamp, clock=self.now)
-        self.users = SessionBook(self.sessions)
+        self.users = SessionBook(self.sessions, training=cfg.training)
         self.users.refresh(force=True)
         self.consent = ConsentGate(self.sessions, self.state.child_ids,
                                    self.state.tracker.device_slots)

@@ -130,7 +130,7 @@ class TrainingSession:
         security.server(self.rpc, "replay")
         self.rpc.bind(self.train.replay_rpc)
         _, self.sessions = open_store(self.train.db_url)
-        self.users = SessionBook(self.sessions)
+        self.users = SessionBook(self.sessions, training=True)
         self.commands = CommandTable(self.users, {ReplayControl: Entry(self._control)})
         self.player = Player(self.source, self.pub.send, self._restart_engine)
         self.engine_pid = self._wait_for_engine(0)
