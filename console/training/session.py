@@ -34,7 +34,13 @@ from console.security import Security
 from console.supervisor import Supervisor
 from console.training import install
 from console.training.player import Player, Refused
-from console.training.sources import PopulationSource, ScriptedIncident, TapeSource
+from console.training.sources import (
+    Home,
+    PopulationSource,
+    ScriptedIncident,
+    ScriptedTape,
+    TapeSource,
+)
 from db import alerts as db_alerts
 from db import repositories as repo
 from db import tables, usage_log
@@ -44,6 +50,7 @@ from db.seed_readers import seed_readers
 from db.store import open_store
 from models.alerts import Actor
 from models.bus_rights import COMMANDS_FROM
+from models.geo import to_map
 from models.messages import (
     AlertView,
     BadMessage,
@@ -56,7 +63,7 @@ from models.messages import (
     decode,
     encode,
 )
-from models.scenario import Incident, Population, Scenario
+from models.scenario import Incident, Population, Recording, Scenario
 from models.scoring import TraineeScore, score_all
 from models.simulation import SimZone
 
@@ -64,6 +71,9 @@ log = logging.getLogger(__name__)
 
 SERVICES = ("bus", "engine", "recorder")
 ENGINE_UP_S = 60.0  # the most a start (or a seek's restart) waits for the engine
+
+
+Source = TapeSource | PopulationSource | ScriptedTape
 
 
 @dataclass
@@ -114,7 +124,11 @@ class TrainingSession:
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
-        start = self.plan.t0 if self.plan.scenario is None else time.time()
+        sc = self.plan.scenario
+        if sc is not None and isinstance(sc.base, Recording):
+            self.plan.t0 = sc.base.start.timestamp()
+            self.plan.t1 = self.plan.t0 + sc.duration_s
+        start = self.plan.t0 if sc is None or isinstance(sc.base, Recording) else time.time()
         self.train = install.fresh(self.live, start)
         self.source = self._prepare(start)
         self.sup = Supervisor(self.train, SERVICES)
@@ -137,16 +151,15 @@ class TrainingSession:
         log.info("training session ready: %s (%s), bus %s", self.plan.title,
                  "scenario" if self.plan.scenario else "recorded period", self.train.bus_sub)
 
-    def _prepare(self, start: float) -> TapeSource | PopulationSource:
+    def _prepare(self, start: float) -> Source:
         """The scratch store and the source that plays into it."""
         sc = self.plan.scenario
-        if sc is not None and not isinstance(sc.base, Population):
-            raise RuntimeError(f"scenario {sc.id}: only a simulated population can be "
-                               "played yet (its base is a recording)")
-        if sc is None:
+        if sc is None or isinstance(sc.base, Recording):
             children = install.copy_reference(self.live, self.train)
             self._log_replay(children)
-            return TapeSource(self.live.data_dir, self.plan.t0, self.plan.t1)
+            tape = TapeSource(self.live.data_dir, self.plan.t0, self.plan.t1)
+            return tape if sc is None else self._scripted_tape(sc, tape)
+        assert isinstance(sc.base, Population)
         _, sessions = open_store(self.train.db_url)
         with sessions() as s:
             seed_demo(s, sc.base.children)
@@ -166,6 +179,31 @@ class TrainingSession:
             zones=[SimZone(z.lat, z.lon, z.radius_m) for z in zones],
             zone_of=np.array([zone_idx[r.zone_id] for r in roster], dtype=np.int64),
             seed=sc.base.seed, t0=start, t1=start + sc.duration_s, incidents=incidents)
+
+    def _scripted_tape(self, sc: Scenario, tape: TapeSource) -> ScriptedTape:
+        """A recording with the scenario's incidents on its devices."""
+        devices = sorted({str(i.child) for i in sc.incidents if i.child is not None}
+                         | {str(sc.incident(i.of).child) for i in sc.incidents if i.of})
+        _, sessions = open_store(self.train.db_url)
+        with sessions() as s:
+            zones = {z.id: z for z in repo.zones(s)}
+            roster = {r.device_id: r for r in repo.roster(s)}
+        homes: dict[str, Home] = {}
+        for d in devices:
+            entry = roster.get(d)
+            if entry is None:
+                raise RuntimeError(f"scenario {sc.id}: device {d} is not in the roster")
+            zone = zones.get(entry.zone_id) if entry.zone_id is not None else None
+            if zone is not None:
+                x, y = to_map(zone.lat, zone.lon)
+                homes[d] = Home(x, y, zone.radius_m)
+        index = {d: i for i, d in enumerate(devices)}
+        incidents = [ScriptedIncident(
+            i.id, i.kind, i.at_s,
+            -1 if i.kind == "camera_offline" else index[str(
+                i.child if i.kind != "second_sos" else sc.incident(i.of or "").child)],
+            i.camera or 0) for i in sc.incidents]
+        return ScriptedTape(tape, incidents, devices, homes)
 
     def _scripted(self, inc: Incident, kinds: list[str]) -> ScriptedIncident:
         """A scenario incident on its population row (``child`` is the row:
@@ -312,7 +350,7 @@ class TrainingSession:
         """Score the scenario and write its report; then stop everything."""
         out = Outcome()
         try:
-            if self.plan.scenario is not None and isinstance(self.source, PopulationSource):
+            if self.plan.scenario is not None:
                 out = self.score()
         finally:
             self.close()
@@ -322,7 +360,7 @@ class TrainingSession:
         from console.training_report import write_report
 
         sc = self.plan.scenario
-        assert sc is not None and isinstance(self.source, PopulationSource)
+        assert sc is not None and not isinstance(self.source, TapeSource)
         alerts, histories = self.alerts()
         scores = score_all(sc, self.source.injected, alerts, histories)
         if not scores:

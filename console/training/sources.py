@@ -18,6 +18,7 @@ import msgspec
 import numpy as np
 
 from db.tape import TapeReader, tape_dir
+from models.geo import to_map, to_wgs84
 from models.messages import (
     FLAG_LOW_BATTERY,
     FLAG_SOS,
@@ -28,6 +29,7 @@ from models.messages import (
     Message,
     ReplayMark,
     decode,
+    fix_columns,
     pack,
 )
 from models.scoring import Injected
@@ -196,3 +198,168 @@ class PopulationSource:
         return [ReplayMark(t=self.t0 + i.at, kind=i.kind, label=i.id)
                 for i in sorted(self.incidents, key=lambda i: i.at)]
 
+
+
+@dataclass
+class Home:
+    """Where a device's child belongs: its zone's centre (map metres) and radius."""
+
+    x: float
+    y: float
+    radius_m: float
+
+
+class ScriptedTape:
+    """A recorded period with a scenario's incidents played on top of it
+    (a ``[recording]`` base): an SOS is a fix of that device where it was
+    last seen, with the alarm; a dying battery is one last fix at 3 %
+    after which its recorded fixes are left out; a child leaving its zone
+    walks straight away from the zone's centre from where it was, its
+    recorded fixes left out while it is out; a camera going offline is
+    its status. Incidents name the device (``ScriptedIncident.device``)."""
+
+    WALK_MS = 3.0  # a child running off
+    EVERY_S = 2.0  # its device reports this often meanwhile
+    OUT_FOR_S = 90.0  # once out, then the recording has it again
+
+    def __init__(self, tape: TapeSource, incidents: list[ScriptedIncident],
+                 devices: list[str], homes: dict[str, Home]) -> None:
+        self.tape = tape
+        self.t0, self.t1 = tape.t0, tape.t1
+        self.incidents = incidents
+        self.devices = devices  # incident.index -> device id
+        self.homes = homes
+        self.restart()
+
+    @property
+    def skipped(self) -> int:
+        return self.tape.skipped
+
+    def restart(self) -> None:
+        self.tape.restart()
+        self.pending = sorted(self.incidents, key=lambda i: i.at)
+        self.injected: list[Injected] = []
+        self.last: dict[str, tuple[float, float, int]] = {}  # device -> lat, lon, battery
+        self.silent: dict[str, float] = {}  # device -> its recorded fixes are left out until
+        self.walks: list[Walk] = []
+        self.clock = self.t0
+
+    def done(self) -> bool:
+        return self.tape.done() and not self.pending and not self.walks
+
+    def marks(self) -> list[ReplayMark]:
+        return [ReplayMark(t=self.t0 + i.at, kind=i.kind, label=i.id)
+                for i in sorted(self.incidents, key=lambda i: i.at)]
+
+    def take(self, until: float) -> list[Played]:
+        out: list[Played] = []
+        for item in self.tape.take(until):
+            while self.pending and self.t0 + self.pending[0].at <= item.t:
+                out += self._incident(self.pending.pop(0))
+            out += self._walk(item.t)
+            msg = self._recorded(item.msg, item.t)
+            if msg is not None:
+                out.append(Played(item.t, msg))
+        while self.pending and self.t0 + self.pending[0].at <= until:
+            out += self._incident(self.pending.pop(0))
+        out += self._walk(until)
+        self.clock = max(self.clock, until)
+        return out
+
+    def _recorded(self, msg: Message, t: float) -> Message | None:
+        """A recorded message as played: fixes of scripted devices left out,
+        and every device's last place and battery remembered."""
+        if not isinstance(msg, FixBatch):
+            return msg
+        try:
+            cols = fix_columns(msg)
+        except BadMessage:
+            return msg  # the training engine rejects it, and counts it
+        keep = np.array([self.silent.get(d, -math.inf) < t for d in msg.device_ids], bool)
+        for d, lat, lon, bat, k in zip(msg.device_ids, cols["lat"], cols["lon"],
+                                        cols["battery"], keep, strict=True):
+            if k and math.isfinite(lat):
+                self.last[d] = (float(lat), float(lon), int(bat))
+        if keep.all():
+            return msg
+        if not keep.any():
+            return None
+        ids = [d for d, k in zip(msg.device_ids, keep, strict=True) if k]
+        readers = [r for r, k in zip(msg.readers, keep, strict=True) if k] if msg.readers else []
+        return msgspec.structs.replace(
+            msg, device_ids=ids, readers=readers,
+            **{name: pack(name, col[keep]) for name, col in cols.items()})
+
+    def _incident(self, inc: ScriptedIncident) -> list[Played]:
+        at = self.t0 + inc.at
+        device = self.devices[inc.index] if inc.index >= 0 else ""
+        self.injected.append(Injected(incident=inc.id, kind=inc.kind, at=at, device_id=device,
+                                      camera=inc.camera))
+        if inc.kind == "camera_offline":
+            return [Played(at, CamStatus(camera_id=inc.camera, state="offline",
+                                         detail="scenario: camera offline"))]
+        if device not in self.last:
+            log.warning("incident %s: device %s has not reported yet in the recording; "
+                        "nothing to play", inc.id, device)
+            return []
+        lat, lon, battery = self.last[device]
+        if inc.kind in ("sos", "second_sos"):
+            return [Played(at, one_fix(device, at, lat, lon, battery, FLAG_SOS))]
+        if inc.kind == "battery_dies":
+            self.silent[device] = math.inf
+            return [Played(at, one_fix(device, at, lat, lon, 3, FLAG_LOW_BATTERY))]
+        home = self.homes.get(device)
+        if inc.kind == "leave_zone" and home is not None:
+            x, y = to_map(lat, lon)
+            dx, dy = x - home.x, y - home.y
+            norm = math.hypot(dx, dy) or 1.0
+            run_s = max(0.0, (home.radius_m + 120.0 - norm) / self.WALK_MS)
+            walk = Walk(device, at, x, y, dx / norm, dy / norm, run_s, battery)
+            self.silent[device] = walk.end
+            self.walks.append(walk)
+        return []
+
+    def _walk(self, until: float) -> list[Played]:
+        """The fixes of the children walking out, every EVERY_S up to ``until``."""
+        out: list[Played] = []
+        for w in self.walks:
+            while w.next_t <= min(until, w.end):
+                d = min(w.next_t - w.start, w.run_s) * self.WALK_MS
+                lat, lon = to_wgs84(w.x + w.ux * d, w.y + w.uy * d)
+                out.append(Played(w.next_t, one_fix(w.device, w.next_t, lat, lon, w.battery, 0)))
+                w.next_t += self.EVERY_S
+        self.walks = [w for w in self.walks if w.next_t <= w.end]
+        return sorted(out, key=lambda p: p.t)
+
+
+@dataclass
+class Walk:
+    """A child scripted out of its zone: from (x, y) along (ux, uy) for
+    ``run_s``, then standing there until ``end``."""
+
+    device: str
+    start: float
+    x: float
+    y: float
+    ux: float
+    uy: float
+    run_s: float
+    battery: int
+    next_t: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.next_t = self.start + ScriptedTape.EVERY_S
+
+    @property
+    def end(self) -> float:
+        return self.start + self.run_s + ScriptedTape.OUT_FOR_S
+
+
+def one_fix(device: str, t: float, lat: float, lon: float, battery: int, flags: int
+            ) -> FixBatch:
+    """A single scripted fix, as a watch would report it (10 m accuracy)."""
+    return FixBatch(device_ids=[device], t=pack("t", [t]), lat=pack("lat", [lat]),
+                    lon=pack("lon", [lon]), speed=pack("speed", [0.0]),
+                    bearing=pack("bearing", [0.0]), accuracy=pack("accuracy", [10.0]),
+                    battery=pack("battery", [battery]), flags=pack("flags", [flags]),
+                    protocol="replay")
