@@ -13,9 +13,14 @@ not stored. Events (alerts, notices) are not journaled: while the store
 refuses they wait in memory, then in a spool file, and are written in
 order when it returns; the heartbeat reports the backlog.
 
-It also keeps the tape (``db.tape``): every bus frame but heartbeats, raw
-and undecoded, with its receive time, for replay and training. A second
-SUB socket takes everything; it is drained a bounded amount per loop turn,
+It also keeps the tape (``db.tape``): the bus traffic a replay needs, raw
+and undecoded, with its receive time, for replay and training: devices'
+fixes (by device id, so a consent's withdrawal can purge them from the
+tape too) and what the system made of them (alerts, camera states, zones,
+notices), but not the engine's position batches: those are by slot, which
+only the engine can tie to a child, and a replay recomputes them from the
+fixes anyway. A second SUB socket takes those topics; it is drained a
+bounded amount per loop turn,
 after the fixes, and the tape writes a block about once a second, so it
 never holds back the store. A disk error on the tape is logged and counted
 (``tape_errors``), never fatal, and costs only the tape's frames. The
@@ -56,7 +61,7 @@ TAPE_DRAIN = 200  # tape frames taken per loop turn, at most
 # its memory (a replay sees the gap in the publishers' seq).
 TAPE_HWM = 20_000
 TAPE_LOG_EVERY_S = 60.0  # a failing disk is logged once a minute, with a count
-HEARTBEAT_TOPIC = b"sys.heartbeat"
+TAPE_TOPICS = (b"fix.", b"alert.", b"cam.", b"zone.", b"roster.", b"notice.", b"gw.")
 
 Item = tuple[str, AnyMessage]
 
@@ -79,7 +84,8 @@ class Recorder:
         self.tape_sub = socket(self.ctx, zmq.SUB)
         self.tape_sub.setsockopt(zmq.RCVHWM, TAPE_HWM)
         security.client(self.tape_sub, "bus")
-        self.tape_sub.setsockopt(zmq.SUBSCRIBE, b"")
+        for prefix in TAPE_TOPICS:
+            self.tape_sub.setsockopt(zmq.SUBSCRIBE, prefix)
         self.tape_sub.connect(rt.config.bus_sub)
         self.tape = tape.TapeWriter(tape.tape_dir(rt.config.data_dir))
         self.tape_errors = 0
@@ -153,7 +159,7 @@ class Recorder:
     # ----------------------------------------------------------------- tape
     def record_tape(self) -> None:
         """Up to ``TAPE_DRAIN`` frames onto the tape, with their receive
-        time; heartbeats stay off it, malformed frames are counted."""
+        time (only ``TAPE_TOPICS`` come); malformed frames are counted."""
         for _ in range(TAPE_DRAIN):
             try:
                 frames = self.tape_sub.recv_multipart(zmq.NOBLOCK)
@@ -161,8 +167,6 @@ class Recorder:
                 return
             if len(frames) != 2:
                 self.tape_malformed += 1
-                continue
-            if frames[0] == HEARTBEAT_TOPIC:
                 continue
             try:
                 self.tape.append(time.time(), frames[0], frames[1])

@@ -21,7 +21,7 @@ from console.security import Security
 from console.services.recorder import Recorder, _purge_tape
 from console.supervisor import Supervisor
 from db.tape import TapeReader, TapeWriter, tape_dir
-from models.messages import AlertOpened, AlertView, FixBatch, encode, pack
+from models.messages import AlertOpened, AlertView, FixBatch, PositionBatch, encode, pack
 from models.retention import DAY_S, RetentionPolicy
 from tests.console.conftest import make_config, wait_for, wait_for_heartbeat
 
@@ -60,8 +60,13 @@ def test_published_frames_come_back_from_the_tape(data_dir: Path) -> None:
                 assert time.monotonic() < deadline, "the bus never passed a probe"
                 gateway.send(_fixes(1))
             sent = [(b"fix.batch", encode(gateway.send(_fixes(50)))),
-                    (b"alert.opened", encode(engine.send(_alert()))),
-                    (b"fix.batch", encode(gateway.send(_fixes(3))))]
+                    (b"alert.opened", encode(engine.send(_alert())))]
+            # positions by slot stay off the tape (only the engine can tie a
+            # slot to a child, so a withdrawal could not purge them)
+            positions = engine.send(PositionBatch(
+                slots=pack("slots", [3]), t=pack("t", [time.time()]), lat=pack("lat", [37.5]),
+                lon=pack("lon", [127.0]), inside=pack("inside", [1]), flags=pack("flags", [0])))
+            sent.append((b"fix.batch", encode(gateway.send(_fixes(3)))))
             reader = TapeReader(tape_dir(cfg.data_dir))
 
             def taped() -> list[tuple[bytes, bytes]]:
@@ -76,6 +81,7 @@ def test_published_frames_come_back_from_the_tape(data_dir: Path) -> None:
             got = [(r.raw_topic, r.body) for r in records]
             assert [got.index(f) for f in sent] == sorted(got.index(f) for f in sent)
             assert all(r.topic != "sys.heartbeat" for r in records)
+            assert encode(positions) not in [r.body for r in records]
             assert [r.recv_ts for r in records] == sorted(r.recv_ts for r in records)
             assert abs(records[-1].recv_ts - time.time()) < 10
             assert reader.skipped == 0

@@ -26,6 +26,7 @@ from console.supervisor import Supervisor
 from console.training.session import Plan, TrainingSession
 from db import accounts
 from db import alerts as db_alerts
+from db import repositories as repo
 from db.seed import seed_demo
 from db.seed_readers import seed_readers
 from db.store import open_store
@@ -34,12 +35,13 @@ from models.messages import (
     AlertList,
     AlertOpened,
     AlertsRequest,
-    PositionBatch,
+    FixBatch,
     ReplayControl,
     ReplayStatus,
     Snapshot,
     SnapshotRequest,
     decode,
+    fix_columns,
     position_columns,
 )
 from tests.console.conftest import TEST_PASSWORD, make_config, wait_for
@@ -54,7 +56,7 @@ class Recorded:
     t0: float
     t1: float
     opened: list[tuple[float, str, str]]  # (time, kind, child token) as the live bus carried
-    tokens: list[str]  # the live engine's children by slot
+    devices: dict[str, str]  # device id -> child token
 
 
 @pytest.fixture
@@ -73,8 +75,6 @@ def recorded(data_dir: Path) -> Iterator[Recorded]:
     t0 = time.time()
     with Supervisor(live, LIVE):
         time.sleep(RECORD_S)
-        with EngineClient(live.engine_rpc, security=Security.console(live)) as eng:
-            tokens = list(eng.call(SnapshotRequest(), Snapshot).children)
         time.sleep(1.5)  # the tape's last block reaches the disk
     t1 = t0 + RECORD_S
     opened = []
@@ -82,21 +82,28 @@ def recorded(data_dir: Path) -> Iterator[Recorded]:
         msg = decode(rec.body)
         assert isinstance(msg, AlertOpened)
         opened.append((rec.recv_ts, msg.alert.kind, msg.alert.child_token))
-    yield Recorded(live, t0, t1, opened, tokens)
+    engine, sessions = open_store(live.db_url)
+    with sessions() as s:
+        devices = {r.device_id: r.token for r in repo.roster(s)}
+    engine.dispose()
+    yield Recorded(live, t0, t1, opened, devices)
 
 
-def recorded_positions(live: object, tokens: list[str], at: float
+def recorded_positions(live: object, devices: dict[str, str], at: float
                        ) -> dict[str, tuple[float, float, float]]:
-    """Each child's last position the live engine published by ``at``, and when."""
-    out: dict[str, tuple[float, float, float]] = {}
-    for rec in TapeReader(tape_dir(live.data_dir)).read(0.0, at, (b"pos.batch",)):  # type: ignore[attr-defined]
+    """Each child's newest fix the live bus carried by ``at`` (device time),
+    and when it was received: where the live engine had the child then."""
+    out: dict[str, tuple[float, float, float, float]] = {}
+    for rec in TapeReader(tape_dir(live.data_dir)).read(0.0, at, (b"fix.batch",)):  # type: ignore[attr-defined]
         msg = decode(rec.body)
-        assert isinstance(msg, PositionBatch)
-        cols = position_columns(msg)
-        for slot, lat, lon in zip(cols["slots"], cols["lat"], cols["lon"], strict=True):
-            if math.isfinite(lat):
-                out[tokens[int(slot)]] = (float(lat), float(lon), rec.recv_ts)
-    return out
+        assert isinstance(msg, FixBatch)
+        cols = fix_columns(msg)
+        for dev, t, lat, lon in zip(msg.device_ids, cols["t"], cols["lat"], cols["lon"],
+                                    strict=True):
+            token = devices.get(dev)
+            if token and math.isfinite(lat) and (token not in out or t >= out[token][3]):
+                out[token] = (float(lat), float(lon), rec.recv_ts, float(t))
+    return {k: v[:3] for k, v in out.items()}
 
 
 def training_positions(eng: EngineClient) -> dict[str, tuple[float, float]]:
@@ -152,7 +159,7 @@ def test_a_recorded_demo_replays_its_alerts_in_order_and_a_seek_lands_on_the_rec
             wait_for(lambda: sorted((a.kind, a.child_token) for a in eng.call(
                 AlertsRequest(token=eng.token), AlertList).alerts) == expected_open, 15,
                 "the alerts open at the seek's moment")
-            want = recorded_positions(r.live, r.tokens, mid)
+            want = recorded_positions(r.live, r.devices, mid)
             assert len(want) > 40
 
             def landed() -> bool:
