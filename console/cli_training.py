@@ -53,8 +53,12 @@ def cmd_replay(args: argparse.Namespace, config: Callable[[argparse.Namespace], 
             print("replay: name a --scenario, or a period with --from and --to",
                   file=sys.stderr)
             return 2
-        t0 = parse_time(args.start, live.local_utc_offset_s)
-        t1 = parse_time(args.end, live.local_utc_offset_s)
+        try:
+            t0 = parse_time(args.start, live.local_utc_offset_s)
+            t1 = parse_time(args.end, live.local_utc_offset_s)
+        except argparse.ArgumentTypeError as exc:
+            print(f"replay: {exc}", file=sys.stderr)
+            return 2
         if not t0 < t1:
             print("replay: --from must come before --to", file=sys.stderr)
             return 2
