@@ -15,6 +15,7 @@ session.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -84,13 +85,15 @@ class Plan:
     t0: float = 0.0
     t1: float = 0.0
     by: str = ""  # who asked (the usage log names them for a recorded period)
+    utc_offset_s: float = 32400.0  # the period is named in local time (Config.local_utc_offset_s)
 
     @property
     def title(self) -> str:
         if self.scenario is not None:
             return self.scenario.title
-        return (f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(self.t0))} – "
-                f"{time.strftime('%H:%M', time.localtime(self.t1))}")
+        tz = dt.timezone(dt.timedelta(seconds=self.utc_offset_s))
+        start, end = (dt.datetime.fromtimestamp(t, tz) for t in (self.t0, self.t1))
+        return f"{start:%Y-%m-%d %H:%M} – {end:%H:%M}"
 
 
 @dataclass
@@ -116,6 +119,7 @@ class TrainingSession:
     def __init__(self, live: Config, plan: Plan) -> None:
         self.live = live
         self.plan = plan
+        plan.utc_offset_s = live.local_utc_offset_s
         self.stop_event = threading.Event()
         self.idle = threading.Event()  # set while ``run`` is not running
         self.idle.set()
@@ -365,7 +369,8 @@ class TrainingSession:
         scores = score_all(sc, self.source.injected, alerts, histories)
         if not scores:
             return Outcome()
-        label = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.source.t0))
+        tz = dt.timezone(dt.timedelta(seconds=self.live.local_utc_offset_s))
+        label = f"{dt.datetime.fromtimestamp(self.source.t0, tz):%Y%m%d-%H%M%S}"
         folder = install.reports_dir(self.live) / f"{sc.id}-{label}"
         files = write_report(scores, sc, folder, f"{sc.title} · {label}")
         log.info("report for %s: %s", ", ".join(s.trainee for s in scores), files.html)
