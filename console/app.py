@@ -14,7 +14,17 @@ bar say which alert or point it shows.
 Video needs the ``view`` token the engine gave this console at sign-in
 (``SignedIn.media_token``, sent to the relay as ``?t=``): signed out, no
 tile plays and the grid says to sign in; signing in again plays the grid's
-cameras with the new token.
+cameras with the new token. Cameras an operator opens for an alert (locating
+it, or the cameras around a point while working it) are told to the engine
+(``CamerasViewed``), which writes them in the alert's history: the audit
+of CCTV use.
+
+In a training session (``config.training``) the window says so at once: a
+TRAINING banner, the theme's training colours (the ``training`` property),
+"TRAINING ·" in the title, clocks on the session's replayed time
+(``LiveFeed.now``), and CCTV tiles that say there is no video instead of
+showing black. A trainer also gets the replay bar and every child's trail
+(``console.replay_controller``).
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
+    QFrame,
     QMainWindow,
     QPushButton,
     QSplitter,
@@ -47,8 +58,10 @@ from console.child_card_controller import ChildCardController
 from console.config import Config
 from console.feed import Frame, LiveFeed
 from console.privacy_controller import PrivacyController
+from console.replay_controller import ReplayController
 from console.session import Session
 from console.theme import apply_theme
+from console.training import player
 from models.cameras import CameraIndex
 from models.geo import place_name, to_map, to_wgs84
 from models.messages import (
@@ -57,6 +70,7 @@ from models.messages import (
     AlertDetailRequest,
     AlertView,
     AssignAlert,
+    CamerasViewed,
     CameraView,
     CommandReply,
     RecordEvidence,
@@ -78,6 +92,7 @@ from widgets.gateway_panel import GatewayPanel
 from widgets.health_strip import HealthStrip
 from widgets.import_dialog import ImportDialog
 from widgets.map_view import MapView
+from widgets.replay_bar import ReplayBar, TrainingBanner
 from widgets.reveal_view import RevealView
 from widgets.sign_in import SignInDialog
 from widgets.status_strip import StatusStrip
@@ -95,22 +110,27 @@ class ConsoleWindow(QMainWindow):
         super().__init__(parent)
         self.config = config
         self.feed = feed if feed is not None else LiveFeed(config)
-        self.setWindowTitle(self.tr("Child Safety Control Console"))
+        # The theme's training colours hang on this ([training="true"]).
+        self.setProperty("training", "true" if config.training else "false")
+        self.setWindowTitle(self._title(self.tr("Child Safety Control Console")))
         self.sign_in_dialog = SignInDialog(self)
-        self.session = Session(self.feed, self.sign_in_dialog, self)
+        self.session = Session(self.feed, self.sign_in_dialog, self, training=config.training)
         self.session.changed.connect(self._signed)
         self.session.otherwise = self._unclaimed
         self.map = MapView()
         self.alerts = AlertQueue()
-        self.panel = AlertPanel()
+        self.panel = AlertPanel(clock=self.feed.now)
         self.alarm = AlarmPlayer(self)
         # The supervisor's panel is a window of its own (a second screen in a
         # control room): its tables and charts need more room than a tab.
         self.escalation = EscalationPanel(clock=None)
         self.escalation_window = QWidget(self, Qt.WindowType.Window)
-        self.escalation_window.setWindowTitle(self.tr("Escalation — supervisor"))
+        self.escalation_window.setWindowTitle(self._title(self.tr("Escalation — supervisor")))
         box = QVBoxLayout(self.escalation_window)
         box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        if config.training:
+            box.addWidget(TrainingBanner())
         box.addWidget(self.escalation)
         self.escalation_window.resize(1280, 820)
         self.escalation_button = QPushButton(self.tr("Escalation"))
@@ -186,10 +206,25 @@ class ConsoleWindow(QMainWindow):
         split.setSizes([830, 770])
         # The health strip is a thin row under the work, just above the status
         # bar: seen at a glance, no room taken from the map, CCTV or queue.
-        central = QWidget()
+        central = QFrame()
+        central.setObjectName("consoleCentral")
         column = QVBoxLayout(central)
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
+        # Training: the banner on every console, the replay bar for a trainer.
+        self.banner: TrainingBanner | None = None
+        self.replay_bar: ReplayBar | None = None
+        self.replay: ReplayController | None = None
+        if config.training:
+            self.banner = TrainingBanner()
+            self.replay_bar = ReplayBar(speeds=player.SPEEDS, step_s=player.STEP_S)
+            self.replay_bar.hide()
+            self.replay = ReplayController(self.session, self.replay_bar, self.map,
+                                           self.feed.now, self)
+            self.replay.said.connect(self.status.say)
+            self.cctv.set_placeholder(self.tr("no video in training"))
+            column.addWidget(self.banner)
+            column.addWidget(self.replay_bar)
         column.addWidget(split, 1)
         column.addWidget(self.health_strip)
         self.setCentralWidget(central)
@@ -269,10 +304,11 @@ class ConsoleWindow(QMainWindow):
         s = self.session
         if who is None:
             self.user_button.setText(self.tr("Signed out"))
-            self.setWindowTitle(self.tr("Child Safety Control Console"))
+            self.setWindowTitle(self._title(self.tr("Child Safety Control Console")))
         else:
             self.user_button.setText(f"{who.user} · {', '.join(who.roles)}")
-            self.setWindowTitle(self.tr("Child Safety Control Console — {0}").format(who.user))
+            self.setWindowTitle(self._title(
+                self.tr("Child Safety Control Console — {0}").format(who.user)))
         roles = list(s.roles)
         self.alerts.set_user(s.user, roles)
         self.panel.set_user(s.user, roles)
@@ -289,12 +325,21 @@ class ConsoleWindow(QMainWindow):
         self.side.setTabVisible(self.side.indexOf(self.usage_log), s.may("req.usage"))
         # The queue for who works alerts; an admin's console opens on the
         # registry instead (the map still shows where alerts are).
-        works = (s.may("req.alerts") and self._live) or who is None
+        # A trainer in a session watches the trainees' queue (read-only: the
+        # engine refuses a trainer's alert commands) and drives the replay.
+        trainer = self.replay is not None and "trainer" in s.roles
+        works = (s.may("req.alerts") and self._live) or who is None or trainer
         self.side.setTabVisible(self.side.indexOf(self.work_split), works)
         if not works:
             self.side.setCurrentWidget(self.camera_panel if s.may("cmd.camera")
                                        else self.usage_log if s.may("req.usage")
                                        else self.gateway)
+        if self.replay is not None and self.replay_bar is not None:
+            self.replay_bar.setVisible(trainer)
+            if trainer:
+                self.replay.start()
+            else:
+                self.replay.stop()
         self.camera_admin.reset()
         self.privacy.reset()
         self.child_cards.reset()
@@ -310,6 +355,10 @@ class ConsoleWindow(QMainWindow):
         self._say_source()
         if who is not None and self.panel.alert is not None:
             self._ask_detail(self.panel.alert.id)  # asked before the sign-in, refused then
+
+    def _title(self, text: str) -> str:
+        """A window's title; in training it says so first."""
+        return self.tr("TRAINING · {0}").format(text) if self.config.training else text
 
     def _set_live(self, live: bool) -> None:
         """Show the live picture (map, CCTV, queue), or withhold it from an
@@ -405,7 +454,14 @@ class ConsoleWindow(QMainWindow):
         self.command(AssignAlert(token="", alert_id=alert_id, alert_version=version, user=user))
 
     def _each_second(self) -> None:
-        now = time.time()
+        now = self.feed.now()  # a training session's replayed time, else the wall's
+        if self.banner is not None:
+            clock = self.feed.replay_clock()
+            if clock is None:
+                self.banner.show_session("", None)
+            else:
+                t, speed, title = clock
+                self.banner.show_session(title, t, speed)
         self.alerts.tick(now)
         self.panel.tick(now)
         if self.session.may("req.shift") and now - self._shift_asked >= SHIFT_POLL_S:
@@ -424,7 +480,7 @@ class ConsoleWindow(QMainWindow):
         self.panel.set_assignable([s.user for s in reply.staff if "operator" in s.roles
                                    or "supervisor" in s.roles])
         if self.escalation_window.isVisible():
-            self.escalation.show_report(reply, since, time.time())
+            self.escalation.show_report(reply, since, self.feed.now())
 
     def open_escalation(self) -> None:
         """Show the supervisor's panel and fill it now."""
@@ -477,6 +533,8 @@ class ConsoleWindow(QMainWindow):
             if self._live:
                 self.map.set_positions(frame.x, frame.y, frame.status)
                 self._follow()
+                if self.replay is not None:
+                    self.replay.on_positions(frame.x, frame.y)
         if frame.alerts is not None:
             rows: list[AlertView] = frame.alerts  # type: ignore[assignment]
             self._alert_rows = rows
@@ -528,6 +586,8 @@ class ConsoleWindow(QMainWindow):
         self._focus_xy = (x, y)
         self.cctv.show_cameras(self._ranked_feeds(x, y, None),
                                alert_id=working.alert_id if working else None)
+        if working is not None and working.alert_id is not None:
+            self._viewed(working.alert_id)
         self._say_source()
         self.status.say("Showing the cameras around the point")
 
@@ -563,7 +623,17 @@ class ConsoleWindow(QMainWindow):
         self.grid_focus = GridFocus("alert", alert.id, alert.priority, located,
                                     alert_label(alert))
         self.cctv.show_cameras(self._ranked_feeds(x, y, None), alert_id=alert.id)
+        if located:  # the operator's choice, not the console filling the grid by itself
+            self._viewed(alert.id)
         self._say_source()
+
+    def _viewed(self, alert_id: int) -> None:
+        """Tell the engine which cameras were opened for the alert (its
+        history keeps who looked at what: the audit of CCTV use)."""
+        shown = [c for c in self.cctv.cameras_shown() if c is not None]
+        if shown and self.session.may("cmd.viewed"):
+            self.session.send(CamerasViewed(token="", alert_id=alert_id, camera_ids=shown),
+                              self._reply_said)
 
     def _say_source(self) -> None:
         label = self.grid_focus.label if self.grid_focus else ""
@@ -667,6 +737,8 @@ class ConsoleWindow(QMainWindow):
         self.sign_in_dialog.close()  # a dialog left open would keep the keyboard
         self.timer.stop()
         self.second.stop()
+        if self.replay is not None:
+            self.replay.stop()
         self.alarm.close()
         if self.session.current is not None:
             self.session.sign_out_quietly()

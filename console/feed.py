@@ -30,6 +30,7 @@ from models.messages import (
     AnyMessage,
     BadMessage,
     CameraView,
+    CommandReply,
     NoticeStatus,
     ReaderView,
     ReplayClock,
@@ -98,6 +99,7 @@ class LiveFeed:
         self._zones_changed = False
         self._stop = threading.Event()
         self._asked_at = 0.0
+        self._asked = 0  # snapshot requests sent since the last connection was made
         self._clock_heard = False  # a training session has said what time it is
         self._thread = threading.Thread(target=self._run, name="bus-worker", daemon=True)
         self.received = 0
@@ -129,13 +131,15 @@ class LiveFeed:
         with self._lock:
             return self.clock.now()
 
-    def replay_clock(self) -> tuple[float, float] | None:
-        """A training session's replayed time and speed, once it has told
-        them (None before, and on a live console)."""
+    def replay_clock(self) -> tuple[float, float, str] | None:
+        """A training session's replayed time, speed and title, once it has
+        told them (None before, and on a live console)."""
         if self.clock is None:
             return None
         with self._lock:
-            return (self.clock.now(), self.clock.speed) if self._clock_heard else None
+            if not self._clock_heard:
+                return None
+            return self.clock.now(), self.clock.speed, self.state.replay_title
 
     def token_of(self, slot: int) -> str:
         """The token of the child in ``slot`` ("" if there is none): what a
@@ -183,30 +187,33 @@ class LiveFeed:
         security = Security.console(self.config)
         sub = Subscriber(ctx, self.config.bus_sub, topics(self.config), security=security,
                          sources=self.config.bus_sources)
-        rpc = socket(ctx, zmq.DEALER)
-        security.client(rpc, "engine")
-        rpc.connect(self.config.engine_rpc)
         poller = zmq.Poller()
         poller.register(sub.sock, zmq.POLLIN)
-        poller.register(rpc, zmq.POLLIN)
+        rpc = self._dealer(ctx, security, "engine", self.config.engine_rpc, poller)
         # A trainer's controls go to the training session's own socket; its
         # answers carry ``ref`` like the engine's and join the same replies.
         replay: zmq.Socket[bytes] | None = None
         if self.config.training:
-            replay = socket(ctx, zmq.DEALER)
-            security.client(replay, "replayer")
-            replay.connect(self.config.replay_rpc)
-            poller.register(replay, zmq.POLLIN)
+            replay = self._dealer(ctx, security, "replayer", self.config.replay_rpc, poller)
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
                 if not self.state.synced and now - self._asked_at > SNAPSHOT_RETRY_S:
-                    rpc.send_multipart([b"", encode(SnapshotRequest())])
                     self._asked_at = now
+                    if not self._try_send(rpc, SnapshotRequest()) or self._asked > 1:
+                        # no connection to the engine (down, or our key was
+                        # refused before it was admitted): connect afresh
+                        poller.unregister(rpc)
+                        rpc.close(0)
+                        rpc = self._dealer(ctx, security, "engine", self.config.engine_rpc,
+                                           poller)
+                        self._asked = 0
+                    self._asked += 1
                 while not self._commands.empty():
                     cmd = self._commands.get()
                     to = replay if replay is not None and isinstance(cmd, ReplayControl) else rpc
-                    to.send_multipart([b"", encode(cmd)])
+                    if not self._try_send(to, cmd):
+                        self._unreachable(cmd)
                 events = dict(poller.poll(50))
                 if sub.sock in events:
                     self._drain_bus(sub)
@@ -223,6 +230,33 @@ class LiveFeed:
             if replay is not None:
                 replay.close(0)
             ctx.term()
+
+    @staticmethod
+    def _dealer(ctx: zmq.Context[zmq.Socket[bytes]], security: Security, server: str,
+                endpoint: str, poller: zmq.Poller) -> zmq.Socket[bytes]:
+        sock = socket(ctx, zmq.DEALER)
+        security.client(sock, server)
+        sock.connect(endpoint)
+        poller.register(sock, zmq.POLLIN)
+        return sock
+
+    @staticmethod
+    def _try_send(sock: zmq.Socket[bytes], msg: AnyMessage) -> bool:
+        """Never block the worker: a DEALER with no connection (the engine
+        down, or a handshake refused) would hold every bus read behind it."""
+        try:
+            sock.send_multipart([b"", encode(msg)], zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+
+    def _unreachable(self, cmd: AnyMessage) -> None:
+        """A command that could not leave: answered here, so the window says so."""
+        what = "training session" if isinstance(cmd, ReplayControl) else "engine"
+        with self._lock:
+            self._replies.append(CommandReply(
+                ok=False, code="unreachable", ref=int(getattr(cmd, "seq", 0)),
+                error=f"the {what} cannot be reached: nothing was done, try again"))
 
     def _drain_bus(self, sub: Subscriber) -> None:
         with self._lock:
@@ -256,6 +290,7 @@ class LiveFeed:
                 continue
             with self._lock:
                 if isinstance(reply, Snapshot):
+                    self._asked = 0  # the engine answers on this connection
                     if self.state.synced:
                         continue  # an answer to a retried request; we have one
                     if not self.state.apply_snapshot(reply):

@@ -6,6 +6,12 @@ opens the console window on the current display, waits until an SOS and a
 zone exit are in the queue, and saves what the screen shows. It needs a
 real display (Xvfb works; ``python3 -m console.bootstrap demo`` starts one),
 because only a screen grab shows what an operator would see.
+
+Then a training session of the ``after-school-rush`` scenario runs beside
+the demo's store (``console.training``) at 16x: a trainee's console with its
+SOSes in the queue (``trainee.png``) and the trainer's, with the replay bar
+and every child's trail (``trainer.png``). ``--training-only`` takes just
+those two.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -203,11 +210,156 @@ def _admin_shots(window: ConsoleWindow, cfg: Config, out: Path) -> list[Path]:
     return shots
 
 
+def _training_window(cfg: Config, user: str, password: str) -> ConsoleWindow:
+    from console.training.install import for_console
+
+    window = ConsoleWindow(for_console(cfg))
+    window.resize(1600, 960)
+    window.move(0, 0)
+    window.show()
+    window.map.fit_seoul()
+    window.start((user, password))
+    _wait(lambda: window.session.user == user, 15)
+    return window
+
+
+def _training_shots(cfg: Config, passwords: dict[str, str], out: Path) -> list[Path]:
+    """A session of ``after-school-rush`` at 16x: the trainee's console once
+    its incidents have happened (an SOS located and acknowledged), then the
+    trainer's, with the replay bar and the trails."""
+    from console import keys
+    from console.training.session import Plan, TrainingSession
+    from models.messages import AckAlert
+    from models.scenario import load_scenarios
+
+    keys.init(cfg.data_dir)  # the consoles' keys, shared with the training installation
+    scenario = {s.id: s for s in load_scenarios()}["after-school-rush"]
+    sess = TrainingSession(cfg, Plan(scenario=scenario, by="screenshots"))
+    runner = threading.Thread(target=sess.run, kwargs={"speed": 16.0}, daemon=True)
+    shots: list[Path] = []
+    try:
+        sess.start()
+        runner.start()
+        trainee = _training_window(cfg, "operator1", passwords["operator1"])
+        t0 = sess.source.t0
+        # the scenario's incidents are 150 to 260 s in: wait for them all
+        _wait(lambda: sess.player.t - t0 >= 300 and len(trainee.alerts.alerts()) >= 3, 60)
+        soses = sorted((a for a in trainee.alerts.alerts() if a.kind == "sos"),
+                       key=lambda a: a.id)
+        if soses:
+            first = soses[0]
+            trainee.command(AckAlert(token="", alert_id=first.id, alert_version=first.version))
+            pump(1.0)
+            trainee.alerts.select_alert(first.id)
+            trainee.locate(next((a for a in trainee.alerts.alerts() if a.id == first.id),
+                                first))
+        pump(2.5)
+        shots.append(grab(trainee, out / "trainee.png"))
+        trainee.close()
+        trainer = _training_window(cfg, "trainer1", passwords["trainer1"])
+        replay = trainer.replay
+        _wait(lambda: replay is not None and replay.status is not None, 15)
+        zone = next((z for z in trainer._zones if z.name == scenario.site), None)
+        if zone is not None:
+            x, y = to_map(zone.lat, zone.lon)
+            trainer.map.center_on(float(x), float(y), 800.0)
+        # trails grow from when the trainer's console joined: 5 s of session
+        # time a sample, so a few wall seconds at 16x give them length
+        _wait(lambda: replay is not None and len(replay.trails) >= 30, 30)
+        pump(1.5)
+        shots.append(grab(trainer, out / "trainer.png"))
+        trainer.close()
+    finally:
+        sess.stop_event.set()
+        if runner.is_alive():
+            runner.join(20)
+        sess.close()
+    return shots
+
+
+def _demo_shots(cfg: Config, passwords: dict[str, str], args: argparse.Namespace
+                ) -> dict[str, object]:
+    """The demo's shots, on the running demo; what they showed, for the summary."""
+    with Supervisor(cfg, DEMO):
+        window = ConsoleWindow(cfg)
+        window.resize(1600, 960)
+        window.move(0, 0)
+        window.show()
+        window.map.fit_seoul()
+        window.start(("supervisor1", passwords["supervisor1"]))
+        deadline = time.monotonic() + args.timeout
+        kinds: set[str] = set()
+        while time.monotonic() < deadline and not {"sos", "zone_exit"} <= kinds:
+            pump(0.2)
+            kinds = {a.kind for a in window.alerts.alerts()}
+        _stage_alerts(cfg, passwords)
+        pump(2.0)
+        kinds = {a.kind for a in window.alerts.alerts()}
+        states = {a.state for a in window.alerts.alerts()}
+        sos = next((a for a in window.alerts.alerts()
+                    if a.kind == "sos" and a.state == "in_progress"), None)
+        if sos is not None:
+            window.alerts.select_alert(sos.id)
+        pump(2.0)
+        shots = [grab(window, args.out / "console.png")]
+        if sos is not None:
+            window.locate(sos)
+        # The CCTV tiles of the alert's nearest cameras start playing.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(
+                t.state != "live" for t in window.cctv.visible_tiles() if t.feed is not None):
+            pump(0.2)
+        pump(2.0)
+        shots.append(grab(window, args.out / "alert-located.png"))
+        tiles = [t.state for t in window.cctv.visible_tiles()]
+        if sos is not None:  # the SOS child's card, its trail on the map
+            window.detail_tabs.setCurrentWidget(window.child_card)
+            if _wait(lambda: window.child_card.card is not None, 15):
+                pump(1.0)
+                shots.append(grab(window, args.out / "child-card.png"))
+            window.detail_tabs.setCurrentWidget(window.panel)
+        # Let the new P1s miss their 30 s acknowledgement: escalated rows.
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and not any(
+                a.breaches for a in window.alerts.alerts()):
+            pump(0.5)
+        window.open_escalation()
+        window.escalation_window.move(0, 0)
+        pump(3.0)
+        shots.append(grab(window.escalation_window, args.out / "escalation.png"))
+        window.escalation_window.hide()
+        window.side.setCurrentWidget(window.gateway)
+        pump(2.5)
+        shots.append(grab(window, args.out / "gateway.png"))
+        window.session.sign_out()
+        window.session.sign_in("admin1", passwords["admin1"])
+        pump(2.0)
+        window.side.setCurrentWidget(window.camera_panel)
+        pump(3.0)
+        shots.append(grab(window, args.out / "cameras.png"))
+        shots += _admin_shots(window, cfg, args.out)
+        shots += _privacy_shots(window, passwords, sos.id if sos else None, args.out)
+        summary = {
+            "shots": [str(s) for s in shots],
+            "alert_kinds": sorted(kinds),
+            "alert_states": sorted(states),
+            "alert_rows": window.alerts.model.rowCount(),
+            "children": window.status.children.text(),
+            "bus": window.status.bus.text(),
+            "tiles": tiles,
+            "shown": window.cctv.cameras_shown(),
+        }
+        window.close()
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m console.screenshots", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("resources/screenshots"))
     p.add_argument("--children", type=int, default=None)
     p.add_argument("--timeout", type=float, default=90.0)
+    p.add_argument("--training-only", action="store_true",
+                   help="only the training session's shots (trainee.png, trainer.png)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -228,80 +380,17 @@ def main(argv: list[str] | None = None) -> int:
         app = QApplication(sys.argv[:1])
         apply_theme(app)
         summary: dict[str, object] = {}
-        with Supervisor(cfg, DEMO):
-            window = ConsoleWindow(cfg)
-            window.resize(1600, 960)
-            window.move(0, 0)
-            window.show()
-            window.map.fit_seoul()
-            window.start(("supervisor1", passwords["supervisor1"]))
-            deadline = time.monotonic() + args.timeout
-            kinds: set[str] = set()
-            while time.monotonic() < deadline and not {"sos", "zone_exit"} <= kinds:
-                pump(0.2)
-                kinds = {a.kind for a in window.alerts.alerts()}
-            _stage_alerts(cfg, passwords)
-            pump(2.0)
-            kinds = {a.kind for a in window.alerts.alerts()}
-            states = {a.state for a in window.alerts.alerts()}
-            sos = next((a for a in window.alerts.alerts()
-                        if a.kind == "sos" and a.state == "in_progress"), None)
-            if sos is not None:
-                window.alerts.select_alert(sos.id)
-            pump(2.0)
-            shots = [grab(window, args.out / "console.png")]
-            if sos is not None:
-                window.locate(sos)
-            # The CCTV tiles of the alert's nearest cameras start playing.
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and any(
-                    t.state != "live" for t in window.cctv.visible_tiles() if t.feed is not None):
-                pump(0.2)
-            pump(2.0)
-            shots.append(grab(window, args.out / "alert-located.png"))
-            tiles = [t.state for t in window.cctv.visible_tiles()]
-            if sos is not None:  # the SOS child's card, its trail on the map
-                window.detail_tabs.setCurrentWidget(window.child_card)
-                if _wait(lambda: window.child_card.card is not None, 15):
-                    pump(1.0)
-                    shots.append(grab(window, args.out / "child-card.png"))
-                window.detail_tabs.setCurrentWidget(window.panel)
-            # Let the new P1s miss their 30 s acknowledgement: escalated rows.
-            deadline = time.monotonic() + 45
-            while time.monotonic() < deadline and not any(
-                    a.breaches for a in window.alerts.alerts()):
-                pump(0.5)
-            window.open_escalation()
-            window.escalation_window.move(0, 0)
-            pump(3.0)
-            shots.append(grab(window.escalation_window, args.out / "escalation.png"))
-            window.escalation_window.hide()
-            window.side.setCurrentWidget(window.gateway)
-            pump(2.5)
-            shots.append(grab(window, args.out / "gateway.png"))
-            window.session.sign_out()
-            window.session.sign_in("admin1", passwords["admin1"])
-            pump(2.0)
-            window.side.setCurrentWidget(window.camera_panel)
-            pump(3.0)
-            shots.append(grab(window, args.out / "cameras.png"))
-            shots += _admin_shots(window, cfg, args.out)
-            shots += _privacy_shots(window, passwords, sos.id if sos else None, args.out)
-            summary = {
-                "shots": [str(s) for s in shots],
-                "alert_kinds": sorted(kinds),
-                "alert_states": sorted(states),
-                "alert_rows": window.alerts.model.rowCount(),
-                "children": window.status.children.text(),
-                "bus": window.status.bus.text(),
-                "tiles": tiles,
-                "shown": window.cctv.cameras_shown(),
-            }
-            window.close()
+        if not args.training_only:
+            summary = _demo_shots(cfg, passwords, args)
+        # the demo has stopped: its store, accounts and keys stay for the session
+        training = _training_shots(cfg, passwords, args.out)
+        summary["shots"] = [*summary.get("shots", []), *map(str, training)]  # type: ignore[misc]
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)  # the run's store, sockets and logs
     print(json.dumps(summary, ensure_ascii=False))
-    return 0 if {"sos", "zone_exit"} <= kinds else 1
+    kinds = set(summary.get("alert_kinds", ()))  # type: ignore[call-overload]
+    return 0 if (args.training_only or {"sos", "zone_exit"} <= kinds) and len(training) == 2 \
+        else 1
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ class ConsoleState:
         the session's ``replay.clock`` (None: the wall's)."""
         self.processes = processes
         self.clock = clock
+        self.replay_title = ""  # a training session's title, from its clock
         self.tokens: list[str] = []
         self.zones: list[ZoneView] = []
         self.zones_dirty = False
@@ -180,7 +181,8 @@ class ConsoleState:
         and fetch a snapshot."""
         if isinstance(msg, ReplayClock):  # a training session's time
             if self.clock is not None:
-                self.clock.set(msg.t, msg.speed)
+                self.clock.set(msg.t, msg.speed, msg.epoch)
+                self.replay_title = msg.title
             return True
         if isinstance(msg, CamStatus):  # the relay's word; not part of the engine's state
             self.camera_states[msg.camera_id] = (msg.state, msg.detail)

@@ -1035,6 +1035,10 @@ class ReplayClock(Message, tag="replay.clock"):
 
     t: float
     speed: float
+    # A seek back restarts the session's time (the one case it goes
+    # backwards): each restart numbers a new epoch.
+    epoch: int = 0
+    title: str = ""  # the scenario's title or the period, for trainees' banners
 
 
 class ReplayMark(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):

@@ -6,8 +6,8 @@ must run at the replay's speed, or deadlines and countdowns would be
 nonsense at 8x. The session publishes ``replay.clock`` (the time and the
 speed) before every batch it plays and ten times a second between; each
 receiver turns the latest one into "now" by running it forward at that
-speed from when it arrived. It never runs backwards: a seek back restarts
-the training engine, and a late message is ignored.
+speed from when it arrived. It never runs backwards, except when a seek
+back starts a new epoch (the training engine restarts then; consoles jump).
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ class SessionClock:
         self._t = start  # replayed time at _at
         self._at = monotonic()
         self.speed = 0.0  # paused until the session says otherwise
+        self.epoch = 0
 
-    def set(self, t: float, speed: float) -> None:
-        """The session's latest word: time ``t`` now, moving at ``speed``."""
-        now = max(t, self.now())  # never backwards (a message overtaken by a later one)
+    def set(self, t: float, speed: float, epoch: int = 0) -> None:
+        """The session's latest word: time ``t`` now, moving at ``speed``.
+        Within an epoch it never goes backwards (a message overtaken by a
+        later one); a new epoch (a seek back) starts where it says."""
+        now = t if epoch != self.epoch else max(t, self.now())
         self._t, self._at, self.speed = now, self._mono(), max(0.0, speed)
+        self.epoch = epoch
 
     def now(self) -> float:
         return self._t + (self._mono() - self._at) * self.speed

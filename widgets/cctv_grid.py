@@ -19,6 +19,11 @@ Why it works this way:
   The native video windows are reparented, not recreated; if Qt ever hands
   out a new window id, the affected players are re-pointed at it.
 
+- ``set_placeholder(text)`` plays nothing and says ``text`` in each tile
+  under its camera's name (a training session has no video relay): the
+  ranking and the tiles' names stay, so a trainee still sees which cameras
+  they opened.
+
 ``python -m widgets.cctv_grid URL [URL …]`` runs the grid alone.
 """
 
@@ -181,6 +186,7 @@ class CctvGrid(QWidget):
         self.tiles: list[CctvTile] = []
         self._wall: VideoWall | None = None
         self._released = False
+        self._placeholder = ""
 
         # toolbar
         self.title = ElidedLabel("CCTV", keep=40)
@@ -325,6 +331,19 @@ class CctvGrid(QWidget):
         full = self.title.full_text()
         return full.removeprefix("CCTV · ") if full != "CCTV" else ""
 
+    def set_placeholder(self, text: str) -> None:
+        """Play nothing; each tile says ``text`` under its camera's name ("":
+        play again)."""
+        self._placeholder = text
+        for tile in self.tiles:
+            tile.set_placeholder(text)
+        self._apply(handover=False)
+
+    @property
+    def no_video_text(self) -> str:
+        """What the tiles say instead of playing ("" when they play)."""
+        return self._placeholder
+
     def take_snapshot(self, tile_index: int) -> Path | None:
         """Snapshot of one tile (the buttons do the same)."""
         return self.tiles[tile_index].take_snapshot()
@@ -343,6 +362,7 @@ class CctvGrid(QWidget):
         while len(self.tiles) < count:
             tile = CctvTile(self._instance, len(self.tiles), self.snapshot_dir)
             tile.alert_id = self.alert_id
+            tile.set_placeholder(self._placeholder)
             tile.snapshot_taken.connect(self.snapshot_taken)
             tile.state_changed.connect(self.state_changed)
             self.tiles.append(tile)
@@ -375,7 +395,7 @@ class CctvGrid(QWidget):
             if tile.set_camera(feed, rank=ranks.get(cam, 0) if cam is not None else 0,
                                relay_state=relay[0] if relay else None, handover=handover):
                 restarted.append(i)
-        if any(t.feed is not None for t in self.tiles):
+        if any(t.feed is not None for t in self.tiles) and not self._placeholder:
             if not self._poll.isActive():
                 self._poll.start()
         else:

@@ -17,8 +17,13 @@ Why it looks like this:
 - A tile never writes anything but its snapshot file; it emits signals and
   the window turns them into commands.
 
+A tile can also stand in for video it will not get (``set_placeholder``:
+a training session has no relay): it keeps the camera's name and rank and
+says why there is no picture, instead of a black surface that looks broken.
+
 Colours are in QSS: the tile exposes dynamic properties ``state`` (on the
-tile and on ``QLabel#cctvState``), ``handover`` and ``flash`` (on the tile).
+tile and on ``QLabel#cctvState``), ``handover``, ``flash`` and
+``placeholder`` (on the tile).
 """
 
 from __future__ import annotations
@@ -193,6 +198,7 @@ class CctvTile(QFrame):
         self._last_progress = 0.0
         self._started_at = 0.0
         self._flashes_left = 0
+        self._placeholder = ""  # said instead of playing, when set
 
         self.rank = QLabel("")
         self.rank.setObjectName("cctvRank")
@@ -225,12 +231,20 @@ class CctvTile(QFrame):
         row.addWidget(self.badge)
         row.addWidget(self.snap)
         self.video = VideoSurface()
+        self.no_video = QLabel("")
+        self.no_video.setObjectName("cctvNoVideo")
+        self.no_video.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_video.setWordWrap(True)
+        self.no_video.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.no_video.hide()
         box = QVBoxLayout(self)
         box.setContentsMargins(3, 3, 3, 3)
         box.setSpacing(2)
         box.addWidget(header)
         box.addWidget(self.video, 1)
+        box.addWidget(self.no_video, 1)
         self.setProperty("state", "idle")
+        self.setProperty("placeholder", "false")
         self.setProperty("handover", "false")
         self.setProperty("flash", "false")
 
@@ -256,6 +270,11 @@ class CctvTile(QFrame):
         return self._detail
 
     @property
+    def no_video_text(self) -> str:
+        """What the tile says instead of playing ("" when it plays)."""
+        return self._placeholder
+
+    @property
     def in_handover(self) -> bool:
         return bool(self.property("handover") == "true")
 
@@ -277,8 +296,9 @@ class CctvTile(QFrame):
         if feed is not None and self.feed is not None and feed.camera_id == self.feed.camera_id:
             if feed.name != self.feed.name:
                 self._show_name(feed)
-            if feed.url == self.feed.url:
+            if feed.url == self.feed.url or self._placeholder:
                 self.feed = feed
+                self._say_placeholder()
                 return False
         previous = self.feed
         self.feed = feed
@@ -290,12 +310,17 @@ class CctvTile(QFrame):
             self.name.setToolTip("")
             self._end_cue()
             self._show("idle", "")
+            self._say_placeholder()
             return False
         self._show_name(feed)
         self._failures = 0
-        self._start(feed)
-        self.starts += 1
-        self._show(worse("connecting", relay_state), "")  # never the old camera's state
+        if self._placeholder:
+            self._show("idle", "")
+            self._say_placeholder()
+        else:
+            self._start(feed)
+            self.starts += 1
+            self._show(worse("connecting", relay_state), "")  # never the old camera's state
         if handover and previous is not None:
             self._begin_cue(tile_title(previous.camera_id, previous.name))
         return True
@@ -305,6 +330,32 @@ class CctvTile(QFrame):
         # Without the query: it holds the session's relay token, not for the screen.
         where = feed.url.split("?", 1)[0]
         self.name.setToolTip(f"{feed.name}\ncamera {feed.camera_id} · {where}")
+
+    def set_placeholder(self, text: str) -> None:
+        """Say ``text`` (with the camera's name) where the video would be, and
+        play nothing; "" plays the tile's camera again."""
+        if text == self._placeholder:
+            return
+        self._placeholder = text
+        self.video.setVisible(not text)
+        self.no_video.setVisible(bool(text))
+        self.setProperty("placeholder", "true" if text else "false")
+        _restyle(self)
+        if text:
+            self._stop()
+            self._show("idle", "")
+            self._say_placeholder()
+        elif self.feed is not None:
+            self._start(self.feed)
+            self.starts += 1
+            self._show(worse("connecting", self._relay_state), "")
+
+    def _say_placeholder(self) -> None:
+        if not self._placeholder:
+            return
+        feed = self.feed
+        self.no_video.setText(self._placeholder if feed is None else
+                              f"{feed.name}\ncamera {feed.camera_id}\n\n{self._placeholder}")
 
     def set_rank(self, rank: int) -> None:
         """Rank of the camera in the current ranking (1 = nearest); 0 hides it."""
@@ -331,7 +382,7 @@ class CctvTile(QFrame):
         the alert, camera and time, so a frame stays traceable even if the
         evidence command that links it is lost.
         """
-        if self._player is None or self.feed is None:
+        if self._player is None or self.feed is None or self._placeholder:
             return None
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
@@ -348,7 +399,8 @@ class CctvTile(QFrame):
     def rebind_window(self) -> None:
         """Point the player at the video surface's window again if Qt recreated it
         (after a reparent); libvlc picks a new window up only when it restarts."""
-        if self._player is None or self.feed is None or not self._bound_window:
+        if (self._player is None or self.feed is None or not self._bound_window
+                or self._placeholder):
             return
         wid = int(self.video.winId())
         if wid != self._bound_window:
@@ -369,7 +421,7 @@ class CctvTile(QFrame):
     def poll(self, now: float | None = None) -> None:
         """Read the player's state (GUI thread only); reconnect when due."""
         now = time.monotonic() if now is None else now
-        if self.feed is None or self._player is None:
+        if self.feed is None or self._player is None or self._placeholder:
             return
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_at = None

@@ -14,6 +14,8 @@ Public API (positions in EPSG:5179 metres; see `models.geo.to_map`):
   length; status 0 = outside every zone, 1 = inside a zone, 2 = alert.
   NaN x or y means "no position": not drawn.
 - ``set_zones([(name, lat, lon, radius_m), ...])``: WGS84 centres.
+- ``set_trails(x, y)``: every child's trail as one curve with NaN breaks
+  (the trainer's map; ``models.trails``), ``clear_trails()``.
 - ``center_on(x, y, span_m=800.0)``, ``fit_seoul()``,
   ``highlight(x, y)``, ``clear_highlight()``.
 - ``set_cameras(x, y, cones, offline, unplayable=None, ids=None)``: camera
@@ -108,6 +110,7 @@ DEFAULTS: dict[str, str] = {
     "cameraFillColor": "#40f59e0b",
     "cameraOfflineColor": "#9ca3af",
     "trailColor": "#fbbf24",
+    "trailsColor": "#80c4b5fd",  # every child's trail (the trainer's map)
 }
 def _color_property(key: str) -> Property:
     def getter(self: MapView) -> QColor:
@@ -142,6 +145,7 @@ class MapView(QWidget):
     alertColor = _color_property("alertColor")
     highlightColor = _color_property("highlightColor")
     trailColor = _color_property("trailColor")
+    trailsColor = _color_property("trailsColor")
     readerColor = _color_property("readerColor")
     readerFillColor = _color_property("readerFillColor")
     cameraColor = _color_property("cameraColor")
@@ -185,6 +189,8 @@ class MapView(QWidget):
         self._markers = MarkerLayer()
         self._highlight = HighlightRing()
         self._trail = pg.PlotCurveItem(antialias=True)
+        # Every child's trail in one curve, NaN between children (models.trails).
+        self._trails = pg.PlotCurveItem(connect="finite", antialias=False)
         for item, z in (
             (self._dong_layer, _Z_DONG),
             (self._district_layer, _Z_DISTRICT),
@@ -194,6 +200,7 @@ class MapView(QWidget):
             (self._offline_cone_layer, _Z_ZONE),
             (self._unplayable_cone_layer, _Z_ZONE),
             (self._reader_layer, _Z_ZONE),
+            (self._trails, _Z_ZONE + 0.5),  # under the markers it leads to
             (self._markers, _Z_MARKER),
             (self._trail, _Z_MARKER),
             (self._highlight, _Z_HIGHLIGHT),
@@ -397,6 +404,20 @@ class MapView(QWidget):
         data = self._trail.getData()
         return 0 if data[0] is None else len(data[0])
 
+    def set_trails(self, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> None:
+        """Draw every child's trail at once: one polyline per child, NaN
+        between children (``models.trails.Trails.segments``)."""
+        self._trails.setData(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64),
+                             connect="finite")
+
+    def clear_trails(self) -> None:
+        self._trails.setData([], [])
+
+    def trails_points(self) -> int:
+        """Points in every child's trails, breaks included (what tests read)."""
+        data = self._trails.getData()
+        return 0 if data[0] is None else len(data[0])
+
     def highlighted(self) -> tuple[float, float] | None:
         """The ringed point in metres, if any."""
         p = self._highlight.point
@@ -449,6 +470,7 @@ class MapView(QWidget):
         )
         self._highlight.set_color(c["highlightColor"])
         self._trail.setPen(pg.mkPen(c["trailColor"], width=2.5))
+        self._trails.setPen(pg.mkPen(c["trailsColor"], width=1.5))
         halo = QColor(c["backgroundColor"])
         halo.setAlpha(150)
         for label in self._district_labels:

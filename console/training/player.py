@@ -61,8 +61,10 @@ def merge(batches: list[FixBatch]) -> FixBatch:
 class Player:
     def __init__(self, source: Source, send: Callable[[Message], object],
                  restart_engine: Callable[[float], None],
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, title: str = "") -> None:
         self.source = source
+        self.title = title
+        self.epoch = 0  # a seek back starts the next
         self.send = send
         self.restart_engine = restart_engine
         self.mono = monotonic
@@ -106,6 +108,7 @@ class Player:
         if t < self.t:
             self.restart_engine(self.source.t0)
             self.source.restart()
+            self.epoch += 1
             self.t = self.source.t0
             self._clock_at = 0.0
         self.target = t
@@ -150,5 +153,5 @@ class Player:
 
     def _tell_clock(self, speed: float | None = None) -> None:
         self.send(ReplayClock(t=self.t, speed=self.running_speed() if speed is None
-                              else speed))
+                              else speed, epoch=self.epoch, title=self.title))
         self._clock_at = self.mono()

@@ -150,7 +150,8 @@ class TrainingSession:
         _, self.sessions = open_store(self.train.db_url)
         self.users = SessionBook(self.sessions, training=True)
         self.commands = CommandTable(self.users, {ReplayControl: Entry(self._control)})
-        self.player = Player(self.source, self.pub.send, self._restart_engine)
+        self.player = Player(self.source, self.pub.send, self._restart_engine,
+                             title=self.plan.title)
         self.engine_pid = self._wait_for_engine(0)
         log.info("training session ready: %s (%s), bus %s", self.plan.title,
                  "scenario" if self.plan.scenario else "recorded period", self.train.bus_sub)

@@ -353,3 +353,56 @@ def test_commands_starting_together_make_one_set_of_keys(tmp_path: Path) -> None
     assert all(s == seen[0] for s in seen) and len(seen[0]) >= 7
     for name, public in seen[0].items():
         assert keys.load(tmp_path, name).public.decode() == public
+
+
+def test_a_second_workstation_with_only_its_copied_keys_runs_a_console_over_tcp(
+        tcp_backend: Backend, tmp_path: Path) -> None:
+    """Another host: its own data dir holding only what ``keys add`` says to
+    copy (its key pair, the bus's and the engine's public keys) and a config
+    naming the backend's host and ports. Its console's bus worker syncs,
+    signs in, and sees an SOS raised at the backend. (The key is made a
+    moment before the console starts: if the engine refuses the first
+    handshake, before it admits the key, the console connects afresh.)"""
+    import shutil
+
+    from console.config import Config
+    from console.feed import LiveFeed
+    from models.console_state import BusState
+    from models.messages import SignedIn
+
+    cfg = tcp_backend.config
+    keys.create(cfg.data_dir, "console-ws3")
+    ws = Config(data_dir=tmp_path / "ws3", bus_transport="tcp", bus_host="127.0.0.1",
+                bus_pub_port=cfg.bus_pub_port, bus_sub_port=cfg.bus_sub_port,
+                engine_port=cfg.engine_port, console_key="console-ws3")
+    folder = keys.keys_dir(ws.data_dir)
+    folder.mkdir(parents=True)
+    for name in ("console-ws3.key_secret", "console-ws3.key", "bus.key", "engine.key"):
+        shutil.copy(keys.keys_dir(cfg.data_dir) / name, folder / name)
+    assert not (ws.data_dir / "childsafe.sqlite3").exists()  # no store on a workstation
+    feed = LiveFeed(ws)
+    feed.start()
+    try:
+        deadline = time.monotonic() + 15
+        frame = feed.take()
+        while frame.state not in (BusState.LIVE, BusState.DEGRADED) or not frame.children:
+            assert time.monotonic() < deadline, \
+                f"the workstation never synced: {frame.state} {feed.received} {feed.rejected}"
+            time.sleep(0.1)
+            frame = feed.take()
+        ref = feed.send(SignIn(user="operator2", password=TEST_PASSWORD, console="ws3"))
+        device = tcp_backend.roster[7].device_id
+        status, _ = tcp_backend.fix(device, 37.5444, 127.0374, alarm="sos")
+        assert status == 200
+        signed = sos = False
+        while not (signed and sos):
+            assert time.monotonic() < deadline + 10, (signed, sos)
+            frame = feed.take()
+            signed = signed or any(isinstance(r, SignedIn) and r.ref == ref
+                                   for r in frame.replies)
+            sos = sos or any(getattr(a, "device_id", "") == device
+                             for a in (frame.alerts or []))
+            time.sleep(0.05)
+    finally:
+        feed.stop()
+    assert not (ws.data_dir / "childsafe.sqlite3").exists()
