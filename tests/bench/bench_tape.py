@@ -6,9 +6,9 @@ how much disk an hour takes, how much of a core writing it costs, and how
 long a trainer waits to read a period back, at the demo's load and at a
 city district's.
 
-The traffic is real encoded bus messages (``models.messages``), one
-``FixBatch`` from the gateway and one ``PositionBatch`` from the engine per
-50 ms batch window, for:
+The traffic is real encoded bus messages (``models.messages``) of the
+topics the recorder tapes (``TAPE_TOPICS``: not the engine's position
+batches), one ``FixBatch`` from the gateway per 50 ms batch window, for:
 
 - **demo**: 2,600 children (the pilot's), one fix per child every 10 s;
 - **100k**: 100,000 children, one fix every 8 s.
@@ -60,7 +60,6 @@ from models.messages import (
     AlertUpdated,
     AlertView,
     FixBatch,
-    PositionBatch,
     ZoneCounts,
     encode,
     pack,
@@ -160,8 +159,8 @@ def traffic(children: int, interval_s: float, seconds: float, seed: int = 7,
 
 def _positions(kids: Children, who: np.ndarray, at: float, rng: np.random.Generator,
                stamp: Any) -> Iterator[Frame]:
-    """The gateway's fix batch for the children reporting in this window,
-    then the engine's positions for them (they move first)."""
+    """The gateway's fix batch for the children reporting in this window
+    (they move first)."""
     n = len(who)
     if not n:
         return
@@ -183,12 +182,6 @@ def _positions(kids: Children, who: np.ndarray, at: float, rng: np.random.Genera
         battery=pack("battery", kids.battery[who]), flags=pack("flags", flags),
         protocol="watch", journal="a1b2c3d4", journal_seq=envelope["seq"], **envelope)
     yield at, b"fix.batch", encode(fixes)
-    inside = (rng.random(n) < 0.3).astype(np.uint8)
-    pos = PositionBatch(
-        slots=pack("slots", who.astype(np.uint32)), t=pack("t", t),
-        lat=pack("lat", kids.lat[who]), lon=pack("lon", kids.lon[who]),
-        inside=pack("inside", inside), flags=pack("flags", flags), **stamp("engine", at))
-    yield at + 0.003, b"pos.batch", encode(pos)
 
 
 def write(frames: list[Frame], directory: Path, compress: bool) -> dict[str, Any]:
