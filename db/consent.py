@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import delete, false, func, not_, or_, select
 from sqlalchemy.orm import Session
@@ -36,6 +37,7 @@ from models.consent import (
 # +82 10 1234 5678); 7 to 15 digits (E.164's longest) in all.
 _PHONE = re.compile(r"\+?[0-9 -]+")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+WITHDRAWAL = "withdrawal"  # the usage-log action of a withdrawal (the recorder watches for it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,17 @@ class WithdrawalReport:
             plural = "s" if len(self.open_alerts) > 1 else ""
             text += f", {self.kept} kept for open alert{plural} {ids}{more}"
         return text
+
+
+class WithdrawalScope(NamedTuple):
+    """The child's fixes a withdrawal removes (``withdrawal_scope``)."""
+
+    child_id: int
+    device_ids: tuple[str, ...]  # sorted
+    # (from, to) device time, both included: an open alert's case needs
+    # the fixes from CASE_LEAD_S before it opened until the withdrawal
+    windows: tuple[tuple[float, float], ...]
+    open_alerts: tuple[int, ...]  # their ids, by id
 
 
 def _text(field: str, value: str, limit: int, required: bool = True) -> str:
@@ -198,7 +211,7 @@ def give(session: Session, child_token: str, guardian_id: int | None,
 def withdraw(session: Session, child_token: str, by: str, now: float) -> WithdrawalReport:
     """Withdraw every consent of the child and delete its location history.
 
-    The fixes of all its devices (``_devices_of``) go at once (§24),
+    The fixes of all its devices (``withdrawal_scope``) go at once (§24),
     except those an open alert's case needs: from ``CASE_LEAD_S`` before it
     opened until now. Those stay with the case; retention deletes them when
     it closes.
@@ -213,31 +226,47 @@ def withdraw(session: Session, child_token: str, by: str, now: float) -> Withdra
     for consent in in_force:
         consent.withdrawn_at = now
         consent.withdrawn_by = by
-    device_ids = _devices_of(session, child.id)
-    open_alerts = session.execute(
-        select(Alert.id, Alert.opened_at)
-        .where(Alert.child_id == child.id, Alert.state != "resolved")
-        .order_by(Alert.id)).all()
-    windows = [Fix.t.between(opened_at - CASE_LEAD_S, now) for _, opened_at in open_alerts]
+    scope = _scope(session, child, now)
+    windows = [Fix.t.between(lo, hi) for lo, hi in scope.windows]
     in_case = or_(*windows) if windows else false()
     deleted = kept = 0
-    if device_ids:
-        mine = Fix.device_id.in_(device_ids)
+    if scope.device_ids:
+        mine = Fix.device_id.in_(scope.device_ids)
         result = session.execute(delete(Fix).where(mine, not_(in_case)),
                                  execution_options={"synchronize_session": False})
         deleted = int(result.rowcount or 0)  # type: ignore[attr-defined]
         kept = int(session.scalar(select(func.count()).select_from(Fix)
                                   .where(mine, in_case)) or 0)
-    report = WithdrawalReport(child.token, len(in_force), deleted, kept,
-                              tuple(a for a, _ in open_alerts), None)
+    report = WithdrawalReport(child.token, len(in_force), deleted, kept, scope.open_alerts,
+                              None)
     if not in_force and not deleted:
         return report
     seq = usage_log.append(session, at=now, actor=by, subject=child.token,
-                           action="withdrawal",
-                           alert_id=open_alerts[0][0] if len(open_alerts) == 1 else None,
+                           action=WITHDRAWAL,
+                           alert_id=scope.open_alerts[0] if len(scope.open_alerts) == 1 else None,
                            detail=report.summary()[:500])
     return WithdrawalReport(report.child_token, report.withdrawn, deleted, kept,
                             report.open_alerts, seq)
+
+
+def withdrawal_scope(session: Session, child_token: str, now: float) -> WithdrawalScope:
+    """What a withdrawal of the child at ``now`` removes: the fixes of
+    these devices, except those whose device time falls in one of these
+    case windows. ``withdraw`` deletes that from the store; the recorder
+    takes the same off the tape (``db.tape_redaction``), so both keep
+    exactly what an open case needs."""
+    return _scope(session, _child(session, child_token), _time(now))
+
+
+def _scope(session: Session, child: Child, now: float) -> WithdrawalScope:
+    open_alerts = session.execute(
+        select(Alert.id, Alert.opened_at)
+        .where(Alert.child_id == child.id, Alert.state != "resolved")
+        .order_by(Alert.id)).all()
+    return WithdrawalScope(
+        child.id, tuple(_devices_of(session, child.id)),
+        tuple((opened_at - CASE_LEAD_S, now) for _, opened_at in open_alerts),
+        tuple(alert_id for alert_id, _ in open_alerts))
 
 
 def _devices_of(session: Session, child_id: int) -> list[str]:

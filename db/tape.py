@@ -63,6 +63,12 @@ in the middle is skipped, counted in ``TapeReader.skipped`` and logged with
 the reason; readers resynchronise on the next block's magic. Nothing here
 raises on bad data.
 
+**Withdrawals.** A guardian's withdrawal takes the child's fixes off the
+tape too: ``db.tape_redaction`` rewrites each segment that holds them
+(beside it, then renamed over it), so a reader sees the old file or the
+new one; the recorder redacts only segments its writer is done with
+(``TapeWriter.frontier``) and closes the writer for the open one.
+
 **Order.** Records are stored in the order they were appended, and their
 times never go back: a wall clock that steps backwards is clamped to the
 last time written (also across restarts: the writer starts from the
@@ -476,6 +482,21 @@ class TapeWriter:
     def pending(self) -> int:
         return len(self._pending)
 
+    def frontier(self) -> float:
+        """The start of the earliest hour this writer may still write to
+        (that of the newest record it appended or found on the tape; -inf
+        for an empty tape). Its times never go back, so every segment
+        before this hour is closed for good: ``db.tape_redaction`` rewrites
+        those while the writer goes on. The repair the writer owes the
+        newest segment at start is done here first, so that it never runs
+        over a segment being rewritten."""
+        if self._floor is None:
+            self._floor = self._newest_on_tape()
+        self._repair_newest(None)
+        if self._floor == -math.inf:
+            return -math.inf
+        return float(int(self._floor // HOUR_S) * HOUR_S)
+
     # -------------------------------------------------------------- blocks
     def _build(self, records: list[tuple[float, int, bytes, bytes]]) -> tuple[bytes, BlockInfo]:
         parts: dict[int, list[bytes]] = {}
@@ -547,11 +568,7 @@ class TapeWriter:
             return self._open
         self._close_segment()
         path = segment_path(self.dir, hour)
-        if not self._repaired:  # a crash in an earlier hour left its tail there
-            newest = segments(self.dir)[-1:]
-            if newest and newest[0][1] != path:
-                _recover(newest[0][1])
-            self._repaired = True
+        self._repair_newest(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         end = _recover(path)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -562,6 +579,16 @@ class TapeWriter:
             raise
         self._open = _Open(hour, fd, idx_fd, end, os.fstat(idx_fd).st_size)
         return self._open
+
+    def _repair_newest(self, path: Path | None) -> None:
+        """Once: repair the newest segment on the tape unless it is ``path``
+        (which its opening repairs): a crash in an earlier hour left its
+        tail there."""
+        if not self._repaired:
+            newest = segments(self.dir)[-1:]
+            if newest and newest[0][1] != path:
+                _recover(newest[0][1])
+            self._repaired = True
 
     def _close_segment(self) -> None:
         if self._open is not None:
