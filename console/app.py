@@ -24,7 +24,9 @@ TRAINING banner, the theme's training colours (the ``training`` property),
 "TRAINING ·" in the title, clocks on the session's replayed time
 (``LiveFeed.now``), and CCTV tiles that say there is no video instead of
 showing black. A trainer also gets the replay bar and every child's trail
-(``console.replay_controller``).
+(``console.replay_controller``). On the live console a trainer gets the
+Training tab instead, to pick, start and end sessions
+(``console.training_panel_controller``).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from console.replay_controller import ReplayController
 from console.session import Session
 from console.theme import apply_theme
 from console.training import player
+from console.training_panel_controller import TrainingPanelController
 from models.cameras import CameraIndex
 from models.geo import place_name, to_map, to_wgs84
 from models.messages import (
@@ -193,6 +196,10 @@ class ConsoleWindow(QMainWindow):
         # The admin's Zones and Enrolment tabs (shown to admins only) and the
         # map's zone editor, which only the Zones tab starts.
         self.admin_services = AdminServices.attach(self.session, self.side, self.map, self)
+        # A trainer's Training tab (live consoles only): start and end sessions.
+        self.training = TrainingPanelController.attach(self.session, self.side, config, self)
+        if self.training is not None:
+            self.training.said.connect(self.status.say)
         self.cctv = CctvGrid(tiles=4, snapshot_dir=config.data_dir / "evidence" / "snapshots")
         self.left_split = QSplitter(Qt.Orientation.Vertical)
         self.left_split.addWidget(self.map)
@@ -318,7 +325,10 @@ class ConsoleWindow(QMainWindow):
         self.side.setTabVisible(self.side.indexOf(self.camera_panel), s.may("cmd.camera"))
         # An auditor reads the usage log and nothing live: no map, no cameras,
         # no queue of where children are, no device ids (the gateway's list).
-        self._set_live(who is None or bool(s.roles - {"auditor"}))
+        # Nor does a trainer on the live console (the Training tab is theirs);
+        # in a session, the replayed picture is what they train with.
+        withheld = {"auditor"} if self.config.training else {"auditor", "trainer"}
+        self._set_live(who is None or bool(s.roles - withheld))
         self.side.setTabVisible(self.side.indexOf(self.gateway), self._live)
         self.side.setTabVisible(self.side.indexOf(self.approvals),
                                 s.may("cmd.decide_reveal"))
@@ -739,6 +749,8 @@ class ConsoleWindow(QMainWindow):
         self.second.stop()
         if self.replay is not None:
             self.replay.stop()
+        if self.training is not None:
+            self.training.close()
         self.alarm.close()
         if self.session.current is not None:
             self.session.sign_out_quietly()

@@ -10,8 +10,10 @@ because only a screen grab shows what an operator would see.
 Then a training session of the ``after-school-rush`` scenario runs beside
 the demo's store (``console.training``) at 16x: a trainee's console with its
 SOSes in the queue (``trainee.png``) and the trainer's, with the replay bar
-and every child's trail (``trainer.png``). ``--training-only`` takes just
-those two.
+and every child's trail (``trainer.png``); then, the session scored, a
+trainer on the live console with the Training tab (``training-panel.png``:
+the scenarios, the period the demo recorded, the session's report).
+``--training-only`` takes just those three (no demo: nothing recorded).
 """
 
 from __future__ import annotations
@@ -269,12 +271,38 @@ def _training_shots(cfg: Config, passwords: dict[str, str], out: Path) -> list[P
         pump(1.5)
         shots.append(grab(trainer, out / "trainer.png"))
         trainer.close()
+        sess.stop_event.set()
+        runner.join(20)
+        sess.finish()  # scored (the trainee worked an SOS): a report to list
+        shots.append(_training_panel_shot(cfg, passwords, out))
     finally:
         sess.stop_event.set()
         if runner.is_alive():
             runner.join(20)
         sess.close()
     return shots
+
+
+def _training_panel_shot(cfg: Config, passwords: dict[str, str], out: Path) -> Path:
+    """A trainer on the live console: the Training tab, with the scenarios,
+    the period the demo recorded (if it ran) and the session just scored."""
+    with Supervisor(cfg, ("bus", "engine")):
+        window = ConsoleWindow(cfg)
+        window.resize(1600, 960)
+        window.move(0, 0)
+        window.show()
+        window.map.fit_seoul()
+        window.start(("trainer1", passwords["trainer1"]))
+        training = window.training
+        assert training is not None
+        _wait(lambda: window.session.user == "trainer1"
+              and training.panel.scenario_table.rowCount() > 0
+              and bool(training.panel.reports), 20)
+        training.panel.scenario_table.selectRow(0)
+        pump(1.5)
+        shot = grab(window, out / "training-panel.png")
+        window.close()
+    return shot
 
 
 def _demo_shots(cfg: Config, passwords: dict[str, str], args: argparse.Namespace
@@ -359,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--children", type=int, default=None)
     p.add_argument("--timeout", type=float, default=90.0)
     p.add_argument("--training-only", action="store_true",
-                   help="only the training session's shots (trainee.png, trainer.png)")
+                   help="only the training shots (trainee.png, trainer.png, "
+                   "training-panel.png)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -389,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(data_dir, ignore_errors=True)  # the run's store, sockets and logs
     print(json.dumps(summary, ensure_ascii=False))
     kinds = set(summary.get("alert_kinds", ()))  # type: ignore[call-overload]
-    return 0 if (args.training_only or {"sos", "zone_exit"} <= kinds) and len(training) == 2 \
+    return 0 if (args.training_only or {"sos", "zone_exit"} <= kinds) and len(training) == 3 \
         else 1
 
 

@@ -266,6 +266,8 @@ class TrainingSession:
         """Play (at ``speed``) and answer the trainer until stopped; with
         ``until_end``, stop by itself once the period has been played."""
         self.idle.clear()
+        if speed is not None:
+            self.player.set_speed(speed)  # paused too: play resumes at it
         try:
             self._run(until_end, speed, play)
         finally:
