@@ -59,7 +59,7 @@ def children_with_timetables(session: Session) -> set[int]:
 
 def profiles(session: Session) -> dict[int, str]:
     """Child id -> how the child travels (walking | bus), for unusual movement."""
-    return dict(session.execute(select(Child.id, Child.profile)).tuples().all())
+    return {cid: profile for cid, profile in session.execute(select(Child.id, Child.profile))}
 
 
 def registered_device_ids(session: Session) -> set[str]:

@@ -19,6 +19,7 @@ CELL_M = 250.0
 FAR_M = 1000.0  # farther than this from every usual cell is unusual
 MIN_DAYS = 3.0  # history needed before a corridor means anything
 MIN_CELLS = 4
+FRESH_MAX = 65_536  # newly learned cells kept apart before the big array is rebuilt
 _REACH = int(np.ceil(FAR_M / CELL_M))
 _BITS = 20  # cell index bits per axis (250 m cells cover 262 km, beyond Korea's width)
 _MASK = (1 << _BITS) - 1
@@ -42,11 +43,26 @@ def _codes(slots: IntArray, cx: IntArray, cy: IntArray) -> IntArray:
     return (slots << (2 * _BITS)) | (cx << _BITS) | cy
 
 
+def _member(sorted_codes: IntArray, codes: IntArray) -> npt.NDArray[np.bool_]:
+    """Which ``codes`` are in ``sorted_codes`` (sorted, unique), any shape."""
+    if not len(sorted_codes):
+        return np.zeros(np.shape(codes), dtype=bool)
+    pos = np.searchsorted(sorted_codes, codes)
+    return sorted_codes[np.minimum(pos, len(sorted_codes) - 1)] == codes
+
+
 class Corridor:
     """Learned cells of every child (sorted codes) and the span of their history."""
 
     def __init__(self, n: int) -> None:
-        self._known = np.empty(0, dtype=np.int64)  # sorted, unique
+        # Learned cells in two sorted, unique, disjoint arrays: a large one and
+        # a small one of cells first seen lately. A batch's fixes mostly fall in
+        # cells already known (children on their usual routes); only the few
+        # new ones are sorted into the small array, and the large one is
+        # rebuilt only when the small one grows past FRESH_MAX. (Sorting every
+        # learned cell for each batch cost the engine half its CPU.)
+        self._known = np.empty(0, dtype=np.int64)
+        self._fresh = np.empty(0, dtype=np.int64)
         self._new: list[IntArray] = []  # learned since the last merge
         self.first_t = np.full(n, np.inf)
         self.last_t = np.full(n, -np.inf)
@@ -77,11 +93,16 @@ class Corridor:
     def _merge(self) -> None:
         if not self._new:
             return
-        merged = np.unique(np.concatenate([self._known, *self._new]))
+        new = np.unique(np.concatenate(self._new))
         self._new = []
-        self._known = merged
-        self.n_cells = np.bincount(merged >> (2 * _BITS),
-                                   minlength=len(self.n_cells)).astype(np.int64)
+        new = new[~(_member(self._known, new) | _member(self._fresh, new))]
+        if not len(new):
+            return
+        np.add.at(self.n_cells, new >> (2 * _BITS), 1)
+        self._fresh = np.union1d(self._fresh, new)
+        if len(self._fresh) > FRESH_MAX:
+            self._known = np.union1d(self._known, self._fresh)
+            self._fresh = np.empty(0, dtype=np.int64)
 
     def mature(self, slots: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         s = np.asarray(slots, dtype=np.int64)
@@ -100,13 +121,12 @@ class Corridor:
         check = self.mature(s) & np.isfinite(np.asarray(x, dtype=np.float64)) \
             & np.isfinite(np.asarray(y, dtype=np.float64))
         rows = np.flatnonzero(check)
-        if not len(rows) or not len(self._known):
+        if not len(rows):
             return out
         cx, cy = cells(np.asarray(x, dtype=np.float64)[rows],
                        np.asarray(y, dtype=np.float64)[rows])
         near = _codes(s[rows][:, None], (cx[:, None] + _DX) & _MASK, (cy[:, None] + _DY) & _MASK)
-        pos = np.searchsorted(self._known, near)
-        hit = self._known[np.minimum(pos, len(self._known) - 1)] == near
+        hit = _member(self._known, near) | _member(self._fresh, near)
         out[rows] = ~hit.any(axis=1)
         return out
 
@@ -114,8 +134,8 @@ class Corridor:
         """A withdrawn consent takes the learned corridor with it."""
         s = np.unique(np.asarray(slots, dtype=np.int64))
         self._merge()
-        if len(self._known):
-            self._known = self._known[~np.isin(self._known >> (2 * _BITS), s)]
+        self._known = self._known[~np.isin(self._known >> (2 * _BITS), s)]
+        self._fresh = self._fresh[~np.isin(self._fresh >> (2 * _BITS), s)]
         self.first_t[s] = np.inf
         self.last_t[s] = -np.inf
         self.n_cells[s] = 0

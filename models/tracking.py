@@ -34,6 +34,9 @@ from models.messages import (
 
 # Alarm flags and the alert kind each raises, in the order they are raised.
 ALARM_KINDS = ((FLAG_SOS, "sos"), (FLAG_FALL, "fall"), (FLAG_REMOVED, "removed"))
+# The alarms that take the fast lane (the gateway's ``Report.urgent``): a
+# person must see them now, so the engine opens them before routine work.
+URGENT_FLAGS = FLAG_SOS | FLAG_FALL | FLAG_REMOVED
 TREND_MIN_S = 600.0  # a battery trend needs at least this much history
 
 
@@ -111,6 +114,18 @@ def check_batch(device_ids: list[str], cols: dict[str, np.ndarray], readers: lis
     return device_ids, out, readers, dropped
 
 
+def urgent_rows(flags: np.ndarray) -> np.ndarray:
+    """Which rows of a batch's ``flags`` column carry an alarm that must
+    not wait behind routine fixes (SOS, fall, watch removed)."""
+    return (np.asarray(flags) & URGENT_FLAGS) != 0
+
+
+def slots_of(device_ids: list[str], device_slots: dict[str, int]) -> np.ndarray:
+    """Each device's child slot, -1 for a device not tracked (stage 1)."""
+    return np.fromiter((device_slots.get(d, -1) for d in device_ids), dtype=np.int64,
+                       count=len(device_ids))
+
+
 class Tracker:
     """Columnar live state, one row ("slot") per child."""
 
@@ -158,8 +173,7 @@ class Tracker:
              readers: list[str] | None = None) -> StepResult:
         """Apply one batch; ``readers`` is ``FixBatch.readers`` (empty, or the
         tag reader per fix, "" for fixes from anything else)."""
-        slots = np.fromiter((self.device_slots.get(d, -1) for d in device_ids),
-                            dtype=np.int64, count=len(device_ids))
+        slots = slots_of(device_ids, self.device_slots)
         known = slots >= 0
         if not known.all():
             self.rejected["unknown_device"] += int((~known).sum())

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import zmq
@@ -30,7 +32,7 @@ from console.engine.privacy import privacy_entries
 from console.engine.routine import Routine
 from console.engine.sessions import SessionBook
 from console.engine.state import camera_views, load_state, reload_roster
-from console.journal import Follower, JournalReader, journal_path
+from console.journal import READ_CHUNK, Follower, JournalReader, journal_path
 from console.media import tokens as media_tokens
 from console.media.control import RelayControl
 from console.media.holds import HoldKeeper, HoldTarget
@@ -86,15 +88,52 @@ from models.messages import (
     pack,
 )
 from models.replay_clock import SessionClock
-from models.tracking import DeviceAlarm, check_batch
+from models.tracking import DeviceAlarm, check_batch, slots_of, urgent_rows
 
 STORE_WAIT_S = 0.5  # the most the loop waits for a busy store (then retries later)
 PREALARM_CAMERAS = 4  # nearest cameras held (and, for an SOS, clipped) per alert
 REQUESTS_PER_TURN = 8  # requests answered before the loop looks at fixes again
 TRAIL_S = 15 * 60.0  # the trail an alert panel shows
 MAX_ROWS = 5000  # alerts one list or shift report carries
+# A drain turn stops reading after this long or this many fixes, and reads
+# at most this many batches ahead of what it has applied (``_drain_fixes``).
+TURN_S = 0.2
+TURN_FIXES = 50_000
+READ_AHEAD = 128
+READ_AHEAD_FIXES = 20_000
 ALERT_COMMANDS = (AckAlert, TakeAlert, AssignAlert, HoldAlert, ResumeAlert, DispatchAlert,
                   ResolveAlert, ReopenAlert, MarkStep, AddNote)
+
+
+@dataclass(slots=True)
+class _Rows:
+    """Rows of one fix batch as read from the bus or the journal, or the part
+    of one that the alarm fast lane split off (``Engine._drain_fixes``)."""
+
+    msg: FixBatch  # where the rows came from (its seq and origin, for the log)
+    ids: list[str]
+    readers: list[str]  # empty, or the tag reader of each row
+    cols: dict[str, np.ndarray]
+    slots: np.ndarray | None = None  # each row's child slot, once an alarm asked
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def slots_in(self, device_slots: dict[str, int]) -> np.ndarray:
+        """Each row's child slot (-1: unknown device), looked up once: the
+        alarms of a turn ask about the same queued rows again and again."""
+        if self.slots is None:
+            self.slots = slots_of(self.ids, device_slots)
+        return self.slots
+
+    def part(self, mask: np.ndarray) -> _Rows:
+        """The rows where ``mask`` is set, in their order."""
+        picked = mask.tolist()
+        return _Rows(self.msg, [d for d, k in zip(self.ids, picked, strict=True) if k],
+                     [r for r, k in zip(self.readers, picked, strict=True) if k]
+                     if self.readers else self.readers,
+                     {name: col[mask] for name, col in self.cols.items()},
+                     None if self.slots is None else self.slots[mask])
 
 
 class Engine:
@@ -318,13 +357,14 @@ class Engine:
         self.saved_cursor = here
         self.desk.store_error = ""
 
-    def _incoming(self) -> list[FixBatch]:
+    def _incoming(self, limit: int = 1000) -> list[FixBatch]:
         """The next batches to apply, in journal order: read back from the
-        journal while behind, else whatever the bus has brought."""
+        journal while behind, else whatever the bus has brought (at most
+        ``limit`` messages)."""
         if self.follow.behind:
-            return self.follow.catch_up()
+            return self.follow.catch_up(min(limit, READ_CHUNK))
         out: list[FixBatch] = []
-        while len(out) < 1000:
+        while len(out) < limit:
             try:
                 frames = self.sub.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -343,40 +383,119 @@ class Engine:
         return out
 
     def _drain_fixes(self) -> int:
-        """Apply every fix batch waiting now, then publish one position batch."""
+        """Apply the fix batches waiting now, alarms first; then publish one
+        position batch. Returns the fixes taken.
+
+        Alarms never wait behind routine work (issue 14): between any two
+        routine batches the loop reads what the bus has brought since, and a
+        batch carrying an SOS, fall or removal is applied (its alert opened
+        and published) as soon as it is read, ahead of the routine batches
+        read before it. The rule that keeps that safe: **an alarm overtakes
+        other children's fixes, never its own child's.** Every fix of that
+        child already read and not yet applied goes with it, in journal
+        order, so each child sees exactly the sequence of steps it would
+        have seen in order (an alarm without a position is raised at the
+        same last known position). Children share no live state, so the
+        reordering across children changes nothing but when.
+
+        Everything read in a turn is applied in that turn: the follower's
+        cursor, saved between turns, then never passes a batch not applied,
+        and a restart replays from it (repeated alarms fold, older fixes
+        are out of order). A turn stops reading after ``TURN_S`` or
+        ``TURN_FIXES``, and reads at most ``READ_AHEAD`` batches (and
+        ``READ_AHEAD_FIXES`` fixes) ahead of what it has applied, so it always
+        ends soon and the heartbeat, requests and the clock's work keep their
+        pace even when fixes come faster than they can be applied. A training
+        installation keeps strict journal order: a replay must raise its
+        alerts in the order they were taped.
+        """
         moved: list[np.ndarray] = []
+        queue: deque[_Rows] = deque()  # read, not yet applied, in journal order
+        fast = self.replay is None
+        deadline = time.monotonic() + TURN_S
         n = 0
-        while batches := self._incoming():
-            for msg in batches:
-                n += self._take(msg, moved)
-            if n >= 50_000:
-                break
-        if moved:
-            slots = np.unique(np.concatenate(moved))
-            if len(slots):
-                self.pub.send(self._positions(slots))
+        reading = True
+        try:
+            while True:
+                room = READ_AHEAD - len(queue)
+                # Live, a look at the bus costs one failed recv: look between
+                # any two batches. Read back from the journal, refill in chunks
+                # (each read is a few queries).
+                if reading and room >= (READ_AHEAD // 2 if self.follow.behind else 1) \
+                        and sum(map(len, queue)) < READ_AHEAD_FIXES:
+                    batches = self._incoming(room)
+                    for msg in batches:
+                        rows = self._read(msg)
+                        if rows is None:
+                            continue
+                        n += len(rows)
+                        if fast and urgent_rows(rows.cols["flags"]).any():
+                            self._open_alarms(rows, queue, moved)
+                        else:
+                            queue.append(rows)
+                    if not batches and not queue:
+                        break
+                    reading = n < TURN_FIXES and time.monotonic() < deadline
+                if queue:
+                    self._take(queue.popleft(), moved)
+                elif not reading:
+                    break
+        finally:
+            while queue:  # read is admitted: applied even if reading failed
+                self._take(queue.popleft(), moved)
+            if moved:
+                slots = np.unique(np.concatenate(moved))
+                if len(slots):
+                    self.pub.send(self._positions(slots))
         return n
 
-    def _take(self, msg: FixBatch, moved: list[np.ndarray]) -> int:
-        """Check and apply one batch; returns its fix count."""
+    def _read(self, msg: FixBatch) -> _Rows | None:
+        """One batch's columns, checked; None (counted) when they do not decode."""
         try:
             cols = fix_columns(msg)
         except BadMessage as exc:
             self.sub.rejected["bad_columns"] += 1
             self.rt.log.warning("rejected fix batch: %s", exc)
-            return 0
+            return None
         self.fixes_in += len(msg.device_ids)
+        return _Rows(msg, msg.device_ids, msg.readers, cols)
+
+    def _open_alarms(self, rows: _Rows, queue: deque[_Rows], moved: list[np.ndarray]) -> None:
+        """The fast lane: apply ``rows``' alarms now, ahead of ``queue``.
+
+        First every queued fix of the alarms' children, in journal order (the
+        child's own fixes are never overtaken), then this batch's rows of
+        those children; its other children's rows join the queue."""
+        device_slots = self.state.tracker.device_slots
+        slots = rows.slots_in(device_slots)
+        children = np.unique(slots[urgent_rows(rows.cols["flags"]) & (slots >= 0)])
+        if not len(children):  # unknown devices: counted by the tracker, in order
+            queue.append(rows)
+            return
+        for i, queued in enumerate(queue):
+            mine = np.isin(queued.slots_in(device_slots), children)
+            if mine.any():
+                self._take(queued.part(mine), moved)
+                queue[i] = queued.part(~mine)
+        mine = np.isin(slots, children)
+        self._take(rows.part(mine), moved)
+        if not mine.all():
+            queue.append(rows.part(~mine))
+
+    def _take(self, rows: _Rows, moved: list[np.ndarray]) -> None:
+        """Apply one batch (or part of one); a bug costs those rows, never the loop."""
+        if not rows.ids:
+            return
         try:
-            moved.append(self._apply(msg, cols))
+            moved.append(self._apply(rows))
         except Exception:  # a bug must cost one batch, never the alerting loop
             self.sub.rejected["engine_error"] += 1
-            self.rt.log.exception("fix batch seq %d from %s failed; dropped", msg.seq,
-                                  msg.origin)
-        return len(msg.device_ids)
+            self.rt.log.exception("fix batch seq %d from %s failed; dropped", rows.msg.seq,
+                                  rows.msg.origin)
 
-    def _apply(self, msg: FixBatch, cols: dict[str, np.ndarray]) -> np.ndarray:
+    def _apply(self, rows: _Rows) -> np.ndarray:
         """Check one batch, run the tracker, hand its alarms and exits to the desk."""
-        ids, readers = msg.device_ids, msg.readers
+        msg, ids, readers, cols = rows.msg, rows.ids, rows.readers, rows.cols
         keep = self.consent.keep(ids)
         if keep is not None:  # children without consent are not tracked
             ids = [d for d, k in zip(ids, keep, strict=True) if k]

@@ -15,11 +15,19 @@ import logging
 import resource
 import sys
 import time
+from dataclasses import dataclass
 
 import zmq
 
 from console.bus import Publisher, Subscriber, role_of
-from console.gateway.feeds import FEEDS, OSMAND, FeedsHandler, handle_osmand, reader_positions
+from console.gateway.feeds import (
+    FEEDS,
+    OSMAND,
+    FeedsHandler,
+    ReaderPos,
+    handle_osmand,
+    reader_positions,
+)
 from console.gateway.http import HttpServer
 from console.gateway.intake import Intake
 from console.gateway.location import LocationService
@@ -43,6 +51,18 @@ NOFILE_CAP = 1 << 20  # Linux's default fs.nr_open: the most a soft limit may be
 FD_HEADROOM = 256  # listeners, bus sockets, the store, logs
 ENGINE_SILENT_S = 3.0  # no engine heartbeat this long: alarms are not acknowledged
 TRIM_EVERY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRead:
+    """What a registry sync read from the store (``Gateway.read_registry``):
+    the readers always; the registered and untracked devices only when the
+    registry or the consents changed (``None``: keep the ones in force)."""
+
+    readers: dict[str, ReaderPos]
+    version: tuple[object, object]
+    registered: set[str] | None = None
+    untracked: frozenset[str] = frozenset()
 
 
 def raise_open_files_limit() -> tuple[int, int]:
@@ -98,26 +118,50 @@ class Gateway:
                                      on_error=functools.partial(self.intake.reject, FEEDS),
                                      durable=self.intake.durable)
 
-    def sync_registry(self) -> None:
-        """Reload registered ids; save the refused ones for the admin."""
+    def read_registry(self, refused: dict[str, tuple[str, float, float, int]],
+                      known: tuple[object, object] | None) -> RegistryRead:
+        """The store's half of a registry sync, for a worker thread: save the
+        refused ids for the admin, read the readers, and the registered and
+        untracked devices if the registry or consents changed since ``known``.
+
+        It touches the store and nothing else: no bus socket (a ZeroMQ socket
+        belongs to the thread that uses it, the event loop's) and none of the
+        intake's state, which the loop applies (``sync_registry``)."""
         with self.sessions() as s:
-            refused = self.intake.take_unregistered()
             if refused:
                 repo.record_unregistered(s, refused)
                 s.commit()
-                self._publish_unregistered()
-            self.feeds.readers = reader_positions(repo.readers(s))
+            readers = reader_positions(repo.readers(s))
             version = (registry_version(s), consent_version(s))
-            if version != self._registry_version:
-                children = repo.device_children(s)
-                registered = set(children)
-                # a child with no consent in force is not located (§15):
-                # their devices are refused and counted as no_consent
-                untracked = frozenset(consent.book(s).refused_devices(children))
-                self.intake.recent.forget(self.intake.registered - registered)
-                self.intake.registered = registered
-                self.intake.untracked = untracked
-                self._registry_version = version
+            if version == known:
+                return RegistryRead(readers, version)
+            children = repo.device_children(s)
+            # a child with no consent in force is not located (§15):
+            # their devices are refused and counted as no_consent
+            untracked = frozenset(consent.book(s).refused_devices(children))
+            return RegistryRead(readers, version, set(children), untracked)
+
+    async def sync_registry(self) -> None:
+        """Reload registered ids; save the refused ones for the admin.
+
+        The store is read on a worker thread (``read_registry``); what it
+        found is applied, and ``unregistered.seen`` published, here on the
+        event loop's thread, the only one that uses the bus sockets."""
+        refused = self.intake.take_unregistered()
+        try:
+            read = await asyncio.to_thread(self.read_registry, refused, self._registry_version)
+        except BaseException:
+            # not stored: keep them for the next sync rather than lose them
+            self.intake.unregistered_dirty.update(refused)
+            raise
+        if refused:
+            self._publish_unregistered()
+        self.feeds.readers = read.readers
+        if read.registered is not None:
+            self.intake.recent.forget(self.intake.registered - read.registered)
+            self.intake.registered = read.registered
+            self.intake.untracked = read.untracked
+        self._registry_version = read.version
 
     def _publish_unregistered(self) -> None:
         latest = sorted(self.intake.unregistered_seen.items(), key=lambda kv: -kv[1][2])
@@ -166,7 +210,7 @@ class Gateway:
     async def run(self) -> None:
         cfg = self.rt.config
         self.open_files_limit()
-        await asyncio.to_thread(self.sync_registry)
+        await self.sync_registry()
         port = await self.osmand.start(cfg.osmand_host, cfg.osmand_port)
         self.rt.log.info("OsmAnd HTTP on %s:%d, %d registered devices",
                          cfg.osmand_host, port, len(self.intake.registered))
@@ -190,7 +234,7 @@ class Gateway:
                 next_beat = now + 1.0
             if now >= next_refresh:
                 try:
-                    await asyncio.to_thread(self.sync_registry)
+                    await self.sync_registry()
                 except Exception:  # the store may be briefly locked; keep the old set
                     self.rt.log.exception("device registry refresh failed")
                 next_refresh = now + REGISTRY_REFRESH_S
@@ -199,7 +243,10 @@ class Gateway:
         self.location.close()
         await self.watch.close()
         self.intake.flush()
-        await asyncio.to_thread(self.sync_registry)
+        try:
+            await self.sync_registry()  # the last refused ids, for the admin
+        except Exception:
+            self.rt.log.exception("last device registry sync failed")
         self.journal.close()
         self.beats.close()
         self.pub.close()

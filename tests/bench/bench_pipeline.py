@@ -67,7 +67,10 @@ BUDGET_FIXES_PER_S = {"sqlite": 50_000, "postgresql": 100_000}
 BUDGET_SOS_P99_MS = 100.0
 SOS_INTERVAL_S = 0.5
 SOS_TIMEOUT_S = 5.0
-MIN_SOS_SAMPLES = 20
+# Issue 14: a p99 needs at least 200 SOS per phase to mean anything (with 20
+# the "p99" is the maximum); short phases press faster, down to this interval.
+MIN_SOS_SAMPLES = 200
+MIN_SOS_INTERVAL_S = 0.02
 POLL_S = 0.005  # how often the bench takes a Frame, like a GUI timer
 READY_TIMEOUT_S = 90.0
 DRAIN_TIMEOUT_S = 20.0
@@ -280,7 +283,9 @@ class SosProbe:
         self.devices = list(devices)
         self.pending: dict[str, tuple[float, float]] = {}  # id -> (perf_counter, time) at send
         self.latencies_ms: list[float] = []
-        # Where the time goes, per device (wall clock): "sent"; the engine's
+        # Where the time goes, per device (wall clock): "sent"; "gateway" (the
+        # stamp of the first fix.batch carrying its SOS: decoded, journaled,
+        # published); the engine's
         # "opened" (AlertView.opened_at, before the store commit); "published"
         # (the AlertOpened stamp, after the commit); "bus" (our own subscriber
         # got it); "console" (it was in a LiveFeed Frame).
@@ -338,9 +343,24 @@ class SosProbe:
         if device_id in self.marks:
             self.marks[device_id].update(published=published, bus=time.time())
 
+    def on_fix_batch(self, device_ids: list[str], flags: bytes, published: float) -> None:
+        """A fix.batch on the bus: note when the gateway published each SOS of
+        ours (the split between the gateway's and the engine's share)."""
+        from models.messages import FLAG_SOS, unpack
+
+        sos = (unpack("flags", flags) & FLAG_SOS) != 0
+        if not sos.any():
+            return
+        for device, is_sos in zip(device_ids, sos.tolist(), strict=True):
+            m = self.marks.get(device)
+            if is_sos and m is not None and "gateway" not in m:
+                m["gateway"] = published
+
     def stages_ms(self) -> dict[str, list[float]]:
         """Per-stage durations of the SOS seen in a Frame since the last reset."""
         stages = {"gateway → engine opens": ("sent", "opened"),
+                  "  of which frame in → gateway publishes": ("sent", "gateway"),
+                  "  of which bus → engine opens": ("gateway", "opened"),
                   "engine: place name + store commit": ("opened", "published"),
                   "bus + console feed + ≤5 ms poll": ("published", "console")}
         out: dict[str, list[float]] = {k: [] for k in stages}
@@ -527,8 +547,8 @@ class PipelineBench:
         self.backend = backend_of(self.cfg.db_url)
         self.children = children
         self.warmup = min(3.0, seconds * 0.2)
-        self.sos_interval = min(SOS_INTERVAL_S,
-                                max(0.1, (seconds - 1.0) / (MIN_SOS_SAMPLES + 4)))
+        self.sos_interval = min(SOS_INTERVAL_S, max(MIN_SOS_INTERVAL_S,
+                                                    (seconds - 1.0) / (MIN_SOS_SAMPLES + 4)))
         self.series: dict[str, Series] = {k: Series() for k in
                                           ("accepted", "applied", "fixes_in", "rejected")}
         self.last_stats: dict[str, dict[str, float]] = {}
@@ -561,7 +581,10 @@ class PipelineBench:
         self.sup = Supervisor(self.cfg, BACKEND)
         self.ctx = zmq.Context()
         keys.init(self.cfg.data_dir)
-        self.hb = Subscriber(self.ctx, self.cfg.bus_sub, ("sys.heartbeat", "alert.opened"),
+        # fix.batch too: a few hundred batches a second, each decoded for its
+        # SOS rows, to split the SOS latency between gateway and engine.
+        self.hb = Subscriber(self.ctx, self.cfg.bus_sub,
+                             ("sys.heartbeat", "alert.opened", "fix.batch"),
                              security=Security.console(self.cfg))
         self.sup.start()
         deadline = t_start + READY_TIMEOUT_S
@@ -614,6 +637,10 @@ class PipelineBench:
             if topic == "alert.opened":
                 if self.probe is not None:
                     self.probe.on_bus(msg.alert.device_id, msg.ts)
+                continue
+            if topic == "fix.batch":
+                if self.probe is not None:
+                    self.probe.on_fix_batch(msg.device_ids, msg.flags, msg.ts)
                 continue
             now = time.monotonic()
             stats = dict(getattr(msg, "stats", {}))
@@ -961,11 +988,15 @@ def headline(r: dict[str, Any]) -> list[str]:
         sat = r["phases"][0]
         out.append(ratio_line(f"pipeline {b}", sat["end_to_end_per_s"], budget, " fixes/s",
                               True))
-    sos = r["phases"][-1] if r["phases"] else None
-    if sos is not None:
+    # The SOS budget holds "at that load": report it for every phase, the
+    # saturated one (issue 14's figure) first, with its sample count.
+    for phase in r["phases"]:
+        few = "" if phase["sos_samples"] >= MIN_SOS_SAMPLES else \
+            f", fewer than {MIN_SOS_SAMPLES}: the p99 is rough"
         out.append(ratio_line(
-            f"SOS p99 {b} at {sos['end_to_end_per_s']:,.0f} fixes/s ('{sos['name']}' phase, "
-            f"{sos['sos_samples']} samples)", sos["sos_p99_ms"], BUDGET_SOS_P99_MS, " ms", False))
+            f"SOS p99 {b} at {phase['end_to_end_per_s']:,.0f} fixes/s ('{phase['name']}' "
+            f"phase, {phase['sos_samples']} samples{few})", phase["sos_p99_ms"],
+            BUDGET_SOS_P99_MS, " ms", False))
     return out
 
 

@@ -251,12 +251,14 @@ def test_journal_refusal_gives_503_but_publishes_and_the_resend_is_taken(gw: Gat
     refused, resent = asyncio.run(main())
     assert [r.status for r in refused] == [503, 503]
     assert all(r.headers.get("retry-after") == str(RETRY_AFTER_S) for r in refused)
-    assert gw.intake.journal_failures == 1
-    (loose, taken) = gw.published
-    assert loose.device_ids == ["101", SOS_PHONE] and loose.journal_seq == 0
-    assert unpack("flags", loose.flags)[1] & FLAG_SOS  # the SOS left at once
+    assert gw.intake.journal_failures == 1  # one group commit, the SOS's batch first in it
+    (loose_sos, loose, taken_sos, taken) = gw.published
+    assert loose_sos.device_ids == [SOS_PHONE] and loose_sos.journal_seq == 0
+    assert unpack("flags", loose_sos.flags)[0] & FLAG_SOS  # the SOS left at once, on its own
+    assert loose.device_ids == ["101"] and loose.journal_seq == 0
     assert [(r.status, r.body) for r in resent] == [(200, "OK"), (200, "OK")]  # no "duplicate"
-    assert gw.journaled() == [taken] and taken.device_ids == ["101", SOS_PHONE]
+    assert gw.journaled() == [taken_sos, taken]
+    assert [taken_sos.device_ids, taken.device_ids] == [[SOS_PHONE], ["101"]]
     assert gw.intake.rejected == {}
 
 

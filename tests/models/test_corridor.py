@@ -51,3 +51,33 @@ def test_many_children_in_one_call_and_forget() -> None:
     assert c.mature([0, 1, 2]).tolist() == [False, False, True]
     c.grow(2)
     assert len(c.first_t) == n + 2 and not c.mature([n, n + 1]).any()
+
+
+def test_cells_learned_lately_count_as_soon_as_learned_and_after_the_big_rebuild() -> None:
+    """New cells wait in a small array before the big one is rebuilt: a fix
+    near either is not far, counts include both, and forget clears both."""
+    from models import corridor as cm
+
+    c = cm.Corridor(3)
+    day = 86400.0
+    base_x, base_y = 950_000.0, 1_950_000.0
+    xs = base_x + np.arange(6) * cm.CELL_M
+    c.learn(np.zeros(6, dtype=np.int64), xs, np.full(6, base_y), np.linspace(0, 4 * day, 6))
+    assert c.mature([0])[0] and c.n_cells[0] == 6
+    far_x = base_x + 20 * cm.CELL_M
+    assert c.far([0], [far_x], [base_y])[0]
+    c.learn([0], [far_x], [base_y], [4 * day + 1])  # now part of the corridor (lately)
+    assert not c.far([0], [far_x + 10], [base_y])[0] and c.n_cells[0] == 7
+    old = cm.FRESH_MAX
+    try:
+        cm.FRESH_MAX = 0  # the next new cell rebuilds the big array
+        c.learn([0], [far_x + 10 * cm.CELL_M], [base_y], [4 * day + 2])
+        assert c.mature([0])[0]  # (learning is merged when next asked)
+        assert len(c._fresh) == 0 and c.n_cells[0] == 8
+        assert not c.far([0], [far_x], [base_y])[0]
+    finally:
+        cm.FRESH_MAX = old
+    c.learn([0], [far_x + 30 * cm.CELL_M], [base_y], [4 * day + 3])
+    c.forget([0])
+    assert c.n_cells[0] == 0 and not c.mature([0])[0]
+    assert not (c._known >> 40 == 0).any() and not (c._fresh >> 40 == 0).any()
