@@ -206,7 +206,7 @@ def test_a_scenario_is_scored_for_a_trainee_who_does_all_and_one_who_misses_an_i
             assert cams and cams[0].status == "pass" and 0 <= cams[0].seconds <= 90
 
             # the history says who opened which cameras, on the replayed clock
-            alerts, histories = sess.alerts()
+            alerts, _ = sess.alerts()
             sos_id = next(a.id for a in alerts if a.kind == "sos")
             detail = eng.call(AlertDetailRequest(token=eng.token, alert_id=sos_id),
                               AlertDetail)
