@@ -389,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--training-only", action="store_true",
                    help="only the training shots (trainee.png, trainer.png, "
                    "training-panel.png)")
+    p.add_argument("--no-training", action="store_true",
+                   help="only the live shots (the demo test's: the training consoles "
+                   "have tests of their own)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -412,14 +415,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.training_only:
             summary = _demo_shots(cfg, passwords, args)
         # the demo has stopped: its store, accounts and keys stay for the session
-        training = _training_shots(cfg, passwords, args.out)
+        training = [] if args.no_training else _training_shots(cfg, passwords, args.out)
         summary["shots"] = [*summary.get("shots", []), *map(str, training)]  # type: ignore[misc]
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)  # the run's store, sockets and logs
     print(json.dumps(summary, ensure_ascii=False))
     kinds = set(summary.get("alert_kinds", ()))  # type: ignore[call-overload]
-    return 0 if (args.training_only or {"sos", "zone_exit"} <= kinds) and len(training) == 3 \
-        else 1
+    trained = args.no_training or len(training) == 3
+    return 0 if (args.training_only or {"sos", "zone_exit"} <= kinds) and trained else 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,10 +247,12 @@ class Supervisor:
             assert child.proc is not None
             return child.proc.pid
 
-    def restart(self, name: str, config: Config | None = None) -> None:
+    def restart(self, name: str, config: Config | None = None,
+                between: Callable[[], object] | None = None) -> None:
         """Stop ``name`` (SIGTERM, then SIGKILL) and start it again now, with
-        ``config`` if given (a training session's seek back restarts its
-        engine on an earlier replayed clock). Not a death: no backoff."""
+        ``config`` if given, running ``between`` while it is stopped (a
+        training session's seek back restarts its engine on an earlier
+        replayed clock, with its store emptied). Not a death: no backoff."""
         with self._lock:
             if config is not None:
                 self.config = config
@@ -264,6 +267,8 @@ class Supervisor:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
             self.beats.pop(proc.pid if proc is not None else -1, None)
+            if between is not None:
+                between()
             self._grace_from = time.monotonic()  # its first heartbeat is a while away
             self._spawn(child)
 

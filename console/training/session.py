@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import zmq
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from console.bus import Publisher, Subscriber, role_of, socket
@@ -125,6 +125,7 @@ class TrainingSession:
         self.idle.set()
         self.ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self.sup: Supervisor | None = None
+        self.store: Engine | None = None
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -134,6 +135,7 @@ class TrainingSession:
             self.plan.t1 = self.plan.t0 + sc.duration_s
         start = self.plan.t0 if sc is None or isinstance(sc.base, Recording) else time.time()
         self.train = install.fresh(self.live, start)
+        self.store, self.sessions = open_store(self.train.db_url)  # the scratch store
         self.source = self._prepare(start)
         self.sup = Supervisor(self.train, SERVICES)
         self.sup.start()
@@ -147,7 +149,6 @@ class TrainingSession:
         self.rpc = socket(self.ctx, zmq.ROUTER)
         security.server(self.rpc, "replay")
         self.rpc.bind(self.train.replay_rpc)
-        _, self.sessions = open_store(self.train.db_url)
         self.users = SessionBook(self.sessions, training=True)
         self.commands = CommandTable(self.users, {ReplayControl: Entry(self._control)})
         self.player = Player(self.source, self.pub.send, self._restart_engine,
@@ -165,8 +166,7 @@ class TrainingSession:
             tape = TapeSource(self.live.data_dir, self.plan.t0, self.plan.t1)
             return tape if sc is None else self._scripted_tape(sc, tape)
         assert isinstance(sc.base, Population)
-        _, sessions = open_store(self.train.db_url)
-        with sessions() as s:
+        with self.sessions() as s:
             seed_demo(s, sc.base.children)
             seed_readers(s)
             seed_cameras(s, lambda camera_id: f"rtsp://127.0.0.1/training/{camera_id}")
@@ -189,8 +189,7 @@ class TrainingSession:
         """A recording with the scenario's incidents on its devices."""
         devices = sorted({str(i.child) for i in sc.incidents if i.child is not None}
                          | {str(sc.incident(i.of).child) for i in sc.incidents if i.of})
-        _, sessions = open_store(self.train.db_url)
-        with sessions() as s:
+        with self.sessions() as s:
             zones = {z.id: z for z in repo.zones(s)}
             roster = {r.device_id: r for r in repo.roster(s)}
         homes: dict[str, Home] = {}
@@ -229,12 +228,15 @@ class TrainingSession:
     def _log_replay(self, children: int) -> None:
         """A recorded period holds every child's positions: replaying it is a
         use of them, in the live usage log."""
-        _, sessions = open_store(self.live.db_url)
-        with sessions() as s:
-            usage_log.append(s, at=time.time(), actor=self.plan.by or "trainer", subject="",
-                             action="replay", purpose="operator training",
-                             detail=f"{self.plan.title} ({children} children in the roster)")
-            s.commit()
+        engine, sessions = open_store(self.live.db_url)
+        try:
+            with sessions() as s:
+                usage_log.append(s, at=time.time(), actor=self.plan.by or "trainer",
+                                 subject="", action="replay", purpose="operator training",
+                                 detail=f"{self.plan.title} ({children} children in the roster)")
+                s.commit()
+        finally:
+            engine.dispose()
 
     def _wait_for_engine(self, old_pid: int) -> int:
         """Until an engine other than ``old_pid`` beats on the training bus (it
@@ -255,9 +257,9 @@ class TrainingSession:
         """A seek back: the engine starts again on an earlier clock, its
         alerts and stored fixes gone (trainees stay signed in)."""
         assert self.sup is not None
-        install.clear_session_state(self.train)
         self.train = install.training_config(self.live, start)
-        self.sup.restart("engine", self.train)
+        self.sup.restart("engine", self.train,
+                         between=lambda: install.clear_session_state(self.train))
         self.engine_pid = self._wait_for_engine(self.engine_pid)
 
     # ------------------------------------------------------------------- run
@@ -402,3 +404,6 @@ class TrainingSession:
         if self.sup is not None:
             self.sup.stop()
             self.sup = None
+        if self.store is not None:
+            self.store.dispose()
+            self.store = None

@@ -48,13 +48,16 @@ ZONE_ENROLMENT_ADMIN = {"cmd.save_zone", "cmd.remove_zone", "cmd.import_zones",
 PRIVACY_WORK = {"cmd.reveal", "req.reveals", "req.child", "cmd.disclose", "req.disclosures"}
 EXPECTED: dict[str, set[str]] = {
     "operator": set(ALERT_COMMANDS) - {"cmd.assign", "cmd.reopen"}
-    | {"req.alert", "req.alerts"} | PRIVACY_WORK | {"req.child_card"},
+    | {"req.alert", "req.alerts"} | PRIVACY_WORK | {"req.child_card", "cmd.viewed"},
     "supervisor": set(ALERT_COMMANDS) | {"req.alert", "req.alerts", "req.shift"}
-    | PRIVACY_WORK | {"cmd.decide_reveal", "cmd.decide_disclosure", "req.child_card"},
+    | PRIVACY_WORK | {"cmd.decide_reveal", "cmd.decide_disclosure", "req.child_card",
+                      "cmd.viewed"},
     "auditor": {"req.alert", "req.alerts", "req.shift", "req.disclosures", "req.usage"},
     "admin": CAMERA_ADMIN | ZONE_ENROLMENT_ADMIN,
-    "trainer": set(),
+    "trainer": {"cmd.replay"},  # a training session's controls, nothing live
 }
+# On a training installation a trainer also reads the session's alerts.
+TRAINING_EXTRA = {"trainer": {"req.alert", "req.alerts", "req.shift"}}
 
 
 # ------------------------------------------------------------------ parse_roles
@@ -189,6 +192,8 @@ def test_every_permission_names_known_roles_only() -> None:
 def test_may_per_role_over_every_schema(role: str) -> None:
     allowed = {schema for schema in PERMISSIONS if may(frozenset({role}), schema)}
     assert allowed == EXPECTED[role]
+    training = {schema for schema in PERMISSIONS if may(frozenset({role}), schema, True)}
+    assert training == EXPECTED[role] | TRAINING_EXTRA.get(role, set())
 
 
 def test_auditor_is_read_only() -> None:

@@ -82,7 +82,7 @@ def test_entry_hash_matches_record_hash_and_entries_travel() -> None:
 
 def test_actions_are_the_issue_s_list() -> None:
     assert ACTIONS == ("reveal", "history", "trail", "location_check", "export",
-                       "disclosure", "consent", "withdrawal", "purge")
+                       "disclosure", "consent", "withdrawal", "purge", "replay")
     assert max(map(len, ACTIONS)) <= FIELD_LIMITS["action"]
 
 
