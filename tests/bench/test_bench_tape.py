@@ -31,7 +31,7 @@ def test_the_bench_measures_both_codecs_and_reports() -> None:
 
 
 def test_the_traffic_is_real_bus_messages() -> None:
-    from console.services.recorder import TAPE_TOPICS
+    from console.tape_keeper import TAPE_TOPICS
     from models.messages import FixBatch, decode, fix_columns, topic_of
 
     frames = bt.traffic(400, 8.0, 0.5)

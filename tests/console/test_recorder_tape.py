@@ -17,20 +17,21 @@ import pytest
 import zmq
 from sqlalchemy import select
 
+from console import tape_keeper as keeper_mod
 from console.bus import Publisher, Subscriber
 from console.config import Config
 from console.security import Security
-from console.services import recorder as recorder_mod
-from console.services.recorder import (
+from console.services.recorder import Recorder
+from console.supervisor import Supervisor
+from console.tape_keeper import (
     REDACT_CURSOR,
     REDACT_SETTLE_S,
-    Recorder,
     RedactionGroup,
-    _purge_tape,
+    TapeKeeper,
     new_withdrawals,
+    purge_tape,
     redaction_groups,
 )
-from console.supervisor import Supervisor
 from db import consent as db_consent
 from db import cursors
 from db.seed import seed_demo
@@ -131,9 +132,9 @@ def test_published_frames_come_back_from_the_tape(data_dir: Path) -> None:
             ctx.term()
 
 
-def _bare_recorder(directory: Path) -> Recorder:
-    """A Recorder's tape half alone, without its store and sockets."""
-    rec = Recorder.__new__(Recorder)
+def _bare_keeper(directory: Path) -> TapeKeeper:
+    """A recorder's tape keeper alone, without its store and socket."""
+    rec = TapeKeeper.__new__(TapeKeeper)
     rec.rt = SimpleNamespace(log=logging.getLogger("t.recorder"))  # type: ignore[assignment]
     rec.tape = TapeWriter(directory)
     rec.tape_errors = rec._tape_unlogged = 0
@@ -144,7 +145,7 @@ def _bare_recorder(directory: Path) -> Recorder:
 def test_a_disk_error_on_the_tape_is_counted_and_logged_never_raised(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "tape").write_text("a file where the tape's folder should be")
-    rec = _bare_recorder(tmp_path / "tape")
+    rec = _bare_keeper(tmp_path / "tape")
     with caplog.at_level(logging.ERROR, "t.recorder"):
         for i in range(3):
             rec.tape.append(time.time(), b"fix.batch", b"x")
@@ -171,7 +172,7 @@ def test_retention_removes_old_tape_files(tmp_path: Path,
     failed: Counter[str] = Counter()
     rt = SimpleNamespace(config=cfg, log=logging.getLogger("t.recorder"))
     with caplog.at_level(logging.INFO, "t.recorder"):
-        _purge_tape(rt, RetentionPolicy.from_config(cfg), failed)  # type: ignore[arg-type]
+        purge_tape(rt, RetentionPolicy.from_config(cfg), failed)  # type: ignore[arg-type]
     assert [r.body for r in TapeReader(tape_dir(cfg.data_dir)).read(0.0, math.inf)] == [b"new"]
     assert "MB of bus tape" in caplog.text and not failed
     assert len(list(tape_dir(cfg.data_dir).iterdir())) == 1  # the old day's folder went too
@@ -268,7 +269,7 @@ def _store_cursor(cfg: Config) -> int:
     return seq
 
 
-def _step_until(rec: Recorder, done: Callable[[], bool], what: str) -> None:
+def _step_until(rec: TapeKeeper, done: Callable[[], bool], what: str) -> None:
     """Drive the recorder's redaction as its loop does, until ``done``."""
     deadline = time.monotonic() + 10
     while not done():
@@ -278,10 +279,8 @@ def _step_until(rec: Recorder, done: Callable[[], bool], what: str) -> None:
 
 
 def _close(rec: Recorder) -> None:
-    rec.stop_redaction()
-    rec.close_tape()
+    rec.tape_keeper.close()
     rec.sub.close()
-    rec.tape_sub.close(0)
     rec.pub.close()
     rec.ctx.term()
     rec.engine.dispose()
@@ -304,10 +303,11 @@ def test_a_failed_redaction_is_counted_retried_and_not_repeated_after_a_restart(
     def full_disk(*_a: object, **_k: object) -> None:
         raise OSError(28, "No space left on device")
 
-    real_redact = recorder_mod.redact
-    monkeypatch.setattr(recorder_mod, "redact", full_disk)
-    monkeypatch.setattr(recorder_mod, "REDACT_SETTLE_S", 0.3)
-    rec = Recorder(rt)  # type: ignore[arg-type]
+    real_redact = keeper_mod.redact
+    monkeypatch.setattr(keeper_mod, "redact", full_disk)
+    monkeypatch.setattr(keeper_mod, "REDACT_SETTLE_S", 0.3)
+    recorder = Recorder(rt)  # type: ignore[arg-type]
+    rec = recorder.tape_keeper
     try:
         # the gateway may still pass the child's fixes for a moment: it waits
         rec.redact_tape()
@@ -319,22 +319,23 @@ def test_a_failed_redaction_is_counted_retried_and_not_repeated_after_a_restart(
         assert "tape redaction failed (OSError" in caplog.text
         assert gone in _taped_fixes(cfg) and _store_cursor(cfg) < seq  # not moved
 
-        monkeypatch.setattr(recorder_mod, "redact", real_redact)
+        monkeypatch.setattr(keeper_mod, "redact", real_redact)
         rec.redact_at = 0.0  # rather than REDACT_RETRY_S later
         _step_until(rec, lambda: rec.tape_redactions == 1, "the redaction")
         assert rec.tape_fixes_redacted == 4 and not rec.tape_paused
         assert gone not in _taped_fixes(cfg) and len(_taped_fixes(cfg)[other]) == 4
         assert _store_cursor(cfg) >= seq
     finally:
-        _close(rec)
+        _close(recorder)
 
-    again = Recorder(rt)  # type: ignore[arg-type]
+    restarted = Recorder(rt)  # type: ignore[arg-type]
+    again = restarted.tape_keeper
     try:
         again.redact_tape()
         assert again.redaction is None and again.redact_cursor is not None
         assert again.redact_cursor >= seq
     finally:
-        _close(again)
+        _close(restarted)
 
 
 def test_what_is_redacted_follows_the_withdrawal_and_a_new_consent(data_dir: Path) -> None:
