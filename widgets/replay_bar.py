@@ -329,12 +329,18 @@ class ReplayBar(QFrame):
             self.stop_requested.emit()
 
     def _ask_to_end(self) -> bool:
-        answer = QMessageBox.question(
-            self, self.tr("End the training session"),
-            self.tr("End the session for every trainee? It is scored and cannot be resumed."),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_to_end_session(self)
+
+
+def ask_to_end_session(parent: QWidget) -> bool:
+    """The trainer's confirmation before a session ends (the bar's and the
+    Training tab's "End session" alike): ending scores it for good."""
+    answer = QMessageBox.question(
+        parent, parent.tr("End the training session"),
+        parent.tr("End the session for every trainee? It is scored and cannot be resumed."),
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class TrainingBanner(QFrame):

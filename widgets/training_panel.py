@@ -36,7 +36,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QPushButton,
     QRadioButton,
     QTableWidget,
@@ -46,6 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from models.scenario import Scenario
+from widgets.replay_bar import ask_to_end_session
 from widgets.tables import read_only
 
 DEFAULT_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # console.training.player.SPEEDS
@@ -487,12 +487,7 @@ class TrainingPanel(QWidget):
             self.report_requested.emit(report.html or report.folder)
 
     def _ask_to_end(self) -> bool:
-        answer = QMessageBox.question(
-            self, self.tr("End the training session"),
-            self.tr("End the session for every trainee? It is scored and cannot be resumed."),
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Yes
+        return ask_to_end_session(self)
 
 
 def main() -> int:
