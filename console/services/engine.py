@@ -357,13 +357,14 @@ class Engine:
         self.saved_cursor = here
         self.desk.store_error = ""
 
-    def _incoming(self, limit: int = 1000) -> list[FixBatch]:
+    def _incoming(self, limit: int = 1000) -> list[FixBatch | ReplayClock]:
         """The next batches to apply, in journal order: read back from the
         journal while behind, else whatever the bus has brought (at most
-        ``limit`` messages)."""
+        ``limit`` messages). On a training installation the session's clock
+        comes among them, in the order it was played."""
         if self.follow.behind:
             return self.follow.catch_up(min(limit, READ_CHUNK))
-        out: list[FixBatch] = []
+        out: list[FixBatch | ReplayClock] = []
         while len(out) < limit:
             try:
                 frames = self.sub.sock.recv_multipart(zmq.NOBLOCK)
@@ -371,7 +372,7 @@ class Engine:
                 break
             parsed = self.sub.parse(frames)
             if parsed is not None and isinstance(parsed[1], ReplayClock):
-                self._follow_replay(parsed[1])
+                out.append(parsed[1])
                 continue
             if parsed is None or not isinstance(parsed[1], FixBatch):
                 continue
@@ -425,6 +426,13 @@ class Engine:
                         and sum(map(len, queue)) < READ_AHEAD_FIXES:
                     batches = self._incoming(room)
                     for msg in batches:
+                        if isinstance(msg, ReplayClock):
+                            # the clock's work (deadlines) only after every
+                            # fix played before it
+                            while queue:
+                                self._take(queue.popleft(), moved)
+                            self._follow_replay(msg)
+                            continue
                         rows = self._read(msg)
                         if rows is None:
                             continue

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 import zmq
@@ -47,6 +48,7 @@ from models.messages import (
     FLAG_SOS,
     FixBatch,
     Heartbeat,
+    ReplayClock,
     encode,
     pack,
     topic_of,
@@ -83,7 +85,7 @@ class BusInbox:
     def __init__(self) -> None:
         self.frames: deque[list[bytes]] = deque()
 
-    def put(self, batch: FixBatch) -> None:
+    def put(self, batch: FixBatch | ReplayClock) -> None:
         self.frames.append([topic_of(batch), encode(batch)])
 
     def recv_multipart(self, flags: int = 0) -> list[bytes]:
@@ -126,7 +128,17 @@ class Watched:
 
 @pytest.fixture
 def watched(data_dir: Path) -> Iterator[Watched]:
-    cfg = make_config(data_dir, children=40, bus_security="off")
+    yield from watch_engine(data_dir)
+
+
+@pytest.fixture
+def watched_training(data_dir: Path) -> Iterator[Watched]:
+    """The same, as a training installation's engine on the replayed clock."""
+    yield from watch_engine(data_dir, training=True, replay_start=time.time() - 100)
+
+
+def watch_engine(data_dir: Path, **kw: Any) -> Iterator[Watched]:
+    cfg = make_config(data_dir, children=40, bus_security="off", **kw)
     store, sessions = open_store(cfg.db_url)
     with sessions() as s:
         seed_demo(s, cfg.children)
@@ -155,6 +167,13 @@ def watched(data_dir: Path) -> Iterator[Watched]:
             w.inbox.put(batch)
         return step(ids, cols, readers)
 
+    tick = engine.routine.tick
+
+    def noted_tick() -> None:
+        w.events.append(("tick", engine.now()))
+        tick()
+
+    engine.routine.tick = noted_tick  # type: ignore[method-assign]
     engine.pub.send = noted_send  # type: ignore[method-assign]
     engine.state.tracker.step = noted_step  # type: ignore[method-assign]
     engine._drain_fixes()  # no journal yet: the follower trusts the bus from now on
@@ -426,3 +445,30 @@ def test_a_phone_report_still_queued_goes_with_its_own_sos(data_dir: Path) -> No
             assert other.device_ids == [phones[1]] and other.journal_seq > alarm.journal_seq
         finally:
             tap.close()
+
+
+def test_a_training_engine_takes_the_replayed_clock_in_order_with_the_fixes(
+        watched_training: Watched) -> None:
+    """A replay's deadlines must see every fix played before the clock moved
+    past them (a child arriving at 09:10 is no "not arrived" at 09:15), and
+    its alarms keep the taped order (no fast lane on a training bus)."""
+    w = watched_training
+    t0 = w.engine.now()
+    put = w.inbox.put
+    w.inbox.put = lambda b: put(msgspec.structs.replace(b, source="replay"))  # type: ignore[method-assign]
+    routine, sos = w.devices[:5], w.devices[5]
+    before = w.backlog(routine, t0)[:3]
+    for batch in before:
+        w.inbox.put(batch)
+    lat, lon = w.places[sos]
+    w.inbox.put(fix_batch([(sos, t0 + 3, lat, lon)], [FLAG_SOS]))
+    w.inbox.put(ReplayClock(source="replay", t=t0 + 10, speed=0.0))
+    w.inbox.put(w.backlog(routine, t0 + 11)[0])
+
+    w.engine._drain_fixes()
+
+    kinds = [k for k, _ in w.events if k in ("step", "tick")]
+    assert kinds == ["step", "step", "step", "step", "tick", "step"], kinds
+    assert w.steps()[:4] == [routine, routine, routine, [sos]]  # the taped order
+    assert w.events[w.index("tick")][1] == pytest.approx(t0 + 10)
+    assert not w.inbox.frames
