@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -51,8 +52,8 @@ class TapeSource:
     """A period of the live tape (``db.tape``): fix batches and camera states
     as the bus carried them, at the times they were received."""
 
-    def __init__(self, data_dir: object, t0: float, t1: float) -> None:
-        self.reader = TapeReader(tape_dir(data_dir))  # type: ignore[arg-type]
+    def __init__(self, data_dir: Path, t0: float, t1: float) -> None:
+        self.reader = TapeReader(tape_dir(data_dir))
         self.t0, self.t1 = t0, t1
         self.skipped = 0  # recorded bodies that did not decode
         self.restart()
