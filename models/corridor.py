@@ -51,6 +51,11 @@ def _member(sorted_codes: IntArray, codes: IntArray) -> npt.NDArray[np.bool_]:
     return sorted_codes[np.minimum(pos, len(sorted_codes) - 1)] == codes
 
 
+def _insert_sorted(into: IntArray, new: IntArray) -> IntArray:
+    """``into`` and ``new`` sorted and disjoint: their sorted union."""
+    return np.insert(into, np.searchsorted(into, new), new)
+
+
 class Corridor:
     """Learned cells of every child (sorted codes) and the span of their history."""
 
@@ -99,16 +104,23 @@ class Corridor:
         if not len(new):
             return
         np.add.at(self.n_cells, new >> (2 * _BITS), 1)
-        self._fresh = np.union1d(self._fresh, new)
+        # Sorted, disjoint: inserting at the search positions keeps the order
+        # with one copy, where a union would sort everything again (that sort,
+        # once a batch, was a third of the engine's CPU under load).
+        self._fresh = _insert_sorted(self._fresh, new)
         if len(self._fresh) > FRESH_MAX:
-            self._known = np.union1d(self._known, self._fresh)
+            self._known = _insert_sorted(self._known, self._fresh)
             self._fresh = np.empty(0, dtype=np.int64)
+
+    def _span_ok(self, s: IntArray) -> npt.NDArray[np.bool_]:
+        return self.last_t[s] - self.first_t[s] >= MIN_DAYS * 86400.0
 
     def mature(self, slots: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         s = np.asarray(slots, dtype=np.int64)
-        self._merge()
-        return ((self.last_t[s] - self.first_t[s] >= MIN_DAYS * 86400.0)
-                & (self.n_cells[s] >= MIN_CELLS))
+        span = self._span_ok(s)
+        if (span & (self.n_cells[s] < MIN_CELLS)).any():
+            self._merge()  # cells not yet counted may make these mature
+        return span & (self.n_cells[s] >= MIN_CELLS)
 
     def far(self, slots: npt.ArrayLike, x: npt.ArrayLike, y: npt.ArrayLike
             ) -> npt.NDArray[np.bool_]:
@@ -123,6 +135,7 @@ class Corridor:
         rows = np.flatnonzero(check)
         if not len(rows):
             return out
+        self._merge()  # the cells learned since the last merge count as usual
         cx, cy = cells(np.asarray(x, dtype=np.float64)[rows],
                        np.asarray(y, dtype=np.float64)[rows])
         near = _codes(s[rows][:, None], (cx[:, None] + _DX) & _MASK, (cy[:, None] + _DY) & _MASK)

@@ -30,6 +30,7 @@ hold a connection for ever).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import time
@@ -78,8 +79,11 @@ ErrorHook = Callable[[str, str], object]  # (reason, detail), e.g. Intake.reject
 DurableHook = Callable[[], "asyncio.Future[bool]"]
 
 
+@functools.lru_cache(maxsize=512)
 def response(status: int, text: str, keep_alive: bool,
              content_type: str = "text/plain; charset=utf-8", headers: Headers = ()) -> bytes:
+    """The bytes of a reply. Devices get the same few answers again and
+    again ("OK"), so they are made once and kept (a small LRU)."""
     body = text.encode("utf-8")
     own = "".join(f"{name}: {value}\r\n" for name, value in headers)
     retry = (f"Retry-After: {RETRY_AFTER_S}\r\n" if status == 503

@@ -288,3 +288,17 @@ def test_bad_numbers_get_an_answer_and_keep_the_connection(query: str) -> None:
     assert sum(intake.rejected.values()) == 1
     assert set(intake.rejected) <= {"osmand:bad_number", "osmand:too_many_fields"}
     assert intake.accepted["osmand"] == 1
+
+
+@pytest.mark.parametrize("query", [
+    "id=1&lat=37.5&lon=127.0", "id=1&&lat=37.5&lon=127.0&", "id&lat=37.5&lon=127.0",
+    "=x&id=1&id=2&lat=37.5&lon=127.0", "id=a%20b&lat=37.5&lon=127.0&x=1+2",
+    "id=%ED%95%9C&lat=37.5&lon=127.0&bad=%zz", "id=1&lat=&lon=127.0", "",
+])
+def test_query_fields_are_what_parse_qsl_makes_of_them(query: str) -> None:
+    """The direct split (nothing escaped) and parse_qsl agree on every query."""
+    from urllib.parse import parse_qsl
+
+    from console.gateway.osmand import _params
+
+    assert _params(query) == dict(parse_qsl(query, keep_blank_values=True))

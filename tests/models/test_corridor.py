@@ -72,12 +72,36 @@ def test_cells_learned_lately_count_as_soon_as_learned_and_after_the_big_rebuild
     try:
         cm.FRESH_MAX = 0  # the next new cell rebuilds the big array
         c.learn([0], [far_x + 10 * cm.CELL_M], [base_y], [4 * day + 2])
-        assert c.mature([0])[0]  # (learning is merged when next asked)
+        assert not c.far([0], [far_x], [base_y])[0]  # (learning is merged when next asked)
         assert len(c._fresh) == 0 and c.n_cells[0] == 8
-        assert not c.far([0], [far_x], [base_y])[0]
+        assert c.mature([0])[0]
     finally:
         cm.FRESH_MAX = old
     c.learn([0], [far_x + 30 * cm.CELL_M], [base_y], [4 * day + 3])
     c.forget([0])
     assert c.n_cells[0] == 0 and not c.mature([0])[0]
     assert not (c._known >> 40 == 0).any() and not (c._fresh >> 40 == 0).any()
+
+
+def test_merging_keeps_the_arrays_sorted_and_unique() -> None:
+    """Cells merged in many small batches, repeats included, end up as the
+    same sorted, unique set a single union would make."""
+    from models import corridor as cm
+
+    rng = np.random.default_rng(7)
+    c = cm.Corridor(50)
+    old = cm.FRESH_MAX
+    try:
+        cm.FRESH_MAX = 40  # several big rebuilds on the way
+        for day in range(5):
+            slots = rng.integers(0, 50, 30)
+            xs = 950_000.0 + rng.integers(0, 12, 30) * cm.CELL_M
+            ys = 1_950_000.0 + rng.integers(0, 12, 30) * cm.CELL_M
+            c.learn(slots, xs, ys, np.full(30, day * 86400.0))
+            c._merge()
+    finally:
+        cm.FRESH_MAX = old
+    both = np.concatenate([c._known, c._fresh])
+    assert len(np.unique(both)) == len(both)
+    assert (np.diff(c._known) > 0).all() and (np.diff(c._fresh) > 0).all()
+    assert c.n_cells.sum() == len(both)

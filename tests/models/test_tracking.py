@@ -132,3 +132,32 @@ def test_reads_from_unknown_devices_or_without_position_leave_no_breadcrumb() ->
     tr.step(["nobody", "dB"], cols([10, 10], [north(0), math.nan],
                                    flags=[0, FLAG_BAD_POSITION]), ["R-gate", "R-gate"])
     assert tr.last_readers() == {}
+
+
+def test_batteries_at_once_match_fix_by_fix() -> None:
+    """The whole-batch battery step (distinct children at once, repeated
+    ones in order) leaves the same state and raises the same low-battery
+    starts as applying every fix in turn, late fixes and repeats included."""
+    from models.messages import FLAG_LOW_BATTERY
+
+    rng = np.random.default_rng(3)
+    n = 40
+    devices = [f"d{i}" for i in range(n)]
+    fast = Tracker([f"C{i}" for i in range(n)], {d: i for i, d in enumerate(devices)}, [-1] * n)
+    slow = Tracker([f"C{i}" for i in range(n)], {d: i for i, d in enumerate(devices)}, [-1] * n)
+    fields = ("battery", "battery_t", "battery_since", "battery_from", "low_battery")
+    for turn in range(30):
+        k = 25
+        picked = rng.integers(0, n, k)  # repeats within a batch on purpose
+        c = cols(list(turn * 60.0 + rng.uniform(-90, 30, k)), [ZONE.lat] * k)
+        c["battery"] = rng.choice([-1, 5, 12, 40, 80], k).astype(np.int8)
+        c["flags"] = np.where(rng.random(k) < 0.3, FLAG_LOW_BATTERY, 0).astype(np.uint8)
+        ids = [devices[i] for i in picked]
+        slots = picked.astype(np.int64)
+        got = fast._batteries(np.arange(k), slots, ids, c)
+        says = (c["battery"] >= 0) | (c["flags"] != 0)  # fixes that say anything of it
+        want = [i for i in range(k) if says[i] and slow._battery_row(i, slots, c)]
+        assert [(a.slot, a.t) for a in got] == [(int(slots[i]), float(c["t"][i]))
+                                                 for i in want]
+        for f in fields:
+            np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f), err_msg=f)
