@@ -6,10 +6,12 @@ Nothing here asserts; a benchmark that cannot run says why and the others
 still run.
 
 - ``pipeline`` (``tests/bench/bench_pipeline.py``): device frames → gateway
-  → engine → store, on SQLite in a fresh temp dir, and also on PostgreSQL
-  when the configuration's ``db_url`` (or ``CHILDSAFE_BENCH_PG_URL``) is a
+  → engine → store, on SQLite in a fresh temp dir, and on PostgreSQL: the
+  configuration's ``db_url`` (or ``CHILDSAFE_BENCH_PG_URL``) if it is a
   PostgreSQL URL (it writes fixes and SOS alerts there: use a throw-away
-  database); plus SOS frame-in → console-alert latency under that load.
+  database), otherwise a private cluster started for the run as the tests
+  start one (fsync off); plus SOS frame-in → console-alert latency under
+  that load.
   ``CHILDSAFE_BENCH_CHILDREN`` overrides the 100,000 seeded children.
 - ``map`` (``tests/bench/bench_map.py``): 10,000 and 100,000 live markers
   redrawn, frames per second.
@@ -59,27 +61,37 @@ def _pipeline(cfg: Config, seconds: float) -> tuple[list[str], list[str]]:
     from tests.bench import bench_pipeline as bp
 
     children = int(os.environ.get(CHILDREN_ENV, 0)) or bp.DEFAULT_CHILDREN
-    urls: list[str | None] = [None]  # SQLite, always on a fresh temp dir
     pg = os.environ.get(PG_URL_ENV) or (cfg.db_url if cfg.db_url.startswith("postgresql")
                                         else "")
-    if pg:
-        urls.append(pg)
     heads: list[str] = []
     out: list[str] = []
-    for url in urls:
-        label = bp.backend_of(url or "sqlite")
+    server = None
+    if not pg:  # always measured: a private cluster, as the tests start one
+        from tests.services import PostgresServer
+
         try:
-            r = bp.run(children=children, seconds=seconds, db_url=url)
+            server = PostgresServer()
+            pg = server.start()
         except Exception as exc:
-            traceback.print_exc(file=sys.stderr)
-            heads.append(f"pipeline {label}: could not run ({type(exc).__name__}: {exc})")
-            continue
-        heads += bp.headline(r)
-        out.append(bp.format_result(r))
-    if not pg:
-        heads.append(f"pipeline postgresql: not run (no PostgreSQL db_url in the configuration "
-                   f"and {PG_URL_ENV} unset); budget "
-                   f"{bp.BUDGET_FIXES_PER_S['postgresql']:,} fixes/s")
+            server = None
+            heads.append(f"pipeline postgresql: not run (no {PG_URL_ENV}, no PostgreSQL "
+                         f"db_url, and no private server: {exc})")
+    try:
+        for url in [None, *([pg] if pg else [])]:
+            label = bp.backend_of(url or "sqlite")
+            if url is not None and server is not None:
+                label += " (private cluster, fsync off)"
+            try:
+                r = bp.run(children=children, seconds=seconds, db_url=url)
+            except Exception as exc:
+                traceback.print_exc(file=sys.stderr)
+                heads.append(f"pipeline {label}: could not run ({type(exc).__name__}: {exc})")
+                continue
+            heads += bp.headline(r)
+            out.append(bp.format_result(r))
+    finally:
+        if server is not None:
+            server.stop()
     return heads, out
 
 
