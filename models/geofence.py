@@ -485,8 +485,22 @@ class Geofence:
                               np.concatenate([evt_s, evt_n]))
         self._store(pos, st_s, since_s, cls_s, code_n, st_n, since_n, cls_n)
         self._seen[s[clear]] = True
-        self._inside_cache = None
+        self._refresh_inside(s)
         return events
+
+    def _refresh_inside(self, slots: IntArray) -> None:
+        """Bring the inside flags of these children up to date, not every
+        child's (rebuilding them all for each batch was a tenth of the
+        engine's CPU at 100,000 children)."""
+        cache = self._inside_cache
+        if cache is None or len(cache) != len(self._seen):
+            self._inside_cache = None  # rebuilt whole when next asked
+            return
+        zc = self._zc
+        pos = _ranges(np.searchsorted(self._codes, slots * zc),
+                      np.searchsorted(self._codes, slots * zc + zc))
+        cache[slots] = False
+        cache[self._codes[pos][self._state[pos] == INSIDE] // zc] = True
 
     def _events(self, codes: IntArray, kinds: npt.NDArray[np.int8], ts: FloatArray,
                 sinces: FloatArray) -> list[FenceEvent]:

@@ -45,6 +45,11 @@ from models.retention import RetentionPolicy
 RETENTION_EVERY_S = 3600.0
 RETENTION_RETRY_S = 300.0  # after the store refused a purge
 MAX_DRAIN = 200
+# Under load, batches arrive every few milliseconds; a transaction for each
+# spent a third of the recorder's time committing. Waiting this long after a
+# write lets the next one carry several (nothing waits on the recorder: an
+# alarm is the engine's, and the journal holds every fix until stored).
+GROUP_S = 0.05
 RETRY_S = 1.0  # a store that refused is tried again this often
 MEMORY_BACKLOG = 10_000  # events kept in memory before they go to the spool file
 
@@ -75,6 +80,7 @@ class Recorder:
         self.spool = Spool(rt.config.data_dir / "spool" / "recorder.spool")
         self.usage_chain_broken = False  # the last purge found the usage log tampered with
         self.retry_at = 0.0
+        self.written_at = 0.0  # when the last take from the bus ended (monotonic)
         self.store_failures = 0
         self.store_error = ""
         self.fixes_written = 0
@@ -89,7 +95,10 @@ class Recorder:
             catching_up = self.follow.behind and now >= self.retry_at
             ready = dict(self.poller.poll(0 if catching_up else 200))
             if self.sub.sock in ready or catching_up:
+                if (early := self.written_at + GROUP_S - time.monotonic()) > 0:
+                    time.sleep(early)
                 self.take(self.drain())
+                self.written_at = time.monotonic()
             elif (self.backlog or len(self.spool)) and now >= self.retry_at:
                 self.take([])
             self.tape_keeper.step(ready)

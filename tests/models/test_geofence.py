@@ -347,3 +347,26 @@ def test_uncertain_of_names_the_zones_a_childs_fix_straddles() -> None:
     cx, cy = to_map(zone.lat, zone.lon)
     fence.step([0, 1], [cx, cx], [cy + 295, cy + 100], [30.0, 5.0], 1.0)
     assert fence.uncertain_of(0) == [0] and fence.uncertain_of(1) == []
+
+
+def test_inside_flags_kept_per_batch_match_a_full_rebuild() -> None:
+    """The per-child inside flags are brought up to date for the children of
+    each batch only; after many batches (entries, exits, new children
+    appearing past the arrays' size) they equal a rebuild from scratch."""
+    a = circle(1, "A", SINDORIM, 300.0)
+    b = circle(2, "B", (SINDORIM[0] + 0.004, SINDORIM[1] + 0.004), 250.0)
+    fence = Geofence([a, b], RULES)
+    cx, cy = to_map(*SINDORIM)
+    rng = np.random.default_rng(11)
+    everyone = np.arange(3000)
+    fence.inside_any(everyone)  # the flags exist before the batches
+    for turn in range(40):
+        n = 200
+        slots = rng.integers(0, 100 + turn * 70, n)  # later turns bring new children
+        xs = cx + rng.uniform(-500, 900, n)
+        ys = cy + rng.uniform(-500, 900, n)
+        fence.step(slots, xs, ys, np.full(n, 10.0), turn * 60.0)
+        kept = fence.inside_any(everyone)
+        fence._inside_cache = None
+        np.testing.assert_array_equal(kept, fence.inside_any(everyone))
+    assert fence.inside_any(everyone).any()
