@@ -37,6 +37,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,8 @@ class _Connection(asyncio.Protocol):
         self.tail: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a TCP transport (uvloop's is not a subclass of asyncio's: no isinstance)
+        self.transport = cast(asyncio.Transport, transport)
         self.peer = str(transport.get_extra_info("peername"))
         if len(self.server.live) >= self.server.max_connections:
             transport.write(response(503, "too many connections", keep_alive=False))

@@ -8,15 +8,22 @@ a hostile client harmless: a connection cap, an idle timeout, a maximum
 frame size, and a cut-off for clients that send garbage or nothing but
 undecodable frames. Each connection's memory is bounded by
 ``max_frame`` plus one read.
+
+A connection is an ``asyncio.Protocol``, not a stream-reading coroutine:
+10,000 watches each sending a frame every few seconds made every read a
+task, a ``wait_for`` timer and a drain, and those, not decoding, were most
+of the gateway's time. Idle connections are found by one sweep a second
+for all of them; a watch that does not read its replies stops being read
+(transport flow control) until it does, or until it idles out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
+from typing import cast
 
 from console.gateway.intake import Intake
 from console.gateway.watch import MAX_FRAME, FrameSplitter, decode, frame_device_id
@@ -25,8 +32,115 @@ from models.fixes import Rejected
 log = logging.getLogger(__name__)
 
 PROTOCOL = "watch"
-READ_CHUNK = 16 * 1024
 MAX_BAD_FRAMES = 32  # undecodable frames in a row tolerated; the next one cuts a client off
+
+
+class _WatchConnection(asyncio.Protocol):
+    """One watch's connection: frames in, replies out in frame order, each
+    reply that acknowledges reports only once they are durable."""
+
+    def __init__(self, server: WatchServer) -> None:
+        self.server = server
+        self.splitter = FrameSplitter(server.max_frame)
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.last_active = time.monotonic()
+        self.counted = False
+        self.closing = False
+        self.bad_in_row = 0
+        self.garbage_mark = 0  # splitter.garbage after the last good frame
+        # one read's (reply, acknowledges reports) and the commit they wait for
+        self.unsent: deque[tuple[list[tuple[bytes, bool]], asyncio.Future[bool] | None]] = \
+            deque()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.peer = str(transport.get_extra_info("peername"))
+        server = self.server
+        if server.connections >= server.max_connections:
+            server.intake.reject(PROTOCOL, "too_many_connections", self.peer)
+            self.closing = True
+            transport.close()
+            return
+        server.connections += 1
+        server.live.add(self)
+        self.counted = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted:
+            self.counted = False
+            self.server.connections -= 1
+            self.server.live.discard(self)
+
+    def pause_writing(self) -> None:  # a watch that does not read its replies
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self._read(data)
+        except Exception:  # one bad connection must never take the listener down
+            log.exception("watch connection %s failed", self.peer)
+            self.closing = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def _read(self, data: bytes) -> None:
+        server, splitter = self.server, self.splitter
+        self.last_active = time.monotonic()
+        server.bytes_in += len(data)
+        oversized = splitter.oversized
+        replies: list[tuple[bytes, bool]] = []
+        for frame in splitter.feed(data):
+            reply, good, acks = server._handle(frame)
+            if reply is not None:
+                replies.append((reply, acks))
+            if good:
+                self.bad_in_row, self.garbage_mark = 0, splitter.garbage
+            else:
+                self.bad_in_row += 1
+                if self.bad_in_row > server.max_bad_frames:
+                    break  # cut off now: the rest of the read is not decoded
+        for _ in range(splitter.oversized - oversized):
+            server.intake.reject(PROTOCOL, "frame_too_large", self.peer)
+        fut = server.intake.durable() if any(acks for _, acks in replies) else None
+        if replies:
+            self.unsent.append((replies, fut))
+            if fut is not None:
+                fut.add_done_callback(lambda _f: self._write_ready())
+        if (splitter.garbage - self.garbage_mark > server.max_garbage
+                or self.bad_in_row > server.max_bad_frames):
+            server.cut_off += 1
+            server.intake.reject(PROTOCOL, "garbage_stream",
+                                 f"{self.peer}: {splitter.garbage} bytes of garbage, "
+                                 f"{self.bad_in_row} bad frames in a row")
+            self.closing = True  # after the replies already due
+        self._write_ready()
+
+    def _write_ready(self) -> None:
+        """Write, in order, every read's replies whose commit is known; an
+        acknowledgement whose reports could not be made durable is left out
+        (the watch sends them again)."""
+        out: list[bytes] = []
+        while self.unsent and (self.unsent[0][1] is None or self.unsent[0][1].done()):
+            replies, fut = self.unsent.popleft()
+            if fut is not None and (fut.cancelled() or not fut.result()):
+                self.server.unacknowledged += sum(acks for _, acks in replies)
+                replies = [(r, acks) for r, acks in replies if not acks]
+            out += [r for r, _ in replies]
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if out:
+            transport.write(b"".join(out))
+        if self.closing and not self.unsent:
+            transport.close()
 
 
 class WatchServer:
@@ -51,23 +165,42 @@ class WatchServer:
         self.unacknowledged = 0  # frames not acknowledged: not durable, or an alarm, engine down
         self.ignored: Counter[str] = Counter()  # valid frames of types we do not use
         self.server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
+        self.live: set[_WatchConnection] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port (useful with port 0)."""
-        self.server = await asyncio.start_server(self._serve, host, port, backlog=1024,
-                                                 limit=READ_CHUNK)
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(lambda: _WatchConnection(self), host, port,
+                                               backlog=1024)
+        self._sweeper = loop.create_task(self._sweep_idle())
         return int(self.server.sockets[0].getsockname()[1])
+
+    async def _sweep_idle(self) -> None:
+        """One timer for every connection: a watch silent for
+        ``idle_timeout_s`` (or not reading its replies that long) is dropped."""
+        while True:
+            await asyncio.sleep(min(1.0, self.idle_timeout_s / 2))
+            cutoff = time.monotonic() - self.idle_timeout_s
+            for conn in [c for c in self.live if c.last_active < cutoff]:
+                self.timed_out += 1
+                self.live.discard(conn)  # counted once, even if closing takes a while
+                conn.closing = True
+                if conn.transport is not None:
+                    conn.transport.abort()  # close() would wait to flush to a deaf peer
 
     async def close(self) -> None:
         """Stop listening and drop every connection (watches reconnect)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self.server is not None:
             self.server.close()
-        for writer in list(self._writers):
-            writer.close()
+        for conn in list(self.live):
+            if conn.transport is not None:
+                conn.transport.close()
         if self.server is not None:
             await self.server.wait_closed()
-        for _ in range(200):  # let the sessions finish their bookkeeping
+        for _ in range(200):  # let the connections finish their bookkeeping
             if not self.connections:
                 break
             await asyncio.sleep(0.01)
@@ -77,70 +210,6 @@ class WatchServer:
                 "bytes_in.watch": self.bytes_in,
                 "cut_off.watch": self.cut_off, "timed_out.watch": self.timed_out,
                 "unacknowledged.watch": self.unacknowledged}
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = str(writer.get_extra_info("peername"))
-        if self.connections >= self.max_connections:
-            self.intake.reject(PROTOCOL, "too_many_connections", peer)
-            writer.close()
-            return
-        self.connections += 1
-        self._writers.add(writer)
-        try:
-            await self._session(reader, writer, peer)
-        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
-            pass
-        except Exception:  # one bad connection must never take the listener down
-            log.exception("watch connection %s failed", peer)
-        finally:
-            self.connections -= 1
-            self._writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       peer: str) -> None:
-        splitter = FrameSplitter(self.max_frame)
-        bad_in_row = 0
-        garbage_mark = 0  # splitter.garbage after the last good frame
-        while True:
-            try:
-                data = await asyncio.wait_for(reader.read(READ_CHUNK), self.idle_timeout_s)
-            except TimeoutError:
-                self.timed_out += 1
-                return
-            if not data:
-                return
-            self.bytes_in += len(data)
-            oversized = splitter.oversized
-            # (reply, acknowledges reports): those wait until the reports are durable
-            replies: list[tuple[bytes, bool]] = []
-            for frame in splitter.feed(data):
-                reply, good, acks = self._handle(frame)
-                if reply is not None:
-                    replies.append((reply, acks))
-                if good:
-                    bad_in_row, garbage_mark = 0, splitter.garbage
-                else:
-                    bad_in_row += 1
-                    if bad_in_row > self.max_bad_frames:
-                        break  # cut off now: the rest of the read is not decoded
-            for _ in range(splitter.oversized - oversized):
-                self.intake.reject(PROTOCOL, "frame_too_large", peer)
-            if any(acks for _, acks in replies) and not await self.intake.durable():
-                self.unacknowledged += sum(acks for _, acks in replies)
-                replies = [(r, acks) for r, acks in replies if not acks]
-            if replies:
-                writer.write(b"".join(r for r, _ in replies))
-                await asyncio.wait_for(writer.drain(), self.idle_timeout_s)
-            if (splitter.garbage - garbage_mark > self.max_garbage
-                    or bad_in_row > self.max_bad_frames):
-                self.cut_off += 1
-                self.intake.reject(PROTOCOL, "garbage_stream",
-                                   f"{peer}: {splitter.garbage} bytes of garbage, "
-                                   f"{bad_in_row} bad frames in a row")
-                return
 
     def _handle(self, frame: bytes) -> tuple[bytes | None, bool, bool]:
         """Decode one frame and hand its reports to the intake; returns the

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+import uvloop
 import zmq
 
 from console.bus import Publisher, Subscriber, role_of
@@ -255,7 +256,7 @@ class Gateway:
 
 def main(argv: list[str] | None = None) -> int:
     rt = start("gateway", argv)
-    asyncio.run(Gateway(rt).run())
+    uvloop.run(Gateway(rt).run())
     return 0
 
 

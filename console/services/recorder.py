@@ -21,6 +21,7 @@ the fixes; the hourly retention run removes tape files older than
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
@@ -45,6 +46,7 @@ from models.retention import RetentionPolicy
 RETENTION_EVERY_S = 3600.0
 RETENTION_RETRY_S = 300.0  # after the store refused a purge
 MAX_DRAIN = 200
+NICE = 10
 # Under load, batches arrive every few milliseconds; a transaction for each
 # spent a third of the recorder's time committing. Waiting this long after a
 # write lets the next one carry several (nothing waits on the recorder: an
@@ -275,6 +277,11 @@ class Recorder:
 
 def main(argv: list[str] | None = None) -> int:
     rt = start("recorder", argv)
+    # Of the services that share the backend's cores, the recorder's work is
+    # the one that may wait: the journal holds every fix until it is stored.
+    # At a lower priority it yields the CPU to the engine and gateway under
+    # load, where an SOS is waiting to be opened.
+    os.nice(NICE)
     Recorder(rt).run()
     return 0
 

@@ -19,7 +19,7 @@ from console.bus import Publisher, Subscriber
 from console.config import Config
 from console.gateway.intake import Intake
 from console.gateway.watch import encode
-from console.gateway.watch_server import READ_CHUNK, WatchServer
+from console.gateway.watch_server import WatchServer
 from console.security import Security
 from models.messages import FLAG_SOS, AlertOpened, AlertView, FixBatch, Heartbeat, unpack
 from tests.console.conftest import SEOUL_FOREST, Backend, wait_for
@@ -178,7 +178,9 @@ def test_garbage_stream_is_cut_off() -> None:
             pass
         assert time.monotonic() < deadline, "the server kept reading garbage"
         wait_for(lambda: server.cut_off == 1, 5, "the cut-off")
-        assert server.bytes_in <= server.max_garbage + READ_CHUNK  # it read no further
+        # it read no further than the read that crossed the line (asyncio's
+        # largest read is 256 KiB)
+        assert server.bytes_in <= server.max_garbage + 256 * 1024
     assert intake.rejected["watch:garbage_stream"] == 1
 
 
@@ -300,3 +302,30 @@ def test_watch_sos_becomes_an_alert(backend: Backend) -> None:
         bus.close()
         pub.close()
         ctx.term()
+
+
+def test_a_watch_that_never_reads_its_replies_is_paused_then_dropped() -> None:
+    """Replies pile up in the kernel, then in the transport; past its limit
+    the server stops reading that watch (its frames wait in the socket, the
+    server's memory does not grow) and drops it once it has been idle."""
+    intake, _ = local_intake()
+    lk = encode("3G", WATCH, "LK") * 2000
+    with serving(intake, idle_timeout_s=1.0) as (server, port), connect(port) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(0.2)
+        sent = 0
+        try:
+            for _ in range(400):  # bounded: stops when the server stops reading
+                sent += s.send(lk)
+        except (TimeoutError, BlockingIOError):
+            pass
+        frames = server.frames
+        assert 0 < frames < sent // len(encode("3G", WATCH, "LK"))  # reading paused
+        wait_for(lambda: server.connections == 0, 10, "the idle watch to be dropped")
+        assert server.timed_out == 1
+        s.settimeout(5)
+        try:  # the replies it was owed, then the end
+            while s.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
