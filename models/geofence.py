@@ -575,6 +575,20 @@ class Geofence:
         codes = self._codes[lo:hi][self._state[lo:hi] == INSIDE]
         return (codes % self._zc).tolist()
 
+    def inside_pairs(self, slots: npt.ArrayLike) -> tuple[IntArray, IntArray]:
+        """For many children at once: (row of ``slots``, zone index) of every
+        zone each is inside (confirmed), by row then zone. (Asking
+        ``zones_of`` child by child was a sixth of the engine's time while a
+        city's children were first seen after a start.)"""
+        s = np.asarray(slots, dtype=np.int64)
+        zc = self._zc
+        lo = np.searchsorted(self._codes, s * zc)
+        hi = np.searchsorted(self._codes, s * zc + zc)
+        pos = _ranges(lo, hi)
+        rows = np.repeat(np.arange(len(s)), hi - lo)
+        inside = self._state[pos] == INSIDE
+        return rows[inside], self._codes[pos][inside] % zc
+
     def uncertain_of(self, slot: int) -> list[int]:
         """Zone indices where the child's latest fix is uncertain (its
         accuracy circle crosses the fence), ascending."""

@@ -79,7 +79,8 @@ SLOT_COLUMNS: dict[str, float | int | bool] = {
 
 
 def check_batch(device_ids: list[str], cols: dict[str, np.ndarray], readers: list[str],
-                now: float) -> tuple[list[str], dict[str, np.ndarray], list[str], Counter[str]]:
+                now: float) -> tuple[list[str], dict[str, np.ndarray], list[str], Counter[str],
+                                     np.ndarray | None]:
     """Stage 0: what the engine takes from the bus, checked before use.
 
     The gateway validates, but the engine trusts nothing it did not check: a
@@ -87,7 +88,8 @@ def check_batch(device_ids: list[str], cols: dict[str, np.ndarray], readers: lis
     reason); a fix whose coordinates are not a position keeps only its
     alarm, at the last known position (``FLAG_BAD_POSITION``), so one bad
     value can neither take the engine down nor silence an SOS. Returns the
-    kept ids, writable columns and readers, and what was dropped or mended.
+    kept ids, writable columns and readers, what was dropped or mended, and
+    the rows kept (None: all of them).
     """
     dropped: Counter[str] = Counter()
     t = cols["t"]
@@ -111,7 +113,7 @@ def check_batch(device_ids: list[str], cols: dict[str, np.ndarray], readers: lis
         dropped["position_not_a_position"] += int(mended.sum())
     lat[bad_pos], lon[bad_pos] = np.nan, np.nan
     flags[bad_pos] |= FLAG_BAD_POSITION
-    return device_ids, out, readers, dropped
+    return device_ids, out, readers, dropped, None if keep.all() else keep
 
 
 def urgent_rows(flags: np.ndarray) -> np.ndarray:
@@ -170,10 +172,12 @@ class Tracker:
         return range(first, first + k)
 
     def step(self, device_ids: list[str], cols: dict[str, np.ndarray],
-             readers: list[str] | None = None) -> StepResult:
+             readers: list[str] | None = None, slots: np.ndarray | None = None) -> StepResult:
         """Apply one batch; ``readers`` is ``FixBatch.readers`` (empty, or the
-        tag reader per fix, "" for fixes from anything else)."""
-        slots = slots_of(device_ids, self.device_slots)
+        tag reader per fix, "" for fixes from anything else); ``slots`` is
+        ``slots_of`` the ids when the caller looked them up already."""
+        if slots is None:
+            slots = slots_of(device_ids, self.device_slots)
         known = slots >= 0
         if not known.all():
             self.rejected["unknown_device"] += int((~known).sum())

@@ -225,9 +225,11 @@ class Routine:
         # A child first seen inside a zone may be arriving (a tag read at the
         # gate is the first fix of the day); after a restart the notice it
         # makes again folds into the one already in the outbox.
-        for slot, t in zip(r.slots[r.first].tolist(), r.t[r.first].tolist(), strict=True):
-            for z in self.fence.zones_of(slot):
-                self._act(self.expect.on_enter(slot, self.fence.zones[z].id, t))
+        first = np.flatnonzero(r.first)
+        rows, inside = self.fence.inside_pairs(r.slots[first])
+        for i, z in zip(first[rows].tolist(), inside.tolist(), strict=True):
+            self._act(self.expect.on_enter(int(r.slots[i]), self.fence.zones[z].id,
+                                           float(r.t[i])))
         for e in events:
             zone = self.fence.zones[e.zone]
             self.stats[f"zone_{e.kind}s"] += 1

@@ -504,17 +504,21 @@ class Engine:
     def _apply(self, rows: _Rows) -> np.ndarray:
         """Check one batch, run the tracker, hand its alarms and exits to the desk."""
         msg, ids, readers, cols = rows.msg, rows.ids, rows.readers, rows.cols
+        slots = rows.slots_in(self.state.tracker.device_slots)  # one lookup per row
         keep = self.consent.keep(ids)
         if keep is not None:  # children without consent are not tracked
             ids = [d for d, k in zip(ids, keep, strict=True) if k]
             readers = [r for r, k in zip(readers, keep, strict=True) if k] if readers else readers
             cols = {name: col[keep] for name, col in cols.items()}
-        ids, cols, readers, dropped = check_batch(ids, cols, readers, self.now())
+            slots = slots[keep]
+        ids, cols, readers, dropped, kept = check_batch(ids, cols, readers, self.now())
+        if kept is not None:
+            slots = slots[kept]
         if dropped:
             self.sub.rejected.update(dropped)
             self.rt.log.warning("fix batch seq %d from %s: %s", msg.seq, msg.origin,
                                 ", ".join(f"{k} {v}" for k, v in dropped.items()))
-        result = self.state.tracker.step(ids, cols, readers)
+        result = self.state.tracker.step(ids, cols, readers, slots)
         for alarm in result.alarms:
             if self.consent.emergency(alarm.slot):
                 self.desk.trigger(self._trigger(alarm))

@@ -56,7 +56,7 @@ def test_check_batch_drops_impossible_times_and_keeps_an_alarm_without_its_posit
     b = batch(["a", "b", "c", "d", "x" * 65], lat=[37.5, 95.0, 0.0, math.nan, 37.5],
               lon=[127.0, 127.0, 0.0, 127.0, 127.0],
               t=[NOW, NOW, NOW + 30 * 3600, NOW, NOW], flags=[0, FLAG_SOS, 0, 0, 0])
-    ids, cols, readers, dropped = check_batch(b.device_ids, columns(b), [], NOW)
+    ids, cols, readers, dropped, _ = check_batch(b.device_ids, columns(b), [], NOW)
     assert ids == ["a", "b", "d"]
     assert dropped == {"time_impossible": 1, "device_id_too_long": 1,
                        "position_not_a_position": 2}
@@ -75,7 +75,8 @@ def test_check_batch_never_raises_and_never_passes_a_non_position(
     ids = [f"d{i}" for i in range(len(rows))]
     b = batch(ids, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
               [r[3] for r in rows])
-    kept, cols, _, _ = check_batch(ids, columns(b), [], NOW)
+    kept, cols, _, _, rows = check_batch(ids, columns(b), [], NOW)
+    assert rows is None or int(rows.sum()) == len(kept)  # the rows kept, when not all
     assert len(kept) == len(cols["t"]) == len(cols["lat"])
     ok = np.isfinite(cols["lat"])
     assert (np.abs(cols["lat"][ok]) <= 90).all() and (np.abs(cols["lon"][ok]) <= 180).all()

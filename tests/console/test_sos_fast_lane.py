@@ -161,11 +161,11 @@ def watch_engine(data_dir: Path, **kw: Any) -> Iterator[Watched]:
         w.events.append((topic_of(msg).decode(), msg))
         return send(msg, stamped)
 
-    def noted_step(ids: list[str], cols: Any, readers: Any = None) -> Any:
+    def noted_step(ids: list[str], cols: Any, readers: Any = None, slots: Any = None) -> Any:
         w.events.append(("step", list(ids)))
         for batch in w.after_steps.pop(len(w.steps()), []):  # comes in meanwhile
             w.inbox.put(batch)
-        return step(ids, cols, readers)
+        return step(ids, cols, readers, slots)
 
     tick = engine.routine.tick
 
@@ -472,3 +472,22 @@ def test_a_training_engine_takes_the_replayed_clock_in_order_with_the_fixes(
     assert w.steps()[:4] == [routine, routine, routine, [sos]]  # the taped order
     assert w.events[w.index("tick")][1] == pytest.approx(t0 + 10)
     assert not w.inbox.frames
+
+
+def test_rows_dropped_before_the_tracker_keep_every_other_child_on_its_own_fix(
+        watched: Watched) -> None:
+    """The engine looks each row's child up once and carries that through the
+    rows it drops (an impossible time here): every child kept moves to its
+    own fix, not to a neighbour's."""
+    w, now = watched, time.time()
+    a, b, c = w.devices[:3]
+    tr = w.engine.state.tracker
+    rows = [(a, now - 5, 37.51, 127.01), (b, now + 86_400, 37.52, 127.02),
+            (c, now - 5, 37.53, 127.03)]
+    w.inbox.put(fix_batch(rows))
+    w.engine._drain_fixes()
+    slot_a, slot_b, slot_c = (tr.device_slots[d] for d in (a, b, c))
+    assert (tr.lat[slot_a], tr.lon[slot_a]) == (37.51, 127.01)
+    assert (tr.lat[slot_c], tr.lon[slot_c]) == (37.53, 127.03)
+    assert tr.lat[slot_b] != 37.52  # the day-ahead fix moved nobody
+    assert w.engine.sub.rejected["time_impossible"] == 1

@@ -370,3 +370,22 @@ def test_inside_flags_kept_per_batch_match_a_full_rebuild() -> None:
         fence._inside_cache = None
         np.testing.assert_array_equal(kept, fence.inside_any(everyone))
     assert fence.inside_any(everyone).any()
+
+
+def test_inside_pairs_of_many_children_are_zones_of_each() -> None:
+    """The whole-batch question gives, row by row, what ``zones_of`` gives
+    child by child (repeats and children never seen included)."""
+    a = circle(1, "A", SINDORIM, 300.0)
+    b = circle(2, "B", SINDORIM, 600.0)  # nested: the middle is inside both
+    fence = Geofence([a, b], RULES)
+    cx, cy = to_map(*SINDORIM)
+    rng = np.random.default_rng(5)
+    for turn in range(10):
+        n = 60
+        fence.step(np.arange(n), cx + rng.uniform(-800, 800, n), np.full(n, cy),
+                   np.full(n, 10.0), turn * 60.0)
+    ask = np.array([0, 5, 5, 17, 59, 500, 3])
+    rows, zones = fence.inside_pairs(ask)
+    want = [(i, z) for i, slot in enumerate(ask.tolist()) for z in fence.zones_of(slot)]
+    assert list(zip(rows.tolist(), zones.tolist(), strict=True)) == want
+    assert want  # some are inside
