@@ -25,6 +25,17 @@ always leave in request order.
 A client gets ``HEADER_DEADLINE_S`` to finish a request's head, however
 slowly it trickles bytes (idle timeouts alone let one byte every minute
 hold a connection for ever).
+
+**An alarm does not wait for the routine.** With an ``urgent`` test (for
+OsmAnd: the bytes mention ``alarm``), a read that passes it is worked at
+once; any other read is queued, its connection stops being read, and the
+queue is worked in slices of ``SLICE_S``, the event loop polling the
+sockets between slices. Saturated, the gateway answered every connection's
+pipelined requests in turn before it came round to the one holding an SOS
+(tens of milliseconds); now an SOS waits for at most one slice. The work
+and its order per connection are unchanged, and a connection waiting in the
+queue is not read, so its device's own earlier reports always go first and
+the backlog stays in the kernel's buffers (TCP pushes back on the device).
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ log = logging.getLogger(__name__)
 MAX_HEAD = 8 * 1024
 MAX_BODY = 64 * 1024
 HEADER_DEADLINE_S = 10.0
+SLICE_S = 0.002  # routine work between two looks at the sockets
 RETRY_AFTER_S = 5  # what a device is told to wait before sending again
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
            404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
@@ -78,6 +90,7 @@ Answer = Reply | Durable
 Handler = Callable[[Request], Answer] | Callable[[Request], Awaitable[Answer]]
 ErrorHook = Callable[[str, str], object]  # (reason, detail), e.g. Intake.reject for a protocol
 DurableHook = Callable[[], "asyncio.Future[bool]"]
+UrgentTest = Callable[[bytes], bool]  # may these bytes hold an alarm? (cheap; a false yes is fine)
 
 
 @functools.lru_cache(maxsize=512)
@@ -124,6 +137,8 @@ class _Connection(asyncio.Protocol):
         self.head_since = 0.0  # when the unfinished head in ``buf`` began (0: none)
         self.unsent: deque[_Pending] = deque()
         self.tail: list[bytes] = []
+        self.queued = False  # waiting in the server's routine queue, not being read
+        self.write_paused = False  # the client is not reading its replies
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a TCP transport (uvloop's is not a subclass of asyncio's: no isinstance)
@@ -145,11 +160,17 @@ class _Connection(asyncio.Protocol):
             self.queue.put_nowait(None)
 
     def pause_writing(self) -> None:  # a client that does not read its replies
+        self.write_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.closing:
+        self.write_paused = False
+        self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        if (self.transport is not None and not self.closing and not self.queued
+                and not self.write_paused):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
@@ -157,6 +178,22 @@ class _Connection(asyncio.Protocol):
             return
         self.last_active = time.monotonic()
         self.buf += data
+        urgent = self.server.urgent
+        if urgent is None or self.queue is not None or urgent(data):
+            self.work()
+        elif not self.queued:
+            self.queued = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+            self.server.defer(self)
+
+    def work(self) -> None:
+        """Parse and answer every complete request in the buffer."""
+        if self.queued:
+            self.queued = False
+            self._resume_reading()
+        if self.closing:
+            return
         out: list[bytes] = []
         answers: list[tuple[Answer, bool]] = []
         while not self.closing:
@@ -297,8 +334,13 @@ class HttpServer:
                  idle_timeout_s: float = 120.0, max_body: int = MAX_BODY,
                  content_type: str = "text/plain; charset=utf-8",
                  on_error: ErrorHook | None = None, durable: DurableHook | None = None,
-                 header_deadline_s: float = HEADER_DEADLINE_S) -> None:
+                 header_deadline_s: float = HEADER_DEADLINE_S,
+                 urgent: UrgentTest | None = None) -> None:
         self.handler = handler
+        self.urgent = urgent
+        self.waiting: deque[_Connection] = deque()  # reads queued for the next slices
+        self.slicing = False
+        self.slices = 0  # slices worked (how often the queue was worked)
         self.durable = durable
         self.header_deadline_s = header_deadline_s
         self.on_error = on_error
@@ -316,6 +358,26 @@ class HttpServer:
     @property
     def connections(self) -> int:
         return len(self.live)
+
+    def defer(self, conn: _Connection) -> None:
+        self.waiting.append(conn)
+        if not self.slicing:
+            self.slicing = True
+            asyncio.get_running_loop().call_soon(self._slice)
+
+    def _slice(self) -> None:
+        """Work queued reads for up to ``SLICE_S``, in arrival order; then let
+        the loop look at the sockets (where an alarm is worked at once)."""
+        self.slices += 1
+        deadline = time.monotonic() + SLICE_S
+        while self.waiting:
+            self.waiting.popleft().work()
+            if time.monotonic() >= deadline:
+                break
+        if self.waiting:
+            asyncio.get_running_loop().call_soon(self._slice)
+        else:
+            self.slicing = False
 
     async def start(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()

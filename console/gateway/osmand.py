@@ -45,6 +45,13 @@ SOS_ALARMS = frozenset({"sos", "panic", "general"})
 MAX_FIELDS = 64
 
 
+def may_hold_alarm(data: bytes) -> bool:
+    """The gateway's test for a read to be worked at once (``HttpServer``'s
+    ``urgent``): the query field and the JSON key are both ``alarm``. A
+    plain mention elsewhere costs nothing but that read's place in line."""
+    return b"alarm" in data
+
+
 def _float(params: dict[str, str], *names: str, default: float = math.nan,
            finite: bool = True) -> float:
     """The first of ``names`` present, as a float, or ``default``.

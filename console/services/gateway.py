@@ -32,6 +32,7 @@ from console.gateway.feeds import (
 from console.gateway.http import HttpServer
 from console.gateway.intake import Intake
 from console.gateway.location import LocationService
+from console.gateway.osmand import may_hold_alarm
 from console.gateway.watch_server import WatchServer
 from console.journal import Journal, journal_path
 from console.security import Security
@@ -107,7 +108,7 @@ class Gateway:
         # with each port's other rejections, so the gateway panel shows them.
         self.osmand = HttpServer(functools.partial(handle_osmand, self.intake),
                                  on_error=functools.partial(self.intake.reject, OSMAND),
-                                 durable=self.intake.durable)
+                                 durable=self.intake.durable, urgent=may_hold_alarm)
         self.feeds = FeedsHandler(self.intake, {})
         # Guardians' location checks share the feeds port (service 5).
         self.location = LocationService(self.sessions, rt.config.location_checks_per_min)

@@ -26,6 +26,7 @@ from console.gateway import intake as intake_mod
 from console.gateway.feeds import OSMAND, handle_osmand
 from console.gateway.http import RETRY_AFTER_S, HttpServer
 from console.gateway.intake import Intake
+from console.gateway.osmand import may_hold_alarm
 from console.gateway.watch import encode
 from console.gateway.watch_server import WatchServer
 from console.journal import Journal, JournalReader, journal_path
@@ -138,7 +139,8 @@ async def osmand_server(gw: Gateway, **kw: float) -> AsyncIterator[int]:
     """The OsmAnd port as the gateway builds it (services/gateway.py)."""
     server = HttpServer(functools.partial(handle_osmand, gw.intake),
                         on_error=functools.partial(gw.intake.reject, OSMAND),
-                        durable=gw.intake.durable, **kw)  # type: ignore[arg-type]
+                        durable=gw.intake.durable, urgent=may_hold_alarm,
+                        **kw)  # type: ignore[arg-type]
     port = await server.start("127.0.0.1", 0)
     try:
         yield port
@@ -214,7 +216,8 @@ def test_replies_keep_request_order_across_group_commits(gw: Gateway) -> None:
         return asyncio.ensure_future(after_gate())
 
     async def main() -> tuple[list[Reply], bytes]:
-        server = HttpServer(functools.partial(handle_osmand, gw.intake), durable=gated)
+        server = HttpServer(functools.partial(handle_osmand, gw.intake), durable=gated,
+                            urgent=may_hold_alarm)
         port = await server.start("127.0.0.1", 0)
         try:
             async with connection(port) as (reader, writer):

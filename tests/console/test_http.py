@@ -10,11 +10,22 @@ import pytest
 from console.gateway.http import MAX_HEAD, HttpServer, Request
 
 Test = Callable[[int, HttpServer], Awaitable[None]]
+URGENT: list[object] = [None]  # what ``serve`` passes as ``urgent`` (set per test below)
+
+
+@pytest.fixture(autouse=True, params=["worked at once", "queued for slices"])
+def reads(request: pytest.FixtureRequest) -> None:
+    """Every test here runs twice: reads worked as they arrive, and every
+    read queued as routine and worked in slices (the OsmAnd port's way for
+    all but alarms). Both must behave the same to a client."""
+    URGENT[0] = None if request.param == "worked at once" else (lambda _data: False)
 
 
 def serve(test: Test, handler: object = None, **kw: object) -> None:
     def echo(req: Request) -> tuple[int, str]:
         return 200, f"{req.method} {req.target} {len(req.body)}"
+
+    kw.setdefault("urgent", URGENT[0])
 
     async def main() -> None:
         server = HttpServer(handler or echo, **kw)  # type: ignore[arg-type]
@@ -166,3 +177,4 @@ def test_every_protocol_error_is_counted_by_reason() -> None:
                                  "http_header_too_large": 1}
 
     serve(test)
+

@@ -302,3 +302,63 @@ def test_query_fields_are_what_parse_qsl_makes_of_them(query: str) -> None:
     from console.gateway.osmand import _params
 
     assert _params(query) == dict(parse_qsl(query, keep_blank_values=True))
+
+
+def test_an_sos_is_worked_before_routine_reads_queued_ahead_of_it() -> None:
+    """The OsmAnd port as the gateway builds it (``urgent=may_hold_alarm``),
+    saturated: 20 connections' pipelined fixes already read and a slow
+    handler. An SOS that comes after them is handled before most of them
+    (between two slices of their work), and every connection still gets
+    its replies in order. Devices are plain sockets in another thread, so
+    the server's loop runs as it would."""
+    import socket
+
+    from console.gateway.http import HttpServer
+    from console.gateway.osmand import may_hold_alarm
+
+    handled: list[str] = []
+
+    def slow(req: Request) -> tuple[int, str]:
+        handled.append(req.target)
+        if "alarm" not in req.target:
+            time.sleep(0.002)  # 160 routine requests: ~0.3 s of work in all
+        return 200, req.target
+
+    def replies(sock: socket.socket, last: str) -> list[str]:
+        """The bodies of the replies, up to the one that says ``last``."""
+        data = b""
+        while not data.endswith(b"\r\n\r\n" + last.encode()):
+            chunk = sock.recv(65536)
+            assert chunk, "the server hung up"
+            data += chunk
+        return [part.rsplit(b"\r\n\r\n", 1)[1].decode()
+                for part in data.split(b"HTTP/1.1 ")[1:]]
+
+    def devices(port: int, out: dict[str, object]) -> None:
+        conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+        for c, s in enumerate(conns):
+            s.sendall(b"".join(f"GET /c{c}r{i} HTTP/1.1\r\n\r\n".encode() for i in range(8)))
+        time.sleep(0.05)  # they are read, and being worked
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sos:
+            sos.sendall(b"GET /?id=9&alarm=sos HTTP/1.1\r\n\r\n")
+            out["sos"] = replies(sos, "/?id=9&alarm=sos")
+        out["routine"] = [replies(s, f"/c{c}r7") for c, s in enumerate(conns)]
+        for s in conns:
+            s.close()
+
+    async def main() -> dict[str, object]:
+        server = HttpServer(slow, urgent=may_hold_alarm)
+        port = await server.start("127.0.0.1", 0)
+        out: dict[str, object] = {}
+        try:
+            await asyncio.wait_for(asyncio.to_thread(devices, port, out), 20)
+        finally:
+            await server.close()
+        out["slices"] = server.slices
+        return out
+
+    out = asyncio.run(main())
+    assert out["sos"] == ["/?id=9&alarm=sos"]
+    assert out["routine"] == [[f"/c{c}r{i}" for i in range(8)] for c in range(20)]
+    assert handled.index("/?id=9&alarm=sos") < len(handled) // 2
+    assert isinstance(out["slices"], int) and out["slices"] > 1
