@@ -26,16 +26,10 @@ A client gets ``HEADER_DEADLINE_S`` to finish a request's head, however
 slowly it trickles bytes (idle timeouts alone let one byte every minute
 hold a connection for ever).
 
-**An alarm does not wait for the routine.** With an ``urgent`` test (for
-OsmAnd: the bytes mention ``alarm``), a read that passes it is worked at
-once; any other read is queued, its connection stops being read, and the
-queue is worked in slices of ``SLICE_S``, the event loop polling the
-sockets between slices. Saturated, the gateway answered every connection's
-pipelined requests in turn before it came round to the one holding an SOS
-(tens of milliseconds); now an SOS waits for at most one slice. The work
-and its order per connection are unchanged, and a connection waiting in the
-queue is not read, so its device's own earlier reports always go first and
-the backlog stays in the kernel's buffers (TCP pushes back on the device).
+With an ``urgent`` test (for OsmAnd: the bytes mention ``alarm``), a read
+that passes it is worked at once and any other waits its turn in a
+``Slicer`` (``console.gateway.slices``): an SOS no longer waits for every
+connection's pipelined requests.
 """
 
 from __future__ import annotations
@@ -50,12 +44,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
+from console.gateway.slices import Slicer, UrgentTest
+
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 8 * 1024
 MAX_BODY = 64 * 1024
 HEADER_DEADLINE_S = 10.0
-SLICE_S = 0.002  # routine work between two looks at the sockets
 RETRY_AFTER_S = 5  # what a device is told to wait before sending again
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
            404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
@@ -90,7 +85,6 @@ Answer = Reply | Durable
 Handler = Callable[[Request], Answer] | Callable[[Request], Awaitable[Answer]]
 ErrorHook = Callable[[str, str], object]  # (reason, detail), e.g. Intake.reject for a protocol
 DurableHook = Callable[[], "asyncio.Future[bool]"]
-UrgentTest = Callable[[bytes], bool]  # may these bytes hold an alarm? (cheap; a false yes is fine)
 
 
 @functools.lru_cache(maxsize=512)
@@ -185,7 +179,7 @@ class _Connection(asyncio.Protocol):
             self.queued = True
             if self.transport is not None:
                 self.transport.pause_reading()
-            self.server.defer(self)
+            self.server.slicer.defer(self.work)
 
     def work(self) -> None:
         """Parse and answer every complete request in the buffer."""
@@ -338,9 +332,7 @@ class HttpServer:
                  urgent: UrgentTest | None = None) -> None:
         self.handler = handler
         self.urgent = urgent
-        self.waiting: deque[_Connection] = deque()  # reads queued for the next slices
-        self.slicing = False
-        self.slices = 0  # slices worked (how often the queue was worked)
+        self.slicer = Slicer()
         self.durable = durable
         self.header_deadline_s = header_deadline_s
         self.on_error = on_error
@@ -358,26 +350,6 @@ class HttpServer:
     @property
     def connections(self) -> int:
         return len(self.live)
-
-    def defer(self, conn: _Connection) -> None:
-        self.waiting.append(conn)
-        if not self.slicing:
-            self.slicing = True
-            asyncio.get_running_loop().call_soon(self._slice)
-
-    def _slice(self) -> None:
-        """Work queued reads for up to ``SLICE_S``, in arrival order; then let
-        the loop look at the sockets (where an alarm is worked at once)."""
-        self.slices += 1
-        deadline = time.monotonic() + SLICE_S
-        while self.waiting:
-            self.waiting.popleft().work()
-            if time.monotonic() >= deadline:
-                break
-        if self.waiting:
-            asyncio.get_running_loop().call_soon(self._slice)
-        else:
-            self.slicing = False
 
     async def start(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()

@@ -26,6 +26,7 @@ from collections import Counter, deque
 from typing import cast
 
 from console.gateway.intake import Intake
+from console.gateway.slices import Slicer
 from console.gateway.watch import MAX_FRAME, FrameSplitter, decode, frame_device_id
 from models.fixes import Rejected
 
@@ -33,6 +34,15 @@ log = logging.getLogger(__name__)
 
 PROTOCOL = "watch"
 MAX_BAD_FRAMES = 32  # undecodable frames in a row tolerated; the next one cuts a client off
+
+
+def may_hold_alarm(data: bytes) -> bool:
+    """Does this read hold an ``AL`` frame (SOS, fall, removed, low battery)?
+    ``[3G*id*len*AL,...]``: a plain ``*AL`` elsewhere costs nothing but that
+    read's place in line. (A ``UD`` whose status word carries an alarm bit,
+    as some firmware sends besides ``AL``, is only found by decoding: it
+    waits its turn, as every frame did before.)"""
+    return b"*AL" in data
 
 
 class _WatchConnection(asyncio.Protocol):
@@ -49,6 +59,8 @@ class _WatchConnection(asyncio.Protocol):
         self.closing = False
         self.bad_in_row = 0
         self.garbage_mark = 0  # splitter.garbage after the last good frame
+        self.pending = bytearray()  # read, waiting its turn in the server's slicer
+        self.write_paused = False  # the watch is not reading its replies
         # one read's (reply, acknowledges reports) and the commit they wait for
         self.unsent: deque[tuple[list[tuple[bytes, bool]], asyncio.Future[bool] | None]] = \
             deque()
@@ -73,16 +85,40 @@ class _WatchConnection(asyncio.Protocol):
             self.server.live.discard(self)
 
     def pause_writing(self) -> None:  # a watch that does not read its replies
+        self.write_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self.closing:
+        self.write_paused = False
+        self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        if (self.transport is not None and not self.closing and not self.pending
+                and not self.write_paused):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        """An alarm's read (``AL``) is worked at once, any other waits its
+        turn (``console.gateway.slices``); the connection is not read while
+        it waits, so the watch's own earlier frames always go first."""
         if self.closing:
             return
+        if self.pending or not may_hold_alarm(data):
+            if not self.pending and self.transport is not None:
+                self.transport.pause_reading()
+                self.server.slicer.defer(self.work)
+            self.pending += data
+            return
+        self._safely(data)
+
+    def work(self) -> None:
+        data, self.pending = bytes(self.pending), bytearray()
+        self._resume_reading()
+        if not self.closing:
+            self._safely(data)
+
+    def _safely(self, data: bytes) -> None:
         try:
             self._read(data)
         except Exception:  # one bad connection must never take the listener down
@@ -166,6 +202,7 @@ class WatchServer:
         self.ignored: Counter[str] = Counter()  # valid frames of types we do not use
         self.server: asyncio.Server | None = None
         self.live: set[_WatchConnection] = set()
+        self.slicer = Slicer()
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int) -> int:

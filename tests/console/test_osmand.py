@@ -354,7 +354,7 @@ def test_an_sos_is_worked_before_routine_reads_queued_ahead_of_it() -> None:
             await asyncio.wait_for(asyncio.to_thread(devices, port, out), 20)
         finally:
             await server.close()
-        out["slices"] = server.slices
+        out["slices"] = server.slicer.slices
         return out
 
     out = asyncio.run(main())

@@ -329,3 +329,40 @@ def test_a_watch_that_never_reads_its_replies_is_paused_then_dropped() -> None:
                 pass
         except ConnectionResetError:
             pass
+
+
+def test_an_al_frame_is_worked_before_routine_frames_read_ahead_of_it() -> None:
+    """Saturated (a slow intake, 20 watches' eight UD frames each already
+    read), an AL alarm from another watch is taken before most of them:
+    routine reads wait in the server's slicer, an alarm's read does not.
+    Every watch still gets its replies in order (here: its AL's)."""
+    watches = [f"39005{n:05d}" for n in range(21)]
+    intake = Intake(lambda _b: None)
+    intake.registered = set(watches)
+    taken: list[tuple[str, bool]] = []
+    accept = intake.accept
+
+    def slow_accept(report: Any, protocol: str, now: float | None = None,
+                    reader: str = "") -> Any:
+        taken.append((report.device_id, report.sos))
+        if not report.sos:
+            time.sleep(0.002)
+        return accept(report, protocol, now, reader)
+
+    intake.accept = slow_accept  # type: ignore[method-assign]
+    with serving(intake) as (server, port):
+        conns = [connect(port) for _ in range(20)]
+        for n, s in enumerate(conns):
+            s.sendall(b"".join(encode("3G", watches[n], location("UD", "00000000"))
+                               for _ in range(8)))
+        time.sleep(0.05)  # read, and being worked
+        with connect(port) as sos:
+            sos.sendall(encode("3G", watches[20], location("AL", "00010000")))
+            assert read_until(sos, b"*AL]").endswith(b"*AL]")
+        wait_for(lambda: len(taken) == 161, 10, "every frame to be taken")
+        for s in conns:
+            s.close()
+        slices = server.slicer.slices
+    assert taken.index((watches[20], True)) < len(taken) // 2
+    assert [d for d, _ in taken[:8]] == [watches[0]] * 8  # a watch's frames stay together
+    assert slices > 1
