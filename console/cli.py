@@ -507,12 +507,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     which = [w.lower() for w in args.which]
     if "cameras" not in which:
-        return run_benchmarks(which, _config(args), args.seconds)
+        return run_benchmarks(which, _config(args), args.seconds, markers=args.markers)
     from tests.bench import bench_cameras
 
     rest = [w for w in which if w not in ("cameras", "cctv")]
     if rest:
-        run_benchmarks(rest, _config(args), args.seconds)
+        run_benchmarks(rest, _config(args), args.seconds, markers=args.markers)
         print()
     return bench_cameras.report(args.seconds, cameras=args.cameras or bench_cameras.CAMERAS,
                                 tiles=args.tiles, size=args.size)
@@ -686,6 +686,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=10.0)
     b.add_argument("--cameras", type=int, nargs="+", default=None, metavar="N",
                    help="cameras: registry sizes to rank over (default 6,600 and 66,000)")
+    b.add_argument("--markers", type=int, nargs="+", default=None, metavar="N",
+                   help="map: children on the map, each a redraw, pan/zoom, memory and "
+                        "cold-start run (default 10,000, 100,000 and 580,000)")
     b.add_argument("--tiles", type=int, choices=(0, 1, 4, 9), default=9,
                    help="cameras: grid size for the CPU part (0: skip it)")
     b.add_argument("--size", default="320x240", metavar="WxH",

@@ -1,6 +1,7 @@
 """The map's drawing layers: each one QGraphicsObject that paints a whole
 layer (all boundaries, all zones, all children) from numpy arrays, so the
-map stays fluid at city scale. `widgets.map_view.MapView` composes them."""
+map stays fluid at city scale. `widgets.map_view.MapView` composes them;
+the children's layer is `widgets.map_markers.MarkerLayer`."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ import pyqtgraph.functions as fn
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import (
     QColor,
-    QImage,
-    QPaintEngine,
     QPainter,
     QPainterPath,
     QPen,
@@ -185,172 +184,6 @@ class PolygonLayer(FilledPathLayer):
                 path.addPolygon(fn.arrayToQPolygonF(ring[:, 0], ring[:, 1]))
                 path.closeSubpath()
         self._set_path(path)
-
-
-def _stencil(size_px: int, round_: bool) -> npt.NDArray[np.int64]:
-    """(k, 2) pixel offsets covering a marker of ``size_px`` centred on 0."""
-    lo = -(size_px // 2)
-    d = np.arange(lo, lo + size_px)
-    dx, dy = (a.ravel() for a in np.meshgrid(d, d))
-    if round_ and size_px > 2:
-        c = (size_px - 1) / 2.0 + lo
-        keep = (dx - c) ** 2 + (dy - c) ** 2 <= (size_px / 2.0) ** 2
-        dx, dy = dx[keep], dy[keep]
-    return np.column_stack([dx, dy]).astype(np.int64)
-
-
-def _premultiplied_argb(color: QColor) -> np.uint32:
-    a = color.alpha()
-    r, g, b = (round(v * a / 255) for v in (color.red(), color.green(), color.blue()))
-    return np.uint32((a << 24) | (r << 16) | (g << 8) | b)
-
-
-class MarkerLayer(_PixelPaddedItem):
-    """Every child as a fixed-size point, in one item, with no per-child Python.
-
-    Two paint paths.  On screen (raster engine, no rotation) the points are
-    stamped into a numpy ARGB buffer the size of the view and drawn as one
-    image: about 9 ms for 100,000 3-px markers, where ``drawPoints`` with a
-    pen wider than 1 px costs ~25 ms (Qt strokes each wide point as a tiny
-    line).  Elsewhere (SVG/print export, rotated views) the points go to
-    ``QPainter.drawPoints`` from QPolygonF buffers filled through numpy views.
-    Either way alerts are drawn last, on top, and markers keep their pixel
-    size at any zoom.
-    """
-
-    N_STATUS = 3
-
-    def __init__(self) -> None:
-        super().__init__()
-        empty = np.empty(0, dtype=np.float64)
-        self._xy: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = [
-            (empty, empty) for _ in range(self.N_STATUS)
-        ]
-        self._colors = [QColor("white")] * self.N_STATUS
-        self._sizes = [3] * self.N_STATUS
-        self._round = [False, False, True]
-        self._rect = QRectF()
-        self._buffer = np.zeros(0, dtype=np.uint32)
-        self.raster = True  # False forces drawPoints (tests, comparisons)
-        self.frames_drawn = 0  # paints so far; benchmarks count frames with it
-
-    def set_style(self, colors: list[QColor], sizes_px: list[int], round_: list[bool]) -> None:
-        """Colour, size in pixels and round/square shape per status (outside, inside, alert)."""
-        self._colors = [QColor(c) for c in colors]
-        self._sizes = [max(1, int(s)) for s in sizes_px]
-        self._round = list(round_)
-        self._pad_px = max(self._sizes) / 2.0 + 2.0
-        self.prepareGeometryChange()
-        self.update()
-
-    @property
-    def counts(self) -> tuple[int, ...]:
-        """Points drawn per status (outside, inside, alert)."""
-        return tuple(len(x) for x, _ in self._xy)
-
-    def set_positions(self, x: npt.ArrayLike, y: npt.ArrayLike, status: npt.ArrayLike) -> None:
-        xs = np.asarray(x, dtype=np.float64)
-        ys = np.asarray(y, dtype=np.float64)
-        st = np.asarray(status)
-        if xs.ndim != 1 or xs.shape != ys.shape or xs.shape != st.shape:
-            raise ValueError(
-                f"x, y and status must be 1-D and of one length, got {xs.shape}, {ys.shape}, "
-                f"{st.shape}"
-            )
-        if st.size and (st.min() < 0 or st.max() >= self.N_STATUS):
-            raise ValueError(f"status must be 0 (outside), 1 (inside) or 2 (alert), got {st.max()}")
-        finite = np.isfinite(xs) & np.isfinite(ys)
-        for k in range(self.N_STATUS):
-            mask = finite & (st == k)
-            self._xy[k] = (xs[mask], ys[mask])
-        if finite.any():
-            fx, fy = xs[finite], ys[finite]
-            x0, x1, y0, y1 = (float(v) for v in (fx.min(), fx.max(), fy.min(), fy.max()))
-            # Widen by a metre so one point (or a line of them) still has an area.
-            rect = QRectF(x0 - 1.0, y0 - 1.0, x1 - x0 + 2.0, y1 - y0 + 2.0)
-        else:
-            rect = QRectF()
-        if rect != self._rect:
-            self.prepareGeometryChange()
-            self._rect = rect
-        self.update()
-
-    def _data_rect(self) -> QRectF:
-        return self._rect
-
-    @_guarded
-    def paint(self, p: QPainter, *args: object) -> None:
-        self.frames_drawn += 1
-        transform = p.transform()
-        engine = p.paintEngine()
-        if (
-            self.raster
-            and transform.type().value <= QTransform.TransformationType.TxScale.value
-            and engine is not None
-            and engine.type() == QPaintEngine.Type.Raster
-        ):
-            self._paint_raster(p, transform)
-        else:
-            self._paint_points(p)
-
-    def _paint_points(self, p: QPainter) -> None:
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        # Cosmetic widths are device pixels; sizes are logical ones, as on the raster path.
-        dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
-        for (xs, ys), color, size, round_ in zip(
-            self._xy, self._colors, self._sizes, self._round, strict=True
-        ):
-            if not len(xs):
-                continue
-            cap = Qt.PenCapStyle.RoundCap if round_ else Qt.PenCapStyle.SquareCap
-            p.setPen(_cosmetic_pen(color, float(size) * dpr, cap))
-            poly = fn.create_qpolygonf(len(xs))
-            buf = fn.ndarray_from_qpolygonf(poly)
-            buf[:, 0] = xs
-            buf[:, 1] = ys
-            p.drawPoints(poly)
-
-    def _paint_raster(self, p: QPainter, transform: QTransform) -> None:
-        view = self.viewRect()
-        if view is None or not any(len(x) for x, _ in self._xy):
-            return
-        dpr = p.device().devicePixelRatioF() if p.device() is not None else 1.0
-        target = transform.mapRect(view).toAlignedRect()
-        width = min(int(np.ceil(target.width() * dpr)), 16384)
-        height = min(int(np.ceil(target.height() * dpr)), 16384)
-        stencils = [
-            _stencil(max(1, round(s * dpr)), r)
-            for s, r in zip(self._sizes, self._round, strict=True)
-        ]
-        margin = int(max(np.abs(st).max() for st in stencils)) + 1
-        w, h = width + 2 * margin, height + 2 * margin
-        if w <= 0 or h <= 0:
-            return
-        if self._buffer.size < w * h:
-            self._buffer = np.zeros(w * h, dtype=np.uint32)
-        flat = self._buffer[: w * h]
-        flat.fill(0)
-        sx, sy = transform.m11() * dpr, transform.m22() * dpr
-        ox = (transform.dx() - target.left()) * dpr + margin
-        oy = (transform.dy() - target.top()) * dpr + margin
-        for (xs, ys), color, stencil in zip(self._xy, self._colors, stencils, strict=True):
-            if not len(xs):
-                continue
-            ix = np.rint(xs * sx + ox)
-            iy = np.rint(ys * sy + oy)
-            inside = (
-                (ix >= margin - 1) & (ix <= w - margin) & (iy >= margin - 1) & (iy <= h - margin)
-            )
-            idx = iy[inside].astype(np.int64) * w + ix[inside].astype(np.int64)
-            value = _premultiplied_argb(color)
-            for dx, dy in stencil.tolist():
-                flat[idx + (dy * w + dx)] = value
-        image = QImage(flat.data, w, h, w * 4, QImage.Format.Format_ARGB32_Premultiplied)
-        image.setDevicePixelRatio(dpr)
-        p.save()
-        p.resetTransform()
-        p.drawImage(QPointF(target.left() - margin / dpr, target.top() - margin / dpr), image)
-        p.restore()
 
 
 class HighlightRing(_PixelPaddedItem):

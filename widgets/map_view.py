@@ -2,8 +2,9 @@
 
 `MapView` is a pyqtgraph ViewBox in EPSG:5179 metres (aspect locked, mouse
 pan and zoom, no axes).  It is built for city scale: each boundary layer is
-one path, and all children are one `MarkerLayer` that hands numpy-filled
-QPolygonF buffers to ``QPainter.drawPoints`` (no Python loop per child).
+one path, and all children are one `MarkerLayer` (`widgets.map_markers`)
+that stamps them into one image with whole-array numpy steps (no Python
+loop per child).
 
 Public API (positions in EPSG:5179 metres; see `models.geo.to_map`):
 
@@ -83,13 +84,13 @@ from widgets.map_layers import (
     STATUS_OUTSIDE,
     DensityLayer,
     HighlightRing,
-    MarkerLayer,
     MetricScaleBar,
     PathLayer,
     PolygonLayer,
     ZoneLayer,
     _cosmetic_pen,
 )
+from widgets.map_markers import MarkerLayer
 
 __all__ = ["DEFAULTS", "MapView", "MarkerLayer"]
 

@@ -15,7 +15,7 @@ def test_the_childsafe_script_runs_bench_map_from_elsewhere(tmp_path: Path) -> N
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
     env.pop("PYTHONPATH", None)
     done = subprocess.run([str(script), "bench", "map", "--seconds", "0.3",
-                           "--data-dir", str(tmp_path / "data")],
+                           "--markers", "100000", "--data-dir", str(tmp_path / "data")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "map 100,000 markers:" in done.stdout and "fps" in done.stdout

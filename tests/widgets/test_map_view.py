@@ -49,7 +49,8 @@ def view(qtbot: QtBot, seoul: Basemap, caplog: pytest.LogCaptureFixture) -> Iter
     w.fit_seoul()
     yield w
     # paint() logs instead of raising (an exception there would crash PySide6).
-    errors = [r for r in caplog.records if r.name == "widgets.map_view" and r.levelname == "ERROR"]
+    errors = [r for r in caplog.records
+              if r.name.startswith("widgets.map_") and r.levelname == "ERROR"]
     assert errors == []
 
 
@@ -365,3 +366,67 @@ def test_mouse_wheel_zooms_drag_pans_and_the_scale_bar_follows(view: MapView,
     (px0, px1), _ = view.view_range()
     assert px0 < zx0 and px1 < zx1  # dragging right shows what lies west
     assert px1 - px0 == pytest.approx(zx1 - zx0, rel=1e-6)
+
+
+def _city_of_children(seoul: Basemap, n: int, seed: int) -> tuple[npt.NDArray[np.float64], ...]:
+    rng = np.random.default_rng(seed)
+    min_x, min_y, max_x, max_y = seoul.bounds
+    x, y = rng.uniform(min_x, max_x, n), rng.uniform(min_y, max_y, n)
+    status = rng.choice(3, n, p=[0.6, 0.3, 0.1]).astype(np.uint8)
+    return x, y, status
+
+
+@pytest.mark.parametrize("span_m", [None, 3000.0], ids=["city", "street"])
+def test_markers_stamped_as_image_shifts_look_as_stamped_one_by_one(
+    view: MapView, seoul: Basemap, span_m: float | None
+) -> None:
+    """Many markers of a status are stamped by shifting a map of their
+    centres (``MarkerLayer.dense_at``): the same pixels, overlaps (alerts
+    on top) and the view's edges included."""
+    x, y, status = _city_of_children(seoul, 20_000, seed=11)
+    view.markerSize, view.alertMarkerSize = 4, 8  # even sizes: stencils off centre
+    if span_m is not None:
+        min_x, min_y, max_x, max_y = seoul.bounds
+        view.center_on((min_x + max_x) / 2, (min_y + max_y) / 2, span_m)
+    images = []
+    for dense_at in (0.0, np.inf):  # every status by shifts, then none
+        view.markers.dense_at = dense_at
+        view.set_positions(x, y, status)
+        images.append(pixels(view, logical=False))
+    dense, one_by_one = images
+    assert np.count_nonzero(dense == rgb("#ff0000")) > 100
+    assert np.count_nonzero(dense == rgb("#00ff00")) > 100
+    assert np.array_equal(dense, one_by_one)
+
+
+def test_markers_off_the_view_leave_no_trace_at_its_edges(view: MapView, seoul: Basemap) -> None:
+    x, y, status = _city_of_children(seoul, 50_000, seed=12)
+    min_x, min_y, max_x, max_y = seoul.bounds
+    view.center_on((min_x + max_x) / 2, (min_y + max_y) / 2, 2500)
+    view.set_positions(x, y, status)
+    everyone = pixels(view, logical=False)
+    (vx0, vx1), (vy0, vy1) = view.view_range()
+    pad = 20 * view.view_box.viewPixelSize()[0]  # wider than half the largest marker
+    near = (x > vx0 - pad) & (x < vx1 + pad) & (y > vy0 - pad) & (y < vy1 + pad)
+    assert 0 < near.sum() < len(x) // 10
+    view.set_positions(x[near], y[near], status[near])
+    assert np.array_equal(pixels(view, logical=False), everyone)
+
+
+def test_a_repaint_with_nothing_changed_reuses_the_markers_image(
+    view: MapView, seoul: Basemap, qtbot: QtBot
+) -> None:
+    x, y, status = _city_of_children(seoul, 5_000, seed=13)
+    view.set_positions(x, y, status)
+    before = pixels(view)
+    rendered, drawn = view.markers.frames_rendered, view.markers.frames_drawn
+    view.highlight(x[0], y[0])  # another item repaints the view
+    view.clear_highlight()
+    assert np.array_equal(pixels(view), before)
+    assert view.markers.frames_drawn > drawn
+    assert view.markers.frames_rendered == rendered
+    view.set_positions(x + 500.0, y, status)
+    assert not np.array_equal(pixels(view), before)
+    assert view.markers.frames_rendered == rendered + 1
+    view.set_positions(x, y, status)  # back: nothing of the moved frame stays
+    assert np.array_equal(pixels(view), before)
