@@ -222,6 +222,8 @@ class MapView(QWidget):
         self._zone_names: list[str] = []
         self._zone_radii = np.empty(0)
         self._zone_centres = np.empty((0, 2))
+        self._label_texts = 0  # bumped when a zone label's text changes (its size)
+        self._labels_placed_for: object = None  # what the labels were last placed for
 
         self._scale_bar = MetricScaleBar(self._colors["labelColor"])
         self._scale_bar.setParentItem(self._vb)
@@ -312,6 +314,7 @@ class MapView(QWidget):
             self._zone_labels.append(label)
         self._zone_radii = radius
         self._zone_centres = np.column_stack([cx, cy]) if len(cx) else np.empty((0, 2))
+        self._label_texts += 1
         self._apply_style()
         self._update_zone_labels()
 
@@ -363,7 +366,7 @@ class MapView(QWidget):
 
     def _update_camera_layers(self, *args: object) -> None:
         (x0, x1), _ = self._vb.viewRange()
-        street = (x1 - x0) < self.STREET_ZOOM_M
+        street = bool((x1 - x0) < self.STREET_ZOOM_M)
         self._cone_layer.setVisible(street)
         self._offline_cone_layer.setVisible(street)
         self._unplayable_cone_layer.setVisible(street)
@@ -375,7 +378,7 @@ class MapView(QWidget):
             raise ValueError(
                 f"center_on needs finite x, y and a positive span, got {x}, {y}, {span_m}"
             )
-        half = span_m / 2.0
+        x, y, half = float(x), float(y), float(span_m) / 2.0  # numpy scalars reach Qt as floats
         self._vb.setRange(xRange=(x - half, x + half), yRange=(y - half, y + half), padding=0.0)
 
     def fit_seoul(self) -> None:
@@ -450,6 +453,7 @@ class MapView(QWidget):
 
     def _apply_style(self) -> None:
         c = self._colors
+        self._labels_placed_for = None  # a restyle may change what a label covers
         self._gv.setBackground(c["backgroundColor"])
         self._dong_layer.set_pen(_cosmetic_pen(c["dongColor"], 1.0))
         self._district_layer.set_pen(_cosmetic_pen(c["districtColor"], 1.0))
@@ -487,26 +491,49 @@ class MapView(QWidget):
     def set_zone_counts(self, counts: Sequence[tuple[int, int] | None]) -> None:
         """Per zone (in ``set_zones`` order): children inside and uncertain
         (their fix's accuracy circle crosses the fence), shown under the name."""
+        changed = False
         for label, name, count in zip(self._zone_labels, self._zone_names, counts,
                                       strict=False):
-            if count is None:
-                label.setText(name)
-                continue
-            inside, uncertain = count
-            label.setText(f"{name}\n{inside:,} in" + (f" · {uncertain:,} ?" if uncertain else ""))
+            text = name if count is None else (
+                f"{name}\n{count[0]:,} in" + (f" · {count[1]:,} ?" if count[1] else ""))
+            if label.toPlainText() != text:
+                label.setText(text)
+                changed = True
+        if changed:
+            self._label_texts += 1
+            self._update_zone_labels()
 
     ZONE_LABEL_MIN_RADIUS_PX = 6.0
     ZONE_LABELS_ALWAYS_UP_TO = 12
+    # More names than this in view cannot be read (a city's 1,000 zones at
+    # city zoom): none is shown until the operator zooms in.
+    ZONE_LABELS_MAX_SHOWN = 80
+    _LABEL_CELL_PX = 128.0  # the grid that finds a label's neighbours
 
     def _update_zone_labels(self, *args: object) -> None:
-        """Name zones only once their circles are big enough, when there are many."""
-        if len(self._zone_labels) <= self.ZONE_LABELS_ALWAYS_UP_TO:
-            visible = [True] * len(self._zone_labels)
+        """Name zones only once their circles are big enough and few enough
+        are in view, when there are many. Runs on every pan and zoom frame:
+        the labels are placed again only when the zoom, the labels shown or
+        their texts changed (a pan moves them all alike)."""
+        n = len(self._zone_labels)
+        if n <= self.ZONE_LABELS_ALWAYS_UP_TO:
+            show = np.ones(n, dtype=bool)
         else:
             metres_per_px = self._vb.viewPixelSize()[0] or 1.0
-            visible = (self._zone_radii / metres_per_px >= self.ZONE_LABEL_MIN_RADIUS_PX).tolist()
-        for label, show in zip(self._zone_labels, visible, strict=True):
-            label.setVisible(show)
+            (x0, x1), (y0, y1) = self._vb.viewRange()
+            cx, cy, r = self._zone_centres[:, 0], self._zone_centres[:, 1], self._zone_radii
+            show = ((r / metres_per_px >= self.ZONE_LABEL_MIN_RADIUS_PX)
+                    & (cx + r >= x0) & (cx - r <= x1) & (cy + r >= y0) & (cy - r <= y1))
+            if show.sum() > self.ZONE_LABELS_MAX_SHOWN:
+                show[:] = False
+        zoom = tuple(f"{v:.6g}" for v in self._vb.viewPixelSize())  # a pan's rounding aside
+        key = (zoom, show.tobytes(), self._label_texts)
+        if key == self._labels_placed_for:
+            return
+        self._labels_placed_for = key
+        for label, visible in zip(self._zone_labels, show.tolist(), strict=True):
+            if label.isVisible() != visible:
+                label.setVisible(visible)
         self._place_zone_labels()
 
     # Where a zone's name may go, in order of preference: above, below, right
@@ -519,12 +546,18 @@ class MapView(QWidget):
 
     def _place_zone_labels(self) -> None:
         """Put each shown zone name beside its circle where it hides no district
-        name nor another zone's (Seoul Forest sits on 성동구's label point)."""
+        name nor another zone's (Seoul Forest sits on 성동구's label point).
+        Each candidate spot is checked against the labels in its grid cells
+        only (checking it against every label placed was quadratic: seconds
+        for a city's zones)."""
         pw, ph = self._vb.viewPixelSize()
         if not pw or not ph:
             return
-        taken = [_text_rect_px(label, label.pos().x(), label.pos().y(), (0.5, 0.5), pw, ph)
-                 for label in self._district_labels if label.isVisible()]
+        taken = _RectGrid(self._LABEL_CELL_PX)
+        for label in self._district_labels:
+            if label.isVisible():
+                taken.add(_text_rect_px(label, label.pos().x(), label.pos().y(), (0.5, 0.5),
+                                        pw, ph))
         for label, (x, y), r in zip(self._zone_labels, self._zone_centres.tolist(),
                                     self._zone_radii.tolist(), strict=True):
             if not label.isVisible():
@@ -532,12 +565,12 @@ class MapView(QWidget):
             spots = [(anchor, x + dx * r, y + dy * r)
                      for anchor, (dx, dy) in self._ZONE_LABEL_SPOTS]
             rects = [_text_rect_px(label, px, py, anchor, pw, ph) for anchor, px, py in spots]
-            covered = [sum(_area(rect.intersected(t)) for t in taken) for rect in rects]
+            covered = [taken.covered(rect) for rect in rects]
             best = covered.index(min(covered))  # the first free spot, or the least covering
             anchor, px, py = spots[best]
             label.setAnchor(anchor)
             label.setPos(px, py)
-            taken.append(rects[best])
+            taken.add(rects[best])
 
     def _on_scene_click(self, event: object) -> None:
         button = getattr(event, "button", lambda: None)()
@@ -691,6 +724,29 @@ if __name__ == "__main__":
 
 def _area(rect: QRectF) -> float:
     return max(0.0, rect.width()) * max(0.0, rect.height())
+
+
+class _RectGrid:
+    """Screen rectangles bucketed by grid cell: what a new one overlaps is
+    found among its neighbours, not among all of them."""
+
+    def __init__(self, cell: float) -> None:
+        self.cell = cell
+        self.cells: dict[tuple[int, int], list[QRectF]] = {}
+
+    def _keys(self, rect: QRectF) -> list[tuple[int, int]]:
+        c = self.cell
+        return [(i, j) for i in range(int(rect.left() // c), int(rect.right() // c) + 1)
+                for j in range(int(rect.top() // c), int(rect.bottom() // c) + 1)]
+
+    def add(self, rect: QRectF) -> None:
+        for key in self._keys(rect):
+            self.cells.setdefault(key, []).append(rect)
+
+    def covered(self, rect: QRectF) -> float:
+        """The area of ``rect`` the rectangles added cover (each counted once)."""
+        near = {id(t): t for key in self._keys(rect) for t in self.cells.get(key, ())}
+        return sum(_area(rect.intersected(t)) for t in near.values())
 
 
 def _text_rect_px(label: pg.TextItem, x: float, y: float, anchor: tuple[float, float],

@@ -179,6 +179,9 @@ def test_center_on_changes_the_view(view: MapView) -> None:
     assert 800 <= min(cx1 - cx0, cy1 - cy0) < 1000
     with pytest.raises(ValueError):
         view.center_on(np.nan, y)
+    view.center_on(np.float64(x), np.float64(y), np.float64(300.0))  # numpy scalars too
+    (cx0, cx1), _ = view.view_range()
+    assert cx1 - cx0 < 800  # street zoom: the camera layers switched without an error
     view.fit_seoul()
     (fx0, fx1), (fy0, fy1) = view.view_range()
     min_x, min_y, max_x, max_y = view.basemap.bounds
@@ -306,6 +309,46 @@ def test_readers_and_camera_cones_and_density(qtbot) -> None:  # type: ignore[no
     centre = view.to_widget(float(cx[0]) + 40, float(cy[0]))
     colour = img.pixelColor(int(centre.x()), int(centre.y()))
     assert colour.red() > colour.blue()  # the amber cone fill, not the navy background
+
+
+def test_a_city_of_zones_is_named_only_where_few_are_in_view(view: MapView,
+                                                             qtbot: QtBot) -> None:
+    """1,000 zones: at city zoom none is named (too many to read), zoomed in
+    only those in view are, placed without covering each other; a pan at the
+    same zoom with the same names in view does not place them again."""
+    rng = np.random.default_rng(2)
+    zones = [(f"학교{i}", float(lat), float(lon), 300.0)
+             for i, (lat, lon) in enumerate(zip(rng.uniform(37.45, 37.65, 1000),
+                                                rng.uniform(126.85, 127.15, 1000),
+                                                strict=True))]
+    view.set_zones(zones)
+    view.fit_seoul()
+    qtbot.wait(20)
+    labels = view._zone_labels
+    assert not any(label.isVisible() for label in labels)
+    x, y = to_map(zones[0][1], zones[0][2])
+    view.center_on(x, y, 4000)
+    qtbot.wait(50)
+    shown = [label for label in labels if label.isVisible()]
+    assert 0 < len(shown) <= MapView.ZONE_LABELS_MAX_SHOWN
+    (x0, x1), (y0, y1) = view._vb.viewRange()
+    for label, (cx, cy) in zip(labels, view._zone_centres.tolist(), strict=True):
+        if label.isVisible():
+            assert x0 - 300 <= cx <= x1 + 300 and y0 - 300 <= cy <= y1 + 300
+    rects = [label.sceneBoundingRect() for label in shown]
+    overlapping = sum(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+    assert overlapping <= len(rects) // 4  # where no free spot is left, the least covering
+    placings: list[int] = []
+    place = view._place_zone_labels
+    view._place_zone_labels = lambda: (placings.append(1), place())  # type: ignore[method-assign]
+    view._vb.translateBy(x=1.0)  # (the view may still settle its size once)
+    qtbot.wait(50)
+    placings.clear()
+    view._vb.translateBy(x=1.0)  # a metre: the same names stay in view
+    qtbot.wait(20)
+    assert placings == []
+    view.set_zone_counts([(3, 0)] * len(zones))  # new texts: placed again
+    assert placings == [1]
 
 
 def test_zone_names_hide_no_district_name(view: MapView, qtbot: QtBot) -> None:
