@@ -22,7 +22,7 @@ from typing import NamedTuple
 from sqlalchemy import delete, false, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from db import usage_log
+from db import latest, usage_log
 from db.tables import Alert, Child, Consent, Device, Fix, Guardian, Guardianship
 from models.consent import (
     CASE_LEAD_S,
@@ -214,7 +214,8 @@ def withdraw(session: Session, child_token: str, by: str, now: float) -> Withdra
     The fixes of all its devices (``withdrawal_scope``) go at once (§24),
     except those an open alert's case needs: from ``CASE_LEAD_S`` before it
     opened until now. Those stay with the case; retention deletes them when
-    it closes.
+    it closes. The devices' latest positions go with their fixes (or fall
+    back to the newest fix a case keeps).
     Withdrawing again is harmless: nothing in force, nothing left to delete,
     no second usage record.
     """
@@ -235,6 +236,7 @@ def withdraw(session: Session, child_token: str, by: str, now: float) -> Withdra
         result = session.execute(delete(Fix).where(mine, not_(in_case)),
                                  execution_options={"synchronize_session": False})
         deleted = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        latest.refresh(session.connection(), scope.device_ids)
         kept = int(session.scalar(select(func.count()).select_from(Fix)
                                   .where(mine, in_case)) or 0)
     report = WithdrawalReport(child.token, len(in_force), deleted, kept, scope.open_alerts,

@@ -13,7 +13,9 @@ and recorded ("not_found") so that an auditor sees someone probing.
 
 The position is the newest fix with a position of any device registered to
 the child, taken since that device was registered to it: a device passed
-on from another child must not reveal where that child was.
+on from another child must not reveal where that child was. PostgreSQL
+reads it from ``latest_positions``, which the recorder keeps in step with
+the fixes; SQLite (which keeps no such table) from the fixes' index.
 """
 
 from __future__ import annotations
@@ -26,7 +28,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db import usage_log
-from db.tables import Child, Consent, Device, Fix, Guardian, Guardianship, LocationCheck
+from db.tables import (
+    Child,
+    Consent,
+    Device,
+    Fix,
+    Guardian,
+    Guardianship,
+    LatestPosition,
+    LocationCheck,
+)
 from models.consent import parse_services
 from models.geo import place_name
 
@@ -86,8 +97,17 @@ def given_name(name: str) -> str:
     return words[0]
 
 
-def _newest_fix(session: Session, child_id: int) -> Fix | None:
-    """One indexed lookup per device (a child has one to three)."""
+def _newest_fix(session: Session, child_id: int) -> LatestPosition | Fix | None:
+    """One key lookup per device (a child has one to three), whatever the
+    days of fixes behind it: in ``latest_positions`` on PostgreSQL, on the
+    fixes' (device, time) index on SQLite. A device's newest located fix
+    from before it was the child's means nothing newer came since, so the
+    device has nothing to say about this child."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(
+            select(LatestPosition).join(Device, Device.id == LatestPosition.device_id)
+            .where(Device.child_id == child_id, LatestPosition.t >= Device.registered_at)
+            .order_by(LatestPosition.t.desc()).limit(1))
     best: Fix | None = None
     for device_id, registered_at in session.execute(
             select(Device.id, Device.registered_at).where(Device.child_id == child_id)):
@@ -112,7 +132,7 @@ def _locate(session: Session, child: Child, consented: bool, now: float) -> Answ
     if not consented:
         return Answer(child.token, name, "no_consent")
     fix = _newest_fix(session, child.id)
-    if fix is None or fix.lat is None or fix.lon is None:
+    if fix is None:
         return Answer(child.token, name, "no_fix")
     age = max(0.0, now - fix.t)  # a device clock ahead of ours is "just now"
     accuracy = None if fix.accuracy is None or not math.isfinite(fix.accuracy) \

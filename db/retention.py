@@ -7,7 +7,8 @@ What goes:
   still in force), however recent;
 - bus events older than ``usage_s``, access-log rows older than ``access_s``,
   usage-log records older than ``usage_s`` (``db.usage_log.purge_before``);
-- evidence (rows and files) of alerts closed more than ``case_hold_s`` ago.
+- evidence (rows and files) of alerts closed more than ``case_hold_s`` ago;
+- a latest position whose fix went: it falls back to the newest fix kept.
 
 What stays: a fix of an alert's device, or of any device registered to its
 child, inside the case window [opened − ``case_lead_s``, closed] (open
@@ -15,11 +16,13 @@ cases: until now and beyond) while the case is open or closed less than
 ``case_hold_s`` ago — incident data stays with its case, even past a
 withdrawal.
 
-Deletes go in chunks of ``CHUNK`` rows, each committed on its own, so a
-purge of millions never holds the store's write lock for more than a
-moment; a purge cut short (the store refused) is simply finished by the
-next one. What was removed is then written as one "purge" usage record
-(counts, never content), only when something was.
+On PostgreSQL a day past ``fix_s`` goes whole (``db.partitions``) when no
+held case can have a fix in it. Other deletes go in chunks of ``CHUNK``
+rows, each committed on its own, so a purge of millions never holds the
+store's write lock for more than a moment; a purge cut short (the store
+refused) is simply finished by the next one. What was removed is then
+written as one "purge" usage record (counts, never content), only when
+something was.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from db import usage_log
+from db import latest, partitions, usage_log
 from db.tables import AccessRecord, Alert, Consent, Device, Event, Evidence, Fix
 from models.retention import PurgeReport, RetentionPolicy
 
@@ -61,6 +64,8 @@ def purge(session: Session, now: float, policy: RetentionPolicy, *,
     """Remove what the policy no longer allows to keep, as of ``now``; the
     session is committed as it goes (see the module docstring)."""
     report = PurgeReport()
+    partitions.ensure(session.connection(), now)  # the days ahead, before they are needed
+    session.commit()
     hold_start = now - policy.case_hold_s
     windows = case_windows(session, now, policy)
     withdrawn = withdrawn_devices(session)
@@ -71,8 +76,10 @@ def purge(session: Session, now: float, policy: RetentionPolicy, *,
             windows[device] = open_windows[device]
         else:
             windows.pop(device, None)
-    report.fixes = _routine_fixes(session, now - policy.fix_s, hold_start, chunk)
+    report.fixes = _old_days(session, now - policy.fix_s, windows)
+    report.fixes += _routine_fixes(session, now - policy.fix_s, hold_start, chunk)
     report.fixes += _fixes_by_device(session, windows, withdrawn, now - policy.fix_s)
+    _latest_positions(session, now - policy.fix_s, withdrawn)
     report.events = _older(session, cast(Table, Event.__table__), Event.id, Event.ts,
                            now - policy.usage_s, chunk)
     report.access = _older(session, cast(Table, AccessRecord.__table__), AccessRecord.id,
@@ -164,11 +171,45 @@ def withdrawn_devices(session: Session) -> set[str]:
 # ------------------------------------------------------------------- fixes
 
 
+def _old_days(session: Session, cutoff: float, windows: Windows) -> int:
+    """PostgreSQL's bulk: each day partition wholly before ``cutoff``, dropped
+    unless a held case may keep a fix in it.
+
+    A fix older than ``cutoff`` stays only inside a window of its device, so
+    a day no window overlaps holds nothing to keep, and a day some windows
+    overlap is dropped only when none of their devices has a fix in it
+    (checked again under the lock that the drop takes, so no late insert
+    slips in between). A day that must stay is left to the row sweeps,
+    which delete its routine rows only."""
+    removed = 0
+    for day in partitions.days(session.connection()):
+        if day.hi > cutoff:
+            break
+        at_risk = sorted(d for d, spans in windows.items()
+                         if any(start < day.hi and end >= day.lo for start, end in spans))
+        conn = session.connection()
+        if partitions.holds_any(conn, day, at_risk):
+            continue
+        n = partitions.rows(conn, day)
+        session.commit()  # the count took its time; the lock below must not
+        conn = session.connection()
+        partitions.lock_parent(conn)
+        if partitions.holds_any(conn, day, at_risk):
+            session.rollback()
+            continue
+        partitions.drop(conn, day)
+        session.commit()
+        removed += n
+    return removed
+
+
 def _routine_fixes(session: Session, cutoff: float, hold_start: float, chunk: int) -> int:
-    """The bulk: old fixes of devices with no held case, by id ranges of
-    ``chunk`` rows. Fixes are stored roughly in time order, so this deletes
-    whole stretches of the table; it stops at the first range with nothing
-    older than ``cutoff``, and ``_fixes_by_device`` finds what lies beyond."""
+    """The bulk on SQLite, and what ``_old_days`` left on PostgreSQL: old
+    fixes of devices with no held case, by id ranges of ``chunk`` rows
+    (ranges, never keys: on PostgreSQL only (id, t) is unique). Fixes are
+    stored roughly in time order, so this deletes whole stretches of the
+    table; it stops at the first range with nothing older than ``cutoff``,
+    and ``_fixes_by_device`` finds what lies beyond."""
     held = _held_devices(hold_start)
     first = session.scalar(select(func.min(Fix.id)))
     if first is None:
@@ -263,6 +304,16 @@ def _outside_windows(conn: Connection, device_id: str, keep: list[tuple[float, f
             where.append(_FIXES.c.t < hi)
         removed += _deleted(conn.execute(delete(_FIXES).where(*where)))
     return removed
+
+
+def _latest_positions(session: Session, cutoff: float, withdrawn: set[str]) -> None:
+    """Re-derive every latest position whose fix is gone: only rows older
+    than ``cutoff`` or of a withdrawn device can have lost theirs (this
+    purge's, or one cut short before it got here)."""
+    stale = latest.orphaned(session.connection(), cutoff, withdrawn)
+    for i in range(0, len(stale), latest.CHUNK):
+        latest.refresh(session.connection(), stale[i:i + latest.CHUNK])
+        session.commit()
 
 
 # ------------------------------------------------------------- logs, evidence

@@ -96,7 +96,13 @@ class Device(Base):
 
 
 class Fix(Base):
-    """A raw fix as the gateway accepted it; expires on the retention schedule."""
+    """A raw fix as the gateway accepted it; expires on the retention schedule.
+
+    On PostgreSQL the table is partitioned by UTC day of ``t`` and its key
+    is (id, t) (``db.partitions``, migration 0008): ``id`` still comes from
+    one sequence and identifies a row here, but the store does not enforce
+    it alone, so code selects fixes by ranges, never loads them by id.
+    """
 
     __tablename__ = "fixes"
     __table_args__ = (Index("ix_fixes_device_t", "device_id", "t"),)
@@ -114,6 +120,33 @@ class Fix(Base):
     # The tag reader a tag read came through (the child's breadcrumb); NULL
     # for every fix from GPS or the carrier. No foreign key: a reader removed
     # from the registry must not take its history with it.
+    reader_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class LatestPosition(Base):
+    """Each device's newest fix with a position, as ``fixes`` holds it
+    (PostgreSQL only: ``db.latest`` says why).
+
+    Why a table: "where is the child now" (a guardian's location check) is
+    then one primary-key lookup, not a probe into days of fixes spread over
+    day partitions. ``repositories.insert_fixes`` keeps it in step in the
+    transaction that stores the fixes, moving a row only forward in device
+    time (a fix that arrives late never takes it back); whatever deletes
+    fixes (retention, withdrawal) re-derives the rows it touched
+    (``db.latest``), so nothing here outlives the fix it came from.
+    """
+
+    __tablename__ = "latest_positions"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    t: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    speed: Mapped[float] = mapped_column(Float)
+    bearing: Mapped[float] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    battery: Mapped[int] = mapped_column(SmallInteger)
+    flags: Mapped[int] = mapped_column(SmallInteger)
     reader_id: Mapped[str | None] = mapped_column(String(64))
 
 

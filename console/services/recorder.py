@@ -21,14 +21,13 @@ the fixes; the hourly retention run removes tape files older than
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections import Counter
 
 import zmq
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from console.bus import Publisher, Subscriber
 from console.journal import Follower, JournalReader, journal_path
@@ -36,7 +35,7 @@ from console.security import Security
 from console.services.runtime import Runtime, start
 from console.spool import Spool
 from console.tape_keeper import TapeKeeper, purge_tape
-from db import cursors, retention
+from db import cursors, partitions, retention
 from db import repositories as repo
 from db.store import open_store, session_factory
 from models import health
@@ -46,7 +45,6 @@ from models.retention import RetentionPolicy
 RETENTION_EVERY_S = 3600.0
 RETENTION_RETRY_S = 300.0  # after the store refused a purge
 MAX_DRAIN = 200
-NICE = 10
 # Under load, batches arrive every few milliseconds; a transaction for each
 # spent a third of the recorder's time committing. Waiting this long after a
 # write lets the next one carry several (nothing waits on the recorder: an
@@ -62,6 +60,7 @@ class Recorder:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.engine, _ = open_store(rt.config.db_url)
+        self.days_ahead()
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         # Alert messages are not taken here: the engine logs each in the
         # transaction that stores its change (exactly once, whoever is down).
@@ -119,6 +118,19 @@ class Recorder:
         self.ctx.term()
         self.rt.log.info("wrote %d fixes, %d events; %d waiting", self.fixes_written,
                          self.events_written, self.waiting())
+
+    def days_ahead(self) -> None:
+        """The coming days' fix partitions (PostgreSQL), before the first
+        batch needs them. A refusal is only logged: fixes wait in the
+        default partition, and the hourly retention run tries again."""
+        try:
+            with self.engine.begin() as conn:
+                created = partitions.ensure(conn, time.time())
+        except DBAPIError as exc:  # busy, or made meanwhile by someone else
+            self.rt.log.warning("fix partitions not created: %s", exc.orig)
+            return
+        if created:
+            self.rt.log.info("fix partitions created: %s", ", ".join(created))
 
     def waiting(self) -> int:
         return len(self.backlog) + len(self.spool)
@@ -277,11 +289,6 @@ class Recorder:
 
 def main(argv: list[str] | None = None) -> int:
     rt = start("recorder", argv)
-    # Of the services that share the backend's cores, the recorder's work is
-    # the one that may wait: the journal holds every fix until it is stored.
-    # At a lower priority it yields the CPU to the engine and gateway under
-    # load, where an SOS is waiting to be opened.
-    os.nice(NICE)
     Recorder(rt).run()
     return 0
 

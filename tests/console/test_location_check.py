@@ -18,16 +18,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from console.gateway.http import Request
 from console.gateway.location import LOCATION_PATH, LocationService, RateLimit
 from db import consent as db_consent
 from db import guardian_tokens
+from db import repositories as repo
 from db.store import open_store, sqlite_url
-from db.tables import Child, Device, Fix, LocationCheck, UsageRecord, Zone
+from db.tables import Child, Device, LocationCheck, UsageRecord, Zone
 
 SINDORIM = (37.5085, 126.8875)
 
@@ -78,9 +80,10 @@ def site(data_dir: Path) -> Iterator[Site]:
         s.flush()
         s.add_all([Device(id=f"880000000{i}", kind="watch", child_id=i,
                           registered_at=now - 3600) for i in (1, 2, 3)])
-        s.execute(insert(Fix), [dict(device_id=d, t=now - 42, lat=SINDORIM[0], lon=SINDORIM[1],
-                                     speed=0.0, bearing=0.0, accuracy=12.0, battery=80, flags=0,
-                                     reader_id=None) for d in ("8800000001", "8800000003")])
+        repo.insert_fixes(s.connection(), ["8800000001", "8800000003"], {
+            "t": np.full(2, now - 42), "lat": np.full(2, SINDORIM[0]),
+            "lon": np.full(2, SINDORIM[1]), "speed": np.zeros(2), "bearing": np.zeros(2),
+            "accuracy": np.full(2, 12.0), "battery": np.full(2, 80), "flags": np.zeros(2)})
         mother = db_consent.add_guardian(s, "홍길동 어머니", "010-0000-1111", "", now)
         other = db_consent.add_guardian(s, "김철수 아버지", "010-0000-2222", "", now)
         for token, g in (("C-AAAA001", mother), ("C-AAAA002", mother), ("C-BBBB001", other)):

@@ -4,19 +4,23 @@ recorded twice (location_checks and the usage log)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import consent as db_consent
 from db import guardian_tokens, usage_log
+from db import repositories as repo
 from db.enrolment import remove_child
 from db.location_checks import answer, given_name
+from db.registry import remove_device
 from db.store import open_store
-from db.tables import Child, Device, Fix, Guardian, LocationCheck, UsageRecord, Zone
+from db.tables import Child, Device, Guardian, LocationCheck, UsageRecord, Zone
 
 NOW = 1_800_000_000.0
 SINDORIM = (37.5085, 126.8875)  # 구로구 신도림동
@@ -59,10 +63,13 @@ def sessions(store_url: str) -> Iterator[tuple[sessionmaker[Session], Family]]:
 
 def _fix(s: Session, device_id: str, t: float, pos: tuple[float, float] | None,
          accuracy: float | None = 12.0) -> None:
-    lat, lon = pos if pos is not None else (None, None)
-    s.execute(insert(Fix), [dict(device_id=device_id, t=t, lat=lat, lon=lon, speed=0.0,
-                                 bearing=0.0, accuracy=accuracy, battery=80, flags=0,
-                                 reader_id=None)])
+    """Stored as the recorder stores fixes (latest positions move with them)."""
+    lat, lon = pos if pos is not None else (math.nan, math.nan)
+    cols = {"t": np.array([t]), "lat": np.array([lat]), "lon": np.array([lon]),
+            "speed": np.zeros(1), "bearing": np.zeros(1),
+            "accuracy": np.array([math.nan if accuracy is None else accuracy]),
+            "battery": np.array([80]), "flags": np.array([0])}
+    repo.insert_fixes(s.connection(), [device_id], cols)
 
 
 def _guardian(s: Session, guardian_id: int) -> Guardian:
@@ -113,10 +120,12 @@ def test_the_newest_fix_with_a_position_is_answered(
                                "lat": SINDORIM[0], "lon": SINDORIM[1],
                                "place": "구로구 신도림동", "fix_age_s": 42.0,
                                "accuracy_m": 30.0}
-        s.execute(Fix.__table__.delete().where(Fix.device_id == "E200000000AA"))
+        remove_device(s, "E200000000AA")  # the tag is not the child's any more
         [older] = answer(s, _guardian(s, family.mother), NOW, "C-AAAA001")
         assert (older.place, older.accuracy_m, older.fix_age_s) == ("도봉구 방학동", None, 300.0)
-        s.execute(Fix.__table__.delete().where(Fix.t > NOW - 3600))
+        watch = s.get(Device, "8800000001")
+        assert watch is not None
+        watch.registered_at = NOW - 60  # registered again: what it sent before is not the child's
         [none] = answer(s, _guardian(s, family.mother), NOW, "C-AAAA001")
         assert none.outcome == "no_fix" and none.to_json() == {
             "child": "C-AAAA001", "name": "길동", "outcome": "no_fix"}
