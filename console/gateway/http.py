@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
-from console.gateway.slices import Slicer, UrgentTest
+from console.gateway.slices import PacedProtocol, Slicer, UrgentTest
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _reply_bytes(reply: Reply, keep_alive: bool, content_type: str) -> bytes:
 _Pending = tuple[list[tuple[Answer, bool]], "asyncio.Future[bool] | None"]
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(PacedProtocol):
     def __init__(self, server: HttpServer) -> None:
         self.server = server
         self.buf = bytearray()
@@ -132,7 +132,6 @@ class _Connection(asyncio.Protocol):
         self.unsent: deque[_Pending] = deque()
         self.tail: list[bytes] = []
         self.queued = False  # waiting in the server's routine queue, not being read
-        self.write_paused = False  # the client is not reading its replies
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a TCP transport (uvloop's is not a subclass of asyncio's: no isinstance)
@@ -153,19 +152,8 @@ class _Connection(asyncio.Protocol):
         if self.queue is not None:
             self.queue.put_nowait(None)
 
-    def pause_writing(self) -> None:  # a client that does not read its replies
-        self.write_paused = True
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self._resume_reading()
-
-    def _resume_reading(self) -> None:
-        if (self.transport is not None and not self.closing and not self.queued
-                and not self.write_paused):
-            self.transport.resume_reading()
+    def waiting_turn(self) -> bool:
+        return self.queued
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -185,7 +173,7 @@ class _Connection(asyncio.Protocol):
         """Parse and answer every complete request in the buffer."""
         if self.queued:
             self.queued = False
-            self._resume_reading()
+            self.resume_reading()
         if self.closing:
             return
         out: list[bytes] = []

@@ -49,3 +49,30 @@ class Slicer:
             asyncio.get_running_loop().call_soon(self._slice)
         else:
             self.slicing = False
+
+
+class PacedProtocol(asyncio.Protocol):
+    """A device connection that is not read while one of its reads waits
+    its turn in a ``Slicer`` (``waiting_turn``) or while its peer does not
+    read the replies (transport flow control)."""
+
+    transport: asyncio.Transport | None = None
+    closing = False
+    write_paused = False
+
+    def waiting_turn(self) -> bool:
+        return False
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.resume_reading()
+
+    def resume_reading(self) -> None:
+        if (self.transport is not None and not self.closing and not self.waiting_turn()
+                and not self.write_paused):
+            self.transport.resume_reading()

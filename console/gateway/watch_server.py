@@ -26,7 +26,7 @@ from collections import Counter, deque
 from typing import cast
 
 from console.gateway.intake import Intake
-from console.gateway.slices import Slicer
+from console.gateway.slices import PacedProtocol, Slicer
 from console.gateway.watch import MAX_FRAME, FrameSplitter, decode, frame_device_id
 from models.fixes import Rejected
 
@@ -45,7 +45,7 @@ def may_hold_alarm(data: bytes) -> bool:
     return b"*AL" in data
 
 
-class _WatchConnection(asyncio.Protocol):
+class _WatchConnection(PacedProtocol):
     """One watch's connection: frames in, replies out in frame order, each
     reply that acknowledges reports only once they are durable."""
 
@@ -60,7 +60,6 @@ class _WatchConnection(asyncio.Protocol):
         self.bad_in_row = 0
         self.garbage_mark = 0  # splitter.garbage after the last good frame
         self.pending = bytearray()  # read, waiting its turn in the server's slicer
-        self.write_paused = False  # the watch is not reading its replies
         # one read's (reply, acknowledges reports) and the commit they wait for
         self.unsent: deque[tuple[list[tuple[bytes, bool]], asyncio.Future[bool] | None]] = \
             deque()
@@ -84,19 +83,8 @@ class _WatchConnection(asyncio.Protocol):
             self.server.connections -= 1
             self.server.live.discard(self)
 
-    def pause_writing(self) -> None:  # a watch that does not read its replies
-        self.write_paused = True
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self._resume_reading()
-
-    def _resume_reading(self) -> None:
-        if (self.transport is not None and not self.closing and not self.pending
-                and not self.write_paused):
-            self.transport.resume_reading()
+    def waiting_turn(self) -> bool:
+        return bool(self.pending)
 
     def data_received(self, data: bytes) -> None:
         """An alarm's read (``AL``) is worked at once, any other waits its
@@ -114,7 +102,7 @@ class _WatchConnection(asyncio.Protocol):
 
     def work(self) -> None:
         data, self.pending = bytes(self.pending), bytearray()
-        self._resume_reading()
+        self.resume_reading()
         if not self.closing:
             self._safely(data)
 
