@@ -290,8 +290,10 @@ def test_a_trainer_on_the_live_console_starts_and_ends_a_session_from_its_tab(
         tab.confirm = lambda: True
         tab.stop_button.click()
         assert tab.state_label.property("state") == "ending" and tab.busy
-        qtbot.waitUntil(lambda: window.training.state.phase == "ended", timeout=30_000)
-        assert not tab.busy and tab.start_button.isEnabled()
+        # (the panel's poll may see the end before the stop's worker returns)
+        qtbot.waitUntil(lambda: window.training.state.phase == "ended" and not tab.busy,
+                        timeout=30_000)
+        assert tab.start_button.isEnabled()
         assert gone([(record["pid"], record["ticks"]), *services]) == []
     finally:
         if launcher.state().active:
