@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from db import consent as db_consent
 from db import guardian_tokens
 from db.store import open_store
-from db.tables import LocationCheck, UsageRecord
+from db.tables import Child, LocationCheck, UsageRecord
 from tests.console.conftest import Backend, wait_for
 
 SINDORIM = (37.5085, 126.8875)
@@ -62,8 +62,13 @@ def test_a_guardian_locates_their_own_child_only(backend: Backend) -> None:
         with sessions() as s:
             answers = s.scalar(select(func.count()).select_from(LocationCheck).where(
                 LocationCheck.guardian_id == guardian.id, LocationCheck.outcome == "answered"))
+            # every check of the child is one use, answered or not (the polls
+            # above may have come before the recorder stored the fix: no_fix)
+            mine_id = s.scalar(select(Child.id).where(Child.token == mine.token))
+            checks = s.scalar(select(func.count()).select_from(LocationCheck).where(
+                LocationCheck.guardian_id == guardian.id, LocationCheck.child_id == mine_id))
             used = s.scalar(select(func.count()).select_from(UsageRecord).where(
                 UsageRecord.action == "location_check", UsageRecord.subject == mine.token))
-        assert answers >= 3 and used == answers
+        assert answers >= 3 and used == checks >= answers
     finally:
         engine.dispose()
