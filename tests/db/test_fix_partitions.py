@@ -17,11 +17,11 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import partitions
-from db import repositories as repo
 from db.retention import purge
 from db.store import open_store
 from db.tables import Alert, Child, Device, Fix, LatestPosition
 from models.retention import RetentionPolicy
+from tests.db.fixes import store_fixes
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -41,16 +41,6 @@ def store(store_url: str) -> Iterator[Store]:
 
 def _pg(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
-
-
-def _store(engine: Engine, device_id: str, times: np.ndarray) -> None:
-    n = len(times)
-    cols = {"t": times.astype(float), "lat": np.full(n, 37.5), "lon": np.full(n, 127.0),
-            "speed": np.zeros(n, np.float32), "bearing": np.zeros(n, np.float32),
-            "accuracy": np.full(n, 10, np.float32), "battery": np.full(n, 80, np.int8),
-            "flags": np.zeros(n, np.uint8)}
-    with engine.begin() as conn:
-        repo.insert_fixes(conn, [device_id] * n, cols)
 
 
 def _in(conn: Connection, table: str) -> int:
@@ -112,8 +102,8 @@ def test_a_fix_no_day_covers_waits_in_the_default_and_moves_to_its_day(store: St
     with engine.begin() as conn:
         partitions.ensure(conn, NOW)
     odd = np.array([1e6, DAY0 + 5 * DAY + 60, 4.1e9])  # 1970, five days ahead, 2099
-    _store(engine, "d-odd", odd)
-    _store(engine, "d-odd", np.array([NOW]))
+    store_fixes(engine, "d-odd", odd)
+    store_fixes(engine, "d-odd", np.array([NOW]))
     assert [t for _, t in _fixes(sessions)] == sorted([*odd, NOW])
     if not _pg(engine):
         return
@@ -157,8 +147,8 @@ def test_retention_drops_old_days_but_never_a_held_cases_fix(store: Store) -> No
         partitions.ensure(conn, NOW, since=DAY0 - 12 * DAY)
     hourly = DAY0 - 12 * DAY + np.arange(12 * 24 + 13) * HOUR  # up to NOW
     for device_id in ("d-routine", "d-held"):
-        _store(engine, device_id, hourly)
-    _store(engine, "d-held-phone", np.array([DAY0 - 9 * DAY, DAY0 - 9 * DAY + 1]))
+        store_fixes(engine, device_id, hourly)
+    store_fixes(engine, "d-held-phone", np.array([DAY0 - 9 * DAY, DAY0 - 9 * DAY + 1]))
     before = _fixes(sessions)
     window = (DAY0 - 10 * DAY, DAY0 - 9 * DAY)
 
@@ -202,7 +192,7 @@ def test_a_day_with_a_fix_that_raced_in_is_not_dropped(
     _held_case(sessions)
     with engine.begin() as conn:
         partitions.ensure(conn, NOW, since=DAY0 - 10 * DAY)
-    _store(engine, "d-routine", np.array([DAY0 - 10 * DAY + HOUR]))
+    store_fixes(engine, "d-routine", np.array([DAY0 - 10 * DAY + HOUR]))
     looks: list[str] = []
     real = partitions.holds_any
 
@@ -211,7 +201,7 @@ def test_a_day_with_a_fix_that_raced_in_is_not_dropped(
         found = real(conn, day, ids)
         looks.append(day.name)
         if len(looks) == 1:
-            _store(engine, "d-held", np.array([DAY0 - 10 * DAY + 60]))
+            store_fixes(engine, "d-held", np.array([DAY0 - 10 * DAY + 60]))
         return found
 
     monkeypatch.setattr(partitions, "holds_any", a_fix_arrives_after_the_first_look)

@@ -31,6 +31,7 @@ from db.tables import (
 )
 from models.retention import PurgeReport, RetentionPolicy
 from models.usage import UsageFilter
+from tests.db.fixes import store_fixes
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -53,16 +54,6 @@ def store(store_url: str) -> Iterator[tuple[Engine, sessionmaker[Session]]]:
     engine, sessions = open_store(store_url)
     yield engine, sessions
     engine.dispose()
-
-
-def _fixes(engine: Engine, device_id: str, times: np.ndarray) -> None:
-    n = len(times)
-    cols = {"t": times.astype(float), "lat": np.full(n, 37.5), "lon": np.full(n, 127.0),
-            "speed": np.zeros(n, np.float32), "bearing": np.zeros(n, np.float32),
-            "accuracy": np.full(n, 10, np.float32), "battery": np.full(n, 80, np.int8),
-            "flags": np.zeros(n, np.uint8)}
-    with engine.begin() as conn:
-        repo.insert_fixes(conn, [device_id] * n, cols)
 
 
 def _hourly(days: float, until: float = NOW) -> np.ndarray:
@@ -132,12 +123,12 @@ def _scene(engine: Engine, sessions: sessionmaker[Session], evidence_dir: Path,
     with engine.begin() as conn:
         repo.append_events(conn, repo_events)
     # chronological, as the recorder stores them: the oldest first
-    _fixes(engine, "d-gone-case", _hourly(3, NOW - 99 * DAY))
+    store_fixes(engine, "d-gone-case", _hourly(3, NOW - 99 * DAY))
     for device_id in ("d-routine", "d-open", "d-held", "d-held-phone", "d-withdrawn-2b",
                       "d-renewed"):
-        _fixes(engine, device_id, _hourly(20))
+        store_fixes(engine, device_id, _hourly(20))
     for device_id in ("d-withdrawn", "d-withdrawn-2"):
-        _fixes(engine, device_id, _hourly(5))
+        store_fixes(engine, device_id, _hourly(5))
 
 
 def _expected_kept(device_id: str, t: float) -> bool:
@@ -230,9 +221,9 @@ def test_fixes_stored_out_of_time_order_go_too(
     beyond it (a device whose clock was wrong, a history imported device by
     device, a device no longer registered) is found device by device."""
     engine, sessions = store
-    _fixes(engine, "d-1", _hourly(2))  # 49 fresh fixes
-    _fixes(engine, "d-1", np.array([NOW - 30 * DAY]))
-    _fixes(engine, "d-unregistered", _hourly(10))
+    store_fixes(engine, "d-1", _hourly(2))  # 49 fresh fixes
+    store_fixes(engine, "d-1", np.array([NOW - 30 * DAY]))
+    store_fixes(engine, "d-unregistered", _hourly(10))
     policy = RetentionPolicy(**POLICY)  # type: ignore[arg-type]
     with sessions() as s:
         assert purge(s, NOW, policy, chunk=10).fixes == 1 + 3 * 24
