@@ -87,19 +87,26 @@ ErrorHook = Callable[[str, str], object]  # (reason, detail), e.g. Intake.reject
 DurableHook = Callable[[], "asyncio.Future[bool]"]
 
 
-@functools.lru_cache(maxsize=512)
 def response(status: int, text: str, keep_alive: bool,
              content_type: str = "text/plain; charset=utf-8", headers: Headers = ()) -> bytes:
-    """The bytes of a reply. Devices get the same few answers again and
-    again ("OK"), so they are made once and kept (a small LRU)."""
+    """The bytes of a reply."""
     body = text.encode("utf-8")
+    return _head(status, len(body), keep_alive, content_type, headers) + body
+
+
+@functools.lru_cache(maxsize=512)
+def _head(status: int, length: int, keep_alive: bool, content_type: str,
+          headers: Headers) -> bytes:
+    """A reply's head. Devices get the same few answers again and again
+    ("OK"), so heads are made once and kept (a small LRU); bodies are not
+    kept: a guardian's answer says where a child is."""
     own = "".join(f"{name}: {value}\r\n" for name, value in headers)
     retry = (f"Retry-After: {RETRY_AFTER_S}\r\n" if status == 503
              and not any(name.lower() == "retry-after" for name, _ in headers) else "")
     return (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{retry}{own}"
+            f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n{retry}{own}"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
-            ).encode("ascii") + body
+            ).encode("ascii")
 
 
 def settle(answer: Answer, durable: bool) -> Reply:
