@@ -111,8 +111,28 @@ _FROM_STAGE = (
     "TRUNCATE fix_stage")
 
 
-def insert_fixes(conn: Connection, device_ids: list[str], cols: dict[str, np.ndarray],
-                 readers: list[str] | None = None) -> int:
+@dataclass(frozen=True, slots=True)
+class FixRows:
+    """One batch of fixes as the driver takes them, built before the write
+    transaction opens (on SQLite that transaction holds the one write lock)."""
+
+    names: tuple[str, ...]
+    rows: list[tuple[object, ...]]
+
+
+def fix_rows(device_ids: list[str], cols: dict[str, np.ndarray],
+             readers: list[str] | None = None) -> FixRows:
+    """``readers`` (``FixBatch.readers``: empty, or a tag reader id per fix,
+    "" for none) fills ``reader_id``; a batch without tag reads leaves it NULL."""
+    columns: list[Sequence[object]] = [device_ids, *(_nulls(cols[n]) for n in FIX_COLUMNS)]
+    names: tuple[str, ...] = ("device_id", *FIX_COLUMNS)
+    if readers:
+        columns.append([r or None for r in readers])
+        names += ("reader_id",)
+    return FixRows(names, list(zip(*columns, strict=True)))
+
+
+def insert_fix_rows(conn: Connection, fixes: FixRows) -> int:
     """Bulk-insert one batch of fixes in the caller's transaction, and on
     PostgreSQL move ``latest_positions`` on.
 
@@ -123,33 +143,32 @@ def insert_fixes(conn: Connection, device_ids: list[str], cols: dict[str, np.nda
     nothing else: the upsert halved its insert rate, and with it the
     recorder held SQLite's one write lock all the time under load, so the
     engine's alert writes waited (SOS p99 495 ms against 144 ms without).
-    ``readers``
-    (``FixBatch.readers``: empty, or a tag reader id per fix, "" for none)
-    fills ``reader_id``; a batch without tag reads leaves it NULL.
     """
-    if not device_ids:
+    if not fixes.rows:
         return 0
-    columns: list[Sequence[object]] = [device_ids, *(_nulls(cols[n]) for n in FIX_COLUMNS)]
-    names_t: tuple[str, ...] = ("device_id", *FIX_COLUMNS)
-    if readers:
-        columns.append([r or None for r in readers])
-        names_t += ("reader_id",)
-    rows = list(zip(*columns, strict=True))
-    names = ", ".join(names_t)
+    names = ", ".join(fixes.names)
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
             cur.execute(_STAGE_DDL)
             with cur.copy(f"COPY fix_stage ({names}) FROM STDIN") as copy:
-                for row in rows:
+                for row in fixes.rows:
                     copy.write_row(row)
             cur.execute(_FROM_STAGE)
     elif conn.dialect.name == "sqlite":
-        marks = ", ".join("?" * len(names_t))
-        conn.exec_driver_sql(f"INSERT INTO fixes ({names}) VALUES ({marks})", rows)
+        marks = ", ".join("?" * len(fixes.names))
+        conn.exec_driver_sql(f"INSERT INTO fixes ({names}) VALUES ({marks})", fixes.rows)
     else:
         raise NotImplementedError(f"no fix store for {conn.dialect.name}")
-    return len(rows)
+    return len(fixes.rows)
+
+
+def insert_fixes(conn: Connection, device_ids: list[str], cols: dict[str, np.ndarray],
+                 readers: list[str] | None = None) -> int:
+    """``fix_rows`` and ``insert_fix_rows`` in one (tests, imports)."""
+    if not device_ids:
+        return 0
+    return insert_fix_rows(conn, fix_rows(device_ids, cols, readers))
 
 
 def _nulls(column: np.ndarray) -> list[object]:

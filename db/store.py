@@ -53,6 +53,36 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def no_wait_sessions(url: str, sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions whose writes fail at once (``is_busy``) when another process
+    holds SQLite's one write lock, instead of sleeping in its busy handler:
+    the engine tries again on its next turn and handles alarms meanwhile.
+    PostgreSQL locks rows, not the database, so it keeps ``sessions``."""
+    if not url.startswith("sqlite"):
+        return sessions
+    engine = make_engine(url, 0.0)
+
+    # Take the write lock first (BEGIN IMMEDIATE, SQLAlchemy's recipe for
+    # pysqlite's own transaction handling): a busy try then costs a BEGIN,
+    # not a compiled insert and a rollback.
+    @event.listens_for(engine, "connect")
+    def _own_transactions(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return session_factory(engine)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """The store refused only because another writer holds the lock (SQLite's
+    SQLITE_BUSY and its extended codes), not because anything is wrong."""
+    code = getattr(getattr(exc, "orig", exc), "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == 5
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Run Alembic migrations up to ``revision`` (idempotent)."""
     from alembic import command

@@ -10,15 +10,19 @@ Three things change an alert, each through ``models.alerts``:
   with its history line in one transaction, then published;
 - the clock (``tick``): SLA breaches escalate, holds run out.
 
-A store fault never holds back an alert. The desk numbers alerts itself,
-tries the store once (the engine's store gives up after a fraction of a
-second), and publishes either way: saved, or marked unsaved, in which case
-it waits in ``pending`` and is retried once a second until the store takes
-it, then published again as saved. Changes the engine makes itself (folds,
-escalations, holds running out) are published at once and wait in
-``outbox`` the same way. An operator's command is different: it is stored
-first and refused if the store will not take it, so nobody is told a
-change happened that did not.
+A store fault never holds back an alert. The desk numbers alerts itself
+and tries the store without waiting for its lock (SQLite has one writer at
+a time, and under load the recorder holds it most of the time; a wait
+there froze the loop while other alarms queued behind it). While the lock
+is busy the alert waits in ``pending`` and is tried again every few
+milliseconds, between fix batches, while the loop goes on opening other
+alarms. Once it has waited ``ANNOUNCE_WAIT_S`` it is published marked
+unsaved; a refusal (disk full, schema) is retried once a second. When the
+store takes it, the alert is published (again) as saved.
+Changes the engine makes itself (folds, escalations, holds running out) are
+published at once and wait in ``outbox`` the same way. An operator's
+command is different: it is stored first and refused if the store will not
+take it, so nobody is told a change happened that did not.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import alerts as db_alerts
 from db import repositories as repo
+from db.store import is_busy
 from db.tables import Alert
 from models.alerts import (
     WORKERS,
@@ -67,6 +72,12 @@ from models.tracking import Tracker
 log = logging.getLogger(__name__)
 
 STORE_RETRY_S = 1.0
+BUSY_RETRY_S = 0.003  # the engine's own changes try a busy lock again this soon
+# A new alert waits this long for a busy store before consoles are shown it
+# unsaved: about one of the recorder's write groups, inside the SOS budget
+# (DESIGN.md: frame in to console under 100 ms at p99).
+ANNOUNCE_WAIT_S = 0.06
+LOCKED_AFTER_S = 0.5  # a lock busy this long is reported: the store is locked
 
 
 KEEP_TIMES = 256  # device times remembered per (device, kind) to recognise a repeat
@@ -84,6 +95,7 @@ class PendingAlert:
     first_at: float  # the device time of the trigger that opened it
     lines: list[HistoryEntry] = field(default_factory=list)
     sent: list[Message] = field(default_factory=list)
+    since: float = field(default_factory=time.monotonic)  # when it began to wait
 
 
 class AlertDesk:
@@ -96,8 +108,11 @@ class AlertDesk:
                  seen: dict[tuple[str, str], set[float]] | None = None,
                  last_id: int = 0,
                  stamp: Callable[[Message], Message] = lambda m: m,
-                 unstamp: Callable[[Message], object] = lambda m: None) -> None:
+                 unstamp: Callable[[Message], object] = lambda m: None,
+                 try_sessions: sessionmaker[Session] | None = None) -> None:
         self.sessions = sessions
+        # the same store, failing at once while its lock is busy (``db.store.no_wait_sessions``)
+        self.try_sessions = try_sessions or sessions
         self.policy = policy
         self.tracker = tracker
         self.alerts = alerts  # unresolved, by id
@@ -115,6 +130,7 @@ class AlertDesk:
         self.clock = clock
         self.pending: list[PendingAlert] = []
         self.outbox: list[tuple[AlertView, HistoryEntry, Message]] = []
+        self.outbox_since = 0.0  # monotonic: when the outbox's first change began to wait
         # (device, kind) -> device times already raised or folded
         self.seen = {k: set(v) for k, v in (seen or {}).items()}
         self.duplicates = 0
@@ -145,16 +161,13 @@ class AlertDesk:
         if waiting is not None:
             waiting.view, line = fold(waiting.view, t)
             waiting.lines.append(line)
-            self.alerts[waiting.view.id] = waiting.view
-            waiting.sent.append(self._send(AlertUpdated(alert=waiting.view, action=line.action,
-                                                        actor=line.actor)))
-            return
-        p = self._new(t)
-        self.pending.append(p)
+            if waiting.view.id in self.alerts:  # consoles were shown it unsaved
+                self.alerts[waiting.view.id] = waiting.view
+                waiting.sent.append(self._send(AlertUpdated(
+                    alert=waiting.view, action=line.action, actor=line.actor)))
+            return  # (not shown yet: it opens with the repeat folded in)
+        self.pending.append(self._new(t))
         self.flush()
-        if p in self.pending:  # the store refused: published unsaved, kept, retried
-            self.alerts[p.view.id] = p.view
-            p.sent.append(self._announce(p.view))
 
     def _new(self, t: Trigger) -> PendingAlert:
         tr = self.tracker
@@ -187,21 +200,28 @@ class AlertDesk:
     # -------------------------------------------------------------- store
     def flush(self) -> None:
         """Store what waits (new alerts first, in order); stop at the first
-        refusal and try again a second later (never sooner: each try may
-        wait out the store's busy timeout, and the loop must keep turning)."""
-        if time.monotonic() < self.retry_at:
+        refusal. A busy lock is tried again ``BUSY_RETRY_S`` later, a
+        refusal a second later; an alert still waiting ``ANNOUNCE_WAIT_S``
+        after it opened is shown unsaved meanwhile."""
+        now = time.monotonic()
+        if now < self.retry_at:
             return
         while self.pending:
             p = self.pending[0]
+            if now - p.since >= ANNOUNCE_WAIT_S:
+                self._announce_waiting()
             view = msgspec.structs.replace(p.view, saved=True)
             announced = view.id in self.alerts
             msg = self.stamp(AlertUpdated(alert=view, action="saved", actor="engine")
                              if announced else AlertOpened(alert=view))
-            if not self._store(f"the {view.kind} alert {view.id}", lambda s, p=p, v=view: (
-                    db_alerts.insert(s, v, p.child_id, p.lines[0], p.first_at),
-                    [db_alerts.append(s, v.id, line) for line in p.lines[1:]]),
-                    [*p.sent, msg]):
+            stored = self._store(f"the {view.kind} alert {view.id}", lambda s, p=p, v=view: (
+                db_alerts.insert(s, v, p.child_id, p.lines[0], p.first_at),
+                [db_alerts.append(s, v.id, line) for line in p.lines[1:]]),
+                [*p.sent, msg], waiting_since=p.since)
+            if not stored:
                 self.unstamp(msg)
+                if stored is not None:  # refused, not busy: consoles see it now
+                    self._announce_waiting()
                 return
             self.pending.pop(0)
             self.alerts[view.id] = view
@@ -213,23 +233,52 @@ class AlertDesk:
         while self.outbox:
             view, line, sent = self.outbox[0]
             if not self._store(f"{line.action} of alert {view.id}",
-                               lambda s, v=view, ln=line: db_alerts.save(s, v, ln), [sent]):
+                               lambda s, v=view, ln=line: db_alerts.save(s, v, ln), [sent],
+                               waiting_since=self.outbox_since):
                 return
             self.outbox.pop(0)
+            self.outbox_since = now
+
+    def waiting(self) -> bool:
+        """Something waits for the store and is due another try now."""
+        return bool(self.pending or self.outbox) and time.monotonic() >= self.retry_at
+
+    def _announce_waiting(self) -> None:
+        """Show consoles every alert still waiting for the store, unsaved."""
+        for p in self.pending:
+            if p.view.id not in self.alerts:
+                self.alerts[p.view.id] = p.view
+                p.sent.append(self._announce(p.view))
 
     def _store(self, what: str, write: Callable[[Session], object],
-               events: list[Message]) -> bool:
-        """Write a change and its bus messages (event log) in one transaction."""
+               events: list[Message], waiting_since: float | None = None) -> bool | None:
+        """Write a change and its bus messages (event log) in one transaction.
+
+        An operator's change (``waiting_since`` None) waits the store's busy
+        timeout for the lock. The engine's own changes never wait: None
+        means another writer holds the lock and the change has waited since
+        ``waiting_since``; past ``LOCKED_AFTER_S`` the store is reported
+        locked (heartbeat, health strip), once per spell."""
         try:
-            with self.sessions() as s:
+            with (self.sessions if waiting_since is None else self.try_sessions)() as s:
                 write(s)
                 repo.append_events(s.connection(), [
                     (topic_of(m).decode(), m.origin, m.seq, m.ts, encode(m)) for m in events])
                 s.commit()
         except Exception as exc:
-            self.store_error = str(exc).splitlines()[0][:200]
+            now = time.monotonic()
+            error = str(exc).splitlines()[0][:200]
+            if waiting_since is not None and is_busy(exc):
+                self.retry_at = now + BUSY_RETRY_S
+                if now - waiting_since >= LOCKED_AFTER_S and not self.store_error:
+                    self.store_error = error
+                    self.store_failures += 1
+                    log.error("the store has been locked for %.1f s; %s waits and is "
+                              "retried", now - waiting_since, what)
+                return None
+            self.store_error = error
             self.store_failures += 1
-            self.retry_at = time.monotonic() + STORE_RETRY_S
+            self.retry_at = now + STORE_RETRY_S
             log.error("the store did not take %s (%s); kept, retried in %.0f s", what,
                       self.store_error, STORE_RETRY_S)
             return False
@@ -255,6 +304,8 @@ class AlertDesk:
     def _write_later(self, view: AlertView, line: HistoryEntry) -> None:
         """A change the engine made: on the bus now, in the store when it can."""
         sent = self._send(AlertUpdated(alert=view, action=line.action, actor=line.actor))
+        if not self.outbox:
+            self.outbox_since = time.monotonic()
         self.outbox.append((view, line, sent))
         self.flush()
 

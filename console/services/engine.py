@@ -42,7 +42,7 @@ from db import accounts, changes, cursors, usage_log
 from db import alerts as db_alerts
 from db import repositories as repo
 from db.registry import registry_version
-from db.store import open_store
+from db.store import is_busy, no_wait_sessions, open_store
 from models import health
 from models.alerts import Actor, Policy, Refused, Trigger
 from models.bus_rights import COMMANDS_FROM
@@ -141,6 +141,7 @@ class Engine:
         self.rt = rt
         cfg = rt.config
         _, self.sessions = open_store(cfg.db_url, busy_timeout_s=STORE_WAIT_S)
+        self.try_sessions = no_wait_sessions(cfg.db_url, self.sessions)
         # Alerts, deadlines and fix checks run on this clock: the wall's, or in
         # a training installation the replayed one (``models.replay_clock``).
         self.replay = SessionClock(cfg.replay_start) if cfg.training else None
@@ -185,7 +186,8 @@ class Engine:
                               lambda m: self.pub.send(m, stamped=True),
                               opened=self._secure_video, seen=self._trigger_times(),
                               last_id=self._last_id(), stamp=self.pub.stamp,
-                              unstamp=self.pub.unstamp, clock=self.now)
+                              unstamp=self.pub.unstamp, clock=self.now,
+                              try_sessions=self.try_sessions)
         self.users = SessionBook(self.sessions, training=cfg.training)
         self.users.refresh(force=True)
         self.consent = ConsentGate(self.sessions, self.state.child_ids,
@@ -249,7 +251,8 @@ class Engine:
 
     def _turn(self, poller: zmq.Poller) -> int:
         """One pass of the loop: requests, fixes, the store, holds; fixes applied."""
-        events = dict(poller.poll(100))
+        # a change waiting for a busy store is tried again within milliseconds
+        events = dict(poller.poll(2 if self.desk.waiting() else 100))
         n = 0
         if self.rpc in events:
             self._serve_requests()
@@ -347,10 +350,12 @@ class Engine:
         if self.desk.unsaved() or (here == self.saved_cursor and not self.desk.store_error):
             return  # (after a refusal it writes anyway: that is how it sees the store back)
         try:
-            with self.sessions() as s:
+            with self.try_sessions() as s:  # never waits for the lock: next second
                 cursors.save(s, "engine", *here)
                 s.commit()
         except Exception as exc:  # the store is busy or full: next second
+            if is_busy(exc):
+                return
             self.desk.store_error = str(exc).splitlines()[0][:200]
             self.rt.log.warning("could not save the journal cursor: %s", self.desk.store_error)
             return
@@ -446,7 +451,9 @@ class Engine:
                     reading = n < TURN_FIXES and time.monotonic() < deadline
                 if queue:
                     self._take(queue.popleft(), moved)
-                elif not reading:
+                if self.desk.waiting():  # an alert waits for a busy store
+                    self.desk.flush()
+                if not queue and not reading:
                     break
         finally:
             while queue:  # read is admitted: applied even if reading failed

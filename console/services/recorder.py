@@ -3,7 +3,12 @@ audit and replay), and applies the retention schedule. (The engine logs
 its own alert messages, with the changes they announce.)
 
 It drains whatever is waiting and writes it in one transaction, so its
-write rate follows the load instead of one commit per message.
+write rate follows the load instead of one commit per message. On SQLite
+that transaction holds the database's one write lock, which the engine
+needs to store each new alert: a write carries at most ``SQLITE_FIXES``
+fixes, and while more wait the recorder leaves the lock free for
+``SQLITE_GAP_S`` between writes, so the engine, trying every few
+milliseconds, gets in within one write (``console.engine.desk``).
 
 It never discards what it was given. Fixes come in journal order
 (``console.journal``): the recorder's cursor commits in the same
@@ -30,7 +35,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from console.bus import Publisher, Subscriber
-from console.journal import Follower, JournalReader, journal_path
+from console.journal import READ_CHUNK, Follower, JournalReader, journal_path
 from console.security import Security
 from console.services.runtime import Runtime, start
 from console.spool import Spool
@@ -50,6 +55,9 @@ MAX_DRAIN = 200
 # write lets the next one carry several (nothing waits on the recorder: an
 # alarm is the engine's, and the journal holds every fix until stored).
 GROUP_S = 0.05
+SQLITE_FIXES = 1000  # the most fixes in one SQLite write (about 15 ms of the lock)
+SQLITE_GAP_S = 0.004  # the lock left free between writes while more wait
+SQLITE_CATCH_UP = 16  # journal batches per SQLite write while catching up
 RETRY_S = 1.0  # a store that refused is tried again this often
 MEMORY_BACKLOG = 10_000  # events kept in memory before they go to the spool file
 
@@ -60,6 +68,8 @@ class Recorder:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.engine, _ = open_store(rt.config.db_url)
+        self.max_fixes = SQLITE_FIXES if self.engine.dialect.name == "sqlite" else None
+        self.more = False  # the last drain stopped at ``max_fixes`` with more waiting
         self.days_ahead()
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         # Alert messages are not taken here: the engine logs each in the
@@ -96,7 +106,8 @@ class Recorder:
             catching_up = self.follow.behind and now >= self.retry_at
             ready = dict(self.poller.poll(0 if catching_up else 200))
             if self.sub.sock in ready or catching_up:
-                if (early := self.written_at + GROUP_S - time.monotonic()) > 0:
+                pause = SQLITE_GAP_S if self.more else GROUP_S
+                if (early := self.written_at + pause - time.monotonic()) > 0:
                     time.sleep(early)
                 self.take(self.drain())
                 self.written_at = time.monotonic()
@@ -148,11 +159,17 @@ class Recorder:
 
     def drain(self) -> list[Item]:
         """What to store next: journal batches when behind (unless the store
-        is refusing: then they stay in the journal), then the bus."""
+        is refusing: then they stay in the journal), then the bus; on SQLite
+        at most ``max_fixes`` fixes (``more`` says whether it stopped there)."""
         out: list[Item] = []
+        sqlite = self.max_fixes is not None
         if time.monotonic() >= self.retry_at:
-            out = [("fix.batch", b) for b in self.follow.catch_up()]
-        while len(out) < MAX_DRAIN:
+            out = [("fix.batch", b)
+                   for b in self.follow.catch_up(SQLITE_CATCH_UP if sqlite else READ_CHUNK)]
+        budget = self.max_fixes if self.max_fixes is not None else float("inf")
+        fixes = sum(len(m.device_ids) for _, m in out)  # type: ignore[union-attr]
+        self.more = fixes >= budget or (sqlite and self.follow.behind)
+        while len(out) < MAX_DRAIN and not self.more:
             try:
                 frames = self.sub.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -160,8 +177,11 @@ class Recorder:
             parsed = self.sub.parse(frames)
             if parsed is None or isinstance(parsed[1], Heartbeat):
                 continue
-            if isinstance(parsed[1], FixBatch) and not self.follow.admit(parsed[1]):
-                continue  # a repeat, or the journal will bring it
+            if isinstance(parsed[1], FixBatch):
+                if not self.follow.admit(parsed[1]):
+                    continue  # a repeat, or the journal will bring it
+                fixes += len(parsed[1].device_ids)
+                self.more = fixes >= budget
             out.append(parsed)
         return out
 
@@ -204,10 +224,12 @@ class Recorder:
         if not items:
             return True
         fixes, events = self.fixes_written, self.events_written
+        # rows built before the transaction: it holds SQLite's write lock
+        prepared = [(topic, msg, self._rows(msg)) for topic, msg in items]
         try:
             with self.engine.begin() as conn:
-                for topic, msg in items:
-                    self._write_one(conn, topic, msg)
+                for topic, msg, rows in prepared:
+                    self._write_one(conn, topic, msg, rows)
                 cursors.save(conn, "recorder", self.follow.epoch, self.follow.seq)
             return True
         except OperationalError as exc:  # locked, disk full: the store will come back
@@ -221,10 +243,10 @@ class Recorder:
             self.rt.log.exception("batch of %d messages refused; writing one by one",
                                   len(items))
         try:
-            for topic, msg in items:
+            for topic, msg, rows in prepared:
                 try:
                     with self.engine.begin() as conn:
-                        self._write_one(conn, topic, msg)
+                        self._write_one(conn, topic, msg, rows)
                 except OperationalError:
                     raise
                 except Exception as exc:
@@ -239,16 +261,25 @@ class Recorder:
             return False
         return True
 
-    def _write_one(self, conn: Connection, topic: str, msg: AnyMessage) -> None:
+    def _rows(self, msg: AnyMessage) -> repo.FixRows | None:
+        """A fix batch's rows; None for other messages and for a batch whose
+        columns do not decode (counted and logged here, once)."""
+        if not isinstance(msg, FixBatch):
+            return None
+        try:
+            cols = fix_columns(msg)
+        except BadMessage as exc:
+            self.sub.rejected["bad_columns"] += 1
+            self.rt.log.warning("rejected fix batch: %s", exc)
+            return None
+        # readers: the tag reader behind each fix (fix_columns checked its length)
+        return repo.fix_rows(msg.device_ids, cols, msg.readers)
+
+    def _write_one(self, conn: Connection, topic: str, msg: AnyMessage,
+                   rows: repo.FixRows | None) -> None:
         if isinstance(msg, FixBatch):
-            try:
-                cols = fix_columns(msg)
-            except BadMessage as exc:
-                self.sub.rejected["bad_columns"] += 1
-                self.rt.log.warning("rejected fix batch: %s", exc)
-                return
-            # readers: the tag reader behind each fix (fix_columns checked its length)
-            self.fixes_written += repo.insert_fixes(conn, msg.device_ids, cols, msg.readers)
+            if rows is not None:
+                self.fixes_written += repo.insert_fix_rows(conn, rows)
         else:
             repo.append_events(conn, [(topic, msg.origin, msg.seq, msg.ts, encode(msg))])
             self.events_written += 1
