@@ -74,6 +74,12 @@ def device_children(session: Session) -> dict[str, int]:
         select(Device.id, Device.child_id).where(Device.child_id.is_not(None))).all())
 
 
+def devices_of(session: Session, child_id: int) -> list[str]:
+    """The devices registered to one child."""
+    return list(session.scalars(select(Device.id).where(Device.child_id == child_id)
+                                .order_by(Device.id)))
+
+
 def devices(session: Session) -> list[tuple[str, str, str]]:
     """(device id, kind, child token or '-') for ``childsafe devices list``."""
     rows = session.execute(

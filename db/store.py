@@ -64,9 +64,13 @@ def no_wait_sessions(url: str, sessions: sessionmaker[Session]) -> sessionmaker[
 
     # Take the write lock first (BEGIN IMMEDIATE, SQLAlchemy's recipe for
     # pysqlite's own transaction handling): a busy try then costs a BEGIN,
-    # not a compiled insert and a rollback.
+    # not a compiled insert and a rollback. And never checkpoint: a commit
+    # that crosses the WAL's threshold copies it into the database file
+    # first, tens of milliseconds under load; the writer that fills the
+    # WAL (the recorder) does that.
     @event.listens_for(engine, "connect")
     def _own_transactions(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
         dbapi_conn.isolation_level = None
 
     @event.listens_for(engine, "begin")

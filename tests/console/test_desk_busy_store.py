@@ -161,3 +161,21 @@ def test_the_engines_own_changes_wait_in_the_outbox_without_blocking(
     assert d.desk.outbox == []
     (row,) = stored_alerts(d)
     assert row.id == opened.alert.id and row.count == 2
+
+
+def test_the_engines_no_wait_sessions_take_the_lock_first_and_never_checkpoint(
+        d: Desk, lock: sqlite3.Connection) -> None:
+    """A busy try fails at its BEGIN IMMEDIATE, before any statement runs;
+    and the WAL is the recorder's to checkpoint, not a commit of the engine's."""
+    from sqlalchemy import text
+
+    from db.store import is_busy
+
+    with pytest.raises(Exception) as caught, d.desk.try_sessions() as s:
+        s.execute(text("SELECT 1"))  # even a read: the lock is taken first
+    assert is_busy(caught.value)
+    lock.execute("ROLLBACK")
+    with d.desk.try_sessions() as s:
+        assert s.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 0
+    with d.sessions() as s:  # the waiting sessions keep SQLite's default
+        assert s.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 1000
