@@ -165,12 +165,23 @@ def parse_replies(buf: bytearray, counts: Counter[str]) -> int:
     return n
 
 
+def first_reply(buf: bytearray) -> bytes:
+    """The whole first reply in ``buf`` (head and body), or b"" if cut short."""
+    end_head = buf.find(b"\r\n\r\n")
+    cl = buf.find(b"Content-Length: ", 0, end_head)
+    if end_head < 0 or cl < 0:
+        return b""
+    end = end_head + 4 + int(buf[cl + 16:buf.find(b"\r\n", cl, end_head + 2)])
+    return bytes(buf[:end]) if end <= len(buf) else b""
+
+
 class _Conn(asyncio.Protocol):
     """One keep-alive connection: writes pipelined GETs, counts the replies."""
 
     def __init__(self, counts: Counter[str]) -> None:
         self.counts = counts
         self.buf = bytearray()
+        self.ok_reply = b""  # the gateway's "200" reply, once seen
         self.outstanding = 0
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -181,7 +192,18 @@ class _Conn(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        # The devices' side is not what is measured, and shares the cores:
+        # a read of nothing but whole "200" replies like the last one is
+        # counted at once instead of reply by reply.
+        if not self.buf and self.ok_reply and len(data) % len(self.ok_reply) == 0 \
+                and data.count(self.ok_reply) * len(self.ok_reply) == len(data):
+            n = len(data) // len(self.ok_reply)
+            self.counts["ok"] += n
+            self.outstanding -= n
+            return
         self.buf += data
+        if not self.ok_reply and self.buf.startswith(b"HTTP/1.1 200 "):
+            self.ok_reply = first_reply(self.buf)
         self.outstanding -= parse_replies(self.buf, self.counts)
 
     def connection_lost(self, exc: Exception | None) -> None:
