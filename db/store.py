@@ -23,18 +23,30 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir) / 'childsafe.sqlite3'}"
 
 
-def _sqlite_pragmas(busy_timeout_s: float) -> Callable[[Any, Any], None]:
+# SQLite's own default: a commit that finds the WAL this many pages long
+# copies it into the database file first (a checkpoint).
+CHECKPOINT_PAGES = 1000
+# The engine's: only when nobody else has for about 40 MB of writes. Under
+# load a checkpoint takes tens of milliseconds, and an alert's commit must
+# not pay it; the recorder, whose writes fill the WAL, does.
+RARE_CHECKPOINT_PAGES = 10_000
+
+
+def _sqlite_pragmas(busy_timeout_s: float,
+                    checkpoint_pages: int) -> Callable[[Any, Any], None]:
     def apply(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        cur.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         cur.close()
     return apply
 
 
-def make_engine(url: str, busy_timeout_s: float = 10.0) -> Engine:
+def make_engine(url: str, busy_timeout_s: float = 10.0,
+                checkpoint_pages: int = CHECKPOINT_PAGES) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout because
     several processes (engine, recorder, CLI) share the file. The engine's
     own store waits only a fraction of a second (``busy_timeout_s``): its
@@ -42,7 +54,7 @@ def make_engine(url: str, busy_timeout_s: float = 10.0) -> Engine:
     the same bound as a lock timeout."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
-        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s))
+        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s, checkpoint_pages))
         return engine
     ms = int(busy_timeout_s * 1000)
     return create_engine(url, pool_pre_ping=True,
@@ -60,17 +72,13 @@ def no_wait_sessions(url: str, sessions: sessionmaker[Session]) -> sessionmaker[
     PostgreSQL locks rows, not the database, so it keeps ``sessions``."""
     if not url.startswith("sqlite"):
         return sessions
-    engine = make_engine(url, 0.0)
+    engine = make_engine(url, 0.0, RARE_CHECKPOINT_PAGES)
 
     # Take the write lock first (BEGIN IMMEDIATE, SQLAlchemy's recipe for
     # pysqlite's own transaction handling): a busy try then costs a BEGIN,
-    # not a compiled insert and a rollback. And never checkpoint: a commit
-    # that crosses the WAL's threshold copies it into the database file
-    # first, tens of milliseconds under load; the writer that fills the
-    # WAL (the recorder) does that.
+    # not a compiled insert and a rollback.
     @event.listens_for(engine, "connect")
     def _own_transactions(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.execute("PRAGMA wal_autocheckpoint=0")
         dbapi_conn.isolation_level = None
 
     @event.listens_for(engine, "begin")
@@ -99,8 +107,9 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(cfg, revision)
 
 
-def open_store(url: str, busy_timeout_s: float = 10.0) -> tuple[Engine, sessionmaker[Session]]:
+def open_store(url: str, busy_timeout_s: float = 10.0,
+               checkpoint_pages: int = CHECKPOINT_PAGES) -> tuple[Engine, sessionmaker[Session]]:
     """Migrate, then return an engine and a session factory for it."""
     upgrade(url)
-    engine = make_engine(url, busy_timeout_s)
+    engine = make_engine(url, busy_timeout_s, checkpoint_pages)
     return engine, session_factory(engine)

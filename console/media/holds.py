@@ -98,6 +98,12 @@ class HoldKeeper:
             self.held[target.alert_id] = cameras
         return cameras
 
+    def release(self, alert_id: int) -> None:
+        """An alert was resolved: let its cameras go now, without re-ranking
+        and renewing every other alert's (``sync`` at the next renewal)."""
+        if self.held.pop(alert_id, None) is not None:
+            self.relay.release(alert_id)
+
     def due(self, now: float | None = None) -> bool:
         """Time to sync: the renewal period passed, or a hold failed since the
         last sync and ``retry_s`` passed."""

@@ -42,7 +42,7 @@ from db import accounts, changes, cursors, usage_log
 from db import alerts as db_alerts
 from db import repositories as repo
 from db.registry import registry_version
-from db.store import is_busy, no_wait_sessions, open_store
+from db.store import RARE_CHECKPOINT_PAGES, is_busy, no_wait_sessions, open_store
 from models import health
 from models.alerts import Actor, Policy, Refused, Trigger
 from models.bus_rights import COMMANDS_FROM
@@ -143,7 +143,8 @@ class Engine:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         cfg = rt.config
-        _, self.sessions = open_store(cfg.db_url, busy_timeout_s=STORE_WAIT_S)
+        _, self.sessions = open_store(cfg.db_url, busy_timeout_s=STORE_WAIT_S,
+                                      checkpoint_pages=RARE_CHECKPOINT_PAGES)
         self.try_sessions = no_wait_sessions(cfg.db_url, self.sessions)
         # Alerts, deadlines and fix checks run on this clock: the wall's, or in
         # a training installation the replayed one (``models.replay_clock``).
@@ -564,8 +565,7 @@ class Engine:
         exit just before) have been buffering, so the SOS clips start that
         far back; `_keep_holds` keeps every open alert's cameras held.
         """
-        target = next((t for t in self._hold_targets() if t.alert_id == alert.id), None)
-        ids = self.holds.hold_now(target) if target is not None else []
+        ids = self.holds.hold_now(self._hold_target(alert))
         if alert.kind in ("sos", "fall"):
             for camera_id in ids:
                 self.relay.clip(camera_id, alert.id, "engine")
@@ -578,19 +578,19 @@ class Engine:
         self.holds.sync(self._hold_targets())
 
     def _hold_targets(self) -> list[HoldTarget]:
-        """Each unresolved alert with where it was raised and where its child is now."""
+        """Each unresolved alert's ``_hold_target``."""
+        return [self._hold_target(a) for a in self.state.alerts.values()
+                if a.state != "resolved"]
+
+    def _hold_target(self, a: AlertView) -> HoldTarget:
+        """Where the alert was raised, and where its child is now."""
         tr = self.state.tracker
-        targets: list[HoldTarget] = []
-        for a in self.state.alerts.values():
-            if a.state == "resolved":
-                continue
-            points = [(a.lat, a.lon)]
-            if 0 <= a.child_slot < len(tr.lat):
-                here = (float(tr.lat[a.child_slot]), float(tr.lon[a.child_slot]))
-                if here != points[0]:
-                    points.append(here)
-            targets.append(HoldTarget(a.id, points))
-        return targets
+        points = [(a.lat, a.lon)]
+        if 0 <= a.child_slot < len(tr.lat):
+            here = (float(tr.lat[a.child_slot]), float(tr.lon[a.child_slot]))
+            if here != points[0]:
+                points.append(here)
+        return HoldTarget(a.id, points)
 
     # ------------------------------------------------------------- requests
     def _serve_requests(self) -> None:
@@ -650,7 +650,7 @@ class Engine:
         assert actor is not None
         view = self.desk.apply(cmd, actor, self.users.assignable)
         if view.state == "resolved":
-            self.holds.sync(self._hold_targets())  # its cameras are released now
+            self.holds.release(view.id)
         return CommandReply(ok=True, alert=view)
 
     def _alert_detail(self, req: AlertDetailRequest, actor: Actor | None) -> Reply:

@@ -91,3 +91,16 @@ def test_a_failed_hold_is_retried_soon() -> None:
     k.sync([HoldTarget(1, [wgs(0.0, 0.0)])], now=3.0)
     assert not k.due(now=6.5)  # no new failure: back to the renewal period
     assert [c[0] for c in relay.calls] == ["hold", "hold"]
+
+
+def test_a_resolved_alert_is_released_at_once_and_the_others_are_left_alone() -> None:
+    relay = FakeRelay()
+    k = keeper(relay)
+    k.sync([HoldTarget(1, [wgs(0.0, 0.0)]), HoldTarget(2, [wgs(630.0, 0.0)])], now=0.0)
+    del relay.calls[:]
+    k.release(1)
+    assert relay.calls == [("release", 1)] and k.held == {2: [7, 8]}
+    k.release(1)  # a second resolve (reopened, resolved again) of nothing held
+    k.release(99)
+    assert relay.calls == [("release", 1)]
+    assert not k.due(now=9.9)  # the others are renewed on their own schedule
