@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from console.engine.desk import StoreBusy
 from console.engine.sessions import SessionBook
 from models.alerts import Actor, Refused
 from models.messages import CommandReply, Reply
@@ -52,6 +53,8 @@ class CommandTable:
                 raise Refused("unsupported", f"the engine does not take {schema}")
             actor = self.sessions.actor(req.token, schema) if entry.signed_in else None  # type: ignore[attr-defined]
             reply = entry.handler(req, actor)
+        except StoreBusy:
+            raise  # not an answer: the engine asks again in a moment
         except Refused as exc:
             self.refused += 1
             user = self.sessions.who(getattr(req, "token", ""))

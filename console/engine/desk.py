@@ -85,6 +85,11 @@ VIEW_FOLD_S = 300.0  # the same cameras reopened by the same person within this:
 MAX_VIEWED = 16  # cameras one view may name (the grid's most)
 
 
+class StoreBusy(Exception):
+    """Another writer holds SQLite's lock: a command that may not wait for it
+    changed nothing and is tried again (``Engine._answer_parked``)."""
+
+
 @dataclass
 class PendingAlert:
     """A trigger whose alert the store has not taken yet, with any repeats
@@ -330,9 +335,11 @@ class AlertDesk:
         except ValueError:
             return -1
 
-    def apply(self, cmd: AlertCommand, actor: Actor,
-              assignable: Callable[[], frozenset[str]]) -> AlertView:
-        """Check, store, publish; raises ``Refused`` and changes nothing when not allowed."""
+    def apply(self, cmd: AlertCommand, actor: Actor, assignable: Callable[[], frozenset[str]],
+              waiting_since: float | None = None) -> AlertView:
+        """Check, store, publish; raises ``Refused`` and changes nothing when not allowed.
+        With ``waiting_since`` (when the command came) the store's lock is not
+        waited for: ``StoreBusy``, nothing changed, and the caller tries again."""
         alert = self.find(cmd.alert_id)
         if not alert.saved or any(v.id == alert.id for v, _, _ in self.outbox):
             raise Refused("busy", f"alert {alert.id} has a change the store has not taken "
@@ -347,10 +354,13 @@ class AlertDesk:
         new, line = transition(alert, cmd, actor, self.clock(), self.policy, users)
         msg = self.stamp(AlertUpdated(alert=new, action=line.action, actor=actor.user))
         retry_at = self.retry_at  # an operator's refusal must not delay the engine's retries
-        if not self._store(f"{line.action} of alert {alert.id}",
-                           lambda s: db_alerts.save(s, new, line), [msg]):
+        stored = self._store(f"{line.action} of alert {alert.id}",
+                             lambda s: db_alerts.save(s, new, line), [msg], waiting_since)
+        if not stored:
             self.retry_at = retry_at
             self.unstamp(msg)
+            if stored is None:
+                raise StoreBusy(f"{line.action} of alert {alert.id}")
             raise Refused("store", "the store did not take the change; nothing changed, try "
                                    "again")
         if new.state == "resolved":

@@ -27,7 +27,7 @@ from console.engine.cameras import camera_entries
 from console.engine.child_card import child_card_entries
 from console.engine.commands import CommandTable, Entry
 from console.engine.consent_gate import ConsentGate
-from console.engine.desk import AlertDesk
+from console.engine.desk import BUSY_RETRY_S, AlertDesk, StoreBusy
 from console.engine.privacy import privacy_entries
 from console.engine.routine import Routine
 from console.engine.sessions import SessionBook
@@ -93,6 +93,7 @@ from models.tracking import DeviceAlarm, check_batch, slots_of, urgent_rows
 STORE_WAIT_S = 0.5  # the most the loop waits for a busy store (then retries later)
 PREALARM_CAMERAS = 4  # nearest cameras held (and, for an SOS, clipped) per alert
 REQUESTS_PER_TURN = 8  # requests answered before the loop looks at fixes again
+MAX_PARKED = 256  # alert commands waiting for a busy store; more are refused "busy"
 TRAIL_S = 15 * 60.0  # the trail an alert panel shows
 MAX_ROWS = 5000  # alerts one list or shift report carries
 # A drain turn stops reading after this long or this many fixes, and reads
@@ -172,6 +173,11 @@ class Engine:
         self.fixes_in = 0
         self.bad_requests = 0
         self.loop_errors = 0
+        # Alert commands in arrival order, each tried without waiting for a
+        # busy SQLite lock (``_answer_parked``): (reply address, command, came at).
+        self.parked: deque[tuple[bytes, AlertCommand, float]] = deque()
+        self.parked_retry_at = 0.0
+        self.store_since: float | None = None  # the command being tried may not wait
         self.camera_index = CameraIndex.from_cameras(self.state.cameras)
         # The relay's tokens: consoles get a "view" one at sign-in, the
         # engine's own hold/clip/release carry a "control" one (None: the
@@ -256,7 +262,7 @@ class Engine:
     def _turn(self, poller: zmq.Poller) -> int:
         """One pass of the loop: requests, fixes, the store, holds; fixes applied."""
         # a change waiting for a busy store is tried again within milliseconds
-        events = dict(poller.poll(2 if self.desk.waiting() else 100))
+        events = dict(poller.poll(2 if self.desk.waiting() or self.parked else 100))
         n = 0
         if self.rpc in events:
             self._serve_requests()
@@ -264,6 +270,7 @@ class Engine:
             n = self._drain_fixes()
         if self.desk.unsaved():
             self.desk.flush()
+        self._answer_parked()
         self._keep_holds()
         return n
 
@@ -457,6 +464,8 @@ class Engine:
                     self._take(queue.popleft(), moved)
                 if self.desk.waiting():  # an alert waits for a busy store
                     self.desk.flush()
+                if self.parked:
+                    self._answer_parked()
                 if not queue and not reading:
                     break
         finally:
@@ -611,7 +620,39 @@ class Engine:
                 self.bad_requests += 1
                 reply: Reply = CommandReply(ok=False, error=f"bad request: {exc}", code="bad")
             else:
+                if isinstance(req, ALERT_COMMANDS) and len(self.parked) < MAX_PARKED:
+                    self.parked.append((ident, req, time.monotonic()))
+                    self._answer_parked()
+                    continue
+                if isinstance(req, ALERT_COMMANDS):  # MAX_PARKED wait already
+                    self.commands.refused += 1
+                    reply = CommandReply(ok=False, code="busy", ref=int(getattr(req, "seq", 0)),
+                                         error="the store is busy with other changes; try "
+                                               "again in a moment")
+                else:
+                    reply = self.commands.handle(req)
+            self.rpc.send_multipart([ident, b"", encode(reply)])
+
+    def _answer_parked(self) -> None:
+        """Answer the alert commands that came, in order. While SQLite's lock
+        is busy (the recorder's writes), a command is tried again every few
+        milliseconds and the loop goes on opening alarms meanwhile; after
+        ``STORE_WAIT_S`` it waits for the store as any other request, and a
+        refusal is the answer. (On PostgreSQL nothing waits: tried once.)"""
+        now = time.monotonic()
+        if now < self.parked_retry_at:
+            return
+        while self.parked:
+            ident, req, came = self.parked[0]
+            self.store_since = came if now - came < STORE_WAIT_S else None
+            try:
                 reply = self.commands.handle(req)
+            except StoreBusy:
+                self.parked_retry_at = now + BUSY_RETRY_S
+                return
+            finally:
+                self.store_since = None
+            self.parked.popleft()
             self.rpc.send_multipart([ident, b"", encode(reply)])
 
     def _snapshot(self) -> Snapshot:
@@ -648,7 +689,7 @@ class Engine:
 
     def _alert_command(self, cmd: AlertCommand, actor: Actor | None) -> Reply:
         assert actor is not None
-        view = self.desk.apply(cmd, actor, self.users.assignable)
+        view = self.desk.apply(cmd, actor, self.users.assignable, self.store_since)
         if view.state == "resolved":
             self.holds.release(view.id)
         return CommandReply(ok=True, alert=view)

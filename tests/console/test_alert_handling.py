@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -115,6 +117,48 @@ def test_the_same_child_pressing_sos_three_times_is_one_alert_then_a_new_one(
     wait_for(lambda: len(open_alerts(backend, "sos", device)) == 1, 10, "a new SOS alert")
     again = open_alerts(backend, "sos", device)[0]
     assert again.id != alert.id and again.count == 1 and again.state == "new"
+
+
+def test_an_operators_command_never_holds_an_sos_behind_a_busy_store(backend: Backend) -> None:
+    """While another writer holds SQLite's lock (the recorder, under load),
+    an operator's acknowledgement waits for it without freezing the engine:
+    another child's SOS is opened meanwhile, before the acknowledgement is
+    answered (stored once the lock goes, or refused "store" if it never
+    does). The engine used to wait the lock out inside its loop, and every
+    alarm waited with it."""
+    first, second = backend.roster[0].device_id, backend.roster[1].device_id
+    assert backend.fix(first, *SEOUL_FOREST, alarm="sos")[0] == 200
+    wait_for(lambda: len(open_alerts(backend, "sos", first)) == 1, 10, "the first SOS")
+    alert = open_alerts(backend, "sos", first)[0]
+    token = backend.sign_in("operator1")
+    lock = sqlite3.connect(backend.config.db_url.removeprefix("sqlite:///"),
+                           isolation_level=None)
+    answered: list[tuple[float, object]] = []
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+
+        def ack() -> None:
+            reply = backend.command(AckAlert(token=token, alert_id=alert.id,
+                                             alert_version=alert.version))
+            answered.append((time.monotonic(), reply))
+
+        acking = threading.Thread(target=ack)
+        acking.start()
+        time.sleep(0.05)  # the ack is with the engine, waiting for the lock
+        assert backend.fix(second, *SEOUL_FOREST, alarm="sos")[0] == 200
+        wait_for(lambda: len(open_alerts(backend, "sos", second)) == 1, 10, "the second SOS")
+        opened_at = time.monotonic()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    acking.join(10)
+    ((replied_at, reply),) = answered
+    assert opened_at < replied_at, "the SOS waited behind the operator's command"
+    assert isinstance(reply, CommandReply)
+    assert reply.ok or reply.code == "store", reply
+    if reply.ok:  # stored: the engine and the store agree
+        wait_for(lambda: open_alerts(backend, "sos", first)[0].state == "acknowledged", 10,
+                 "the acknowledgement")
 
 
 def _watch(b: Backend, device: str, status: str) -> None:

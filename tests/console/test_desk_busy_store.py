@@ -186,3 +186,29 @@ def test_the_engines_no_wait_sessions_take_the_lock_first_and_never_checkpoint(
         assert s.execute(text("PRAGMA wal_autocheckpoint")).scalar() == RARE_CHECKPOINT_PAGES
     with d.sessions() as s:  # other processes' sessions keep SQLite's default
         assert s.execute(text("PRAGMA wal_autocheckpoint")).scalar() == CHECKPOINT_PAGES
+
+
+def test_an_operators_command_tried_without_waiting_changes_nothing_until_stored(
+        d: Desk, lock: sqlite3.Connection) -> None:
+    from console.engine.desk import StoreBusy
+    from models.alerts import Actor
+    from models.messages import AckAlert
+
+    lock.execute("ROLLBACK")
+    d.desk.trigger(d.sos(1, time.time()))
+    (opened,) = d.sent
+    alert = opened.alert  # type: ignore[attr-defined]
+    ack = AckAlert(token="t", alert_id=alert.id, alert_version=alert.version)
+    operator = Actor("operator1", frozenset({"operator"}))
+    lock.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreBusy):
+        d.desk.apply(ack, operator, frozenset, waiting_since=time.monotonic())
+    assert len(d.sent) == 1 and d.desk.alerts[alert.id] == alert
+    assert d.desk.retry_at == 0.0 and d.desk.store_error == ""  # the desk's own: untouched
+
+    lock.execute("ROLLBACK")
+    acked = d.desk.apply(ack, operator, frozenset, waiting_since=time.monotonic())
+    assert acked.state == "acknowledged" and d.desk.alerts[alert.id] == acked
+    assert isinstance(d.sent[-1], AlertUpdated) and d.sent[-1].alert == acked
+    (row,) = stored_alerts(d)
+    assert row.state == "acknowledged" and row.acked_by == "operator1"
