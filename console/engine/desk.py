@@ -22,7 +22,8 @@ store takes it, the alert is published (again) as saved.
 Changes the engine makes itself (folds, escalations, holds running out) are
 published at once and wait in ``outbox`` the same way. An operator's
 command is different: it is stored first and refused if the store will not
-take it, so nobody is told a change happened that did not.
+take it, so nobody is told a change happened that did not (the engine holds
+its answer while the lock is busy, ``Engine._answer_parked``).
 """
 
 from __future__ import annotations
