@@ -20,7 +20,7 @@ from sqlalchemy import select
 from console.gateway.watch import encode as watch_frame
 from db import accounts
 from db.store import open_store
-from db.tables import AccessRecord, AlertAction, User
+from db.tables import AccessRecord, Alert, AlertAction, User
 from models.alerts import BREACH_ACK, BREACH_CLOSE
 from models.messages import (
     AckAlert,
@@ -159,6 +159,35 @@ def test_an_operators_command_never_holds_an_sos_behind_a_busy_store(backend: Ba
     if reply.ok:  # stored: the engine and the store agree
         wait_for(lambda: open_alerts(backend, "sos", first)[0].state == "acknowledged", 10,
                  "the acknowledgement")
+
+
+def test_an_sos_waiting_for_a_busy_store_survives_the_engine_killed_meanwhile(
+        backend: Backend) -> None:
+    """The device was told its SOS is received (the journal has it) and
+    consoles were shown it unsaved, but the engine died before the store took
+    it. The restarted engine reads it back from the journal: one alert, stored."""
+    device = backend.roster[2].device_id
+    lock = sqlite3.connect(backend.config.db_url.removeprefix("sqlite:///"),
+                           isolation_level=None)
+    old = backend.supervisor.pid("engine")
+    assert old is not None
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        assert backend.fix(device, *SEOUL_FOREST, alarm="sos")[0] == 200
+        wait_for(lambda: open_alerts(backend, "sos", device), 10, "the SOS, shown unsaved")
+        assert not open_alerts(backend, "sos", device)[0].saved
+        os.kill(old, signal.SIGKILL)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    wait_for(lambda: backend.supervisor.pid("engine") not in (None, old), 15, "engine restart")
+    wait_for(lambda: [a.saved for a in open_alerts(backend, "sos", device)] == [True], 15,
+             "the SOS stored, once, after the restart")
+    _, sessions = open_store(backend.config.db_url)
+    with sessions() as s:
+        rows = s.scalars(select(AlertAction.action).join(
+            Alert, Alert.id == AlertAction.alert_id).where(Alert.device_id == device)).all()
+    assert list(rows) == ["open"]
 
 
 def _watch(b: Backend, device: str, status: str) -> None:
