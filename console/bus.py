@@ -15,6 +15,7 @@ import time
 from collections import Counter
 
 import msgspec
+import numpy as np
 import zmq
 
 from console.security import Security
@@ -22,9 +23,11 @@ from models.messages import (
     MAX_BODY_BYTES,
     AnyMessage,
     BadMessage,
+    FixBatch,
     Heartbeat,
     decode,
     encode,
+    fix_columns,
     topic_of,
 )
 
@@ -134,6 +137,15 @@ class Subscriber:
         if timeout_ms is not None and not self.sock.poll(timeout_ms):
             return None
         return self.parse(self.sock.recv_multipart())
+
+    def columns(self, batch: FixBatch) -> dict[str, np.ndarray] | None:
+        """A fix batch's checked columns; None when they do not decode
+        (counted and logged as ``bad_columns``, like any bad message)."""
+        try:
+            return fix_columns(batch)
+        except BadMessage as exc:
+            self._reject("bad_columns", f"fix batch seq {batch.seq} from {batch.origin}: {exc}")
+            return None
 
     def _reject(self, reason: str, detail: str) -> None:
         self.rejected[reason] += 1

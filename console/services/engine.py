@@ -84,7 +84,6 @@ from models.messages import (
     TakeAlert,
     decode,
     encode,
-    fix_columns,
     pack,
 )
 from models.replay_clock import SessionClock
@@ -479,11 +478,8 @@ class Engine:
 
     def _read(self, msg: FixBatch) -> _Rows | None:
         """One batch's columns, checked; None (counted) when they do not decode."""
-        try:
-            cols = fix_columns(msg)
-        except BadMessage as exc:
-            self.sub.rejected["bad_columns"] += 1
-            self.rt.log.warning("rejected fix batch: %s", exc)
+        cols = self.sub.columns(msg)
+        if cols is None:
             return None
         self.fixes_in += len(msg.device_ids)
         return _Rows(msg, msg.device_ids, msg.readers, cols)

@@ -44,7 +44,7 @@ from db import cursors, partitions, retention
 from db import repositories as repo
 from db.store import open_store, session_factory
 from models import health
-from models.messages import AnyMessage, BadMessage, FixBatch, Heartbeat, encode, fix_columns
+from models.messages import AnyMessage, FixBatch, Heartbeat, encode
 from models.retention import RetentionPolicy
 
 RETENTION_EVERY_S = 3600.0
@@ -266,11 +266,8 @@ class Recorder:
         columns do not decode (counted and logged here, once)."""
         if not isinstance(msg, FixBatch):
             return None
-        try:
-            cols = fix_columns(msg)
-        except BadMessage as exc:
-            self.sub.rejected["bad_columns"] += 1
-            self.rt.log.warning("rejected fix batch: %s", exc)
+        cols = self.sub.columns(msg)
+        if cols is None:
             return None
         # readers: the tag reader behind each fix (fix_columns checked its length)
         return repo.fix_rows(msg.device_ids, cols, msg.readers)
