@@ -330,6 +330,16 @@ def _demo_shots(cfg: Config, passwords: dict[str, str], args: argparse.Namespace
             window.alerts.select_alert(sos.id)
         pump(2.0)
         shots = [grab(window, args.out / "console.png")]
+        summary = {
+            "alert_kinds": sorted(kinds),
+            "alert_states": sorted(states),
+            "alert_rows": window.alerts.model.rowCount(),
+            "children": window.status.children.text(),
+            "bus": window.status.bus.text(),
+        }
+        if args.console_only:
+            window.close()
+            return {**summary, "shots": [str(s) for s in shots]}
         if sos is not None:
             window.locate(sos)
         # The CCTV tiles of the alert's nearest cameras start playing.
@@ -367,16 +377,8 @@ def _demo_shots(cfg: Config, passwords: dict[str, str], args: argparse.Namespace
         shots.append(grab(window, args.out / "cameras.png"))
         shots += _admin_shots(window, cfg, args.out)
         shots += _privacy_shots(window, passwords, sos.id if sos else None, args.out)
-        summary = {
-            "shots": [str(s) for s in shots],
-            "alert_kinds": sorted(kinds),
-            "alert_states": sorted(states),
-            "alert_rows": window.alerts.model.rowCount(),
-            "children": window.status.children.text(),
-            "bus": window.status.bus.text(),
-            "tiles": tiles,
-            "shown": window.cctv.cameras_shown(),
-        }
+        summary |= {"shots": [str(s) for s in shots], "tiles": tiles,
+                    "shown": window.cctv.cameras_shown()}
         window.close()
     return summary
 
@@ -390,9 +392,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="only the training shots (trainee.png, trainer.png, "
                    "training-panel.png)")
     p.add_argument("--no-training", action="store_true",
-                   help="only the live shots (the demo test's: the training consoles "
-                   "have tests of their own)")
+                   help="only the live shots (the training consoles have tests of their own)")
+    p.add_argument("--console-only", action="store_true",
+                   help="only console.png, with every alert kind and state staged (the demo "
+                   "test's: the other live shots' views have tests of their own)")
     args = p.parse_args(argv)
+    args.no_training |= args.console_only
     args.out.mkdir(parents=True, exist_ok=True)
 
     from console.cli import _prepare_store

@@ -39,7 +39,6 @@ from sqlalchemy import select
 from console.bus import Subscriber
 from console.config import Config
 from console.media.holds import HOLD_RENEW_S
-from console.media.pull import PullSettings
 from console.security import Security
 from console.services.democams import stream_url
 from console.supervisor import BACKEND
@@ -517,9 +516,10 @@ def test_console_plays_the_alerts_cameras_through_the_relay(
 
 @pytest.mark.xvfb
 @pytest.mark.slow
-@pytest.mark.parametrize("outage_s", [0.0, 14.0], ids=["short", "long"])
 def test_a_dead_camera_goes_offline_and_comes_back_by_itself(
-        xvfb_display: str, data_dir: Path, tmp_path: Path, outage_s: float) -> None:
+        xvfb_display: str, data_dir: Path, tmp_path: Path) -> None:
+    # A long outage, with the puller's retries at their back-off cap, is
+    # tested at the relay (tests/media/test_relay.py); here the whole chain.
     _check_gstreamer()
     cams = RtspServer(mounts=4)
     cams.start()
@@ -541,8 +541,6 @@ def test_a_dead_camera_goes_offline_and_comes_back_by_itself(
             cams.command(f"kill cam{mount}")
             bus_offline = tap.wait(victim, "offline", killed, 20)
             tile_offline = gui.tile(victim, "offline", killed, 20)
-            time.sleep(max(0.0, killed + outage_s - time.time()))
-
             revived = time.time()
             cams.command(f"revive cam{mount}")
             bus_live = tap.wait(victim, "live", revived, 30)
@@ -575,11 +573,10 @@ def test_a_dead_camera_goes_offline_and_comes_back_by_itself(
     debounce = b.config.relay_debounce_s
     assert measured["kill_to_bus_offline_s"] < debounce + 3
     assert measured["kill_to_tile_offline_s"] < debounce + 4
-    # Live again: the puller's next retry (its back-off is capped at
-    # backoff_max_s), a keyframe, then the debounce.
-    retry = PullSettings().backoff_max_s * 1.2 if outage_s else 8.0
-    assert measured["revive_to_bus_live_s"] < retry + debounce + 4
-    assert measured["revive_to_tile_live_s"] < retry + debounce + 6
+    # Live again: the puller's next retry (its back-off still short), a
+    # keyframe, then the debounce.
+    assert measured["revive_to_bus_live_s"] < 8.0 + debounce + 4
+    assert measured["revive_to_tile_live_s"] < 8.0 + debounce + 6
     # Cameras on other mounts never went down.
     others = {c for c in located["cameras"] if (c - 1) % 4 + 1 != mount}
     assert others and not [e for e in tap.events if e[1] in others and e[2] != "live"]

@@ -80,7 +80,7 @@ def test_screenshot_under_xvfb_shows_districts_markers_and_alerts(
            "HOME": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-m", "console.screenshots", "--out", str(tmp_path), "--children",
-         "600", "--timeout", "90", "--no-training"],
+         "600", "--timeout", "90", "--console-only"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
     )
     assert out.returncode == 0, out.stderr[-3000:]

@@ -318,6 +318,10 @@ def test_one_mount_killed_goes_offline_and_revived_goes_live(relay: RelayEnv) ->
     relay.cameras.command("kill cam2")
     relay.status.wait_state(2, "offline", 10)
     seen = len(relay.status.states(2))
+    # Dead for a while: the puller's retries back off to their cap (1 s here,
+    # 15 s by default) and it still finds the camera once it returns.
+    time.sleep(3 * FAST.pull.backoff_max_s)
+    assert relay.status.states(2)[seen:] == []  # no flapping while it is dead
     relay.cameras.command("revive cam2")
     relay.status.wait_state(2, "live", 15, after=seen)
     assert relay.status.states(1) == []  # the other camera was never pulled
