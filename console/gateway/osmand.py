@@ -117,6 +117,39 @@ _FIELDS: tuple[tuple[str, Callable[[dict[str, str], float], object], object], ..
 )
 
 
+def _plain(p: dict[str, str], device_id: str, now: float) -> Report | None:
+    """The report ``_FIELDS`` would read from a routine query whose fields
+    are all plain numbers, or None for anything else (a missing or ISO
+    timestamp, a bad or non-finite number): ``_FIELDS`` then reads it, with
+    its reason for a refusal. Nearly every request a phone sends is plain,
+    and reading it straight costs a third of going field by field."""
+    try:
+        raw = p.get("timestamp")
+        t = float(raw) if raw else now
+        lat_s, lon_s = p["lat"], p["lon"]
+        lat = float(lat_s) if lat_s else math.nan
+        lon = float(lon_s) if lon_s else math.nan
+        raw = p.get("speed")
+        speed = float(raw) if raw else 0.0
+        raw = p.get("bearing") or p.get("heading")
+        bearing = float(raw) if raw else 0.0
+        given = p.get("accuracy") or p.get("hdop")
+        accuracy = float(given) if given else 0.0
+        raw = p.get("batt") or p.get("battery")
+        battery = float(raw) if raw else -1.0
+    except ValueError:
+        return None
+    if (t - t) or (speed - speed) or (bearing - bearing) or (accuracy - accuracy) or (
+            battery - battery):  # NaN or an infinity in one of them
+        return None
+    pct = round(battery)
+    return Report(
+        device_id=device_id, t=t / 1000.0 if t > 1e11 else t, lat=lat, lon=lon,
+        speed=speed * KNOT_MS, bearing=bearing, accuracy=accuracy if given else math.nan,
+        battery=pct if 0 <= pct <= 100 else -1,
+        valid=p.get("valid", "true").lower() not in ("false", "0"))
+
+
 def decode_query(query: str, now: float) -> Report:
     """One report from a query string or form body; raises ``Rejected``
     (and nothing else, whatever the text)."""
@@ -132,6 +165,8 @@ def decode_query(query: str, now: float) -> Report:
     sos = params.get("alarm", "").lower() in SOS_ALARMS
     if ("lat" not in params or "lon" not in params) and not sos:
         raise Rejected("missing_position", "no lat/lon")
+    if not sos and (report := _plain(params, device_id, now)) is not None:
+        return report
     values: dict[str, Any] = {}
     for name, read, default in _FIELDS:
         try:

@@ -4,6 +4,7 @@ form and the JSON body of newer apps)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import math
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console.gateway import osmand
 from console.gateway.feeds import handle_osmand
 from console.gateway.http import HttpServer, Request, settle
 from console.gateway.intake import Intake
@@ -362,3 +364,43 @@ def test_an_sos_is_worked_before_routine_reads_queued_ahead_of_it() -> None:
     assert out["routine"] == [[f"/c{c}r{i}" for i in range(8)] for c in range(20)]
     assert handled.index("/?id=9&alarm=sos") < len(handled) // 2
     assert isinstance(out["slices"], int) and out["slices"] > 1
+
+
+# --------------------------------- the plain-number fast path reads the same
+
+_VALUES = st.one_of(
+    st.sampled_from(["", "0", "-0", "1.5", "37.5444", "127.0374", "77.6", "250", "-5", "nan",
+                     "inf", "-inf", "1e400", "1_000", " 12 ", "1790000000", "1790000000123",
+                     "2026-09-21T14:13:20Z", "abc", "0x10", "1e11", "100000000001"]),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(max_size=8),
+)
+_NAMES = ["timestamp", "lat", "lon", "speed", "bearing", "heading", "accuracy", "hdop",
+          "batt", "battery", "valid"]
+
+
+def _outcome(query: str) -> object:
+    try:
+        r = decode_query(query, NOW)
+    except Rejected as exc:
+        return ("rejected", exc.reason, exc.detail)
+    return tuple("nan" if isinstance(v, float) and math.isnan(v) else v
+                 for v in dataclasses.astuple(r))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(_NAMES), _VALUES, max_size=len(_NAMES)))
+def test_plain_numbers_are_read_as_field_by_field_reading_reads_them(
+        fields: dict[str, str]) -> None:
+    """``_plain`` must give exactly what ``_FIELDS`` gives, or step aside."""
+    fields = {k: v.replace("&", "").replace("=", "").replace("%", "").replace("+", "")
+              for k, v in fields.items()}
+    query = "id=42&" + "&".join(f"{k}={v}" for k, v in fields.items())
+    fast = _outcome(query)
+    original = osmand._plain
+    osmand._plain = lambda *_a: None  # type: ignore[assignment]
+    try:
+        slow = _outcome(query)
+    finally:
+        osmand._plain = original
+    assert fast == slow
