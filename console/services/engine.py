@@ -104,6 +104,12 @@ TURN_S = 0.2
 TURN_FIXES = 50_000
 READ_AHEAD = 128
 READ_AHEAD_FIXES = 2_500
+# Routine fixes are applied in groups of about this many, or once the oldest
+# has waited LINGER_S: the tracker's and the zones' numpy steps cost nearly
+# as much per batch as per fix, and the gateway's batches under load are a
+# few hundred fixes (5 ms of them). An alarm never lingers (``_open_alarms``).
+APPLY_FIXES = 1_000
+LINGER_S = 0.015
 ALERT_COMMANDS = (AckAlert, TakeAlert, AssignAlert, HoldAlert, ResumeAlert, DispatchAlert,
                   ResolveAlert, ReopenAlert, MarkStep, AddNote)
 
@@ -118,9 +124,26 @@ class _Rows:
     readers: list[str]  # empty, or the tag reader of each row
     cols: dict[str, np.ndarray]
     slots: np.ndarray | None = None  # each row's child slot, once an alarm asked
+    read_at: float = 0.0  # time.monotonic() when it was read
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @staticmethod
+    def merged(queue: deque[_Rows]) -> _Rows:
+        """Every row in ``queue``, in order, as one (the queue is emptied);
+        ``msg`` is the last batch's."""
+        if len(queue) == 1:
+            return queue.popleft()
+        parts = list(queue)
+        queue.clear()
+        readers = [r for p in parts for r in (p.readers or [""] * len(p))] \
+            if any(p.readers for p in parts) else []
+        slots = None if any(p.slots is None for p in parts) else np.concatenate(
+            [p.slots for p in parts if p.slots is not None])
+        return _Rows(parts[-1].msg, [d for p in parts for d in p.ids], readers,
+                     {name: np.concatenate([p.cols[name] for p in parts])
+                      for name in parts[0].cols}, slots, parts[0].read_at)
 
     def slots_in(self, device_slots: dict[str, int]) -> np.ndarray:
         """Each row's child slot (-1: unknown device), looked up once: the
@@ -136,7 +159,13 @@ class _Rows:
                      [r for r, k in zip(self.readers, picked, strict=True) if k]
                      if self.readers else self.readers,
                      {name: col[mask] for name, col in self.cols.items()},
-                     None if self.slots is None else self.slots[mask])
+                     None if self.slots is None else self.slots[mask], self.read_at)
+
+
+def _ripe(queue: deque[_Rows]) -> bool:
+    """Apply the queued routine rows now: enough of them, or waited enough."""
+    return (sum(map(len, queue)) >= APPLY_FIXES
+            or time.monotonic() - queue[0].read_at >= LINGER_S)
 
 
 class Engine:
@@ -434,18 +463,20 @@ class Engine:
         try:
             while True:
                 room = READ_AHEAD - len(queue)
+                batches: list[FixBatch | ReplayClock] = []
                 # Live, a look at the bus costs one failed recv: look between
-                # any two batches. Read back from the journal, refill in chunks
+                # any two applies. Read back from the journal, refill in chunks
                 # (each read is a few queries).
-                if reading and room >= (READ_AHEAD // 2 if self.follow.behind else 1) \
-                        and sum(map(len, queue)) < READ_AHEAD_FIXES:
+                can_read = reading and sum(map(len, queue)) < READ_AHEAD_FIXES and \
+                    room >= (READ_AHEAD // 2 if self.follow.behind else 1)
+                if can_read:
                     batches = self._incoming(room)
                     for msg in batches:
                         if isinstance(msg, ReplayClock):
                             # the clock's work (deadlines) only after every
                             # fix played before it
-                            while queue:
-                                self._take(queue.popleft(), moved)
+                            if queue:
+                                self._take(_Rows.merged(queue), moved)
                             self._follow_replay(msg)
                             continue
                         rows = self._read(msg)
@@ -459,17 +490,22 @@ class Engine:
                     if not batches and not queue:
                         break
                     reading = n < TURN_FIXES and time.monotonic() < deadline
-                if queue:
-                    self._take(queue.popleft(), moved)
+                if queue and (not can_read or _ripe(queue)):
+                    self._take(_Rows.merged(queue), moved)
                 if self.desk.waiting():  # an alert waits for a busy store
                     self.desk.flush()
                 if self.parked:
                     self._answer_parked()
                 if not queue and not reading:
                     break
+                if queue and not batches:  # the bus is quiet: wait for more, briefly
+                    wait = queue[0].read_at + LINGER_S - time.monotonic()
+                    if self.desk.waiting() or self.parked:  # and keep their retries' pace
+                        wait = min(wait, BUSY_RETRY_S)
+                    self.sub.sock.poll(max(1, int(wait * 1000) + 1))
         finally:
-            while queue:  # read is admitted: applied even if reading failed
-                self._take(queue.popleft(), moved)
+            if queue:  # read is admitted: applied even if reading failed
+                self._take(_Rows.merged(queue), moved)
             if moved:
                 slots = np.unique(np.concatenate(moved))
                 if len(slots):
@@ -482,7 +518,7 @@ class Engine:
         if cols is None:
             return None
         self.fixes_in += len(msg.device_ids)
-        return _Rows(msg, msg.device_ids, msg.readers, cols)
+        return _Rows(msg, msg.device_ids, msg.readers, cols, read_at=time.monotonic())
 
     def _open_alarms(self, rows: _Rows, queue: deque[_Rows], moved: list[np.ndarray]) -> None:
         """The fast lane: apply ``rows``' alarms now, ahead of ``queue``.
@@ -512,10 +548,10 @@ class Engine:
             return
         try:
             moved.append(self._apply(rows))
-        except Exception:  # a bug must cost one batch, never the alerting loop
+        except Exception:  # a bug must cost those rows, never the alerting loop
             self.sub.rejected["engine_error"] += 1
-            self.rt.log.exception("fix batch seq %d from %s failed; dropped", rows.msg.seq,
-                                  rows.msg.origin)
+            self.rt.log.exception("%d fixes (batches up to seq %d from %s) failed; dropped",
+                                  len(rows), rows.msg.seq, rows.msg.origin)
 
     def _apply(self, rows: _Rows) -> np.ndarray:
         """Check one batch, run the tracker, hand its alarms and exits to the desk."""

@@ -84,6 +84,7 @@ class BusInbox:
 
     def __init__(self) -> None:
         self.frames: deque[list[bytes]] = deque()
+        self.later: list[FixBatch] = []  # what comes while the engine waits (``poll``)
 
     def put(self, batch: FixBatch | ReplayClock) -> None:
         self.frames.append([topic_of(batch), encode(batch)])
@@ -92,6 +93,16 @@ class BusInbox:
         if not self.frames:
             raise zmq.Again()
         return self.frames.popleft()
+
+    def poll(self, timeout: int = 0, flags: int = zmq.POLLIN) -> int:
+        """``later`` comes now; else nothing will, and the wait runs out."""
+        if not self.frames and self.later:
+            for batch in self.later:
+                self.put(batch)
+            self.later = []
+        elif not self.frames:
+            time.sleep(timeout / 1000)
+        return zmq.POLLIN if self.frames else 0
 
 
 @dataclass
@@ -107,6 +118,11 @@ class Watched:
 
     def steps(self) -> list[list[str]]:
         return [ids for kind, ids in self.events if kind == "step"]
+
+    def applied(self) -> list[str]:
+        """Every row the tracker stepped, in order: the engine applies the
+        routine batches it has read together (``APPLY_FIXES``)."""
+        return [d for ids in self.steps() for d in ids]
 
     def index(self, kind: str, pred: Any = lambda _x: True) -> int:
         return next(i for i, (k, x) in enumerate(self.events) if k == kind and pred(x))
@@ -197,9 +213,10 @@ def test_an_sos_read_with_a_backlog_is_opened_before_the_backlog_is_applied(
 
     assert taken == BACKLOG_BATCHES * len(routine) + 1
     assert w.steps()[0] == [sos]  # the alarm's step came first, then the backlog in order
-    assert w.steps()[1:] == [routine] * BACKLOG_BATCHES
+    assert w.applied()[1:] == routine * BACKLOG_BATCHES
+    assert len(w.steps()) == 2  # read together, applied together
     opened = w.sos_opened(sos)
-    assert opened < w.index("step", lambda ids: ids == routine)
+    assert opened < w.index("step", lambda ids: ids[:len(routine)] == routine)
     (positions,) = [m for kind, m in w.events if kind == "pos.batch"]  # one, at the end
     assert w.events.index(("pos.batch", positions)) > opened
     moved = set(unpack("slots", positions.slots).tolist())
@@ -214,16 +231,19 @@ def test_an_sos_that_comes_in_while_the_backlog_is_applied_goes_next(watched: Wa
     for batch in w.backlog(routine, now - 60):
         w.inbox.put(batch)
     lat, lon = w.places[sos]
-    w.after_steps[3] = [fix_batch([(sos, now, lat, lon)], [FLAG_SOS])]  # during the 3rd
+    later = w.backlog(routine, now - 20)[:3]
+    # during the backlog's step: the SOS, then more routine batches behind it
+    w.after_steps[1] = [fix_batch([(sos, now, lat, lon)], [FLAG_SOS]), *later]
 
     w.engine._drain_fixes()
 
     steps = w.steps()
-    assert steps[3] == [sos]  # right after the routine batch it came in during
-    assert len(steps) == BACKLOG_BATCHES + 1
-    routine_steps = [i for i, (kind, ids) in enumerate(w.events)
-                     if kind == "step" and ids == routine]
-    assert routine_steps[2] < w.sos_opened(sos) < routine_steps[3]  # opened, then the rest
+    assert steps[0] == routine * BACKLOG_BATCHES
+    assert steps[1] == [sos]  # right after the step it came in during
+    assert steps[2:] == [routine * len(later)]  # then what came after it
+    backlog_step, later_step = (i for i, (kind, _) in enumerate(w.events) if kind == "step"
+                                and i != w.index("step", lambda ids: ids == [sos]))
+    assert backlog_step < w.sos_opened(sos) < later_step  # opened before the rest is applied
 
 
 def test_the_alarms_own_child_keeps_its_order(watched: Watched) -> None:
@@ -254,7 +274,8 @@ def test_the_alarms_own_child_keeps_its_order(watched: Watched) -> None:
     steps = w.steps()
     assert steps[0] == [walker, lost]  # their queued fixes, split off the 6th batch
     assert steps[1] == [walker, lost]  # then their alarms
-    assert steps[2:7] == [routine] * 5 and steps[7] == routine  # the 6th, without them
+    # then the backlog (its 6th batch without them) and the late fix, in order
+    assert steps[2:] == [routine * BACKLOG_BATCHES + [walker]]
     opened = {m.alert.device_id: m.alert for kind, m in w.events
               if kind == "alert.opened" and m.alert.kind == "sos"}
     assert (opened[walker].lat, opened[walker].lon) == pytest.approx(at["walker_sos"])
@@ -286,8 +307,8 @@ def test_from_the_journal_the_sos_is_opened_first_and_the_cursor_covers_the_turn
         assert w.engine.follow.epoch == journal.epoch
     finally:
         journal.close()
-    assert w.steps()[0] == [sos] and len(w.steps()) == BACKLOG_BATCHES + 1
-    assert w.sos_opened(sos) < w.index("step", lambda ids: ids == routine)
+    assert w.steps()[0] == [sos] and w.applied()[1:] == routine * BACKLOG_BATCHES
+    assert w.sos_opened(sos) < w.index("step", lambda ids: ids[:len(routine)] == routine)
 
 
 # ----------------------------------------------------------------- the gateway
@@ -468,9 +489,27 @@ def test_a_training_engine_takes_the_replayed_clock_in_order_with_the_fixes(
     w.engine._drain_fixes()
 
     kinds = [k for k, _ in w.events if k in ("step", "tick")]
-    assert kinds == ["step", "step", "step", "step", "tick", "step"], kinds
-    assert w.steps()[:4] == [routine, routine, routine, [sos]]  # the taped order
+    assert kinds == ["step", "tick", "step"], kinds
+    assert w.steps()[0] == [*routine * 3, sos]  # the taped order, the SOS not ahead
     assert w.events[w.index("tick")][1] == pytest.approx(t0 + 10)
+    assert not w.inbox.frames
+
+
+def test_routine_batches_that_come_close_together_are_applied_together(
+        watched: Watched) -> None:
+    """The tracker and the zones cost per batch nearly what they cost per fix,
+    so the engine waits up to ``LINGER_S`` for more before it applies a few
+    routine fixes; a lone batch on a quiet bus is still applied in its turn."""
+    w, now = watched, time.time()
+    routine = w.devices[:30]
+    first, second, third = w.backlog(routine, now - 60)[:3]
+    w.inbox.put(first)
+    w.inbox.later = [second]  # comes while the engine waits for more
+    w.engine._drain_fixes()
+    assert w.steps() == [routine * 2]
+    w.inbox.put(third)
+    w.engine._drain_fixes()
+    assert w.steps() == [routine * 2, routine]
     assert not w.inbox.frames
 
 
