@@ -4,6 +4,17 @@ The embedded default is SQLite in WAL mode under the installation's data
 dir (readers never block the recorder's batched writes); a PostgreSQL URL
 runs the same code. The schema is always brought up by Alembic, never by
 ``create_all``, so a demo database and a production one have one history.
+
+On SQLite the fixes (and the journal cursors that say how far they are
+stored) live in a second file beside the first, attached to every
+connection as ``fixdb`` (``fixes_file``, migration 0009). SQLite has one
+write lock per file: with the fixes in the main file, every alert the
+engine stored waited for the recorder's fix writes (tens of milliseconds
+under load, the largest part of an SOS's p99), and the recorder had to cut
+its writes small to let it in. Queries name the tables without a schema
+and SQLite finds them in whichever file holds them; a transaction that
+writes both files is atomic in each, not across them (WAL), so writers
+order their commits (``console.services.recorder``).
 """
 
 from __future__ import annotations
@@ -23,6 +34,22 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir) / 'childsafe.sqlite3'}"
 
 
+FIXES_SCHEMA = "fixdb"  # the attached fixes file's name in SQL
+
+
+def fixes_file(url: str) -> Path | None:
+    """The SQLite file that holds the fixes beside the store at ``url``
+    (``childsafe.sqlite3`` -> ``childsafe-fixes.sqlite3``); None for
+    PostgreSQL and for an in-memory SQLite store (one database is all it has)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    main = Path(path.split("?", 1)[0])
+    return main.with_name(f"{main.stem}-fixes{main.suffix or '.sqlite3'}")
+
+
 # SQLite's own default: a commit that finds the WAL this many pages long
 # copies it into the database file first (a checkpoint).
 CHECKPOINT_PAGES = 1000
@@ -32,8 +59,8 @@ CHECKPOINT_PAGES = 1000
 RARE_CHECKPOINT_PAGES = 10_000
 
 
-def _sqlite_pragmas(busy_timeout_s: float,
-                    checkpoint_pages: int) -> Callable[[Any, Any], None]:
+def _sqlite_pragmas(busy_timeout_s: float, checkpoint_pages: int,
+                    fixes: Path | None) -> Callable[[Any, Any], None]:
     def apply(dbapi_conn: Any, _record: Any) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -41,6 +68,10 @@ def _sqlite_pragmas(busy_timeout_s: float,
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cur.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
+        if fixes is not None:
+            cur.execute(f"ATTACH DATABASE ? AS {FIXES_SCHEMA}", (str(fixes),))
+            cur.execute(f"PRAGMA {FIXES_SCHEMA}.journal_mode=WAL")
+            cur.execute(f"PRAGMA {FIXES_SCHEMA}.synchronous=NORMAL")
         cur.close()
     return apply
 
@@ -54,7 +85,8 @@ def make_engine(url: str, busy_timeout_s: float = 10.0,
     the same bound as a lock timeout."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
-        event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_s, checkpoint_pages))
+        event.listen(engine, "connect",
+                     _sqlite_pragmas(busy_timeout_s, checkpoint_pages, fixes_file(url)))
         return engine
     ms = int(busy_timeout_s * 1000)
     return create_engine(url, pool_pre_ping=True,
@@ -67,23 +99,26 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def no_wait_sessions(url: str, sessions: sessionmaker[Session]) -> sessionmaker[Session]:
     """Sessions whose writes fail at once (``is_busy``) when another process
-    holds SQLite's one write lock, instead of sleeping in its busy handler:
-    the engine tries again on its next turn and handles alarms meanwhile.
-    PostgreSQL locks rows, not the database, so it keeps ``sessions``."""
+    holds SQLite's write lock of the file they write, instead of sleeping in
+    its busy handler: the engine tries again on its next turn and handles
+    alarms meanwhile. PostgreSQL locks rows, not the database, so it keeps
+    ``sessions``."""
     if not url.startswith("sqlite"):
         return sessions
     engine = make_engine(url, 0.0, RARE_CHECKPOINT_PAGES)
+    if fixes_file(url) is None:
+        # One file: take its write lock first (BEGIN IMMEDIATE, SQLAlchemy's
+        # recipe for pysqlite's own transaction handling), so a busy try
+        # costs a BEGIN, not a compiled insert and a rollback. With the
+        # fixes file attached BEGIN IMMEDIATE would lock it too, and wait
+        # for the recorder: there the first write takes its own file's lock.
+        @event.listens_for(engine, "connect")
+        def _own_transactions(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
 
-    # Take the write lock first (BEGIN IMMEDIATE, SQLAlchemy's recipe for
-    # pysqlite's own transaction handling): a busy try then costs a BEGIN,
-    # not a compiled insert and a rollback.
-    @event.listens_for(engine, "connect")
-    def _own_transactions(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _begin_immediate(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return session_factory(engine)
 

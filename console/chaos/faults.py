@@ -32,6 +32,7 @@ from console.chaos.harness import (
 )
 from console.chaos.measure import Plan, Run, measure, spare_phone, storm_text
 from console.chaos.report import Figures, table
+from db.store import FIXES_SCHEMA, fixes_file
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,14 @@ def service_hung(inst: Installation, plan: Plan, service: str = "engine") -> Fig
 
 
 def _lock_store(run: Run) -> None:
-    """A separate connection holds ``BEGIN EXCLUSIVE`` on the store."""
-    db = Path(run.inst.config.db_url.removeprefix("sqlite:///"))
-    conn = sqlite3.connect(db, timeout=10, isolation_level=None)
+    """A separate connection holds ``BEGIN EXCLUSIVE`` on the store (both
+    its files: ``BEGIN`` takes every attached database)."""
+    url = run.inst.config.db_url
+    conn = sqlite3.connect(Path(url.removeprefix("sqlite:///")), timeout=10,
+                           isolation_level=None)
     try:
+        if (fixes := fixes_file(url)) is not None:
+            conn.execute(f"ATTACH DATABASE ? AS {FIXES_SCHEMA}", (str(fixes),))
         conn.execute("BEGIN EXCLUSIVE")
         run.t_inject = time.monotonic()
         run.sleep_until(run.t_inject + run.window_s)

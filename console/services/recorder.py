@@ -4,11 +4,9 @@ its own alert messages, with the changes they announce.)
 
 It drains whatever is waiting and writes it in one transaction, so its
 write rate follows the load instead of one commit per message. On SQLite
-that transaction holds the database's one write lock, which the engine
-needs to store each new alert: a write carries at most ``SQLITE_FIXES``
-fixes, and while more wait the recorder leaves the lock free for
-``SQLITE_GAP_S`` between writes, so the engine, trying every few
-milliseconds, gets in within one write (``console.engine.desk``).
+the fixes are a file of their own (``db.store``): their writes never hold
+the lock the engine needs to store an alert, so they can be as large as
+the load makes them.
 
 It never discards what it was given. Fixes come in journal order
 (``console.journal``): the recorder's cursor commits in the same
@@ -55,9 +53,6 @@ MAX_DRAIN = 200
 # write lets the next one carry several (nothing waits on the recorder: an
 # alarm is the engine's, and the journal holds every fix until stored).
 GROUP_S = 0.05
-SQLITE_FIXES = 1000  # the most fixes in one SQLite write (about 15 ms of the lock)
-SQLITE_GAP_S = 0.004  # the lock left free between writes while more wait
-SQLITE_CATCH_UP = 16  # journal batches per SQLite write while catching up
 RETRY_S = 1.0  # a store that refused is tried again this often
 MEMORY_BACKLOG = 10_000  # events kept in memory before they go to the spool file
 
@@ -68,8 +63,6 @@ class Recorder:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.engine, _ = open_store(rt.config.db_url)
-        self.max_fixes = SQLITE_FIXES if self.engine.dialect.name == "sqlite" else None
-        self.more = False  # the last drain stopped at ``max_fixes`` with more waiting
         self.days_ahead()
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         # Alert messages are not taken here: the engine logs each in the
@@ -106,8 +99,7 @@ class Recorder:
             catching_up = self.follow.behind and now >= self.retry_at
             ready = dict(self.poller.poll(0 if catching_up else 200))
             if self.sub.sock in ready or catching_up:
-                pause = SQLITE_GAP_S if self.more else GROUP_S
-                if (early := self.written_at + pause - time.monotonic()) > 0:
+                if (early := self.written_at + GROUP_S - time.monotonic()) > 0:
                     time.sleep(early)
                 self.take(self.drain())
                 self.written_at = time.monotonic()
@@ -159,17 +151,11 @@ class Recorder:
 
     def drain(self) -> list[Item]:
         """What to store next: journal batches when behind (unless the store
-        is refusing: then they stay in the journal), then the bus; on SQLite
-        at most ``max_fixes`` fixes (``more`` says whether it stopped there)."""
+        is refusing: then they stay in the journal), then the bus."""
         out: list[Item] = []
-        sqlite = self.max_fixes is not None
         if time.monotonic() >= self.retry_at:
-            out = [("fix.batch", b)
-                   for b in self.follow.catch_up(SQLITE_CATCH_UP if sqlite else READ_CHUNK)]
-        budget = self.max_fixes if self.max_fixes is not None else float("inf")
-        fixes = sum(len(m.device_ids) for _, m in out)  # type: ignore[union-attr]
-        self.more = fixes >= budget or (sqlite and self.follow.behind)
-        while len(out) < MAX_DRAIN and not self.more:
+            out = [("fix.batch", b) for b in self.follow.catch_up(READ_CHUNK)]
+        while len(out) < MAX_DRAIN:
             try:
                 frames = self.sub.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
@@ -177,11 +163,8 @@ class Recorder:
             parsed = self.sub.parse(frames)
             if parsed is None or isinstance(parsed[1], Heartbeat):
                 continue
-            if isinstance(parsed[1], FixBatch):
-                if not self.follow.admit(parsed[1]):
-                    continue  # a repeat, or the journal will bring it
-                fixes += len(parsed[1].device_ids)
-                self.more = fixes >= budget
+            if isinstance(parsed[1], FixBatch) and not self.follow.admit(parsed[1]):
+                continue  # a repeat, or the journal will bring it
             out.append(parsed)
         return out
 
@@ -200,27 +183,38 @@ class Recorder:
         if time.monotonic() < self.retry_at:
             self._unwind()
             return
+        # The events first, then the fixes with the cursor: on SQLite they
+        # are two files (``db.store``), each committed apart, and this order
+        # never loses an event nor stores one twice (a fix not stored is
+        # read back from the journal). Neither write holds the other's lock.
         waiting = self.spool.peek() + self.backlog
-        if self.write(waiting + journaled):
-            self.store_error = ""
+        if waiting:
+            if not self.write(waiting, cursor=False):
+                self._refused()
+                return
             self.spool.clear()
             self.backlog = []
+        if self.write(journaled, cursor=True):
+            self.store_error = ""
             self.stored = (self.follow.epoch, self.follow.seq)
         else:
-            self.store_failures += 1
-            self.retry_at = time.monotonic() + RETRY_S
-            self._unwind()
+            self._refused()
+
+    def _refused(self) -> None:
+        self.store_failures += 1
+        self.retry_at = time.monotonic() + RETRY_S
+        self._unwind()
 
     def _unwind(self) -> None:
         """Forget journal batches not stored: they are read back later."""
         self.follow.epoch, self.follow.seq = self.stored
         self.follow.behind = True
 
-    def write(self, items: list[Item]) -> bool:
-        """One transaction for everything, the cursor included. False when
-        the store refused (locked, full, gone): nothing of it was stored.
-        A message the store rejects for its content is written alone, so
-        one bad message loses only itself (logged and counted)."""
+    def write(self, items: list[Item], cursor: bool) -> bool:
+        """One transaction for ``items`` (and the journal cursor if asked).
+        False when the store refused (locked, full, gone): nothing of it was
+        stored. A message the store rejects for its content is written
+        alone, so one bad message loses only itself (logged and counted)."""
         if not items:
             return True
         fixes, events = self.fixes_written, self.events_written
@@ -230,7 +224,8 @@ class Recorder:
             with self.engine.begin() as conn:
                 for topic, msg, rows in prepared:
                     self._write_one(conn, topic, msg, rows)
-                cursors.save(conn, "recorder", self.follow.epoch, self.follow.seq)
+                if cursor:
+                    cursors.save(conn, "recorder", self.follow.epoch, self.follow.seq)
             return True
         except OperationalError as exc:  # locked, disk full: the store will come back
             self.store_error = str(exc.orig)
@@ -253,8 +248,9 @@ class Recorder:
                     self.failed[type(msg).__name__] += 1
                     self.rt.log.error("could not store %s seq %d from %s: %s", topic, msg.seq,
                                       msg.origin, exc)
-            with self.engine.begin() as conn:
-                cursors.save(conn, "recorder", self.follow.epoch, self.follow.seq)
+            if cursor:
+                with self.engine.begin() as conn:
+                    cursors.save(conn, "recorder", self.follow.epoch, self.follow.seq)
         except OperationalError as exc:
             self.store_error = str(exc.orig)
             self.rt.log.warning("store refused (%s); keeping the rest", exc.orig)

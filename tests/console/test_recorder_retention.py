@@ -73,8 +73,9 @@ def test_a_locked_store_postpones_retention(engine: Engine, data_dir: Path,
                                             caplog: pytest.LogCaptureFixture) -> None:
     rec = _recorder(Config(data_dir=data_dir), engine)
     blocker = sqlite3.connect(data_dir / "childsafe.sqlite3", isolation_level=None)
+    blocker.execute("ATTACH DATABASE ? AS fixdb", (str(data_dir / "childsafe-fixes.sqlite3"),))
     try:
-        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds both files' write locks
         with caplog.at_level(logging.WARNING, "t.recorder"):
             assert Recorder.apply_retention(rec) is False  # type: ignore[arg-type]
         assert "retention postponed: database is locked" in caplog.text

@@ -14,7 +14,7 @@ from db import repositories as repo
 from db.repositories import RosterEntry
 from db.retention import purge
 from db.seed import seed_demo, split_children
-from db.store import make_engine, open_store, upgrade
+from db.store import FIXES_SCHEMA, fixes_file, make_engine, open_store, upgrade
 from db.tables import Alert, AlertAction, Event, Fix
 from models.messages import AlertView, HistoryEntry
 from models.retention import RetentionPolicy
@@ -25,11 +25,16 @@ def test_migration_creates_every_table_and_is_idempotent(store_url: str) -> None
     upgrade(store_url)
     engine = make_engine(store_url)
     names = set(inspect(engine).get_table_names())
-    assert {"zones", "children", "devices", "fixes", "alerts", "alert_actions", "events",
-            "users", "user_sessions", "access_log", "alembic_version"} <= names
-    if store_url.startswith("sqlite"):
+    if store_url.startswith("sqlite"):  # the fixes and their cursors: a file of their own
+        fixdb = set(inspect(engine).get_table_names(schema=FIXES_SCHEMA))
+        assert fixdb == {"fixes", "cursors"} and not fixdb & names
+        names |= fixdb
+        assert fixes_file(store_url) is not None and fixes_file(store_url).exists()
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text(f"PRAGMA {FIXES_SCHEMA}.journal_mode")).scalar() == "wal"
+    assert {"zones", "children", "devices", "fixes", "alerts", "alert_actions", "events",
+            "users", "user_sessions", "access_log", "alembic_version", "cursors"} <= names
     engine.dispose()
 
 
@@ -148,7 +153,8 @@ def test_fixes_keep_the_tag_reader_that_saw_them(store_url: str) -> None:
     """Through the driver path of each store (SQLite's executemany, PostgreSQL's
     COPY): a tag batch names its readers, other batches leave reader_id NULL."""
     engine, _ = open_store(store_url)
-    assert "reader_id" in {c["name"] for c in inspect(engine).get_columns("fixes")}
+    schema = FIXES_SCHEMA if store_url.startswith("sqlite") else None
+    assert "reader_id" in {c["name"] for c in inspect(engine).get_columns("fixes", schema)}
     with engine.begin() as conn:
         assert repo.insert_fixes(conn, ["E1", "E2", "E1"], _fix_cols(3),
                                  ["R001-1", "", "R001-2"]) == 3
