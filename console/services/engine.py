@@ -130,13 +130,23 @@ class _Rows:
         return len(self.ids)
 
     @staticmethod
-    def merged(queue: deque[_Rows]) -> _Rows:
-        """Every row in ``queue``, in order, as one (the queue is emptied);
-        ``msg`` is the last batch's."""
-        if len(queue) == 1:
-            return queue.popleft()
-        parts = list(queue)
-        queue.clear()
+    def merged(queue: deque[_Rows], device_slots: dict[str, int]) -> _Rows:
+        """The batches at the front of ``queue`` that share no child, taken
+        out and made one, in order; ``msg`` is the last one's.
+
+        A step keeps only each child's newest fix (the zones, the tracker),
+        so a batch with a child already in the group starts the next one:
+        a child whose fixes came in separate batches has each one looked
+        at (it arrived at the first fix inside, not the last), as when
+        every batch was a step of its own."""
+        parts = [queue.popleft()]
+        children = parts[0].slots_in(device_slots)
+        while queue and not np.isin(queue[0].slots_in(device_slots), children[children >= 0]
+                                    ).any():  # (-1: a device no child has, refused later)
+            parts.append(queue.popleft())
+            children = np.concatenate([children, parts[-1].slots_in(device_slots)])
+        if len(parts) == 1:
+            return parts[0]
         readers = [r for p in parts for r in (p.readers or [""] * len(p))] \
             if any(p.readers for p in parts) else []
         slots = None if any(p.slots is None for p in parts) else np.concatenate(
@@ -475,8 +485,8 @@ class Engine:
                         if isinstance(msg, ReplayClock):
                             # the clock's work (deadlines) only after every
                             # fix played before it
-                            if queue:
-                                self._take(_Rows.merged(queue), moved)
+                            while queue:
+                                self._take(self._merged(queue), moved)
                             self._follow_replay(msg)
                             continue
                         rows = self._read(msg)
@@ -491,7 +501,7 @@ class Engine:
                         break
                     reading = n < TURN_FIXES and time.monotonic() < deadline
                 if queue and (not can_read or _ripe(queue)):
-                    self._take(_Rows.merged(queue), moved)
+                    self._take(self._merged(queue), moved)
                 if self.desk.waiting():  # an alert waits for a busy store
                     self.desk.flush()
                 if self.parked:
@@ -504,13 +514,16 @@ class Engine:
                         wait = min(wait, BUSY_RETRY_S)
                     self.sub.sock.poll(max(1, int(wait * 1000) + 1))
         finally:
-            if queue:  # read is admitted: applied even if reading failed
-                self._take(_Rows.merged(queue), moved)
+            while queue:  # read is admitted: applied even if reading failed
+                self._take(self._merged(queue), moved)
             if moved:
                 slots = np.unique(np.concatenate(moved))
                 if len(slots):
                     self.pub.send(self._positions(slots))
         return n
+
+    def _merged(self, queue: deque[_Rows]) -> _Rows:
+        return _Rows.merged(queue, self.state.tracker.device_slots)
 
     def _read(self, msg: FixBatch) -> _Rows | None:
         """One batch's columns, checked; None (counted) when they do not decode."""

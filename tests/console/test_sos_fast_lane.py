@@ -119,11 +119,6 @@ class Watched:
     def steps(self) -> list[list[str]]:
         return [ids for kind, ids in self.events if kind == "step"]
 
-    def applied(self) -> list[str]:
-        """Every row the tracker stepped, in order: the engine applies the
-        routine batches it has read together (``APPLY_FIXES``)."""
-        return [d for ids in self.steps() for d in ids]
-
     def index(self, kind: str, pred: Any = lambda _x: True) -> int:
         return next(i for i, (k, x) in enumerate(self.events) if k == kind and pred(x))
 
@@ -213,10 +208,9 @@ def test_an_sos_read_with_a_backlog_is_opened_before_the_backlog_is_applied(
 
     assert taken == BACKLOG_BATCHES * len(routine) + 1
     assert w.steps()[0] == [sos]  # the alarm's step came first, then the backlog in order
-    assert w.applied()[1:] == routine * BACKLOG_BATCHES
-    assert len(w.steps()) == 2  # read together, applied together
+    assert w.steps()[1:] == [routine] * BACKLOG_BATCHES
     opened = w.sos_opened(sos)
-    assert opened < w.index("step", lambda ids: ids[:len(routine)] == routine)
+    assert opened < w.index("step", lambda ids: ids == routine)
     (positions,) = [m for kind, m in w.events if kind == "pos.batch"]  # one, at the end
     assert w.events.index(("pos.batch", positions)) > opened
     moved = set(unpack("slots", positions.slots).tolist())
@@ -231,19 +225,16 @@ def test_an_sos_that_comes_in_while_the_backlog_is_applied_goes_next(watched: Wa
     for batch in w.backlog(routine, now - 60):
         w.inbox.put(batch)
     lat, lon = w.places[sos]
-    later = w.backlog(routine, now - 20)[:3]
-    # during the backlog's step: the SOS, then more routine batches behind it
-    w.after_steps[1] = [fix_batch([(sos, now, lat, lon)], [FLAG_SOS]), *later]
+    w.after_steps[3] = [fix_batch([(sos, now, lat, lon)], [FLAG_SOS])]  # during the 3rd
 
     w.engine._drain_fixes()
 
     steps = w.steps()
-    assert steps[0] == routine * BACKLOG_BATCHES
-    assert steps[1] == [sos]  # right after the step it came in during
-    assert steps[2:] == [routine * len(later)]  # then what came after it
-    backlog_step, later_step = (i for i, (kind, _) in enumerate(w.events) if kind == "step"
-                                and i != w.index("step", lambda ids: ids == [sos]))
-    assert backlog_step < w.sos_opened(sos) < later_step  # opened before the rest is applied
+    assert steps[3] == [sos]  # right after the routine batch it came in during
+    assert len(steps) == BACKLOG_BATCHES + 1
+    routine_steps = [i for i, (kind, ids) in enumerate(w.events)
+                     if kind == "step" and ids == routine]
+    assert routine_steps[2] < w.sos_opened(sos) < routine_steps[3]  # opened, then the rest
 
 
 def test_the_alarms_own_child_keeps_its_order(watched: Watched) -> None:
@@ -274,8 +265,7 @@ def test_the_alarms_own_child_keeps_its_order(watched: Watched) -> None:
     steps = w.steps()
     assert steps[0] == [walker, lost]  # their queued fixes, split off the 6th batch
     assert steps[1] == [walker, lost]  # then their alarms
-    # then the backlog (its 6th batch without them) and the late fix, in order
-    assert steps[2:] == [routine * BACKLOG_BATCHES + [walker]]
+    assert steps[2:7] == [routine] * 5 and steps[7] == routine  # the 6th, without them
     opened = {m.alert.device_id: m.alert for kind, m in w.events
               if kind == "alert.opened" and m.alert.kind == "sos"}
     assert (opened[walker].lat, opened[walker].lon) == pytest.approx(at["walker_sos"])
@@ -307,8 +297,8 @@ def test_from_the_journal_the_sos_is_opened_first_and_the_cursor_covers_the_turn
         assert w.engine.follow.epoch == journal.epoch
     finally:
         journal.close()
-    assert w.steps()[0] == [sos] and w.applied()[1:] == routine * BACKLOG_BATCHES
-    assert w.sos_opened(sos) < w.index("step", lambda ids: ids[:len(routine)] == routine)
+    assert w.steps()[0] == [sos] and len(w.steps()) == BACKLOG_BATCHES + 1
+    assert w.sos_opened(sos) < w.index("step", lambda ids: ids == routine)
 
 
 # ----------------------------------------------------------------- the gateway
@@ -489,28 +479,43 @@ def test_a_training_engine_takes_the_replayed_clock_in_order_with_the_fixes(
     w.engine._drain_fixes()
 
     kinds = [k for k, _ in w.events if k in ("step", "tick")]
-    assert kinds == ["step", "tick", "step"], kinds
-    assert w.steps()[0] == [*routine * 3, sos]  # the taped order, the SOS not ahead
+    assert kinds == ["step", "step", "step", "tick", "step"], kinds
+    # the taped order: no fast lane (the SOS joins the last batch's step)
+    assert w.steps()[:3] == [routine, routine, [*routine, sos]]
     assert w.events[w.index("tick")][1] == pytest.approx(t0 + 10)
     assert not w.inbox.frames
 
 
-def test_routine_batches_that_come_close_together_are_applied_together(
+def test_batches_of_other_children_that_come_close_together_are_applied_together(
         watched: Watched) -> None:
-    """The tracker and the zones cost per batch nearly what they cost per fix,
-    so the engine waits up to ``LINGER_S`` for more before it applies a few
-    routine fixes; a lone batch on a quiet bus is still applied in its turn."""
+    """The tracker's and the zones' numpy steps cost per batch nearly what
+    they cost per fix, so the engine waits up to ``LINGER_S`` for more before
+    it applies a few routine fixes; a lone batch on a quiet bus is still
+    applied in its turn."""
     w, now = watched, time.time()
-    routine = w.devices[:30]
-    first, second, third = w.backlog(routine, now - 60)[:3]
-    w.inbox.put(first)
-    w.inbox.later = [second]  # comes while the engine waits for more
+    first, second, third = w.devices[:15], w.devices[15:30], w.devices[30:33]
+    w.inbox.put(fix_batch([(d, now - 5, *w.places[d]) for d in first]))
+    w.inbox.later = [fix_batch([(d, now - 5, *w.places[d]) for d in second])]
     w.engine._drain_fixes()
-    assert w.steps() == [routine * 2]
-    w.inbox.put(third)
+    assert w.steps() == [first + second]  # the second came while the engine waited
+    w.inbox.put(fix_batch([(d, now - 5, *w.places[d]) for d in third]))
     w.engine._drain_fixes()
-    assert w.steps() == [routine * 2, routine]
+    assert w.steps() == [first + second, third]
     assert not w.inbox.frames
+
+
+def test_a_childs_fixes_from_separate_batches_are_never_one_step(watched: Watched) -> None:
+    """A step keeps a child's newest fix only: a child in two batches read
+    together is stepped once per batch (it arrived at the first fix inside,
+    not the last), and the batches after join the second step."""
+    w, now = watched, time.time()
+    a, b, c, d = w.devices[:4]
+    rows = {k: (k, now - 30 + i, *w.places[k]) for i, k in enumerate((a, b, c, d))}
+    w.inbox.put(fix_batch([rows[a], rows[b]]))
+    w.inbox.put(fix_batch([(a, now - 20, *w.places[a]), rows[c]]))
+    w.inbox.put(fix_batch([rows[d]]))
+    w.engine._drain_fixes()
+    assert w.steps() == [[a, b], [a, c, d]]
 
 
 def test_rows_dropped_before_the_tracker_keep_every_other_child_on_its_own_fix(
