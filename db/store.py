@@ -101,26 +101,13 @@ def no_wait_sessions(url: str, sessions: sessionmaker[Session]) -> sessionmaker[
     """Sessions whose writes fail at once (``is_busy``) when another process
     holds SQLite's write lock of the file they write, instead of sleeping in
     its busy handler: the engine tries again on its next turn and handles
-    alarms meanwhile. PostgreSQL locks rows, not the database, so it keeps
-    ``sessions``."""
-    if not url.startswith("sqlite"):
-        return sessions
-    engine = make_engine(url, 0.0, RARE_CHECKPOINT_PAGES)
+    alarms meanwhile. They begin deferred, so a write takes only its own
+    file's lock (``BEGIN IMMEDIATE`` would take the fixes file's too, and
+    wait for the recorder). PostgreSQL locks rows, not the database, and an
+    in-memory SQLite store is one connection's alone: both keep ``sessions``."""
     if fixes_file(url) is None:
-        # One file: take its write lock first (BEGIN IMMEDIATE, SQLAlchemy's
-        # recipe for pysqlite's own transaction handling), so a busy try
-        # costs a BEGIN, not a compiled insert and a rollback. With the
-        # fixes file attached BEGIN IMMEDIATE would lock it too, and wait
-        # for the recorder: there the first write takes its own file's lock.
-        @event.listens_for(engine, "connect")
-        def _own_transactions(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None
-
-        @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return session_factory(engine)
+        return sessions
+    return session_factory(make_engine(url, 0.0, RARE_CHECKPOINT_PAGES))
 
 
 def is_busy(exc: BaseException) -> bool:

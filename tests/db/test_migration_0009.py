@@ -85,6 +85,28 @@ def test_fixes_and_cursors_move_to_their_file_and_back(data_dir: Path) -> None:
     engine.dispose()
 
 
+def test_an_upgrade_stopped_after_the_copy_copies_again(data_dir: Path) -> None:
+    """0009 commits its copy before it drops the old tables: stopped in
+    between, the main file still has every fix and the revision has not
+    moved, so the next upgrade copies over the half-made fixes file."""
+    url = sqlite_url(data_dir)
+    upgrade(url, "0008")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for i in (1, 2, 3):
+            conn.execute(text(FIX), {"id": i, "d": f"dev-{i}", "t": 1e9 + i})
+        # what a stopped upgrade leaves: its copy, and (worse) a row since
+        conn.execute(text(f"CREATE TABLE {FIXES_SCHEMA}.fixes AS SELECT * FROM main.fixes"))
+        conn.execute(text(f"DELETE FROM {FIXES_SCHEMA}.fixes WHERE id = 3"))
+    engine.dispose()
+
+    upgrade(url)
+    engine = make_engine(url)
+    assert not {"fixes", "cursors"} & _tables(engine, "main")
+    assert _fixes(engine) == [(1, "dev-1"), (2, "dev-2"), (3, "dev-3")]
+    engine.dispose()
+
+
 def test_a_fixes_file_left_by_a_deleted_store_is_replaced(data_dir: Path) -> None:
     url = sqlite_url(data_dir)
     upgrade(url)
