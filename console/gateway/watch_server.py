@@ -27,8 +27,14 @@ from typing import cast
 
 from console.gateway.intake import Intake
 from console.gateway.slices import PacedProtocol, Slicer
-from console.gateway.watch import MAX_FRAME, FrameSplitter, decode, frame_device_id
-from models.fixes import Rejected
+from console.gateway.watch import (
+    MAX_FRAME,
+    FrameSplitter,
+    decode,
+    decode_plain_uds,
+    frame_device_id,
+)
+from models.fixes import Rejected, Report
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +125,16 @@ class _WatchConnection(PacedProtocol):
         server, splitter = self.server, self.splitter
         self.last_active = time.monotonic()
         server.bytes_in += len(data)
+        if not splitter.buffered:
+            reports, used = decode_plain_uds(data, server.utc_offset_s)
+            if reports:
+                splitter.frames += len(reports)
+                for report in reports:
+                    server.handle_plain(report)
+                self.bad_in_row, self.garbage_mark = 0, splitter.garbage
+                if used == len(data):
+                    return
+                data = data[used:]
         oversized = splitter.oversized
         replies: list[tuple[bytes, bool]] = []
         for frame in splitter.feed(data):
@@ -235,6 +251,14 @@ class WatchServer:
                 "bytes_in.watch": self.bytes_in,
                 "cut_off.watch": self.cut_off, "timed_out.watch": self.timed_out,
                 "unacknowledged.watch": self.unacknowledged}
+
+    def handle_plain(self, report: Report) -> None:
+        """``_handle`` for the report of a plain UD frame (``decode_plain_uds``):
+        a UD has no reply, so there is nothing to send or wait for."""
+        self.frames += 1
+        verdict = self.intake.accept(report, PROTOCOL, time.time())
+        if verdict.accepted and not verdict.acknowledge:
+            self.unacknowledged += 1
 
     def _handle(self, frame: bytes) -> tuple[bytes | None, bool, bool]:
         """Decode one frame and hand its reports to the intake; returns the

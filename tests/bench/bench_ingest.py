@@ -12,7 +12,8 @@ Two parts, both numbers rather than pass/fail:
    carrier batches (items/s, JSON parsing included), and the ``Intake``
    (registry check, validation, de-duplication, batching into columnar
    ``FixBatch``es and their msgpack encoding) measured apart. "watch UD
-   end to end" chains split + decode + intake: the gateway's CPU per frame
+   end to end" is what the gateway does with a read that is one UD frame
+   (``decode_plain_uds``, one match, then the intake): its CPU per frame
    with no socket and no event loop.
 
 2. **The gateway under 10,000 watch connections**: a fresh installation
@@ -303,7 +304,7 @@ def _micro(min_s: float) -> dict[str, Any]:
     from console.gateway.feeds import ReaderPos, decode_carrier, decode_tag_reads
     from console.gateway.intake import Intake
     from console.gateway.osmand import decode_json, decode_query
-    from console.gateway.watch import FrameSplitter, decode
+    from console.gateway.watch import FrameSplitter, decode, decode_plain_uds
     from models.fixes import Report
     from models.messages import encode as encode_msg
 
@@ -378,18 +379,19 @@ def _micro(min_s: float) -> dict[str, Any]:
             return len(reports)
         return step
 
+    def plain_only() -> int:
+        for f in ud:
+            decode_plain_uds(f)
+        return len(ud)
+
     def watch_end_to_end() -> int:
         it = Intake(publish)
         it.registered = registered
-        sp = FrameSplitter()
-        n = 0
         for f in ud:
-            for fr in sp.feed(f):
-                for r in decode(fr, now).reports:
-                    it.accept(r, "watch", now)
-                n += 1
+            for r in decode_plain_uds(f)[0]:
+                it.accept(r, "watch", now)
         it.flush()
-        return n
+        return len(ud)
 
     queries = [f"id={d}&lat={la:.7f}&lon={lo:.7f}&speed=2.50&bearing=90.0&accuracy=8.0"
                f"&batt=77&timestamp={now - 5:.3f}" for d, (la, lo) in devs]
@@ -435,6 +437,7 @@ def _micro(min_s: float) -> dict[str, Any]:
         ("watch UD: split + decode", "frames", split_decode(ud)),
         ("watch UD: split only", "frames", split_only),
         ("watch UD: decode only", "frames", decode_only),
+        ("watch UD: one match (decode_plain_uds)", "frames", plain_only),
         ("watch AL (SOS): split + decode + reply", "frames", split_decode(al)),
         ("OsmAnd query: decode_query", "requests", osmand_query),
         ("OsmAnd JSON: decode_json", "requests", osmand_json),
@@ -443,11 +446,13 @@ def _micro(min_s: float) -> dict[str, Any]:
         ("intake: registry + validate + dedupe + batch + encode", "reports", intake_only),
         ("intake + journal, one commit per 4,000 reports", "reports", intake_journaled(4000)),
         ("intake + journal, one commit per 20 reports", "reports", intake_journaled(20)),
-        ("watch UD end to end: split + decode + intake", "frames", watch_end_to_end),
+        ("watch UD end to end: one match + intake", "frames", watch_end_to_end),
     ]
     # Check the frames are what the gateway would accept, once, before timing.
     probe = Intake(lambda b: None)
     probe.registered = registered
+    if len(decode_plain_uds(ud[0])[0]) != 1:
+        raise RuntimeError("bench UD frame is not read in one match")
     for f in (ud[0], al[0]):
         for r in decode(f, now).reports:
             v = probe.accept(r, "watch", now)
@@ -842,8 +847,10 @@ def headline(r: dict[str, Any]) -> list[str]:
     out: list[str] = []
     m = r.get("micro")
     if m:
-        short = {"watch UD: split + decode": "watch UD", "watch AL (SOS): split + decode + reply":
-                 "watch AL", "OsmAnd query: decode_query": "OsmAnd query",
+        short = {"watch UD: split + decode": "watch UD",
+                 "watch UD: one match (decode_plain_uds)": "watch UD one match",
+                 "watch AL (SOS): split + decode + reply": "watch AL",
+                 "OsmAnd query: decode_query": "OsmAnd query",
                  "OsmAnd JSON: decode_json": "OsmAnd JSON"}
         parts = []
         for c in m["cases"]:

@@ -21,7 +21,7 @@ from console.gateway.watch import (
     encode,
     parse_network,
 )
-from models.fixes import Rejected
+from models.fixes import Rejected, Report
 
 NOW = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 WATCH = "3900512807"
@@ -413,6 +413,57 @@ def test_fuzz_fast_path_agrees_with_field_by_field(raw: bytes, data: st.DataObje
     finally:
         watch._FAST = saved
     assert repr(fast) == repr(slow)
+
+
+def _report_fields(r: Report) -> tuple[object, ...]:
+    return (r.device_id, r.t, r.lat, r.lon, r.speed, r.bearing, repr(r.accuracy), r.battery,
+            r.sos, r.valid, r.alarms)
+
+
+def test_plain_ud_frames_are_read_up_to_the_first_frame_that_is_not_one() -> None:
+    one, two = frame(ud()), frame(ud("UD2", fix=FOREST.replace("37.544400", "37.6")))
+    heartbeat = frame("LK,1,2,3")
+    reports, used = watch.decode_plain_uds(one + two + heartbeat + one)
+    assert [r.lat for r in reports] == [37.5444, 37.6] and used == len(one + two)
+    wrong_length = one.replace(b"*%04X*" % (len(one) - 21), b"*%04X*" % (len(one) - 20))
+    assert wrong_length != one and watch.decode_plain_uds(wrong_length + one) == ([], 0)
+    assert watch.decode_plain_uds(frame(ud("AL"))) == ([], 0)  # an alarm needs its reply
+    assert watch.decode_plain_uds(b"") == ([], 0)
+
+
+@FUZZ
+@given(st.lists(valid_frames(), min_size=1, max_size=5), st.data())
+def test_fuzz_plain_ud_frames_read_in_one_match_are_what_splitting_and_decoding_make_of_them(
+        frames: list[bytes], data: st.DataObject) -> None:
+    """``decode_plain_uds`` (the gateway's one-match path for the UD frames
+    that open a read) gives exactly the reports the splitter and ``decode``
+    give for the bytes it takes, leaves the splitter where it would be, and
+    takes a read of well-formed UD frames whole."""
+    head = b"[3G*" + WATCH.encode() + b"*"
+    reads, mutated = [], False
+    for raw in frames:
+        if data.draw(st.booleans()) and raw.startswith(head):
+            raw = head + b"0A1F*" + raw[len(head):]  # an index before the length
+        if data.draw(st.integers(0, 3)) == 0:
+            raw, mutated = mutate(raw, data), True
+        reads.append(raw)
+    read = b"".join(reads)
+    offset = data.draw(st.sampled_from([0.0, 9 * 3600.0]))
+    reports, used = watch.decode_plain_uds(read, offset)
+    kinds = [re.match(rb"\[[^*]*\*[^*]*\*(?:[0-9A-F]{4}\*)?[0-9A-F]{4}\*([A-Z_0-9]*)", r)
+             for r in reads]
+    if not mutated and all(k is not None and k.group(1).startswith(b"UD") for k in kinds):
+        assert used == len(read) and len(reports) == len(reads)
+
+    taken = FrameSplitter()
+    cut = taken.feed(read[:used])
+    assert taken.buffered == 0 and len(cut) == len(reports)
+    whole = FrameSplitter()
+    assert whole.feed(read) == cut + taken.feed(read[used:])
+    for frame_, plain in zip(cut, reports, strict=True):
+        msg = decode(frame_, NOW, offset)
+        assert msg.reply is None
+        assert [_report_fields(r) for r in msg.reports] == [_report_fields(plain)]
 
 
 @FUZZ
