@@ -242,9 +242,9 @@ _STATUS = re.compile(_STATUS_P, re.ASCII)
 
 
 def _fixed_part(other: str) -> str:
-    """date … status, the 13 groups ``_report`` reads; ``other`` matches a
+    """date … status, the 11 groups ``_report`` reads; ``other`` matches a
     field nobody reads (altitude, satellites, GSM signal…)."""
-    return (rf"(\d{{6}}),(\d\d)(\d\d)(\d\d),([AV]),({_COORD_P}),([NS]?),({_COORD_P}),([EW]?),"
+    return (rf"(\d{{6}}),(\d{{6}}),([AV]),({_COORD_P}),([NS]?),({_COORD_P}),([EW]?),"
             rf"({_UNSIGNED_P}),({_UNSIGNED_P}),{other},{other},{other},({_INT_P}),{other},{other},"
             rf"({_STATUS_P})")
 
@@ -425,20 +425,19 @@ def _fast_location(msg: WatchMessage, payload: str, utc_offset_s: float) -> bool
 
 def _report(device_id: str, g: tuple[str, ...] | list[str],
             utc_offset_s: float) -> tuple[Report, frozenset[str]] | None:
-    """The report and alarms of ``_fixed_part``'s 13 groups; None for a
+    """The report and alarms of ``_fixed_part``'s 11 groups; None for a
     date or clock that is no time (the slow path names it)."""
-    hh, mi, ss = int(g[1]), int(g[2]), int(g[3])
-    day = _day(g[0])
-    if day is None or hh > 23 or mi > 59 or ss > 59:
+    t = _instant(g[0], g[1])
+    if t is None:
         return None
-    lat, lon = float(g[5]), float(g[7])
-    status = int(g[12], 16)
+    lat, lon = float(g[3]), float(g[5])
+    status = int(g[10], 16)
     alarms = _alarms(status) if status else frozenset()
     return Report(
-        device_id, day + hh * 3600 + mi * 60 + ss - utc_offset_s,
-        -abs(lat) if g[6] == "S" else lat, -abs(lon) if g[8] == "W" else lon,
-        float(g[9]) * KMH_MS, float(g[10]), math.nan, min(int(g[11]), 100), "sos" in alarms,
-        g[4] == "A", alarm_flags(alarms)), alarms
+        device_id, t - utc_offset_s,
+        -abs(lat) if g[4] == "S" else lat, -abs(lon) if g[6] == "W" else lon,
+        float(g[7]) * KMH_MS, float(g[8]), math.nan, min(int(g[9]), 100), "sos" in alarms,
+        g[2] == "A", alarm_flags(alarms) if alarms else 0), alarms
 
 
 def decode_plain_uds(data: bytes, utc_offset_s: float = 0.0) -> tuple[list[Report], int]:
@@ -520,14 +519,33 @@ def _day(date: str) -> float | None:
     return day
 
 
+_INSTANTS: dict[tuple[str, str], float | None] = {}  # (ddmmyy, hhmmss) -> epoch, or None
+
+
+def _instant(date: str, clock: str) -> float | None:
+    """The epoch of six-digit ``date`` and ``clock`` read as UTC, None when
+    they name no instant. Remembered: the watches that report within the
+    same second all send the same two fields."""
+    try:
+        return _INSTANTS[date, clock]
+    except KeyError:
+        pass
+    hh, mi, ss = int(clock[:2]), int(clock[2:4]), int(clock[4:])
+    day = _day(date)
+    t = None if day is None or hh > 23 or mi > 59 or ss > 59 else day + hh * 3600 + mi * 60 + ss
+    if len(_INSTANTS) >= 4096:
+        _INSTANTS.clear()
+    _INSTANTS[date, clock] = t
+    return t
+
+
 def _time(date: str, clock: str, utc_offset_s: float) -> float:
     if not (_DATE.fullmatch(date) and _DATE.fullmatch(clock)):
         raise Rejected("bad_time", f"{date[:8]!r} {clock[:8]!r}")
-    hh, mi, ss = int(clock[:2]), int(clock[2:4]), int(clock[4:])
-    day = _day(date)
-    if day is None or hh > 23 or mi > 59 or ss > 59:
+    t = _instant(date, clock)
+    if t is None:
         raise Rejected("bad_time", f"{date} {clock}")
-    return day + hh * 3600 + mi * 60 + ss - utc_offset_s
+    return t - utc_offset_s
 
 
 def _time_or(fields: list[str], now: float, utc_offset_s: float) -> float:
