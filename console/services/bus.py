@@ -22,7 +22,7 @@ import zmq
 
 from console.bus import role_of, socket
 from console.security import Security, peer
-from console.services.runtime import start
+from console.services.runtime import settle_heap, start
 from models.bus_rights import PUBLISHES, may_publish, role_of_key
 from models.messages import Heartbeat, encode
 
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     gate = Gate(secured=guard is not None, sources=cfg.bus_sources)
     origin = f"bus:{os.getpid()}"
     beat_at = 0.0
+    settle_heap()
     # A polled loop rather than zmq.proxy(): it checks each message, beats,
     # and lets SIGTERM stop us cleanly.
     while not rt.should_stop():

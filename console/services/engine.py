@@ -37,7 +37,7 @@ from console.media import tokens as media_tokens
 from console.media.control import RelayControl
 from console.media.holds import HoldKeeper, HoldTarget
 from console.security import Security
-from console.services.runtime import Runtime, start
+from console.services.runtime import Runtime, settle_heap, start
 from db import accounts, changes, cursors, usage_log
 from db import alerts as db_alerts
 from db import repositories as repo
@@ -277,6 +277,7 @@ class Engine:
         tr = self.state.tracker
         self.rt.log.info("tracking %d children, %d zones, %d unresolved alerts",
                          len(tr), len(self.state.zones), len(self.state.alerts))
+        settle_heap()
         poller = zmq.Poller()
         poller.register(self.sub.sock, zmq.POLLIN)
         poller.register(self.rpc, zmq.POLLIN)

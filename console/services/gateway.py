@@ -36,7 +36,7 @@ from console.gateway.osmand import may_hold_alarm
 from console.gateway.watch_server import WatchServer
 from console.journal import Journal, journal_path
 from console.security import Security
-from console.services.runtime import Runtime, start
+from console.services.runtime import Runtime, settle_heap, start
 from db import consent
 from db import repositories as repo
 from db.consent_version import consent_version
@@ -221,6 +221,7 @@ class Gateway:
                          cfg.osmand_host, fport, len(self.feeds.readers))
         wport = await self.watch.start(cfg.osmand_host, cfg.watch_port)
         self.rt.log.info("child GPS watches (3G protocol) on %s:%d", cfg.osmand_host, wport)
+        settle_heap()
         next_refresh = time.monotonic() + REGISTRY_REFRESH_S
         next_beat = next_trim = 0.0
         while not self.rt.should_stop():

@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from console.bus import Publisher, Subscriber
 from console.journal import READ_CHUNK, Follower, JournalReader, journal_path
 from console.security import Security
-from console.services.runtime import Runtime, start
+from console.services.runtime import Runtime, settle_heap, start
 from console.spool import Spool
 from console.tape_keeper import TapeKeeper, purge_tape
 from db import cursors, partitions, retention
@@ -92,6 +92,7 @@ class Recorder:
         self.failed: Counter[str] = Counter()
 
     def run(self) -> None:
+        settle_heap()
         next_retention = time.monotonic() + 5.0
         next_poll = 0.0
         while not self.rt.should_stop():

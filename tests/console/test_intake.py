@@ -112,7 +112,7 @@ def test_the_windows_memory_is_bounded_overall() -> None:
         for k in range(10):
             i.accept(Report(f"d{n}", NOW + k, 37.5, 127.0), "watch", NOW)
     assert len(i.recent) <= 100 and i.recent.evicted >= 900
-    assert all(len(w.keys) <= 4 for w in i.recent._windows.values())
+    assert all(i.recent.window_of(f"d{n}") <= 4 for n in range(1000))
     # A device still tracked keeps catching its copies.
     assert i.accept(Report("d999", NOW + 9, 37.5, 127.0), "watch", NOW).reason == "duplicate"
     i.recent.forget({"d999"})
