@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from db import changes
@@ -52,11 +52,3 @@ def unregistered(session: Session) -> list[UnregisteredDevice]:
     """Ids the gateway refused, most recent first, for the admin to act on."""
     return list(session.scalars(
         select(UnregisteredDevice).order_by(UnregisteredDevice.last_seen.desc())))
-
-
-def registry_version(session: Session) -> tuple[int, float]:
-    """A cheap fingerprint of the registry (count, newest registration), so
-    the gateway reloads 100k ids only when something changed."""
-    count = session.scalar(select(func.count(Device.id)))
-    newest = session.scalar(select(func.max(Device.registered_at)))  # from its index
-    return int(count or 0), float(newest or 0.0)

@@ -17,6 +17,7 @@ from typing import cast
 from sqlalchemy import func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
+from db import changes
 from db.tables import Child, Consent, Device, Guardian, Guardianship, Zone
 from models.consent import SERVICES, format_services
 from resources import path
@@ -149,5 +150,7 @@ def seed_demo(session: Session, children: int | None = None) -> int:
                              "(SELECT max(id) FROM children))"))
     session.execute(insert(Device), device_rows)
     _seed_consents(session, children_rows, now)
+    # what a running engine and gateway follow to reload their roster
+    changes.record(session, "roster", "", "seed", "seed", f"{created} children")
     session.commit()
     return created

@@ -37,10 +37,9 @@ from console.gateway.watch_server import WatchServer
 from console.journal import Journal, journal_path
 from console.security import Security
 from console.services.runtime import Runtime, settle_heap, start
-from db import consent
+from db import changes, consent
 from db import repositories as repo
 from db.consent_version import consent_version
-from db.registry import registry_version
 from db.store import open_store
 from models.messages import Heartbeat, UnregisteredSeen, UnregisteredView
 
@@ -134,7 +133,7 @@ class Gateway:
                 repo.record_unregistered(s, refused)
                 s.commit()
             readers = reader_positions(repo.readers(s))
-            version = (registry_version(s), consent_version(s))
+            version = (changes.version(s, "roster"), consent_version(s))
             if version == known:
                 return RegistryRead(readers, version)
             children = repo.device_children(s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 
 import pytest
@@ -146,3 +147,14 @@ def test_the_reader_behind_a_tag_read_travels_with_its_fix() -> None:
     i.accept(Report("a", NOW + 2, 37.6, 127.1), "tag", NOW, reader="R001-3")
     i.flush()
     assert sent[-1].readers == ["", "R001-3"]
+
+
+def test_the_windows_are_nothing_a_full_collection_walks() -> None:
+    """One tracked object per device made every full collection walk a
+    city's worth of them, stopping the gateway's loop under load."""
+    recent = RecentFixes()
+    for n in range(100):
+        recent.seen(f"d{n}", NOW + n, 37.5, 127.0, False)
+    gc.collect()
+    internals = [recent._keys, recent._newest, *recent._keys.values()]
+    assert not any(gc.is_tracked(o) for o in internals)
