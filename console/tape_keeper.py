@@ -319,11 +319,15 @@ class Withdrawal:
 
 @dataclass(frozen=True, slots=True)
 class RedactionGroup:
-    """Devices redacted in one pass over the tape: same windows, same end."""
+    """Devices redacted in one pass over the tape: same windows, same start
+    and end."""
 
     device_ids: frozenset[str]
     windows: tuple[tuple[float, float], ...]
-    before: float  # receive time a new consent was given at (inf: none)
+    # receive time a new consent was given at, or the device went to
+    # another child (inf: neither)
+    before: float
+    since: float = -math.inf  # receive time the device came from another child (-inf: it did not)
 
 
 @dataclass(eq=False)
@@ -353,7 +357,7 @@ class Redaction:
         try:
             for g in self.groups:
                 self.report.add(redact(directory, g.device_ids, g.windows, min(g.before, before),
-                                       since=since, stop=self.stop.is_set))
+                                       since=max(since, g.since), stop=self.stop.is_set))
         except Exception as exc:  # the loop reports it (RedactionInterrupted: at the stop)
             self.error = exc
 
@@ -376,9 +380,11 @@ def redaction_groups(s: Session, withdrawals: list[Withdrawal],
     """What to take off the tape for these withdrawals: each child's devices
     and case windows as ``db.consent.withdraw`` took them from the store
     (``withdrawal_scope``), up to a consent given since, if any (what came
-    after it was collected with consent). Children with the same windows
-    and end share a pass: most have no open case and no new consent."""
-    groups: dict[tuple[tuple[tuple[float, float], ...], float], set[str]] = {}
+    after it was collected with consent), and within the spans the child
+    held each device (``db.holdings``). Children with the same windows,
+    start and end share a pass: most have no open case, no new consent,
+    and devices nobody else held."""
+    groups: dict[tuple[tuple[tuple[float, float], ...], float, float], set[str]] = {}
     for w in withdrawals:
         try:
             scope = consent.withdrawal_scope(s, w.child, w.at)
@@ -389,9 +395,11 @@ def redaction_groups(s: Session, withdrawals: list[Withdrawal],
             Consent.child_id == scope.child_id, Consent.given_at >= w.at,
             or_(Consent.withdrawn_at.is_(None), Consent.withdrawn_at != w.at)))  # not its own
         before = math.inf if regiven is None else float(regiven)
-        groups.setdefault((scope.windows, before), set()).update(scope.device_ids)
-    return [RedactionGroup(frozenset(ids), windows, before)
-            for (windows, before), ids in groups.items() if ids]
+        for device_id, spans in scope.spans.items():
+            for lo, hi in spans:
+                groups.setdefault((scope.windows, min(before, hi), lo), set()).add(device_id)
+    return [RedactionGroup(frozenset(ids), windows, before, since)
+            for (windows, before, since), ids in groups.items() if ids]
 
 
 def purge_tape(rt: Runtime, policy: RetentionPolicy, failed: Counter[str]) -> None:

@@ -22,8 +22,8 @@ from typing import NamedTuple
 from sqlalchemy import delete, false, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from db import latest, usage_log
-from db.tables import Alert, Child, Consent, Device, Fix, Guardian, Guardianship
+from db import holdings, latest, usage_log
+from db.tables import Alert, Child, Consent, Fix, Guardian, Guardianship
 from models.consent import (
     CASE_LEAD_S,
     ConsentBook,
@@ -85,6 +85,8 @@ class WithdrawalScope(NamedTuple):
     # the fixes from CASE_LEAD_S before it opened until the withdrawal
     windows: tuple[tuple[float, float], ...]
     open_alerts: tuple[int, ...]  # their ids, by id
+    # per device, the spans of fix time that are the child's (db.holdings)
+    spans: holdings.Spans
 
 
 def _text(field: str, value: str, limit: int, required: bool = True) -> str:
@@ -232,7 +234,7 @@ def withdraw(session: Session, child_token: str, by: str, now: float) -> Withdra
     in_case = or_(*windows) if windows else false()
     deleted = kept = 0
     if scope.device_ids:
-        mine = Fix.device_id.in_(scope.device_ids)
+        mine = holdings.fixes_within(scope.spans)
         result = session.execute(delete(Fix).where(mine, not_(in_case)),
                                  execution_options={"synchronize_session": False})
         deleted = int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -265,21 +267,11 @@ def _scope(session: Session, child: Child, now: float) -> WithdrawalScope:
         select(Alert.id, Alert.opened_at)
         .where(Alert.child_id == child.id, Alert.state != "resolved")
         .order_by(Alert.id)).all()
+    spans = holdings.spans_of(session, [child.id])
     return WithdrawalScope(
-        child.id, tuple(_devices_of(session, child.id)),
+        child.id, tuple(spans),
         tuple((opened_at - CASE_LEAD_S, now) for _, opened_at in open_alerts),
-        tuple(alert_id for alert_id, _ in open_alerts))
-
-
-def _devices_of(session: Session, child_id: int) -> list[str]:
-    """The child's devices: registered to it now, or named by one of its
-    alerts and since unregistered (their fixes stay in the store). A device
-    now registered to another child is not the child's any more: its fixes
-    may be the other child's."""
-    registered = set(session.scalars(select(Device.id).where(Device.child_id == child_id)))
-    named = set(session.scalars(select(Alert.device_id).where(Alert.child_id == child_id)))
-    taken = set(session.scalars(select(Device.id).where(Device.id.in_(named - registered))))
-    return sorted(registered | (named - taken))
+        tuple(alert_id for alert_id, _ in open_alerts), spans)
 
 
 def book(session: Session) -> ConsentBook:

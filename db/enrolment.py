@@ -202,7 +202,7 @@ def remove_child(session: Session, token: str, actor: str,
     device_ids = tuple(session.scalars(
         select(Device.id).where(Device.child_id == child.id).order_by(Device.id)))
     for device_id in device_ids:
-        remove_device(session, device_id, actor)
+        remove_device(session, device_id, actor, now)
     slots = session.execute(delete(TimetableSlot).where(TimetableSlot.child_id == child.id),
                             execution_options={"synchronize_session": "fetch"})
     slot_count = int(slots.rowcount or 0)  # type: ignore[attr-defined]
@@ -506,7 +506,7 @@ def import_roster(session: Session, text: str, actor: str, school: str | None = 
     enrolled: list[Enrolled] = []
     for row in rows:
         child = enrol(session, row.name, row.zone, row.profile, actor, now)
-        add_device(session, row.device_id, row.kind, child.token, actor)
+        add_device(session, row.device_id, row.kind, child.token, actor, now)
         guardian_id = None
         if row.guardian is not None:
             guardian_id = ids.get(row.guardian)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from db import changes
-from db.tables import Child, Device, UnregisteredDevice
+from db.tables import Child, Device, DeviceHolding, UnregisteredDevice
 from models.enrolment import DEVICE_KINDS
 
 
@@ -18,8 +18,9 @@ class RegistryError(ValueError):
 
 
 def add_device(session: Session, device_id: str, kind: str, child_token: str,
-               actor: str = "admin") -> Device:
-    """Register ``device_id`` to the child with ``child_token``; the caller commits."""
+               actor: str = "admin", now: float | None = None) -> Device:
+    """Register ``device_id`` to the child with ``child_token`` (at ``now``,
+    the clock's by default); the caller commits."""
     device_id = device_id.strip()
     if not device_id or len(device_id) > 64 or not device_id.isprintable():
         raise RegistryError(f"device id {device_id!r} must be 1-64 printable characters")
@@ -30,19 +31,31 @@ def add_device(session: Session, device_id: str, kind: str, child_token: str,
         raise RegistryError(f"no enrolled child with token {child_token}")
     if session.get(Device, device_id) is not None:
         raise RegistryError(f"device {device_id} is already registered")
-    device = Device(id=device_id, kind=kind, child_id=child.id, registered_at=time.time())
+    now = time.time() if now is None else now
+    device = Device(id=device_id, kind=kind, child_id=child.id, registered_at=now)
     session.add(device)
+    session.add(DeviceHolding(device_id=device_id, child_id=child.id, since=now))
     session.execute(delete(UnregisteredDevice).where(UnregisteredDevice.id == device_id))
     changes.record(session, "roster", child_token, "add_device", actor, f"{kind} {device_id}")
     return device
 
 
-def remove_device(session: Session, device_id: str, actor: str = "admin") -> None:
-    """Unregister a device; its stored fixes stay (they belong to history)."""
+def remove_device(session: Session, device_id: str, actor: str = "admin",
+                  now: float | None = None) -> None:
+    """Unregister a device; its stored fixes stay (they belong to history),
+    and its holding is closed, so they stay the child's (``DeviceHolding``)."""
     device = session.get(Device, device_id)
     if device is None:
         raise RegistryError(f"no device {device_id}")
     child = session.get(Child, device.child_id) if device.child_id is not None else None
+    now = time.time() if now is None else now
+    closed = session.execute(
+        update(DeviceHolding)
+        .where(DeviceHolding.device_id == device_id, DeviceHolding.until.is_(None))
+        .values(until=now))
+    if not closed.rowcount and device.child_id is not None:  # registered without one
+        session.add(DeviceHolding(device_id=device_id, child_id=device.child_id,
+                                  since=device.registered_at, until=now))
     session.delete(device)
     changes.record(session, "roster", child.token if child else "", "remove_device", actor,
                    device_id)

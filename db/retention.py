@@ -4,7 +4,8 @@ What goes:
 
 - routine fixes older than ``fix_s``;
 - every fix of a child whose consent is withdrawn (it has consents and none
-  still in force), however recent;
+  still in force), however recent: the fixes of the devices it held, while
+  it held them (``db.holdings``);
 - bus events older than ``usage_s``, access-log rows older than ``access_s``,
   usage-log records older than ``usage_s`` (``db.usage_log.purge_before``);
 - evidence (rows and files) of alerts closed more than ``case_hold_s`` ago;
@@ -50,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from db import latest, partitions, usage_log
+from db import holdings, latest, partitions, usage_log
 from db.tables import AccessRecord, Alert, Consent, Device, Event, Evidence, Fix
 from models.retention import PurgeReport, RetentionPolicy
 
@@ -68,8 +69,12 @@ def purge(session: Session, now: float, policy: RetentionPolicy, *,
     session.commit()
     hold_start = now - policy.case_hold_s
     windows = case_windows(session, now, policy)
-    withdrawn = withdrawn_devices(session)
-    # a withdrawn child's data stays only while an open case needs it (§24)
+    spans = withdrawn_spans(session)
+    # A withdrawn child's data stays only while an open case needs it (§24).
+    # A device it held all along is its alone: only its open windows count.
+    # One passed to another child keeps that child's windows for the rest.
+    withdrawn = {d for d, s in spans.items() if s == [holdings.WHOLE]}
+    passed = {d: s for d, s in spans.items() if d not in withdrawn}
     open_windows = case_windows(session, now, policy, open_only=True)
     for device in withdrawn:
         if device in open_windows:
@@ -79,7 +84,8 @@ def purge(session: Session, now: float, policy: RetentionPolicy, *,
     report.fixes = _old_days(session, now - policy.fix_s, windows)
     report.fixes += _routine_fixes(session, now - policy.fix_s, hold_start, chunk)
     report.fixes += _fixes_by_device(session, windows, withdrawn, now - policy.fix_s)
-    _latest_positions(session, now - policy.fix_s, withdrawn)
+    report.fixes += _passed_devices(session, passed, open_windows)
+    _latest_positions(session, now - policy.fix_s, set(spans))
     report.events = _older(session, cast(Table, Event.__table__), Event.id, Event.ts,
                            now - policy.usage_s, chunk)
     report.access = _older(session, cast(Table, AccessRecord.__table__), AccessRecord.id,
@@ -154,18 +160,12 @@ def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return out
 
 
-def withdrawn_devices(session: Session) -> set[str]:
-    """Devices of children whose every consent is withdrawn: registered to
-    them now, or named by one of their alerts (a device unregistered at
-    withdrawal still has fixes) unless it is now another child's (its
-    fixes may be that child's)."""
+def withdrawn_spans(session: Session) -> holdings.Spans:
+    """The devices of children whose every consent is withdrawn, with the
+    spans of fix time that are theirs (``db.holdings``)."""
     children = (select(Consent.child_id).group_by(Consent.child_id)
                 .having(func.count(Consent.withdrawn_at) == func.count()))
-    devices = set(session.scalars(select(Device.id).where(Device.child_id.in_(children))))
-    named = set(session.scalars(select(Alert.device_id).where(Alert.child_id.in_(children))))
-    taken = set(session.scalars(select(Device.id).where(
-        Device.id.in_(named - devices), Device.child_id.is_not(None))))
-    return devices | (named - taken)
+    return holdings.spans_of(session, children)
 
 
 # ------------------------------------------------------------------- fixes
@@ -293,15 +293,37 @@ def _fixes_by_device(session: Session, windows: Windows, withdrawn: set[str],
     return removed
 
 
-def _outside_windows(conn: Connection, device_id: str, keep: list[tuple[float, float]],
-                     upto: float) -> int:
+def _passed_devices(session: Session, passed: holdings.Spans, open_windows: Windows) -> int:
+    """A withdrawn child's fixes from devices another child held too: those
+    of its spans, outside its open cases' windows."""
     removed = 0
+    for device_id, spans in passed.items():
+        conn = session.connection()
+        for span in spans:
+            removed += _outside_windows(conn, device_id, open_windows.get(device_id, []),
+                                        math.inf, span)
+        session.commit()
+    return removed
+
+
+def _outside_windows(conn: Connection, device_id: str, keep: list[tuple[float, float]],
+                     upto: float, within: holdings.Span = holdings.WHOLE) -> int:
+    """Delete the device's fixes outside ``keep`` below ``upto``, of those
+    ``within`` (both ends included)."""
+    removed = 0
+    first, last = within
     for lo, hi in _gaps(keep, upto):
+        if (lo is not None and lo >= last) or (hi is not None and hi <= first):
+            continue
         where = [_FIXES.c.device_id == device_id]
         if lo is not None:
             where.append(_FIXES.c.t > lo)
         if hi is not None:
             where.append(_FIXES.c.t < hi)
+        if first > -math.inf:
+            where.append(_FIXES.c.t >= first)
+        if last < math.inf:
+            where.append(_FIXES.c.t <= last)
         removed += _deleted(conn.execute(delete(_FIXES).where(*where)))
     return removed
 

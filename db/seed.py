@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from db import changes
-from db.tables import Child, Consent, Device, Guardian, Guardianship, Zone
+from db.tables import Child, Consent, Device, DeviceHolding, Guardian, Guardianship, Zone
 from models.consent import SERVICES, format_services
 from resources import path
 
@@ -149,6 +149,9 @@ def seed_demo(session: Session, children: int | None = None) -> int:
         session.execute(text("SELECT setval(pg_get_serial_sequence('children', 'id'), "
                              "(SELECT max(id) FROM children))"))
     session.execute(insert(Device), device_rows)
+    if device_rows:
+        session.execute(insert(DeviceHolding), [
+            dict(device_id=d["id"], child_id=d["child_id"], since=now) for d in device_rows])
     _seed_consents(session, children_rows, now)
     # what a running engine and gateway follow to reload their roster
     changes.record(session, "roster", "", "seed", "seed", f"{created} children")

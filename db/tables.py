@@ -95,6 +95,26 @@ class Device(Base):
     registered_at: Mapped[float] = mapped_column(Float, index=True)
 
 
+class DeviceHolding(Base):
+    """Which child held a device when: one row per registration, closed
+    (``until``) when the device is unregistered.
+
+    Why: a device's fixes are the child's who held it then, and stay in the
+    store after the device leaves the registry (they are history). A
+    guardian's withdrawal must delete them all (§24), also those of a
+    device unregistered before, and none of another child's who holds the
+    device now (``db.consent.withdrawal_scope``). ``devices`` alone forgets
+    both the moment a device is removed."""
+
+    __tablename__ = "device_holdings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("children.id"), index=True)
+    since: Mapped[float] = mapped_column(Float)  # the registration (0: before this table)
+    until: Mapped[float | None] = mapped_column(Float)  # NULL: registered now
+
+
 class Fix(Base):
     """A raw fix as the gateway accepted it; expires on the retention schedule.
 

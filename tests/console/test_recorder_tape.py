@@ -34,6 +34,7 @@ from console.tape_keeper import (
 )
 from db import consent as db_consent
 from db import cursors
+from db.registry import add_device, remove_device
 from db.seed import seed_demo
 from db.store import open_store
 from db.tables import Alert, Child, Device
@@ -365,3 +366,28 @@ def test_what_is_redacted_follows_the_withdrawal_and_a_new_consent(data_dir: Pat
         RedactionGroup(frozenset({da}), (), t + 100),
         RedactionGroup(frozenset({db, dd}), (), math.inf),
         RedactionGroup(frozenset({dc}), ((t - 60 - CASE_LEAD_S, t + 2),), math.inf)}
+
+
+def test_a_device_passed_on_is_redacted_only_over_the_withdrawn_childs_time(
+        data_dir: Path) -> None:
+    """Child a's watch went to child b at ``t + 50``; a's withdrawal takes
+    it off the tape up to then, b's from then on."""
+    cfg = make_config(data_dir, bus_security="off")
+    engine, sessions = open_store(cfg.db_url)
+    t = 1_800_000_000.0
+    with sessions() as s:
+        seed_demo(s, 2)
+        (a, da), (b, db) = s.execute(select(Child.token, Device.id).join(
+            Device, Device.child_id == Child.id).order_by(Child.id)).all()
+        remove_device(s, db, now=t - 10)  # b's own device goes, a's goes to b
+        remove_device(s, da, now=t + 50)
+        add_device(s, da, "watch", b, now=t + 60)
+        db_consent.withdraw(s, a, "admin1", t + 100)
+        db_consent.withdraw(s, b, "admin1", t + 200)
+        s.commit()
+        _, found = new_withdrawals(s, 0)
+        groups = redaction_groups(s, found, logging.getLogger("t.recorder"))
+    engine.dispose()
+    assert set(groups) == {RedactionGroup(frozenset({da}), (), t + 50),
+                           RedactionGroup(frozenset({db}), (), math.inf),
+                           RedactionGroup(frozenset({da}), (), math.inf, t + 60)}

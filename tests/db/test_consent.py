@@ -4,6 +4,7 @@ says about it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -12,10 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import consent as db_consent
 from db import usage_log
-from db.registry import remove_device
+from db.holdings import WHOLE
+from db.registry import add_device, remove_device
+from db.retention import purge
 from db.store import open_store
 from db.tables import Alert, Child, Consent, Device, Fix, Guardian, Guardianship, UsageRecord
 from models.consent import CASE_LEAD_S, SERVICES
+from models.retention import RetentionPolicy
 
 NOW = 1_800_000_000.0
 ALL = ",".join(SERVICES)
@@ -367,9 +371,70 @@ def test_withdrawal_finds_a_removed_device_through_the_childs_alerts(
         assert list(s.scalars(select(Fix.device_id))) == ["8800000002"]
 
 
-@pytest.mark.xfail(strict=True, reason="a device removed from the registry keeps its fixes "
-                   "(db.registry.remove_device); with no alert naming it, nothing ties them "
-                   "to the child any more, so a later withdrawal cannot delete them (§24)")
+def _device_times(s: Session, device_id: str) -> list[float]:
+    return sorted(s.scalars(select(Fix.t).where(Fix.device_id == device_id)))
+
+
+def test_a_device_passed_to_another_child_is_each_ones_while_they_held_it(
+        sessions: sessionmaker[Session]) -> None:
+    """A watch handed from child 1 to child 2: each withdrawal takes the
+    fixes sent while that child held it, never the other's; and a fix of
+    child 1's time that reaches the store after its withdrawal (a device
+    sending its backlog late) is taken by the next retention run, while
+    child 2's recent ones stay."""
+    watch = "8800000001"
+    with sessions() as s:
+        db_consent.give(s, "C-AAAA001", _guardian(s), ALL, "under14", "seed", NOW - 10)
+        db_consent.give(s, "C-BBBB002", _guardian(s, "C-BBBB002"), ALL, "under14", "seed",
+                        NOW - 10)
+        _fixes(s, watch, [NOW + 10, NOW + 20])
+        remove_device(s, watch, now=NOW + 100)
+        add_device(s, watch, "watch", "C-BBBB002", now=NOW + 200)
+        _fixes(s, watch, [NOW + 300, NOW + 400])
+        s.commit()
+        first = db_consent.withdrawal_scope(s, "C-AAAA001", NOW + 500)
+        second = db_consent.withdrawal_scope(s, "C-BBBB002", NOW + 500)
+        assert first.spans == {watch: [(-math.inf, NOW + 100)], "E200000000AA": [WHOLE]}
+        assert second.spans == {watch: [(NOW + 200, math.inf)], "8800000002": [WHOLE]}
+
+        assert db_consent.withdraw(s, "C-AAAA001", "cli:kim", NOW + 500).deleted == 2
+        s.commit()
+        assert _device_times(s, watch) == [NOW + 300, NOW + 400]
+
+        _fixes(s, watch, [NOW + 50, NOW + 450])  # late: one of each child's time
+        s.commit()
+        policy = RetentionPolicy(fix_s=30 * 86400.0, case_hold_s=90 * 86400.0,
+                                 case_lead_s=600.0, usage_s=365 * 86400.0,
+                                 access_s=365 * 86400.0)
+        purge(s, NOW + 600, policy)
+        assert _device_times(s, watch) == [NOW + 300, NOW + 400, NOW + 450]
+
+        assert db_consent.withdraw(s, "C-BBBB002", "cli:kim", NOW + 700).deleted == 3
+        s.commit()
+        assert _device_times(s, watch) == []
+
+
+def test_a_device_given_back_is_the_childs_again(sessions: sessionmaker[Session]) -> None:
+    """Child 1, child 2, then child 1 again: child 1's withdrawal takes its
+    two spans and leaves child 2's between them."""
+    watch = "8800000001"
+    with sessions() as s:
+        db_consent.give(s, "C-AAAA001", _guardian(s), ALL, "under14", "seed", NOW - 10)
+        _fixes(s, watch, [NOW + 10])
+        remove_device(s, watch, now=NOW + 100)
+        add_device(s, watch, "watch", "C-BBBB002", now=NOW + 200)
+        _fixes(s, watch, [NOW + 300])
+        remove_device(s, watch, now=NOW + 400)
+        add_device(s, watch, "watch", "C-AAAA001", now=NOW + 500)
+        _fixes(s, watch, [NOW + 600])
+        s.commit()
+        scope = db_consent.withdrawal_scope(s, "C-AAAA001", NOW + 700)
+        assert scope.spans[watch] == [(-math.inf, NOW + 100), (NOW + 500, math.inf)]
+        db_consent.withdraw(s, "C-AAAA001", "cli:kim", NOW + 700)
+        s.commit()
+        assert _device_times(s, watch) == [NOW + 300]
+
+
 def test_withdrawal_also_deletes_fixes_of_a_device_removed_before(
         sessions: sessionmaker[Session]) -> None:
     with sessions() as s:

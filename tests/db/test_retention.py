@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import repositories as repo
 from db import usage_log
-from db.retention import purge, withdrawn_devices
+from db.holdings import WHOLE
+from db.retention import purge, withdrawn_spans
 from db.store import open_store
 from db.tables import (
     AccessRecord,
@@ -212,7 +213,8 @@ def test_withdrawal_means_every_consent_withdrawn(
     engine, sessions = store
     _scene(engine, sessions, data_dir / "evidence", data_dir / "x" / "y.ts")
     with sessions() as s:
-        assert withdrawn_devices(s) == {"d-withdrawn", "d-withdrawn-2", "d-withdrawn-2b"}
+        assert withdrawn_spans(s) == {d: [WHOLE] for d in ("d-withdrawn", "d-withdrawn-2",
+                                                           "d-withdrawn-2b")}
 
 
 def test_fixes_stored_out_of_time_order_go_too(
