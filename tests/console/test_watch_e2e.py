@@ -366,3 +366,87 @@ def test_an_al_frame_is_worked_before_routine_frames_read_ahead_of_it() -> None:
     assert taken.index((watches[20], True)) < len(taken) // 2
     assert [d for d, _ in taken[:8]] == [watches[0]] * 8  # a watch's frames stay together
     assert slices > 1
+
+
+def test_an_alarm_behind_its_own_queued_frames_is_worked_with_them_at_once() -> None:
+    """Saturated as above, a watch whose eight UD frames still wait their
+    turn sends an AL: that read works its own waiting frames, then the
+    alarm, at once (not at the watch's turn), so the alarm is taken before
+    most other frames and never ahead of its own watch's."""
+    watches = [f"39006{n:05d}" for n in range(20)]
+    intake = Intake(lambda _b: None)
+    intake.registered = set(watches)
+    taken: list[tuple[str, bool]] = []
+    accept = intake.accept
+
+    def slow_accept(report: Any, protocol: str, now: float | None = None,
+                    reader: str = "") -> Any:
+        taken.append((report.device_id, report.sos))
+        if not report.sos:
+            time.sleep(0.002)
+        return accept(report, protocol, now, reader)
+
+    intake.accept = slow_accept  # type: ignore[method-assign]
+    with serving(intake) as (_server, port):
+        conns = [connect(port) for _ in range(20)]
+        for n, s in enumerate(conns):
+            s.sendall(b"".join(encode("3G", watches[n], location("UD", "00000000"))
+                               for _ in range(8)))
+        time.sleep(0.05)  # all read; the first watches' frames being worked
+        late = conns[15]
+        late.sendall(encode("3G", watches[15], location("AL", "00010000")))
+        assert read_until(late, b"*AL]").endswith(b"*AL]")
+        wait_for(lambda: len(taken) == 161, 10, "every frame to be taken")
+        for s in conns:
+            s.close()
+    alarm = taken.index((watches[15], True))
+    assert alarm < len(taken) // 2
+    assert taken[alarm - 8:alarm] == [(watches[15], False)] * 8  # its own frames first
+
+
+def test_a_connection_is_paused_only_past_what_may_wait_for_its_turn() -> None:
+    """Reads waiting their turn are kept (the connection still read) up to
+    ``HELD_BYTES``; past that it is paused, and read again at its turn."""
+    from console.gateway.slices import HELD_BYTES
+    from console.gateway.watch_server import _WatchConnection
+
+    class Transport:
+        paused = resumed = 0
+
+        def get_extra_info(self, _name: str) -> str:
+            return "peer"
+
+        def pause_reading(self) -> None:
+            self.paused += 1
+
+        def resume_reading(self) -> None:
+            self.resumed += 1
+
+        def is_closing(self) -> bool:
+            return False
+
+        def write(self, _data: bytes) -> None:
+            pass
+
+    intake, _ = local_intake()
+    intake.registered = {WATCH}
+    frame = encode("3G", WATCH, location("UD", "00000000"))
+
+    async def scene() -> tuple[int, int, int, int, int]:
+        server = WatchServer(intake)
+        conn = _WatchConnection(server)
+        transport = Transport()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        n = 0
+        while (n + 1) * len(frame) <= HELD_BYTES:
+            conn.data_received(frame)
+            n += 1
+        before = transport.paused
+        conn.data_received(frame)  # one more: past what may wait
+        after = transport.paused
+        await asyncio.sleep(0.05)  # its turn
+        return before, after, transport.resumed, server.frames, n + 1
+
+    before, after, resumed, frames, sent = asyncio.run(scene())
+    assert (before, after, resumed) == (0, 1, 1)
+    assert frames == sent
