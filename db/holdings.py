@@ -64,10 +64,11 @@ def spans_of(session: Session, children: Collection[int] | Select[tuple[int]]) -
         hi = (float(until) if until is not None and any(s >= until for s, _ in theirs)
               else math.inf)
         spans.setdefault(device_id, []).append((lo, hi))
-    return {d: _merged(s) for d, s in sorted(spans.items())}
+    return {d: merged(s) for d, s in sorted(spans.items())}
 
 
-def _merged(spans: list[Span]) -> list[Span]:
+def merged(spans: list[Span]) -> list[Span]:
+    """The spans, overlapping ones joined, in time order."""
     out: list[Span] = []
     for lo, hi in sorted(spans):
         if out and lo <= out[-1][1]:

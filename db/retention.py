@@ -147,17 +147,7 @@ def case_windows(session: Session, now: float, policy: RetentionPolicy,
                 math.inf if state != "resolved" else float(closed_at))
         for device in {device_id, sibling} - {None}:
             spans.setdefault(device, set()).add(span)
-    return {device: _merged(list(s)) for device, s in spans.items()}
-
-
-def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for start, end in sorted(spans):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
+    return {device: holdings.merged(list(s)) for device, s in spans.items()}
 
 
 def withdrawn_spans(session: Session) -> holdings.Spans:

@@ -331,12 +331,9 @@ def test_a_watch_that_never_reads_its_replies_is_paused_then_dropped() -> None:
             pass
 
 
-def test_an_al_frame_is_worked_before_routine_frames_read_ahead_of_it() -> None:
-    """Saturated (a slow intake, 20 watches' eight UD frames each already
-    read), an AL alarm from another watch is taken before most of them:
-    routine reads wait in the server's slicer, an alarm's read does not.
-    Every watch still gets its replies in order (here: its AL's)."""
-    watches = [f"39005{n:05d}" for n in range(21)]
+def slow_intake(watches: list[str]) -> tuple[Intake, list[tuple[str, bool]]]:
+    """An intake that takes 2 ms per routine report (a saturated gateway),
+    and the (device, sos) of every report in the order it took them."""
     intake = Intake(lambda _b: None)
     intake.registered = set(watches)
     taken: list[tuple[str, bool]] = []
@@ -350,6 +347,16 @@ def test_an_al_frame_is_worked_before_routine_frames_read_ahead_of_it() -> None:
         return accept(report, protocol, now, reader)
 
     intake.accept = slow_accept  # type: ignore[method-assign]
+    return intake, taken
+
+
+def test_an_al_frame_is_worked_before_routine_frames_read_ahead_of_it() -> None:
+    """Saturated (a slow intake, 20 watches' eight UD frames each already
+    read), an AL alarm from another watch is taken before most of them:
+    routine reads wait in the server's slicer, an alarm's read does not.
+    Every watch still gets its replies in order (here: its AL's)."""
+    watches = [f"39005{n:05d}" for n in range(21)]
+    intake, taken = slow_intake(watches)
     with serving(intake) as (server, port):
         conns = [connect(port) for _ in range(20)]
         for n, s in enumerate(conns):
@@ -374,19 +381,7 @@ def test_an_alarm_behind_its_own_queued_frames_is_worked_with_them_at_once() -> 
     alarm, at once (not at the watch's turn), so the alarm is taken before
     most other frames and never ahead of its own watch's."""
     watches = [f"39006{n:05d}" for n in range(20)]
-    intake = Intake(lambda _b: None)
-    intake.registered = set(watches)
-    taken: list[tuple[str, bool]] = []
-    accept = intake.accept
-
-    def slow_accept(report: Any, protocol: str, now: float | None = None,
-                    reader: str = "") -> Any:
-        taken.append((report.device_id, report.sos))
-        if not report.sos:
-            time.sleep(0.002)
-        return accept(report, protocol, now, reader)
-
-    intake.accept = slow_accept  # type: ignore[method-assign]
+    intake, taken = slow_intake(watches)
     with serving(intake) as (_server, port):
         conns = [connect(port) for _ in range(20)]
         for n, s in enumerate(conns):
