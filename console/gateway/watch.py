@@ -252,9 +252,9 @@ def _fixed_part(other: str) -> str:
 # The whole fixed part in one match (the common case); field-by-field
 # checks run only when it fails, to name the reason or rescue an SOS.
 _FAST = re.compile(_fixed_part("[^,]*") + r"(?:,|\Z)", re.ASCII)
-# A whole read that is one plain UD frame, header to ']' (what a watch sends
-# every few seconds): no bracket, escape or binary mark anywhere, so the
-# splitter would cut exactly this frame when its length is right.
+# One plain UD frame, header to ']' (what a watch sends every few seconds):
+# no bracket, escape or binary mark inside, so the splitter cuts exactly
+# this frame when its declared length is right.
 _PLAIN_UD = re.compile(
     r"\[[0-9A-Za-z]{1,8}\*([0-9A-Za-z]{1,32})\*(?:[0-9A-Fa-f]{4}\*)?([0-9A-Fa-f]{4})\*"
     r"(UD[A-Za-z0-9_]{0,22})," + _fixed_part(r"[^,\[\]}]*") + r"(?:,[^\[\]}]*)?\]", re.ASCII)
