@@ -138,7 +138,7 @@ class _Connection(PacedProtocol):
         self.head_since = 0.0  # when the unfinished head in ``buf`` began (0: none)
         self.unsent: deque[_Pending] = deque()
         self.tail: list[bytes] = []
-        self.queued = False  # waiting in the server's routine queue
+        self.queued = False  # waiting in the server's routine queue, not being read
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a TCP transport (uvloop's is not a subclass of asyncio's: no isinstance)
@@ -159,9 +159,10 @@ class _Connection(PacedProtocol):
         if self.queue is not None:
             self.queue.put_nowait(None)
 
+    def waiting_turn(self) -> bool:
+        return self.queued
+
     def data_received(self, data: bytes) -> None:
-        """A read that may hold an alarm is worked at once, with every
-        request before it; any other waits its turn in the slicer."""
         if self.closing:
             return
         self.last_active = time.monotonic()
@@ -169,16 +170,17 @@ class _Connection(PacedProtocol):
         urgent = self.server.urgent
         if urgent is None or self.queue is not None or urgent(data):
             self.work()
-            return
-        if not self.queued:
+        elif not self.queued:
             self.queued = True
+            if self.transport is not None:
+                self.transport.pause_reading()
             self.server.slicer.defer(self.work)
-        self.hold(len(self.buf))
 
     def work(self) -> None:
         """Parse and answer every complete request in the buffer."""
-        self.queued = False
-        self.release()
+        if self.queued:
+            self.queued = False
+            self.resume_reading()
         if self.closing:
             return
         out: list[bytes] = []

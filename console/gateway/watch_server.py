@@ -89,29 +89,27 @@ class _WatchConnection(PacedProtocol):
             self.server.connections -= 1
             self.server.live.discard(self)
 
+    def waiting_turn(self) -> bool:
+        return bool(self.pending)
+
     def data_received(self, data: bytes) -> None:
-        """A read that may hold an alarm (``AL``) is worked at once, with
-        whatever of this watch waits before it; any other waits its turn
-        (``console.gateway.slices``) behind what waits already, so the
-        watch's own earlier frames always go first."""
+        """An alarm's read (``AL``) is worked at once, any other waits its
+        turn (``console.gateway.slices``); the connection is not read while
+        it waits, so the watch's own earlier frames always go first."""
         if self.closing:
             return
-        if may_hold_alarm(data):
-            if self.pending:
-                self.pending += data
-                self.work()  # its turn in the slicer then finds nothing left
-            else:
-                self._safely(data)
+        if self.pending or not may_hold_alarm(data):
+            if not self.pending and self.transport is not None:
+                self.transport.pause_reading()
+                self.server.slicer.defer(self.work)
+            self.pending += data
             return
-        if not self.pending:
-            self.server.slicer.defer(self.work)
-        self.pending += data
-        self.hold(len(self.pending))
+        self._safely(data)
 
     def work(self) -> None:
         data, self.pending = bytes(self.pending), bytearray()
-        self.release()
-        if data and not self.closing:
+        self.resume_reading()
+        if not self.closing:
             self._safely(data)
 
     def _safely(self, data: bytes) -> None:
