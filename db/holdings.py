@@ -51,7 +51,10 @@ def spans_of(session: Session, children: Collection[int] | Select[tuple[int]]) -
     mine = session.execute(select(held).where(held.c.child_id.in_(children))).all()
     if not mine:
         return {}
-    devices = {d for d, _, _, _ in mine}
+    # their devices by a subquery, not a list: all withdrawn children's
+    # devices would pass the drivers' limit on bound parameters
+    theirs = _holdings().subquery()
+    devices = select(theirs.c.device_id).where(theirs.c.child_id.in_(children))
     others: dict[str, list[tuple[float, float | None]]] = {}
     for device_id, _, since, until in session.execute(
             select(held).where(held.c.device_id.in_(devices),
