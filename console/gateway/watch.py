@@ -231,9 +231,12 @@ class FrameSplitter:
 
 _TYPE = re.compile(rb"[A-Za-z0-9_]{1,24}")
 _DATE = re.compile(r"\d{6}", re.ASCII)
-_COORD_P = r"\s*-?\d{1,3}(?:\.\d{0,12})?\s*"
-_UNSIGNED_P = r"\s*\d{1,6}(?:\.\d{0,9})?\s*"
-_INT_P = r"\s*\d{1,10}\s*"
+_COORD_BARE = r"-?\d{1,3}(?:\.\d{0,12})?"
+_UNSIGNED_BARE = r"\d{1,6}(?:\.\d{0,9})?"
+_INT_BARE = r"\d{1,10}"
+_COORD_P = rf"\s*{_COORD_BARE}\s*"  # what float() reads, blanks around it included
+_UNSIGNED_P = rf"\s*{_UNSIGNED_BARE}\s*"
+_INT_P = rf"\s*{_INT_BARE}\s*"
 _STATUS_P = r"[0-9A-Fa-f]{1,8}"
 _COORD = re.compile(_COORD_P, re.ASCII)
 _UNSIGNED = re.compile(_UNSIGNED_P, re.ASCII)
@@ -241,11 +244,12 @@ _INT = re.compile(_INT_P, re.ASCII)
 _STATUS = re.compile(_STATUS_P, re.ASCII)
 
 
-def _fixed_part(other: str) -> str:
+def _fixed_part(other: str, coord: str = _COORD_P, unsigned: str = _UNSIGNED_P,
+                integer: str = _INT_P) -> str:
     """date … status, the 11 groups ``_report`` reads; ``other`` matches a
     field nobody reads (altitude, satellites, GSM signal…)."""
-    return (rf"(\d{{6}}),(\d{{6}}),([AV]),({_COORD_P}),([NS]?),({_COORD_P}),([EW]?),"
-            rf"({_UNSIGNED_P}),({_UNSIGNED_P}),{other},{other},{other},({_INT_P}),{other},{other},"
+    return (rf"(\d{{6}}),(\d{{6}}),([AV]),({coord}),([NS]?),({coord}),([EW]?),"
+            rf"({unsigned}),({unsigned}),{other},{other},{other},({integer}),{other},{other},"
             rf"({_STATUS_P})")
 
 
@@ -254,10 +258,13 @@ def _fixed_part(other: str) -> str:
 _FAST = re.compile(_fixed_part("[^,]*") + r"(?:,|\Z)", re.ASCII)
 # One plain UD frame, header to ']' (what a watch sends every few seconds):
 # no bracket, escape or binary mark inside, so the splitter cuts exactly
-# this frame when its declared length is right.
+# this frame when its declared length is right; numbers without blanks
+# around them (a quarter less matching; blanks go the long way).
 _PLAIN_UD = re.compile(
     r"\[[0-9A-Za-z]{1,8}\*([0-9A-Za-z]{1,32})\*(?:[0-9A-Fa-f]{4}\*)?([0-9A-Fa-f]{4})\*"
-    r"(UD[A-Za-z0-9_]{0,22})," + _fixed_part(r"[^,\[\]}]*") + r"(?:,[^\[\]}]*)?\]", re.ASCII)
+    r"(UD[A-Za-z0-9_]{0,22}),"
+    + _fixed_part(r"[^,\[\]}]*", _COORD_BARE, _UNSIGNED_BARE, _INT_BARE)
+    + r"(?:,[^\[\]}]*)?\]", re.ASCII)
 _ALARM_BITS = ((16, "sos"), (0, "low_battery"), (17, "low_battery"), (20, "removed"),
                (21, "fall"), (22, "fall"))
 _FIXED_FIELDS = 16  # date … status; cell towers and access points follow

@@ -25,7 +25,7 @@ import time
 from collections import Counter, deque
 from typing import cast
 
-from console.gateway.intake import Intake
+from console.gateway.intake import ACCEPTED, Intake
 from console.gateway.slices import PacedProtocol, Slicer
 from console.gateway.watch import (
     MAX_FRAME,
@@ -257,7 +257,7 @@ class WatchServer:
         a UD has no reply, so there is nothing to send or wait for."""
         self.frames += 1
         verdict = self.intake.accept(report, PROTOCOL, time.time())
-        if verdict.accepted and not verdict.acknowledge:
+        if verdict is not ACCEPTED and verdict.accepted and not verdict.acknowledge:
             self.unacknowledged += 1
 
     def _handle(self, frame: bytes) -> tuple[bytes | None, bool, bool]:
