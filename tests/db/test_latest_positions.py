@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import consent as db_consent
@@ -56,6 +56,16 @@ def _latest(sessions: sessionmaker[Session]) -> dict[str, tuple[float, int]]:
     with sessions() as s:
         return {d: (t, b) for d, t, b in s.execute(
             select(LatestPosition.device_id, LatestPosition.t, LatestPosition.battery))}
+
+
+def test_latest_positions_leave_room_for_updates_on_their_page(store: Store) -> None:
+    """Migration 0011: with half of each page free, moving a row on is a
+    heap-only update (no new index entry)."""
+    engine, _ = store
+    with engine.connect() as conn:
+        options = conn.execute(text(
+            "SELECT reloptions FROM pg_class WHERE relname = 'latest_positions'")).scalar()
+    assert options == ["fillfactor=50"]
 
 
 def test_the_newest_fix_wins_whatever_order_it_comes_in(store: Store) -> None:
