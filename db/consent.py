@@ -255,8 +255,9 @@ def withdraw(session: Session, child_token: str, by: str, now: float) -> Withdra
 
 def withdrawal_scope(session: Session, child_token: str, now: float) -> WithdrawalScope:
     """What a withdrawal of the child at ``now`` removes: the fixes of
-    these devices, except those whose device time falls in one of these
-    case windows. ``withdraw`` deletes that from the store; the recorder
+    these devices within the spans the child held them, except those whose
+    device time falls in one of these case windows. ``withdraw`` deletes
+    that from the store; the recorder
     takes the same off the tape (``db.tape_redaction``), so both keep
     exactly what an open case needs."""
     return _scope(session, _child(session, child_token), _time(now))
