@@ -37,7 +37,10 @@ def settle_heap() -> None:
     the survivors. Why: a full collection walks every tracked object, and
     with a city's registry loaded that stopped the gateway's and the
     engine's loops for 70-200 ms under load, long enough to miss an SOS's
-    latency budget. Call it once, when start-up loading is done."""
+    latency budget. Call it once, when start-up loading is done. What it
+    froze and the process later drops (a roster reloaded) is still freed
+    by reference counting; only a reference cycle among it stays, once:
+    everything made after start is collected as usual."""
     gc.collect()
     gc.freeze()
 
