@@ -149,16 +149,29 @@ def sign_out(session: Session, token: str, now: float | None = None) -> str | No
     return name
 
 
-def active_sessions(session: Session, now: float) -> list[tuple[str, str, float, float, str]]:
-    """(token hash, user, created, expires, roles) of every live session of an
-    enabled account: what the engine reloads after a restart."""
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A session whose token has not expired: live, or ended early."""
+
+    token_hash: str
+    user: str
+    created_at: float
+    expires_at: float
+    roles: str
+    ended: bool  # signed out, or its account disabled: its tokens must stop working
+
+
+def unexpired_sessions(session: Session, now: float) -> list[SessionRow]:
+    """Every session whose token has not expired: the live ones are what
+    the engine reloads after a restart; the ended ones (signed out, or of
+    a disabled account) are what the media relay must refuse until then."""
     rows = session.execute(
         select(UserSession.token_hash, User.name, UserSession.created_at,
-               UserSession.expires_at, User.roles)
+               UserSession.expires_at, User.roles, UserSession.ended_at, User.disabled)
         .join(User, User.id == UserSession.user_id)
-        .where(UserSession.ended_at.is_(None), UserSession.expires_at > now,
-               User.disabled.is_(False)))
-    return [(h, n, c, e, r) for h, n, c, e, r in rows]
+        .where(UserSession.expires_at > now))
+    return [SessionRow(h, n, c, e, r, ended is not None or bool(disabled))
+            for h, n, c, e, r, ended, disabled in rows]
 
 
 def log(session: Session, user: str, action: str, ok: bool, detail: str,

@@ -4,6 +4,11 @@ Sessions live in the store (so an engine restarted mid-shift keeps every
 console signed in) and in memory here for the check on each command. The
 store is re-read every few seconds, so an account disabled from the command
 line (which ends its sessions in the store) is shut out within seconds.
+
+The same read gives the sessions that ended before they expired
+(``ended``): the engine posts them to the media relay, which refuses
+their view tokens (``console.media.tokens``), so a signed-out or disabled
+operator's copied video link stops playing too.
 """
 
 from __future__ import annotations
@@ -41,27 +46,36 @@ class SessionBook:
         self.training = training
         self.clock = clock
         self._live: dict[str, Live] = {}  # token hash -> session
+        self.ended: dict[str, float] = {}  # token hash -> expiry, of sessions ended early
         self._loaded_at = -1e18
         self.refused = 0
 
-    def refresh(self, force: bool = False) -> None:
+    def refresh(self, force: bool = False) -> bool:
+        """Re-read the store when due (or ``force``); True when it was read."""
         now = self.clock()
         if not force and now - self._loaded_at < REFRESH_S:
-            return
+            return False
         try:
             with self.sessions() as s:
-                rows = accounts.active_sessions(s, now)
+                rows = accounts.unexpired_sessions(s, now)
         except Exception:
             log.exception("could not re-read sessions; keeping the ones known")
-            return
+            return False
         live: dict[str, Live] = {}
-        for token_hash, user, created, expires, roles in rows:
+        ended: dict[str, float] = {}
+        for row in rows:
+            if row.ended:
+                ended[row.token_hash] = row.expires_at
+                continue
             try:
-                live[token_hash] = Live(user, parse_roles(roles), created, expires)
+                live[row.token_hash] = Live(row.user, parse_roles(row.roles), row.created_at,
+                                            row.expires_at)
             except ValueError:
-                log.warning("session of %s has unknown roles %r; ignored", user, roles)
+                log.warning("session of %s has unknown roles %r; ignored", row.user, row.roles)
         self._live = live
+        self.ended = ended
         self._loaded_at = now
+        return True
 
     def sign_in(self, user: str, password: str, console: str) -> accounts.SessionInfo:
         """Raises ``accounts.SignInRefused`` with what to tell the person."""
@@ -80,7 +94,9 @@ class SessionBook:
         with self.sessions() as s:
             user = accounts.sign_out(s, token, self.clock())
             s.commit()
-        self._live.pop(accounts.token_hash(token), None)
+        live = self._live.pop(accounts.token_hash(token), None)
+        if live is not None:
+            self.ended[accounts.token_hash(token)] = live.expires_at
         return user
 
     def actor(self, token: str, schema: str) -> Actor:

@@ -1,4 +1,5 @@
-"""Asking the media relay to keep pre-alarm video and to cut clips.
+"""Asking the media relay to keep pre-alarm video, to cut clips, and to
+refuse the tokens of sessions that ended.
 
 The engine calls this for its open alerts (``console.media.holds`` decides
 what to hold, renew and release). Requests go out from one
@@ -51,6 +52,11 @@ class RelayControl:
 
     def release(self, alert_id: int) -> None:
         self._post("/release", {"alert_id": alert_id})
+
+    def revoke(self, sessions: dict[str, float]) -> None:
+        """Make these sessions (session id -> their tokens' expiry) the
+        relay's whole list of ended ones."""
+        self._post("/revoke", {"sessions": sessions})
 
     def close(self) -> None:
         self._queue.put(None)

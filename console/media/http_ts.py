@@ -34,6 +34,10 @@ a refusal also names its counted ``reason``):
   "post_s"?: s}``: 202 ``{"clip": id, "path", "pre_s", "t_start", "ends_at"}``;
   the file is complete and the Evidence row written after ``post_s``
   (default N).
+- ``POST /revoke`` ``{"sessions": {"<session id>": <expires, unix s>, ...}}``:
+  the whole list of sessions that ended before their tokens expire (it
+  replaces the last); their view tokens get a 401 ``token_revoked`` and
+  their streams are cut within a second. Answers ``{"revoked": N}``.
 - ``GET /clip/<id>``: ``{"state": "recording"|"saved"|"failed",
   "evidence_id", "path", "t_start", "t_end", "pre_s", "error"}``.
 
@@ -75,6 +79,7 @@ _FIELDS = {
     "/hold": frozenset({"camera_ids", "alert_id", "ttl_s"}),
     "/release": frozenset({"alert_id"}),
     "/clip": frozenset({"camera_id", "alert_id", "actor", "post_s"}),
+    "/revoke": frozenset({"sessions"}),
 }
 
 
@@ -96,6 +101,7 @@ class RelayServer(ThreadingHTTPServer):
         # The media secret tokens are checked with; None: open to anyone
         # who can connect (bus_security "off").
         self.secret = None if secret is None else tokens.check_secret(secret)
+        self.revocations = tokens.Revocations()  # sessions the engine says ended
         self.stopping = False
         # Each connection is a thread and a file descriptor: a cap keeps a
         # flood of viewers (or a misbehaving client) from exhausting either.
@@ -218,9 +224,13 @@ class RelayHandler(BaseHTTPRequestHandler):
             raise Refused("token_missing", f"a {scope} token is required (?t=... or "
                                            "Authorization: Bearer ...)", 401)
         try:
-            return tokens.grant(secret, token, scope)
+            grant = tokens.grant(secret, token, scope)
         except tokens.BadToken as exc:
             raise Refused(f"token_{exc.reason}", str(exc), 401) from None
+        if self.server.revocations.revoked(grant):
+            raise Refused("token_revoked", "the session this token belongs to has ended: "
+                                           "sign in again", 401)
+        return grant
 
     def _token(self) -> str | None:
         """The token from ``Authorization: Bearer`` or the query's ``t``; None
@@ -276,9 +286,11 @@ class RelayHandler(BaseHTTPRequestHandler):
 
     def _stream(self, camera_id: int, grant: tokens.Grant | None) -> None:
         """Send the camera until the client leaves, falls behind, or its
-        token expires (a session that ended must not keep watching through
-        a connection it opened before)."""
+        token expires or its session is revoked (a session that ended must
+        not keep watching through a connection it opened before): checked
+        at least once a second."""
         relay = self.server.relay
+        revocations = self.server.revocations
         until = grant.expires_at if grant is not None else float("inf")
         try:
             viewer = relay.watch(camera_id)
@@ -295,6 +307,10 @@ class RelayHandler(BaseHTTPRequestHandler):
             while not self.server.stopping:
                 if time.time() >= until:
                     log.info("cam %d: %s's token expired; stream ended", camera_id,
+                             grant.subject if grant else "?")
+                    break
+                if revocations.revoked(grant):
+                    log.info("cam %d: %s's session ended; stream cut", camera_id,
                              grant.subject if grant else "?")
                     break
                 data = viewer.take(timeout=1.0)
@@ -345,6 +361,10 @@ class RelayHandler(BaseHTTPRequestHandler):
                 limits.check_id(body.get("alert_id"), "alert_id"),
                 limits.check_seconds(body.get("ttl_s"), "ttl_s", limits.MAX_HOLD_TTL_S))
             self._json(200, {"held": held, "unknown": unknown})
+        elif path == "/revoke":
+            count = self.server.revocations.replace(
+                limits.check_revocations(body.get("sessions"), tokens.SESSION_PATTERN))
+            self._json(200, {"revoked": count})
         elif path == "/release":
             self._json(200, {"released": relay.release(
                 limits.check_id(body.get("alert_id"), "alert_id"))})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 import unicodedata
@@ -27,6 +28,7 @@ MAX_POST_S = 600.0  # ten minutes after an SOS is a long clip already
 MAX_CAMERAS_PER_HOLD = 64  # the engine holds a handful per alert
 MAX_ACTOR_LEN = 64  # an operator's login, or "engine"
 MAX_BODY = 64 * 1024  # every control request is a small JSON object
+MAX_REVOKED = 1000  # ended sessions per /revoke: a shift's staff, many times over
 REQUEST_DEADLINE_S = 5.0  # headers (and a POST's body) must be in by then
 LOG_BURST = 20  # refusal lines logged per reason per LOG_WINDOW_S
 LOG_WINDOW_S = 60.0
@@ -35,10 +37,11 @@ LOG_WINDOW_S = 60.0
 REASONS = (
     "request_deadline", "content_length", "body", "unknown_field", "camera_id",
     "camera_ids", "alert_id", "ttl_s", "post_s", "actor", "clip_path", "evidence_full",
-    "evidence_io", "too_many_connections",
+    "evidence_io", "too_many_connections", "sessions",
     # console.media.tokens: no token, or one that is malformed, forged,
-    # expired or of the wrong scope (each a 401)
+    # expired, of the wrong scope or of a session that ended (each a 401)
     "token_missing", "token_malformed", "token_signature", "token_expired", "token_scope",
+    "token_revoked",
 )
 TOKEN_REASONS = tuple(r for r in REASONS if r.startswith("token_"))
 
@@ -130,6 +133,27 @@ def check_seconds(value: object, name: str, most: float) -> float | None:
         raise Refused(name, f"{name} must be more than 0 and at most {most:g} s "
                             f"(got {_show(value)})")
     return seconds
+
+
+def check_revocations(value: object, session: re.Pattern[str]) -> dict[str, float]:
+    """``/revoke``'s ``sessions``: at most ``MAX_REVOKED`` session ids
+    (``session`` is their shape) each with the finite unix time its
+    tokens expire."""
+    if not isinstance(value, dict):
+        raise Refused("sessions", f"sessions must be an object (got {_show(value)})")
+    if len(value) > MAX_REVOKED:
+        raise Refused("sessions", f"sessions: at most {MAX_REVOKED} per request "
+                                  f"(got {len(value)})")
+    out: dict[str, float] = {}
+    for sid, until in value.items():
+        if not session.fullmatch(sid) or not sid:
+            raise Refused("sessions", f"sessions: {_show(sid)} is not a session id")
+        if (not isinstance(until, int | float) or isinstance(until, bool)
+                or not math.isfinite(until) or until <= 0):
+            raise Refused("sessions", f"sessions[{_show(sid)}] must be a time "
+                                      f"(got {_show(until)})")
+        out[sid] = float(until)
+    return out
 
 
 def check_actor(value: object, default: str = "relay") -> str:

@@ -36,6 +36,7 @@ from console.journal import READ_CHUNK, Follower, JournalReader, journal_path
 from console.media import tokens as media_tokens
 from console.media.control import RelayControl
 from console.media.holds import HoldKeeper, HoldTarget
+from console.media.limits import MAX_REVOKED
 from console.security import Security
 from console.services.runtime import Runtime, settle_heap, start
 from db import accounts, changes, cursors, usage_log
@@ -226,6 +227,7 @@ class Engine:
             token=None if self.media_secret is None
             else media_tokens.renewing(self.media_secret, "engine", "control"))
         self.holds = HoldKeeper(self.relay, cameras_per_point=PREALARM_CAMERAS)
+        self._revoked_posted = False  # the relay was last told of ended sessions
         self.holds.use_index(self.camera_index)
         self.desk = AlertDesk(self.sessions, self.policy, self.state.tracker, self.state.alerts,
                               self.state.child_ids, self.state.zone_names,
@@ -237,6 +239,7 @@ class Engine:
                               try_sessions=self.try_sessions)
         self.users = SessionBook(self.sessions, training=cfg.training)
         self.users.refresh(force=True)
+        self._revoke_ended()
         self.consent = ConsentGate(self.sessions, self.state.child_ids,
                                    self.state.tracker.device_slots)
         self.consent.refresh(self._forget)
@@ -317,7 +320,8 @@ class Engine:
         tr = self.state.tracker
         if self.replay is None:
             self.desk.tick()
-        self.users.refresh()
+        if self.users.refresh():
+            self._revoke_ended()
         self._refresh_roster()
         self.consent.refresh(self._forget)
         self._clock_work()
@@ -724,7 +728,8 @@ class Engine:
         # Camera video, as the console's live picture, is for whoever works
         # or runs the system; an auditor-only session reads logs, not video.
         media = "" if self.media_secret is None or not info.roles - {"auditor"} \
-            else media_tokens.issue(self.media_secret, info.user, "view", info.expires_at)
+            else media_tokens.issue(self.media_secret, info.user, "view", info.expires_at,
+                                    media_tokens.session_id(accounts.token_hash(info.token)))
         return SignedIn(token=info.token, user=info.user, roles=sorted(info.roles),
                         expires_at=info.expires_at, media_token=media)
 
@@ -733,7 +738,24 @@ class Engine:
         if user is None:
             return CommandReply(ok=False, error="no such session", code="unauthenticated")
         self.rt.log.info("%s signed out", user)
+        self._revoke_ended()
         return CommandReply(ok=True)
+
+    def _revoke_ended(self) -> None:
+        """Post the sessions that ended before they expired to the relay
+        (``console.media.tokens``): at start, on each sign-out, and on each
+        re-read of the sessions (every few seconds: that is what brings a
+        restarted relay's list back, and a disabled account's sessions in)."""
+        ended = self.users.ended
+        if self.media_secret is None or not (ended or self._revoked_posted):
+            return
+        newest = sorted(ended.items(), key=lambda kv: kv[1], reverse=True)
+        if len(newest) > MAX_REVOKED:
+            self.rt.log.warning("%d sessions ended early; the relay is told of the %d that "
+                                "expire last", len(newest), MAX_REVOKED)
+        self.relay.revoke({media_tokens.session_id(h): until
+                           for h, until in newest[:MAX_REVOKED]})
+        self._revoked_posted = bool(ended)
 
     def _alert_command(self, cmd: AlertCommand, actor: Actor | None) -> Reply:
         assert actor is not None

@@ -91,7 +91,8 @@ class RelayService:
                     pub.send(CamStatus(camera_id=camera_id, state=state,  # type: ignore[arg-type]
                                        detail=detail))
                 if time.monotonic() >= next_beat:
-                    pub.heartbeat(self.relay.stats())
+                    pub.heartbeat({**self.relay.stats(),
+                                   "revoked_sessions": float(len(self.http.revocations))})
                     next_beat = time.monotonic() + 1.0
         finally:
             self.http.shutdown()

@@ -53,12 +53,22 @@ from models.messages import (
     CommandReply,
     MarkStep,
     ResolveAlert,
+    SignedIn,
+    SignIn,
+    SignOut,
     TakeAlert,
 )
 from models.procedures import Procedures
-from tests.console.conftest import SEOUL_FOREST, Backend, make_config, port_open, wait_for
+from tests.console.conftest import (
+    SEOUL_FOREST,
+    TEST_PASSWORD,
+    Backend,
+    make_config,
+    port_open,
+    wait_for,
+)
 from tests.console.conftest import running_backend as backend_running
-from tests.media.conftest import RtspServer, _check_gstreamer, relay_token
+from tests.media.conftest import RtspServer, _check_gstreamer, relay_token, view_answer
 from tests.services import free_tcp_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -452,12 +462,25 @@ def test_an_sos_after_a_zone_exit_has_prealarm_video_and_holds_survive_restarts(
         wait_for(lambda: all(held_for(cfg, a) == cams for a, cams in wanted.items()), 20,
                  "the holds asserted by the restarted engine")
 
-        # Relay restart: it comes back with nothing held; the engine's next
-        # renewal (every HOLD_RENEW_S) or retry holds everything again.
+        # A session that ended before the relay restarts: its view token is refused.
+        signed = b.request(SignIn(user="operator1", password=TEST_PASSWORD, console="x"))
+        assert isinstance(signed, SignedIn) and signed.media_token
+        assert view_answer(cfg.relay_port, signed.media_token) == (200, "")
+        out = b.request(SignOut(token=signed.token))
+        assert isinstance(out, CommandReply) and out.ok
+        wait_for(lambda: view_answer(cfg.relay_port, signed.media_token)
+                 == (401, "token_revoked"), 5, "the signed-out token refused")
+
+        # Relay restart: it comes back with nothing held and no list of ended
+        # sessions; the engine's next renewal (every HOLD_RENEW_S) or retry
+        # holds everything again, and its next re-read of the sessions
+        # (every few seconds) posts the list again.
         old_relay = b.supervisor.pid("relay")
         os.kill(old_relay, signal.SIGKILL)
         wait_for(lambda: b.supervisor.pid("relay") != old_relay and port_open(cfg.relay_port),
                  20, "the relay's restart")
+        wait_for(lambda: view_answer(cfg.relay_port, signed.media_token)
+                 == (401, "token_revoked"), 10, "the ended session refused again")
         wait_for(lambda: all(held_for(cfg, a) == cams for a, cams in wanted.items()),
                  HOLD_RENEW_S + 15, "the holds renewed at the restarted relay")
 

@@ -42,12 +42,21 @@ from console.cctv_focus import GridFocus, alert_label, has_position, pick_alert
 from console.media import tokens
 from console.services.democams import stream_url
 from console.supervisor import BACKEND
+from db import accounts
 from db.seed_cameras import seed_cameras
 from db.store import open_store
 from db.tables import Camera, Evidence, Zone
 from models.cameras import CameraIndex
 from models.geo import to_map, to_wgs84
-from models.messages import AlertKind, AlertState, AlertView, SignedIn, SignIn
+from models.messages import (
+    AlertKind,
+    AlertState,
+    AlertView,
+    CommandReply,
+    SignedIn,
+    SignIn,
+    SignOut,
+)
 from tests.console.conftest import (
     SEOUL_FOREST,
     TEST_PASSWORD,
@@ -56,7 +65,8 @@ from tests.console.conftest import (
     running_backend,
     wait_for,
 )
-from tests.media.conftest import RtspServer, _check_gstreamer
+from tests.media.conftest import RtspServer, _check_gstreamer, view_answer
+from tests.media.test_relay import TsClient
 
 FX, FY = to_map(*SEOUL_FOREST)
 TILES = 4
@@ -499,3 +509,57 @@ def test_video_plays_with_the_sessions_token_only(cctv: Backend, qtbot: QtBot) -
                         timeout=30_000)
     finally:
         close(window)
+
+
+def test_a_copied_video_link_stops_when_its_session_ends(cctv: Backend) -> None:
+    """A view token is video for whoever holds the link. Signing out, or an
+    account disabled from the command line, ends its session's video at the
+    relay (streams cut, new requests refused) long before the token would
+    expire; another session plays on; a restarted relay learns the list
+    again from the engine."""
+    index, dead = store_index(cctv)
+    camera = min(int(i) for i in index.ids if int(i) not in dead and (int(i) - 1) % 32 < 24)
+    engine, sessions = open_store(cctv.config.db_url)
+    try:
+        with sessions() as s:
+            accounts.add_user(s, "viewer9", ["operator"], TEST_PASSWORD)
+            s.commit()
+        desk, laptop = (cctv.request(SignIn(user="viewer9", password=TEST_PASSWORD,
+                                            console=name)) for name in ("desk", "laptop"))
+        assert isinstance(desk, SignedIn) and isinstance(laptop, SignedIn)
+        other = cctv.request(SignIn(user="supervisor1", password=TEST_PASSWORD, console="x"))
+        assert isinstance(other, SignedIn)
+        port = cctv.config.relay_port
+        streams = {name: TsClient(port, camera, token) for name, token in (
+            ("desk", desk.media_token), ("laptop", laptop.media_token),
+            ("other", other.media_token))}
+        for stream in streams.values():
+            stream.start()
+        try:
+            wait_for(lambda: all(len(t.data) > 20_000 for t in streams.values()), 30,
+                     "three sessions playing")
+            # Signed out at the desk: the desk's link dies, the laptop plays on.
+            reply = cctv.request(SignOut(token=desk.token))
+            assert isinstance(reply, CommandReply) and reply.ok, reply
+            assert streams["desk"].ended.wait(5), "a signed-out session's video played on"
+            size = len(streams["laptop"].data)
+            wait_for(lambda: len(streams["laptop"].data) > size + 10_000, 10,
+                     "the laptop playing on")
+            assert view_answer(port, desk.media_token) == (401, "token_revoked")
+            assert view_answer(port, laptop.media_token) == (200, "")
+
+            # The account disabled from the command line: within the engine's
+            # re-read of the sessions, the laptop's video ends too.
+            with sessions() as s:
+                accounts.disable(s, "viewer9")
+                s.commit()
+            assert streams["laptop"].ended.wait(15), "a disabled account's video played on"
+            assert view_answer(port, laptop.media_token) == (401, "token_revoked")
+            assert not streams["other"].ended.is_set()
+        finally:
+            for stream in streams.values():
+                stream.stop()
+
+    finally:
+        engine.dispose()
+

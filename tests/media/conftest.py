@@ -15,6 +15,8 @@ to itself).
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import subprocess
 import threading
@@ -36,10 +38,28 @@ DEBIAN_PACKAGES = ("gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-b
 
 
 def relay_token(cfg: Config, scope: str, ttl_s: float = 600.0,
-                subject: str = "tester") -> str:
+                subject: str = "tester", session: str = "") -> str:
     """A ``scope`` token signed with the installation's media secret (made
-    by the supervisor's ``keys.init``), valid for ``ttl_s``."""
-    return tokens.issue(keys.media_secret(cfg.data_dir), subject, scope, time.time() + ttl_s)
+    by the supervisor's ``keys.init``), valid for ``ttl_s``, of ``session``
+    (a ``tokens.session_id``) if given."""
+    return tokens.issue(keys.media_secret(cfg.data_dir), subject, scope, time.time() + ttl_s,
+                        session)
+
+
+def view_answer(port: int, token: str) -> tuple[int, str]:
+    """The relay's answer to ``GET /status`` with this view token: (200, "")
+    or (the refusal's status, its counted reason); (0, "no answer") while
+    the relay is not listening."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/status", headers={"Authorization": f"Bearer {token}"})
+        resp = conn.getresponse()
+        body = json.loads(resp.read() or b"{}")
+    except OSError:
+        return 0, "no answer"
+    finally:
+        conn.close()
+    return resp.status, "" if resp.status == 200 else str(body.get("reason", ""))
 
 
 class RtspServer:

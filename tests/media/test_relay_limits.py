@@ -257,6 +257,66 @@ def test_a_stream_ends_when_its_token_expires(relay: Limited) -> None:
         lasting.stop()
 
 
+def test_a_revoked_sessions_tokens_are_refused_and_its_streams_cut(relay: Limited) -> None:
+    """A signed-out (or disabled) operator's copied link stops playing at
+    once, not when the token would have expired; other sessions play on.
+    The engine's list replaces the last, and what it sends is checked."""
+    cfg = relay.config
+    gone, kept = "0123456789abcdef", "fedcba9876543210"
+    gone_token = relay_token(cfg, "view", session=gone)
+    kept_token = relay_token(cfg, "view", session=kept)
+    copied, other = TsClient(relay.port, 1, gone_token), TsClient(relay.port, 1, kept_token)
+    copied.start()
+    other.start()
+    try:
+        wait_for(lambda: len(copied.data) > 20_000 and len(other.data) > 20_000, 15,
+                 "both sessions playing")
+        until = time.time() + 600
+        assert relay.request("POST", "/revoke", {"sessions": {gone: until}}) == (
+            200, {"revoked": 1})
+        assert copied.ended.wait(3), "the revoked session's stream played on"
+        size = len(other.data)
+        wait_for(lambda: len(other.data) > size + 10_000, 5, "the other session playing on")
+        assert not other.ended.is_set()
+    finally:
+        copied.stop()
+        other.stop()
+    assert refusal(request(relay.port, "GET", "/status", token=gone_token)) == "token_revoked"
+    again = TsClient(relay.port, 1, gone_token)
+    again.start()
+    again.join(10)
+    assert again.status == 401 and json.loads(bytes(again.data))["reason"] == "token_revoked"
+    assert request(relay.port, "GET", "/status", token=kept_token)[0] == 200
+    assert relay.refused("token_revoked") == 2
+    assert relay_beat(cfg, lambda s: s.get("revoked_sessions") == 1.0)
+    # The engine's own tokens (no session) are never caught by a revocation.
+    assert relay.request("POST", "/hold", {"camera_ids": [1], "alert_id": relay.alert_id}
+                         )[0] == 200
+
+    # Only the engine revokes, and only what is well formed.
+    body = {"sessions": {kept: until}}
+    assert refusal(request(relay.port, "POST", "/revoke", body, token=kept_token)) == \
+        "token_scope"
+    for bad in ({"sessions": [kept]}, {"sessions": {"ZZZ": until}}, {"sessions": {"": until}},
+                {"sessions": {kept: "soon"}}, {"sessions": {kept: True}},
+                {"sessions": {kept: -1}},
+                {"sessions": {f"{i:016x}": until for i in range(limits.MAX_REVOKED + 1)}}):
+        status, answer = relay.request("POST", "/revoke", bad)
+        assert (status, answer.get("reason")) == (400, "sessions"), bad
+    status, answer = relay.request("POST", "/revoke", {"sessions": {}, "also": 1})
+    assert (status, answer.get("reason")) == (400, "unknown_field")
+    assert request(relay.port, "GET", "/status", token=kept_token)[0] == 200
+    assert refusal(request(relay.port, "GET", "/status", token=gone_token)) == "token_revoked"
+
+    # The list is the engine's whole list: a new one replaces it, and an
+    # entry already expired is not kept.
+    assert relay.request("POST", "/revoke", {"sessions": {kept: until,
+                                                          gone: time.time() - 1}}) == (
+        200, {"revoked": 1})
+    assert refusal(request(relay.port, "GET", "/status", token=kept_token)) == "token_revoked"
+    assert request(relay.port, "GET", "/status", token=gone_token)[0] == 200
+
+
 def test_with_security_off_the_relay_asks_for_no_token(data_dir: Path,
                                                        rtsp_server: RtspServer) -> None:
     """The comparison mode (``bus_security`` "off"): no keys made, none read,

@@ -61,8 +61,8 @@ def test_another_secret_or_any_change_breaks_the_signature() -> None:
     _, sig = token.split(".")
     # A payload that says more (another user, a later expiry, another scope)
     # with the old signature.
-    for forged in ("1:view:9999999999:operator1", "1:view:1750000060:admin1",
-                   "1:control:1750000060:operator1"):
+    for forged in ("2:view:9999999999::operator1", "2:view:1750000060::admin1",
+                   "2:control:1750000060::operator1"):
         body = base64.urlsafe_b64encode(forged.encode()).rstrip(b"=").decode()
         assert reason(f"{body}.{sig}") == "signature"
     # One character changed anywhere.
@@ -98,10 +98,37 @@ def test_non_strings_and_non_canonical_spellings_are_malformed() -> None:
 def test_a_genuine_payload_of_the_wrong_shape_is_malformed() -> None:
     """Only the engine can sign; if it ever signed nonsense, the relay still
     refuses it instead of failing."""
-    payload = b"2:view:9999999999:operator1"
-    sig = base64.urlsafe_b64encode(tokens._sign(SECRET, payload)).rstrip(b"=").decode()
-    body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
-    assert reason(f"{body}.{sig}") == "malformed"
+    for payload in (b"2:view:9999999999:operator1", b"2:view:9999999999:ABC:operator1",
+                    b"2:view:9999999999:0123456789abcdef0:operator1",
+                    b"1:view:9999999999:operator1"):  # the first version had no session
+        sig = base64.urlsafe_b64encode(tokens._sign(SECRET, payload)).rstrip(b"=").decode()
+        body = base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+        assert reason(f"{body}.{sig}") == "malformed", payload
+
+
+def test_a_view_token_names_its_session_and_a_revocation_catches_only_that() -> None:
+    sid = tokens.session_id("AB" * 32)
+    assert sid == "ab" * 8
+    token = tokens.issue(SECRET, "operator1", "view", NOW + 60, sid)
+    grant = tokens.grant(SECRET, token, "view", NOW)
+    assert grant == tokens.Grant("operator1", "view", NOW + 60, sid)
+    other = tokens.grant(SECRET, tokens.issue(SECRET, "operator1", "view", NOW + 60,
+                                              tokens.session_id("cd" * 32)), "view", NOW)
+    engine = tokens.grant(SECRET, tokens.issue(SECRET, "engine", "control", NOW + 60),
+                          "control", NOW)
+    clock = [NOW]
+    revoked = tokens.Revocations(clock=lambda: clock[0])
+    assert not revoked.revoked(grant) and not revoked.revoked(None)
+    assert revoked.replace({sid: NOW + 60, "ef" * 8: NOW - 1}) == 1  # the past is dropped
+    assert revoked.revoked(grant) and len(revoked) == 1
+    assert not revoked.revoked(other) and not revoked.revoked(engine)
+    assert revoked.replace({}) == 0 and not revoked.revoked(grant)
+    for bad in ("", "ab", "zz" * 32, "ab" * 7):
+        with pytest.raises(ValueError):
+            tokens.session_id(bad)
+    for session in ("ab", "AB" * 8, "ab" * 8 + ":x", "ab" * 9):
+        with pytest.raises(ValueError):
+            tokens.issue(SECRET, "operator1", "view", NOW + 60, session)
 
 
 @pytest.mark.parametrize(("subject", "scope", "expires_at"), [
