@@ -5,7 +5,9 @@ role, on every command. This controller keeps the token, stamps it on each
 command, routes each reply to whoever asked (by ``ref``), and when the
 engine says the session is over (expired, signed out elsewhere, account
 disabled) it asks for a sign-in again instead of letting commands fail
-one by one.
+one by one. It also asks the engine every ``CHECK_S`` (``SessionCheck``),
+so a console whose account was disabled while nobody touched it signs out
+by itself within seconds rather than at the next command.
 """
 
 from __future__ import annotations
@@ -16,10 +18,18 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from models.accounts import may
-from models.messages import AnyMessage, CommandReply, Reply, SignedIn, SignIn, SignOut
+from models.messages import (
+    AnyMessage,
+    CommandReply,
+    Reply,
+    SessionCheck,
+    SignedIn,
+    SignIn,
+    SignOut,
+)
 from widgets.sign_in import SignInDialog
 
 log = logging.getLogger(__name__)
@@ -28,6 +38,7 @@ OnReply = Callable[[Any], None]
 
 
 MAX_UNANSWERED = 1000  # requests remembered while waiting for their reply
+CHECK_S = 10.0  # how often a signed-in console asks whether its session is still live
 
 
 class CommandSink(Protocol):
@@ -52,6 +63,9 @@ class Session(QObject):
         self._sent_with: dict[int, str] = {}  # ref -> the token the request carried
         self.otherwise: OnReply = lambda _r: None  # replies nobody waits for
         dialog.submitted.connect(self.sign_in)
+        self.check_timer = QTimer(self)
+        self.check_timer.setInterval(int(CHECK_S * 1000))
+        self.check_timer.timeout.connect(self.check)
 
     # ------------------------------------------------------------- identity
     @property
@@ -86,6 +100,13 @@ class Session(QObject):
         if self.current is not None:
             self.feed.send(SignOut(token=self.current.token))
         self.current = None
+        self.check_timer.stop()
+
+    def check(self) -> None:
+        """Ask the engine whether this session is still live; a refusal
+        ends it here as any refused command does (``deliver``)."""
+        if self.current is not None:
+            self.send(SessionCheck(token=""), lambda _reply: None)
 
     # ------------------------------------------------------------- commands
     def send(self, command: AnyMessage, on_reply: OnReply | None = None) -> int:
@@ -130,4 +151,7 @@ class Session(QObject):
         self.current = signed
         if signed is not None:
             log.info("signed in as %s (%s)", signed.user, ", ".join(signed.roles))
+            self.check_timer.start()
+        else:
+            self.check_timer.stop()
         self.changed.emit(signed)

@@ -441,6 +441,15 @@ class StaffLoad(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen
     open_alerts: int
 
 
+class SessionCheck(Message, tag="req.session"):
+    """Is this console's session still live? Every signed-in role may ask;
+    the answer is ``CommandReply`` ok, or the refusal that ends the session
+    at the console (an account disabled, a sign-out elsewhere) before the
+    operator's next command would have found out."""
+
+    token: str
+
+
 class ShiftRequest(Message, tag="req.shift"):
     """What the supervisor's panel shows: every alert of the shift and who is on."""
 
@@ -1096,7 +1105,8 @@ Published = (FixBatch | PositionBatch | AlertOpened | AlertUpdated | CamStatus |
              | Heartbeat | ReplayClock)
 Request = (SnapshotRequest | AckAlert | TakeAlert | AssignAlert | HoldAlert | ResumeAlert
            | DispatchAlert | ResolveAlert | ReopenAlert | MarkStep | AddNote | SignIn | SignOut
-           | AlertDetailRequest | AlertsRequest | ShiftRequest | RecordEvidence | ReloadCameras
+           | AlertDetailRequest | AlertsRequest | ShiftRequest | SessionCheck | RecordEvidence
+           | ReloadCameras
            | CameraListRequest | SaveCamera | ImportCameras | RevealRequest | RevealDecision
            | RevealsRequest | ChildRequest | DiscloseRequest | DisclosureDecision
            | DisclosuresRequest | UsageRequest | ChildCardRequest

@@ -99,14 +99,20 @@ class SessionBook:
             self.ended[accounts.token_hash(token)] = live.expires_at
         return user
 
-    def actor(self, token: str, schema: str) -> Actor:
-        """The signed-in sender of a command, if it may send it; else ``Refused``."""
+    def live(self, token: str) -> Live:
+        """The session of ``token`` if it is live; else ``Refused``
+        (unauthenticated: the console asks for a sign-in)."""
         live = self._live.get(accounts.token_hash(token)) if token else None
         if live is None:
             raise Refused("unauthenticated", "not signed in (or the session ended): "
                                              "sign in again")
         if live.expires_at <= self.clock():
             raise Refused("unauthenticated", "the session expired after 12 h: sign in again")
+        return live
+
+    def actor(self, token: str, schema: str) -> Actor:
+        """The signed-in sender of a command, if it may send it; else ``Refused``."""
+        live = self.live(token)
         if not may(live.roles, schema, self.training):
             raise Refused("forbidden", f"{live.user} ({', '.join(sorted(live.roles))}) may "
                                        f"not do {schema}")

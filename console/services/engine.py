@@ -74,6 +74,7 @@ from models.messages import (
     ResolveAlert,
     ResumeAlert,
     RosterChanged,
+    SessionCheck,
     ShiftReport,
     ShiftRequest,
     SignedIn,
@@ -250,6 +251,7 @@ class Engine:
             SnapshotRequest: Entry(lambda _r, _a: self._snapshot(), signed_in=False),
             SignIn: Entry(self._sign_in, signed_in=False),
             SignOut: Entry(self._sign_out, signed_in=False),
+            SessionCheck: Entry(self._session_check, signed_in=False),
             **{kind: alert for kind in ALERT_COMMANDS},
             AlertDetailRequest: Entry(self._alert_detail),
             AlertsRequest: Entry(self._alert_list),
@@ -739,6 +741,12 @@ class Engine:
             return CommandReply(ok=False, error="no such session", code="unauthenticated")
         self.rt.log.info("%s signed out", user)
         self._revoke_ended()
+        return CommandReply(ok=True)
+
+    def _session_check(self, req: SessionCheck, _actor: Actor | None) -> Reply:
+        """Any role's session may ask (no permission to check): live, or
+        ``Refused`` as unauthenticated, which signs the console out."""
+        self.users.live(req.token)
         return CommandReply(ok=True)
 
     def _revoke_ended(self) -> None:

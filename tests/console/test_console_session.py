@@ -12,6 +12,7 @@ from console.app import ConsoleWindow
 from db import accounts
 from db.store import open_store
 from db.tables import UserSession
+from models.messages import CommandReply, SessionCheck
 from tests.console.conftest import SEOUL_FOREST, TEST_PASSWORD, Backend
 
 
@@ -110,6 +111,31 @@ def test_an_expired_session_asks_for_sign_in_again(backend: Backend, qtbot: QtBo
     assert "sign in again" in window.sign_in_dialog.message.text()
     assert window.sign_in_dialog.user.text() == "operator1"
     assert window.alerts.model.alert_at(0).state == "new"  # type: ignore[union-attr]
+    window.close()
+
+
+def test_a_console_left_alone_signs_out_when_its_account_is_disabled(
+        backend: Backend, qtbot: QtBot) -> None:
+    """Nobody touches the console: its periodic session check, not a next
+    command, finds that the account was disabled from the command line."""
+    token = backend.sign_in("supervisor1")
+    assert backend.request(SessionCheck(token=token)) == CommandReply(ok=True)
+    refused = backend.request(SessionCheck(token="not-a-token"))
+    assert isinstance(refused, CommandReply) and refused.code == "unauthenticated"
+    window = window_for(qtbot, backend)
+    type_in(qtbot, window, "operator1", TEST_PASSWORD)
+    qtbot.waitUntil(lambda: window.session.user == "operator1", timeout=5000)
+    window.session.check_timer.setInterval(500)
+    _, sessions = open_store(backend.config.db_url)
+    with sessions() as s:
+        accounts.disable(s, "operator1")
+        s.commit()
+    qtbot.waitUntil(window.sign_in_dialog.isVisible, timeout=10_000)  # re-read every 3 s
+    assert window.session.current is None
+    assert "sign in again" in window.sign_in_dialog.message.text()
+    assert window.user_button.text() == "Signed out"
+    # Another account's session is untouched.
+    assert backend.request(SessionCheck(token=token)) == CommandReply(ok=True)
     window.close()
 
 

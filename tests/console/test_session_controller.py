@@ -7,7 +7,15 @@ from __future__ import annotations
 from pytestqt.qtbot import QtBot
 
 from console.session import Session
-from models.messages import AckAlert, AnyMessage, CommandReply, SignedIn, SignIn, SignOut
+from models.messages import (
+    AckAlert,
+    AnyMessage,
+    CommandReply,
+    SessionCheck,
+    SignedIn,
+    SignIn,
+    SignOut,
+)
 from widgets.sign_in import SignInDialog
 
 
@@ -89,3 +97,32 @@ def test_requests_never_answered_are_forgotten_beyond_a_bound(qtbot: QtBot) -> N
     session.deliver([CommandReply(ok=True, ref=refs[0]), CommandReply(ok=True, ref=refs[-1])])
     assert got == [CommandReply(ok=True, ref=refs[-1])]
     assert others == [CommandReply(ok=True, ref=refs[0])]
+
+
+def test_a_signed_in_console_checks_its_session_and_a_refusal_ends_it(qtbot: QtBot) -> None:
+    """Nobody touches a console whose account was disabled: the periodic
+    check finds out, and only while someone is signed in."""
+    feed, dialog = FakeFeed(), SignInDialog()
+    qtbot.addWidget(dialog)
+    session = Session(feed, dialog)
+    assert not session.check_timer.isActive()
+    session.check()
+    assert feed.sent == []  # signed out: nothing to ask
+    session.deliver([signed("tok-3")])
+    assert session.check_timer.isActive()
+    session.check_timer.setInterval(20)
+    qtbot.waitUntil(lambda: any(isinstance(m, SessionCheck) for m in feed.sent), timeout=2000)
+    session.check_timer.setInterval(60_000)
+    asked = next(i for i, m in enumerate(feed.sent) if isinstance(m, SessionCheck)) + 1
+    assert feed.sent[asked - 1] == SessionCheck(token="tok-3")
+    session.deliver([CommandReply(ok=True, ref=asked)])
+    assert session.user == "operator1" and not dialog.isVisible()
+    session.check()
+    session.deliver([CommandReply(ok=False, code="unauthenticated", ref=len(feed.sent),
+                                  error="not signed in (or the session ended): sign in again")])
+    assert session.current is None and dialog.isVisible()
+    assert "session ended" in dialog.message.text()
+    assert not session.check_timer.isActive()
+    count = len(feed.sent)
+    qtbot.wait(100)
+    assert len(feed.sent) == count  # no more checks once signed out
