@@ -79,6 +79,11 @@ TEST_PACKAGES: tuple[str, ...] = (*DEMO_PACKAGES, "xvfb", "postgresql",
                                   "postgresql-15-postgis-3")
 
 PYTEST_NO_TESTS_COLLECTED = 5
+# pytest-xdist workers, each a test module at a time (--dist loadfile: a
+# module's backend fixture starts once). Two, as CI's machine has two cores
+# and most end-to-end time is waiting on processes and timers; more would
+# start as many PostgreSQL servers and backends at once.
+TEST_WORKERS = 2
 
 USAGE = """\
 usage: python3 -m console.bootstrap demo [--headless] [childsafe demo args...]
@@ -426,6 +431,19 @@ def _run_forwarding_signals(cmd: Sequence[str], env: dict[str, str]) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _chooses_workers(args: Sequence[str]) -> bool:
+    """Whether the caller's pytest arguments already say how to run
+    (``-n N``, ``--numprocesses``, ``--dist``, or ``-p no:xdist``)."""
+    for i, arg in enumerate(args):
+        if arg == "-n" or arg.startswith(("-n", "--numprocesses", "--dist")):
+            return True
+        if arg == "-p" and i + 1 < len(args) and args[i + 1] == "no:xdist":
+            return True
+        if arg == "-pno:xdist":
+            return True
+    return False
+
+
 def run_tests(args: list[str]) -> int:
     """Lint with ruff, then run pytest; return our exit status."""
     ensure_debian_packages([*TEST_PACKAGES, *venv_packages_needed()])
@@ -442,6 +460,8 @@ def run_tests(args: list[str]) -> int:
     junit = _user_junit_path(args)
     with tempfile.TemporaryDirectory(prefix="cs-bootstrap-") as tmp:
         pytest_args = list(args)
+        if not _chooses_workers(args):
+            pytest_args += ["-n", str(TEST_WORKERS), "--dist", "loadfile"]
         if not any(a.startswith("--durations") for a in args):
             # the slowest tests at the end of every run: the suite must stay
             # well under CI's 30 minutes, and this says where the time goes

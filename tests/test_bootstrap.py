@@ -201,3 +201,14 @@ def test_leak_check_sees_a_running_child_and_kills_it() -> None:
             child.kill()
             child.wait()
     assert find_leaks(before, grace=0.0) == []
+
+
+@pytest.mark.parametrize(("args", "chosen"), [
+    ([], False), (["-k", "system", "-x"], False), (["tests/console/test_demo.py"], False),
+    (["--no-header"], False), (["-n", "0"], True), (["-n4"], True), (["-nauto"], True),
+    (["--numprocesses=3"], True), (["--dist", "load"], True), (["-p", "no:xdist"], True),
+    (["-pno:xdist"], True), (["-p", "no:randomly"], False),
+])
+def test_the_suite_runs_on_two_workers_unless_told_otherwise(args: list[str],
+                                                             chosen: bool) -> None:
+    assert bootstrap._chooses_workers(args) is chosen

@@ -4,6 +4,7 @@ as separate processes on a seeded SQLite store, OsmAnd on a free port of
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import socket
@@ -17,6 +18,7 @@ from urllib.parse import urlencode
 
 import pytest
 import zmq
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -32,6 +34,7 @@ from db.repositories import RosterEntry
 from db.seed import seed_demo
 from db.seed_readers import seed_readers
 from db.store import open_store
+from db.tables import User
 from models.messages import (
     Heartbeat,
     SignedIn,
@@ -113,6 +116,13 @@ class Backend:
         return reply.token
 
 
+@functools.cache
+def shared_password_hash() -> str:
+    """The test accounts' one argon2 hash: the hash is slow on purpose (about
+    0.1 s), and every backend a test starts seeds seven accounts."""
+    return PasswordHasher().hash(TEST_PASSWORD)
+
+
 def wait_for(predicate: Callable[[], object], timeout_s: float = 10.0,
              what: str = "condition") -> None:
     deadline = time.monotonic() + timeout_s
@@ -192,9 +202,10 @@ def running_backend(cfg: Config, services: tuple[str, ...] = BACKEND,
     with sessions() as s:
         seed_demo(s, cfg.children)
         seed_readers(s)
-        for name, roles in TEST_USERS.items():
-            if not any(u.name == name for u in accounts.users(s)):
-                accounts.add_user(s, name, roles, TEST_PASSWORD)
+        known = {u.name for u in accounts.users(s)}
+        s.add_all(User(name=name, roles=",".join(sorted(roles)), created_at=time.time(),
+                       password_hash=shared_password_hash())
+                  for name, roles in TEST_USERS.items() if name not in known)
         s.commit()
         if seed is not None:
             seed(s)
