@@ -753,9 +753,11 @@ class Engine:
         """Post the sessions that ended before they expired to the relay
         (``console.media.tokens``): at start, on each sign-out, and on each
         re-read of the sessions (every few seconds: that is what brings a
-        restarted relay's list back, and a disabled account's sessions in)."""
+        restarted relay's list back, and a disabled account's sessions in).
+        A training installation runs no relay: nothing to tell."""
         ended = self.users.ended
-        if self.media_secret is None or not (ended or self._revoked_posted):
+        if (self.media_secret is None or self.rt.config.training
+                or not (ended or self._revoked_posted)):
             return
         newest = sorted(ended.items(), key=lambda kv: kv[1], reverse=True)
         if len(newest) > MAX_REVOKED:
