@@ -257,6 +257,7 @@ class ConsoleWindow(QMainWindow):
         self.escalation.reassign_requested.connect(self._reassign)
         self.escalation.export_requested.connect(self._export_handover)
         self.cctv.snapshot_taken.connect(self.file_snapshot)
+        self.cctv.state_changed.connect(self._tile_state)
         self.map.cameras_requested.connect(self.cameras_here)
         # Elided: a long place name must not widen the window (and shift the map).
         self.cctv_source = ElidedLabel("", keep=80)
@@ -704,6 +705,13 @@ class ConsoleWindow(QMainWindow):
                                       offline=self._offline)
         return [(r.camera_id, self.camera_names.get(r.camera_id, str(r.camera_id)),
                  self.relay_url(r.camera_id)) for r in ranked]
+
+    def _tile_state(self, _camera_id: int, state: str) -> None:
+        """A tile that lost its stream may have lost it to the relay cutting
+        a session that ended (``console.media.tokens``): ask the engine now,
+        not at the next periodic check, so the console signs out at once."""
+        if state == "offline":
+            self.session.check_soon()
 
     def media_token(self) -> str:
         """This session's relay token ("" when signed out, or when the engine

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -39,6 +40,7 @@ OnReply = Callable[[Any], None]
 
 MAX_UNANSWERED = 1000  # requests remembered while waiting for their reply
 CHECK_S = 10.0  # how often a signed-in console asks whether its session is still live
+CHECK_SOON_S = 2.0  # the least time between checks asked for by events (``check_soon``)
 
 
 class CommandSink(Protocol):
@@ -66,6 +68,7 @@ class Session(QObject):
         self.check_timer = QTimer(self)
         self.check_timer.setInterval(int(CHECK_S * 1000))
         self.check_timer.timeout.connect(self.check)
+        self._checked_at = -CHECK_SOON_S
 
     # ------------------------------------------------------------- identity
     @property
@@ -106,7 +109,15 @@ class Session(QObject):
         """Ask the engine whether this session is still live; a refusal
         ends it here as any refused command does (``deliver``)."""
         if self.current is not None:
+            self._checked_at = time.monotonic()
             self.send(SessionCheck(token=""), lambda _reply: None)
+
+    def check_soon(self) -> None:
+        """``check`` now, unless one went out in the last ``CHECK_SOON_S``:
+        for events that may mean the session ended (a video tile refused
+        by the relay), however many of them come at once."""
+        if time.monotonic() - self._checked_at >= CHECK_SOON_S:
+            self.check()
 
     # ------------------------------------------------------------- commands
     def send(self, command: AnyMessage, on_reply: OnReply | None = None) -> int:

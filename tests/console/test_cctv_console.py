@@ -175,14 +175,14 @@ def children(cctv: Backend) -> Children:
     return Children(cctv)
 
 
-def open_window(qtbot: QtBot, b: Backend) -> ConsoleWindow:
+def open_window(qtbot: QtBot, b: Backend, user: str = "operator1") -> ConsoleWindow:
     window = ConsoleWindow(b.config)
     qtbot.addWidget(window)
     window.resize(1600, 960)  # as run_console opens it
     window.show()
-    window.start(("operator1", TEST_PASSWORD))
+    window.start((user, TEST_PASSWORD))
     qtbot.waitUntil(lambda: window.status.bus.text() == "LIVE", timeout=15_000)
-    qtbot.waitUntil(lambda: window.session.user == "operator1", timeout=10_000)
+    qtbot.waitUntil(lambda: window.session.user == user, timeout=10_000)
     qtbot.waitUntil(lambda: len(window.cameras) > 0, timeout=5000)
     return window
 
@@ -563,3 +563,31 @@ def test_a_copied_video_link_stops_when_its_session_ends(cctv: Backend) -> None:
     finally:
         engine.dispose()
 
+
+def test_a_console_whose_video_is_cut_signs_out_at_once(cctv: Backend, qtbot: QtBot) -> None:
+    """The account of the operator at this console is disabled while its
+    tiles play: the relay cuts them, a tile going offline makes the console
+    ask the engine at once (not at its next periodic check), and it signs
+    out with every tile stopped."""
+    engine, sessions = open_store(cctv.config.db_url)
+    try:
+        with sessions() as s:
+            accounts.add_user(s, "watcher8", ["operator"], TEST_PASSWORD)
+            s.commit()
+        window = open_window(qtbot, cctv, "watcher8")
+        try:
+            window.session.check_timer.setInterval(600_000)  # only the tiles can tell it
+            window.cameras_here(FX + 120, FY - 100)
+            qtbot.waitUntil(lambda: any(t.state == "live" for t in window.cctv.visible_tiles()),
+                            timeout=30_000)
+            with sessions() as s:
+                accounts.disable(s, "watcher8")
+                s.commit()
+            qtbot.waitUntil(window.sign_in_dialog.isVisible, timeout=20_000)
+            assert window.session.current is None and window.media_token() == ""
+            assert window.cctv.cameras_shown() == [None] * TILES
+            assert window.cctv.source() == "Sign in to view cameras"
+        finally:
+            close(window)
+    finally:
+        engine.dispose()

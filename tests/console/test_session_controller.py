@@ -126,3 +126,21 @@ def test_a_signed_in_console_checks_its_session_and_a_refusal_ends_it(qtbot: QtB
     count = len(feed.sent)
     qtbot.wait(100)
     assert len(feed.sent) == count  # no more checks once signed out
+
+
+def test_events_ask_for_a_check_at_most_every_few_seconds(qtbot: QtBot) -> None:
+    """Four tiles going offline at once (a relay that cut a session) ask
+    once, not four times; a later event asks again."""
+    from console import session as session_module
+    feed, dialog = FakeFeed(), SignInDialog()
+    qtbot.addWidget(dialog)
+    session = Session(feed, dialog)
+    session.check_soon()
+    assert feed.sent == []  # signed out: nothing to ask
+    session.deliver([signed()])
+    for _ in range(4):
+        session.check_soon()
+    assert sum(isinstance(m, SessionCheck) for m in feed.sent) == 1
+    session._checked_at -= session_module.CHECK_SOON_S  # that long ago
+    session.check_soon()
+    assert sum(isinstance(m, SessionCheck) for m in feed.sent) == 2
