@@ -435,7 +435,7 @@ def _chooses_workers(args: Sequence[str]) -> bool:
     """Whether the caller's pytest arguments already say how to run
     (``-n N``, ``--numprocesses``, ``--dist``, or ``-p no:xdist``)."""
     for i, arg in enumerate(args):
-        if arg == "-n" or arg.startswith(("-n", "--numprocesses", "--dist")):
+        if arg.startswith(("-n", "--numprocesses", "--dist")):
             return True
         if arg == "-p" and i + 1 < len(args) and args[i + 1] == "no:xdist":
             return True

@@ -228,7 +228,6 @@ class Engine:
             token=None if self.media_secret is None
             else media_tokens.renewing(self.media_secret, "engine", "control"))
         self.holds = HoldKeeper(self.relay, cameras_per_point=PREALARM_CAMERAS)
-        self._revoked_posted = False  # the relay was last told of ended sessions
         self.holds.use_index(self.camera_index)
         self.desk = AlertDesk(self.sessions, self.policy, self.state.tracker, self.state.alerts,
                               self.state.child_ids, self.state.zone_names,
@@ -754,10 +753,11 @@ class Engine:
         (``console.media.tokens``): at start, on each sign-out, and on each
         re-read of the sessions (every few seconds: that is what brings a
         restarted relay's list back, and a disabled account's sessions in).
-        A training installation runs no relay: nothing to tell."""
+        A training installation runs no relay: nothing to tell. An empty
+        list is not posted: a session leaves it only once its tokens have
+        expired, and the relay refuses those anyway."""
         ended = self.users.ended
-        if (self.media_secret is None or self.rt.config.training
-                or not (ended or self._revoked_posted)):
+        if self.media_secret is None or self.rt.config.training or not ended:
             return
         newest = sorted(ended.items(), key=lambda kv: kv[1], reverse=True)
         if len(newest) > MAX_REVOKED:
@@ -765,7 +765,6 @@ class Engine:
                                 "expire last", len(newest), MAX_REVOKED)
         self.relay.revoke({media_tokens.session_id(h): until
                            for h, until in newest[:MAX_REVOKED]})
-        self._revoked_posted = bool(ended)
 
     def _alert_command(self, cmd: AlertCommand, actor: Actor | None) -> Reply:
         assert actor is not None
